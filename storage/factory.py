@@ -1,0 +1,130 @@
+"""The storage factory: a storage spec in, an Optuna storage out.
+
+Every process that talks to a study (CLI, worker, dashboard, tests) goes through
+:func:`make_storage`, so the connection settings live in one place:
+
+* PostgreSQL (system or embedded): psycopg2 driver, ``pool_pre_ping`` so a connection that
+  died with a server restart is replaced instead of failing the next query, a small pool
+  (one worker process runs one trial at a time), and a connect timeout so an unreachable
+  server fails in seconds, not minutes.
+* Heartbeats (optional): a worker that dies mid-trial stops beating; after
+  ``grace_period`` seconds another worker marks its trial FAILED and
+  :class:`optuna.storages.RetryFailedTrialCallback` re-queues it.
+* SQLite: for a single process. Several workers on one SQLite file contend for its lock;
+  :func:`warn_if_shared_sqlite` says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+
+import optuna
+
+from . import embedded
+from .urls import StorageSpec, mask_url, resolve_spec
+
+_log = logging.getLogger(__name__)
+
+
+class StorageError(RuntimeError):
+    """The storage could not be reached or used; the message never contains a password."""
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """How kdtune connects. ``heartbeat_interval`` None disables heartbeats."""
+
+    heartbeat_interval: int | None = None
+    grace_period: int | None = None
+    max_retry: int | None = 2
+    pool_size: int = 2
+    connect_timeout: int = 10
+
+
+def storage_url(spec: str | None = None, *, start_embedded: bool = True) -> str:
+    """The SQLAlchemy URL for a spec, starting the embedded server when it is the target."""
+    resolved = resolve_spec(spec)
+    if resolved.kind == "embedded":
+        if not start_embedded:
+            st = embedded.status()
+            if not st.running:
+                raise StorageError("the embedded PostgreSQL server is not running")
+            return st.url() or ""
+        return embedded.start()
+    return resolved.url or ""
+
+
+def make_storage(
+    spec: str | None = None, settings: StorageSettings | None = None
+) -> optuna.storages.RDBStorage:
+    """Turn a storage spec into an Optuna RDB storage.
+
+    Args:
+        spec: ``None``/``"embedded"``, a ``postgresql://`` or a ``sqlite:///`` URL; ``None``
+            also consults ``$KDTUNE_STORAGE``.
+        settings: heartbeat, retry and pool settings.
+
+    Raises:
+        StorageError: the database cannot be reached or refuses the login (the message
+            names the masked URL and the reason).
+        ValueError: the spec is not a storage spec.
+    """
+    settings = settings or StorageSettings()
+    resolved = resolve_spec(spec)
+    url = storage_url(spec)
+    engine_kwargs: dict = {}
+    if resolved.kind in ("embedded", "postgresql"):
+        engine_kwargs = {
+            "pool_pre_ping": True,
+            "pool_size": settings.pool_size,
+            "max_overflow": settings.pool_size,
+            "pool_recycle": 1800,
+            "connect_args": {"connect_timeout": settings.connect_timeout},
+        }
+    heartbeat: dict = {}
+    if settings.heartbeat_interval:
+        heartbeat = {
+            "heartbeat_interval": settings.heartbeat_interval,
+            "grace_period": settings.grace_period or 3 * settings.heartbeat_interval,
+            "failed_trial_callback": optuna.storages.RetryFailedTrialCallback(
+                max_retry=settings.max_retry
+            ),
+        }
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **heartbeat)
+    except Exception as e:  # sqlalchemy / psycopg2 errors carry the reason in their text
+        raise StorageError(f"cannot use storage {describe(resolved)}: {_reason(e)}") from e
+
+
+def describe(spec: StorageSpec | str | None) -> str:
+    """A printable, password-free description of a storage spec."""
+    if not isinstance(spec, StorageSpec):
+        spec = resolve_spec(spec)
+    if spec.kind == "embedded":
+        return f"embedded PostgreSQL ({embedded.data_dir()})"
+    return mask_url(spec.url or "")
+
+
+def _reason(e: BaseException) -> str:
+    """The first meaningful line of a database error, with any URL in it masked."""
+    cause: BaseException = e
+    while getattr(cause, "orig", None) is not None:
+        cause = cause.orig  # type: ignore[assignment]
+    text = str(cause).strip().splitlines()
+    line = next((t.strip() for t in text if t.strip()), type(cause).__name__)
+    if line.lower().startswith("(psycopg2."):
+        line = line.split(")", 1)[-1].strip()
+    return line
+
+
+def warn_if_shared_sqlite(spec: str | None, workers: int) -> None:
+    """Warn when several worker processes would share one SQLite file."""
+    if workers > 1 and resolve_spec(spec).kind == "sqlite":
+        warnings.warn(
+            f"{workers} workers on one SQLite file will contend for its write lock and may "
+            "fail with 'database is locked'; use PostgreSQL (the default embedded server, or "
+            "a postgresql:// URL) for parallel workers",
+            stacklevel=2,
+        )
