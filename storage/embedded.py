@@ -45,9 +45,21 @@ def _url(socket_dir: Path) -> str:
     return f"postgresql+psycopg2://postgres@/{DATABASE}?host={socket_dir}"
 
 
+def _import_pgserver():
+    """Import pgserver quietly (platformdirs warns when XDG_RUNTIME_DIR is unset)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver
+        import pgserver.utils
+        from pgserver import _commands
+    return pgserver, pgserver.utils, _commands
+
+
 def status(home: Path | None = None) -> EmbeddedStatus:
     """Report whether the embedded server is running, without starting it."""
-    from pgserver.utils import PostmasterInfo
+    PostmasterInfo = _import_pgserver()[1].PostmasterInfo
 
     pgdata = data_dir(home)
     try:
@@ -65,7 +77,7 @@ def start(home: Path | None = None) -> str:
     Safe to call from many processes at once: pgserver serialises start-up with a file
     lock. The ``kdtune`` database is created the first time.
     """
-    import pgserver
+    pgserver = _import_pgserver()[0]
 
     pgdata = data_dir(home)
     pgdata.parent.mkdir(parents=True, exist_ok=True)
@@ -87,7 +99,7 @@ def start(home: Path | None = None) -> str:
 
 def stop(home: Path | None = None) -> bool:
     """Stop the embedded server. Returns False when it was not running."""
-    from pgserver._commands import pg_ctl
+    pg_ctl = _import_pgserver()[2].pg_ctl
 
     st = status(home)
     if not st.running:

@@ -10,6 +10,9 @@ Every process that talks to a study (CLI, worker, dashboard, tests) goes through
 * Heartbeats (optional): a worker that dies mid-trial stops beating; after
   ``grace_period`` seconds another worker marks its trial FAILED and
   :class:`optuna.storages.RetryFailedTrialCallback` re-queues it.
+* Schema: created by whoever creates the study (``kdtune create`` / ``kdtune run``);
+  workers joining an existing study pass ``create_schema=False`` so many workers starting at
+  once on an empty database never race to create the tables.
 * SQLite: for a single process. Several workers on one SQLite file contend for its lock;
   :func:`warn_if_shared_sqlite` says so.
 """
@@ -41,6 +44,7 @@ class StorageSettings:
     max_retry: int | None = 2
     pool_size: int = 2
     connect_timeout: int = 10
+    create_schema: bool = True
 
 
 def storage_url(spec: str | None = None, *, start_embedded: bool = True) -> str:
@@ -93,7 +97,12 @@ def make_storage(
             ),
         }
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **heartbeat)
+        return optuna.storages.RDBStorage(
+            url,
+            engine_kwargs=engine_kwargs,
+            skip_table_creation=not settings.create_schema,
+            **heartbeat,
+        )
     except Exception as e:  # sqlalchemy / psycopg2 errors carry the reason in their text
         raise StorageError(f"cannot use storage {describe(resolved)}: {_reason(e)}") from e
 

@@ -12,6 +12,7 @@ A *storage spec* is what a user gives kdtune to say where studies live:
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -41,18 +42,12 @@ class StorageSpec:
 def mask_url(url: str) -> str:
     """Return ``url`` with its password replaced by ``***``.
 
-    Anything that does not parse as a URL is returned with everything between ``://`` and
-    the last ``@`` masked, so a malformed URL cannot leak a password either.
+    Covers a password in the authority part (``user:secret@host``) and one passed as a
+    ``password=`` query parameter. The rest of the URL is returned exactly as given.
     """
-    try:
-        parsed = make_url(url)
-    except (ArgumentError, ValueError):
-        if "://" in url and "@" in url:
-            scheme, rest = url.split("://", 1)
-            return f"{scheme}://{MASK}@{rest.rsplit('@', 1)[1]}"
-        return url
-    # SQLAlchemy renders a hidden password as "***".
-    return parsed.render_as_string(hide_password=True)
+    masked = re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/@?#]*:)(.*)@", rf"\1{MASK}@", url)
+    masked = re.sub(r"([?&]password=)[^&]*", rf"\1{MASK}", masked, flags=re.IGNORECASE)
+    return masked
 
 
 def resolve_spec(spec: str | None = None) -> StorageSpec:

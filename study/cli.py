@@ -1,0 +1,374 @@
+"""The ``kdtune`` command line.
+
+Each command only parses its arguments and calls one plain function elsewhere in
+``study``, ``objectives`` or ``storage``. Known errors (bad config, bad input, unreachable
+storage, missing study) print one line, ``kdtune: error: ...``, and exit with code 2; the
+traceback appears only with ``--debug``. Commands whose output is data take ``--json``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    name="kdtune",
+    help="Hyperparameter optimisation for knowledge distillation of BERT classifiers: "
+    "student accuracy against confidence preservation, on Optuna + PostgreSQL.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+storage_app = typer.Typer(help="Where studies live: the embedded PostgreSQL server or a URL.",
+                          no_args_is_help=True)
+teacher_app = typer.Typer(help="Teachers: fine-tune a BERT checkpoint into a classifier.",
+                          no_args_is_help=True)
+app.add_typer(storage_app, name="storage")
+app.add_typer(teacher_app, name="teacher")
+
+_state = {"debug": False}
+
+StorageOpt = Annotated[
+    str | None,
+    typer.Option("--storage", help="postgresql:// or sqlite:/// URL; default $KDTUNE_STORAGE, "
+                 "else the embedded PostgreSQL server"),
+]
+StudyOpt = Annotated[str, typer.Option("--study", help="study name")]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="dotted override, e.g. --set search.temperature.high=8"),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
+ConfigArg = Annotated[Path, typer.Argument(help="study config (YAML)")]
+
+
+def _print_json(data) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False,
+    version: Annotated[bool, typer.Option("--version", help="print the version")] = False,
+) -> None:
+    _state["debug"] = debug
+    if version:
+        from study import __version__
+
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+# --------------------------------------------------------------------------- storage
+
+
+@storage_app.command("url")
+def storage_url_cmd(storage: StorageOpt = None) -> None:
+    """Print the storage URL (password masked), starting the embedded server if needed."""
+    from storage import mask_url, storage_url
+
+    typer.echo(mask_url(storage_url(storage)))
+
+
+@storage_app.command("start")
+def storage_start_cmd() -> None:
+    """Start the embedded PostgreSQL server (it keeps running after this exits)."""
+    from storage import embedded
+
+    url = embedded.start()
+    typer.echo(f"embedded PostgreSQL running in {embedded.data_dir()}: {url}")
+
+
+@storage_app.command("stop")
+def storage_stop_cmd() -> None:
+    """Stop the embedded PostgreSQL server."""
+    from storage import embedded
+
+    typer.echo("stopped" if embedded.stop() else "not running")
+
+
+@storage_app.command("status")
+def storage_status_cmd(as_json: JsonOpt = False) -> None:
+    """Say whether the embedded PostgreSQL server is running."""
+    from storage import embedded
+
+    st = embedded.status()
+    data = {"running": st.running, "data_dir": str(st.data_dir), "pid": st.pid, "url": st.url()}
+    if as_json:
+        _print_json(data)
+    else:
+        typer.echo(f"embedded PostgreSQL: {'running' if st.running else 'stopped'} "
+                   f"({st.data_dir})" + (f", pid {st.pid}, {st.url()}" if st.running else ""))
+
+
+# --------------------------------------------------------------------------- teacher
+
+
+@teacher_app.command("fit")
+def teacher_fit_cmd(
+    output: Annotated[Path, typer.Option("-o", "--output", help="directory to save the teacher")],
+    config: Annotated[Path | None, typer.Option("--config", help="teacher config (YAML)")] = None,
+    overrides: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fine-tune a BERT checkpoint (default: the packaged MiniLM) on a dataset."""
+    from objectives.teacher import TeacherFitConfig, fit_teacher
+    from study.config import apply_overrides, load_config, validate
+
+    if config is not None:
+        cfg = load_config(config, overrides or [], model=TeacherFitConfig)
+    else:
+        cfg = validate(apply_overrides({}, overrides or []), TeacherFitConfig)
+    metrics = fit_teacher(cfg, output, progress=not as_json)
+    if as_json:
+        _print_json(metrics)
+    else:
+        typer.echo(f"teacher saved to {output}: test accuracy {metrics['test_accuracy']:.4f}")
+
+
+# --------------------------------------------------------------------------- studies
+
+
+@app.command("init")
+def init_cmd(
+    output: Annotated[Path, typer.Option("-o", "--output")] = Path("kdtune.yaml"),
+    force: Annotated[bool, typer.Option("--force", help="overwrite an existing file")] = False,
+) -> None:
+    """Write a commented example study config."""
+    from study.templates import write_example_config
+
+    write_example_config(output, force=force)
+    typer.echo(f"wrote {output}")
+
+
+@app.command("create")
+def create_cmd(
+    config: ConfigArg, overrides: SetOpt = None, storage: StorageOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create the study (once; safe to repeat) and store its config with it."""
+    from study.service import create_study, load_study_config
+
+    cfg = load_study_config(config, overrides or [], storage)
+    info = create_study(cfg)
+    if as_json:
+        _print_json(info)
+    else:
+        typer.echo(f"study {info['study']} ready in {info['storage']} "
+                   f"({info['trials']} trials so far)")
+
+
+@app.command("run")
+def run_cmd(
+    config: ConfigArg,
+    workers: Annotated[int, typer.Option("--workers", "-w", min=1)] = 2,
+    trials: Annotated[int | None, typer.Option("--trials", "-n", min=1,
+                                               help="trial budget (default: n_trials)")] = None,
+    overrides: SetOpt = None,
+    storage: StorageOpt = None,
+) -> None:
+    """Create the study and run local worker processes until the budget is finished."""
+    from study.service import load_study_config, run_study
+
+    cfg = load_study_config(config, overrides or [], storage, n_trials=trials)
+    run_study(cfg, workers=workers)
+
+
+@app.command("worker")
+def worker_cmd(
+    study: StudyOpt,
+    storage: StorageOpt = None,
+    index: Annotated[int, typer.Option("--index", help="worker index (reseeds the sampler); "
+                                       "default: from $JOB_COMPLETION_INDEX or the pid")] = -1,
+) -> None:
+    """Join an existing study and pull trials until its budget is reached."""
+    from study.worker import run_worker
+
+    run_worker(study, storage, index=None if index < 0 else index)
+
+
+@app.command("status")
+def status_cmd(study: StudyOpt, storage: StorageOpt = None, as_json: JsonOpt = False) -> None:
+    """Trial counts by state and the Pareto front size."""
+    from study.service import study_status
+
+    info = study_status(study, storage)
+    if as_json:
+        _print_json(info)
+    else:
+        for k, v in info.items():
+            typer.echo(f"{k:>16}: {v}")
+
+
+@app.command("pareto")
+def pareto_cmd(
+    study: StudyOpt,
+    storage: StorageOpt = None,
+    fmt: Annotated[str, typer.Option("--format", help="table, json or csv")] = "table",
+) -> None:
+    """The Pareto front: trial number, objectives and parameters."""
+    from study.report import pareto_rows, print_pareto
+
+    print_pareto(pareto_rows(study, storage), fmt)
+
+
+@app.command("report")
+def report_cmd(
+    study: StudyOpt,
+    output: Annotated[Path, typer.Option("-o", "--output")] = Path("report"),
+    storage: StorageOpt = None,
+) -> None:
+    """Pareto front, hypervolume history and parameter importances as HTML and PNG."""
+    from study.report import write_report
+
+    paths = write_report(study, storage, output)
+    typer.echo(f"report written to {paths['html']}")
+
+
+@app.command("export")
+def export_cmd(
+    study: StudyOpt,
+    pick: Annotated[str, typer.Option("--pick", help="knee, max-accuracy, min-sigma, feasible "
+                                      "or trial:N")] = "knee",
+    output: Annotated[Path, typer.Option("-o", "--output")] = Path("best.yaml"),
+    storage: StorageOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write the chosen trial as a complete distillation config for `kdtune distill`."""
+    from study.export import export_trial
+
+    info = export_trial(study, storage, pick, output)
+    if as_json:
+        _print_json(info)
+    else:
+        typer.echo(f"trial {info['trial']} ({pick}) exported to {output}")
+
+
+@app.command("distill")
+def distill_cmd(
+    config: Annotated[Path, typer.Argument(help="distillation config (from kdtune export)")],
+    output: Annotated[Path, typer.Option("-o", "--output")],
+    overrides: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a production distillation from an exported config and save the student."""
+    from study.export import distill_from_file
+
+    info = distill_from_file(config, output, overrides or [], progress=not as_json)
+    if as_json:
+        _print_json(info)
+    else:
+        typer.echo(f"student saved to {output}: accuracy {info['accuracy_student']:.4f}, "
+                   f"sigma {info['sigma']:.4f}, phi_cnf {'holds' if info['phi_cnf'] else 'fails'}")
+
+
+@app.command("dashboard")
+def dashboard_cmd(
+    storage: StorageOpt = None,
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 8080,
+) -> None:
+    """Serve optuna-dashboard on the study storage (127.0.0.1 by default; no authentication)."""
+    from study.dashboard import serve
+
+    serve(storage, host=host, port=port)
+
+
+@app.command("audit")
+def audit_cmd(
+    teacher_preds: Annotated[Path | None, typer.Option("--teacher-preds")] = None,
+    student_preds: Annotated[Path | None, typer.Option("--student-preds")] = None,
+    teacher: Annotated[str | None, typer.Option("--teacher", help="teacher directory")] = None,
+    student: Annotated[str | None, typer.Option("--student", help="student directory")] = None,
+    overrides: SetOpt = None,
+    split: Annotated[str, typer.Option("--split", help="train, eval or test")] = "test",
+    kappa: Annotated[float, typer.Option("--kappa")] = 0.05,
+    reference_class: Annotated[int, typer.Option("--reference-class")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Confidence-preservation report from prediction files or from two model directories.
+
+    Data options for model directories are given as --set data.source=... overrides.
+    """
+    from objectives.audit import audit, audit_models, print_audit
+
+    if teacher_preds is not None or student_preds is not None:
+        if teacher is not None or student is not None:
+            raise ValueError("give either --teacher-preds/--student-preds or "
+                             "--teacher/--student, not both")
+        if teacher_preds is None or student_preds is None:
+            raise ValueError("--teacher-preds and --student-preds go together")
+        report = audit(teacher_preds, student_preds, kappa=kappa,
+                       reference_class=reference_class)
+    elif teacher is not None and student is not None:
+        report = audit_models(teacher, student, overrides or [], split=split, kappa=kappa,
+                              reference_class=reference_class)
+    else:
+        raise ValueError("give --teacher-preds and --student-preds, or --teacher and --student")
+    if as_json:
+        _print_json(report)
+    else:
+        print_audit(report)
+
+
+@app.command("demo")
+def demo_cmd(
+    workers: Annotated[int, typer.Option("--workers", "-w", min=1)] = 2,
+    trials: Annotated[int, typer.Option("--trials", "-n", min=1)] = 8,
+) -> None:
+    """Everything on the embedded default: data, teacher, a small study, Pareto, export."""
+    from study.demo import run_demo
+
+    run_demo(workers=workers, trials=trials)
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    from storage import StorageError
+
+    errors: list[type[BaseException]] = [ValueError, FileNotFoundError, FileExistsError,
+                                         StorageError, KeyError, PermissionError]
+    try:
+        from study.errors import KdtuneError
+
+        errors.append(KdtuneError)
+    except ImportError:  # pragma: no cover - during bootstrapping
+        pass
+    return tuple(errors)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; known errors become one line on stderr and exit code 2."""
+    import click
+
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv, prog_name="kdtune", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.exceptions.Abort:
+        sys.stderr.write("kdtune: aborted\n")
+        return 130
+    except click.ClickException as e:
+        e.show()
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("kdtune: interrupted\n")
+        return 130
+    except _known_errors() as e:
+        if _state["debug"]:
+            raise
+        msg = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+        sys.stderr.write(f"kdtune: error: {msg.splitlines()[0] if msg else type(e).__name__}\n")
+        return 2
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""Storage specs, the embedded PostgreSQL server and the storage factory.
+
+The database tests run against real PostgreSQL: always the embedded server (pgserver), and
+also the system server when ``$KDTUNE_TEST_PG_URL`` is set (``.ci/run`` sets it).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+
+from storage import (
+    StorageError,
+    make_storage,
+    mask_url,
+    resolve_spec,
+    storage_url,
+    warn_if_shared_sqlite,
+)
+from storage import embedded
+
+SYSTEM_PG = os.environ.get("KDTUNE_TEST_PG_URL")
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(params=["embedded", "system"])
+def pg_spec(request) -> str | None:
+    """A storage spec for each real PostgreSQL server available to this run."""
+    if request.param == "system":
+        if not SYSTEM_PG:
+            pytest.skip("KDTUNE_TEST_PG_URL not set (the system-server run is in .ci/run)")
+        return SYSTEM_PG
+    return None  # nothing given: the embedded server
+
+
+# --------------------------------------------------------------------------- specs and masking
+
+
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        ("postgresql://bob:s3cret@db:5432/k", "postgresql://bob:***@db:5432/k"),
+        ("postgresql://bob:p%40ss@db/k", "postgresql://bob:***@db/k"),
+        ("postgresql://bob@db/k?password=s3cret&x=1", "postgresql://bob@db/k?password=***&x=1"),
+        ("postgresql://db/k", "postgresql://db/k"),
+        ("sqlite:///tmp/a.db", "sqlite:///tmp/a.db"),
+    ],
+)
+def test_mask_url_hides_passwords(url, shown):
+    assert mask_url(url) == shown
+
+
+def test_resolve_spec_kinds(monkeypatch):
+    monkeypatch.delenv("KDTUNE_STORAGE", raising=False)
+    assert resolve_spec(None).kind == "embedded"
+    assert resolve_spec("embedded").kind == "embedded"
+    pg = resolve_spec("postgres://u:p@h/db")
+    assert pg.kind == "postgresql" and pg.url.startswith("postgresql+psycopg2://")
+    assert "p@" not in pg.masked()
+    assert resolve_spec("sqlite:///x.db").kind == "sqlite"
+    monkeypatch.setenv("KDTUNE_STORAGE", "postgresql://u:p@envhost/db")
+    assert "envhost" in resolve_spec(None).url
+
+
+def test_resolve_spec_rejects_unknown_scheme_without_leaking():
+    with pytest.raises(ValueError, match="accepted") as e:
+        resolve_spec("mysql://root:hunter2@h/db")
+    assert "hunter2" not in str(e.value)
+
+
+def test_sqlite_warns_with_several_workers(tmp_path):
+    with pytest.warns(UserWarning, match="SQLite"):
+        warn_if_shared_sqlite(f"sqlite:///{tmp_path}/a.db", workers=2)
+
+
+# --------------------------------------------------------------------------- real servers
+
+
+def test_study_created_in_one_process_is_read_by_another(pg_spec, tmp_path):
+    name = f"shared-{uuid.uuid4().hex[:8]}"
+    study = optuna.create_study(storage=make_storage(pg_spec), study_name=name,
+                                directions=["maximize", "minimize"])
+    study.set_metric_names(["accuracy_student", "sigma"])
+    study.add_trial(optuna.trial.create_trial(values=[0.8, 0.03], params={"t": 2.0},
+                    distributions={"t": optuna.distributions.FloatDistribution(1, 20)}))
+    code = (
+        "import optuna, sys; from storage import make_storage;"
+        f"s = optuna.load_study(study_name={name!r}, storage=make_storage(sys.argv[1] or None));"
+        "t = s.trials[0]; print(s.metric_names, t.values, t.params['t'])"
+    )
+    out = subprocess.run([sys.executable, "-c", code, pg_spec or ""], capture_output=True,
+                         text=True, cwd=REPO, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "['accuracy_student', 'sigma'] [0.8, 0.03] 2.0"
+
+
+def test_storage_survives_a_dropped_connection(pg_spec):
+    """pool_pre_ping replaces a connection the server killed (as after a restart)."""
+    from sqlalchemy import text
+
+    storage = make_storage(pg_spec)
+    name = f"ping-{uuid.uuid4().hex[:8]}"
+    optuna.create_study(storage=storage, study_name=name)
+    with storage.engine.connect() as conn:
+        conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+    # the pooled connections are dead now; the next call must still work
+    assert optuna.load_study(study_name=name, storage=storage).study_name == name
+
+
+def test_unreachable_server_fails_fast_with_masked_url():
+    with pytest.raises(StorageError) as e:
+        make_storage("postgresql://kd:topsecret@127.0.0.1:1/kd")
+    assert "topsecret" not in str(e.value)
+    assert "127.0.0.1:1" in str(e.value)
+
+
+def test_wrong_password_is_refused_with_masked_url(tmp_path):
+    """A password-protected embedded server (scram) refuses a wrong password."""
+    pgserver = embedded._import_pgserver()[0]
+    pgdata = tmp_path / "pg"
+    server = pgserver.get_server(pgdata, cleanup_mode="delete")
+    try:
+        server.psql("ALTER USER postgres PASSWORD 'right-one';")
+        hba = pgdata / "pg_hba.conf"
+        hba.write_text("local all all scram-sha-256\n")
+        server.psql("SELECT pg_reload_conf();")
+        sock = server.get_postmaster_info().socket_dir
+        good = f"postgresql://postgres:right-one@/postgres?host={sock}"
+        bad = f"postgresql://postgres:wrong-one@/postgres?host={sock}"
+        make_storage(good)  # the right password works (schema created)
+        with pytest.raises(StorageError, match="password authentication failed") as e:
+            make_storage(bad)
+        assert "wrong-one" not in str(e.value) and "right-one" not in str(e.value)
+    finally:
+        (pgdata / "pg_hba.conf").write_text("local all all trust\n")
+        server.cleanup()
+
+
+def test_embedded_start_status_stop_in_its_own_home(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    assert not embedded.status(home).running
+    url = embedded.start(home)
+    try:
+        st = embedded.status(home)
+        assert st.running and st.url() == url
+        # the server outlives the process that started it: a new process finds it running
+        code = f"from storage import embedded; from pathlib import Path; " \
+               f"print(embedded.status(Path({str(home)!r})).running)"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             cwd=REPO, timeout=60)
+        assert out.stdout.strip() == "True", out.stderr
+    finally:
+        assert embedded.stop(home)
+    assert not embedded.status(home).running
+    assert embedded.stop(home) is False
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _kdtune(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "study.cli", *args], capture_output=True,
+                          text=True, cwd=REPO, env=env, timeout=120)
+
+
+def test_cli_storage_url_never_shows_the_password():
+    env = dict(os.environ, KDTUNE_STORAGE="postgresql://alice:pa55word@db.example:5432/k")
+    out = _kdtune("storage", "url", env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "postgresql+psycopg2://alice:***@db.example:5432/k"
+    assert "pa55word" not in out.stdout + out.stderr
+
+
+def test_cli_storage_url_embedded_and_status():
+    out = _kdtune("storage", "url")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("postgresql+psycopg2://postgres@/kdtune?host=")
+    assert storage_url(None) == out.stdout.strip()
+    st = _kdtune("storage", "status", "--json")
+    assert '"running": true' in st.stdout
+
+
+def test_cli_bad_storage_is_one_line_and_exit_2():
+    out = _kdtune("storage", "url", "--storage", "redis://x:hunter2@h")
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and out.stderr.startswith("kdtune: error: ")
+    assert "hunter2" not in out.stderr
