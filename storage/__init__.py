@@ -14,6 +14,7 @@ from .factory import (
     StorageSettings,
     describe,
     make_storage,
+    rdb_engine,
     storage_url,
     warn_if_shared_sqlite,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "kdtune_home",
     "make_storage",
     "mask_url",
+    "rdb_engine",
     "resolve_spec",
     "storage_url",
     "warn_if_shared_sqlite",

@@ -92,19 +92,38 @@ def make_storage(
         heartbeat = {
             "heartbeat_interval": settings.heartbeat_interval,
             "grace_period": settings.grace_period or 3 * settings.heartbeat_interval,
-            "failed_trial_callback": optuna.storages.RetryFailedTrialCallback(
-                max_retry=settings.max_retry
-            ),
+            **_stale_trial_callback(settings.max_retry),
         }
     try:
-        return optuna.storages.RDBStorage(
-            url,
-            engine_kwargs=engine_kwargs,
-            skip_table_creation=not settings.create_schema,
-            **heartbeat,
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                skip_table_creation=not settings.create_schema,
+                **heartbeat,
+            )
     except Exception as e:  # sqlalchemy / psycopg2 errors carry the reason in their text
         raise StorageError(f"cannot use storage {describe(resolved)}: {_reason(e)}") from e
+
+
+def _stale_trial_callback(max_retry: int | None) -> dict:
+    """The RDBStorage argument that re-queues a stale trial (renamed in Optuna 4.9)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # experimental-feature warnings
+        new = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
+        if new is not None:
+            return {"heartbeat_stale_trial_callback": new(max_retry=max_retry)}
+        return {"failed_trial_callback": optuna.storages.RetryFailedTrialCallback(max_retry)}
+
+
+def rdb_engine(storage):
+    """The SQLAlchemy engine behind an Optuna storage (unwrapping Optuna's cache layer)."""
+    backend = getattr(storage, "_backend", storage)
+    engine = getattr(backend, "engine", None)
+    if engine is None:
+        raise TypeError(f"{type(storage).__name__} is not an RDB storage")
+    return engine
 
 
 def describe(spec: StorageSpec | str | None) -> str:

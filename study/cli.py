@@ -345,8 +345,13 @@ def _known_errors() -> tuple[type[BaseException], ...]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; known errors become one line on stderr and exit code 2."""
+    import warnings
+
     import click
 
+    # Optuna flags heartbeats, metric names and retry callbacks as experimental; users
+    # cannot act on that, so keep the terminal for what matters.
+    warnings.filterwarnings("ignore", message=r".*(experimental|deprecated).*")
     command = typer.main.get_command(app)
     try:
         command.main(args=argv, prog_name="kdtune", standalone_mode=False)

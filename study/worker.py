@@ -9,8 +9,9 @@ Guarantees (each tested in tests/test_worker.py):
 * **Dead workers' trials come back.** Each running trial sends heartbeats; a trial whose
   worker died (even by SIGKILL) goes stale after the grace period, another worker marks it
   FAIL and re-queues it (same parameters) as a WAITING trial.
-* **A trial that raised is re-queued** up to ``max_retries`` times; a diverged trial
-  (NaN/inf loss) fails with its reason and is not retried (it would diverge again).
+* **A trial that raised is re-queued** up to ``max_retries`` times; an error whose
+  ``retryable`` attribute is False (a diverged, NaN/inf loss) fails with its reason and is
+  not retried (it would diverge again).
 * **SIGINT/SIGTERM** end the current trial cleanly: it is marked FAIL with the reason and
   re-queued, never left RUNNING.
 * **Database restarts** are survived: storage calls are retried with back-off
@@ -37,6 +38,8 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from storage.factory import rdb_engine
+
 from .config import StudyConfig
 from .service import budget_counts, open_study
 
@@ -46,10 +49,6 @@ FAIL_REASON_ATTR = "fail_reason"
 
 class WorkerInterrupted(BaseException):
     """Raised inside a running trial when the worker receives SIGINT or SIGTERM."""
-
-
-class NoRetry(Exception):
-    """An objective error that retrying cannot fix (e.g. a diverged loss)."""
 
 
 # ---------------------------------------------------------------------------------------
@@ -62,7 +61,7 @@ def budget_lock(study: optuna.Study) -> Iterator[None]:
     PostgreSQL: a session-level advisory lock keyed by the study name, on a dedicated
     connection. SQLite: an exclusive ``fcntl`` lock on ``<database>.kdtune-lock``.
     """
-    engine = study._storage.engine  # RDBStorage's SQLAlchemy engine
+    engine = rdb_engine(study._storage)
     if engine.dialect.name == "postgresql":
         from sqlalchemy import text
 
@@ -215,14 +214,14 @@ def run_worker(
                     with_retries(lambda: study.tell(trial, state=TrialState.PRUNED), "tell")
                     ran["pruned"] += 1
                     continue
-                except NoRetry as e:
-                    sig.in_trial = False
-                    _fail(study, trial, f"{type(e).__name__}: {e}", cfg, ran, retry=False)
-                    continue
                 except Exception as e:
+                    # An error may say retrying cannot help (a diverged loss would diverge
+                    # again): objectives.distill.Diverged sets ``retryable = False``.
                     sig.in_trial = False
-                    _log.exception("trial %d raised", trial.number)
-                    _fail(study, trial, f"{type(e).__name__}: {e}", cfg, ran, retry=True)
+                    retry = getattr(e, "retryable", True)
+                    if retry:
+                        _log.exception("trial %d raised", trial.number)
+                    _fail(study, trial, f"{type(e).__name__}: {e}", cfg, ran, retry=retry)
                     continue
             with_retries(lambda: study.tell(trial, values), "tell")
             ran["complete"] += 1

@@ -1,0 +1,100 @@
+"""The one module of ``objectives`` that knows Optuna: trial -> parameters, metrics -> values.
+
+:func:`suggest_config` samples a trial's parameters from the :class:`SearchSpace` and returns
+the trial's complete :class:`DistillConfig`; :func:`make_objective` builds the function a
+worker calls for each trial: suggest, distil, measure, record every metric in the trial's
+user attributes, and return the configured objective values.
+
+Early stopping: Optuna's pruners refuse multi-objective studies, so kdtune brings its own
+rule (``DistillConfig.min_relative_accuracy``): after each epoch a trial whose evaluation
+accuracy is below that fraction of the teacher's is stopped and ends PRUNED, with the reason
+in its ``prune_reason`` user attribute.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+
+import optuna
+
+from .config import ChoiceParam, DistillConfig, FloatParam, IntParam, SearchSpace
+from .distill import EarlyStopped, distill, teacher_depth
+
+
+def _suggest(trial: optuna.Trial, name: str, spec):
+    if isinstance(spec, FloatParam):
+        return trial.suggest_float(name, spec.low, spec.high, log=spec.log)
+    if isinstance(spec, IntParam):
+        return trial.suggest_int(name, spec.low, spec.high)
+    if isinstance(spec, ChoiceParam):
+        return trial.suggest_categorical(name, list(spec.choices))
+    raise TypeError(f"no sampling rule for {name}: {spec!r}")
+
+
+def suggest_config(
+    trial: optuna.Trial, base: DistillConfig, space: SearchSpace, teacher_layers: int
+) -> DistillConfig:
+    """Sample the searched parameters and return the trial's complete DistillConfig.
+
+    ``student_layers`` unset in the space (the default) is searched over 1..N-1 for a
+    teacher of N layers, unless ``search_student_layers`` is false.
+    """
+    updates: dict = {}
+    for name in ("temperature", "alpha", "layer_mapping", "learning_rate", "epochs", "beta",
+                 "schedule"):
+        spec = getattr(space, name)
+        if spec is not None:
+            updates[name] = _suggest(trial, name, spec)
+    depth_spec = space.student_layers
+    if depth_spec is None and space.search_student_layers and teacher_layers > 1:
+        depth_spec = ChoiceParam(choices=tuple(range(1, teacher_layers)))
+    if depth_spec is not None:
+        updates["student_layers"] = int(_suggest(trial, "student_layers", depth_spec))
+    data = base.model_dump()
+    data.update(updates)
+    return DistillConfig.model_validate(data)
+
+
+def metric_values(metrics: dict, objectives: Sequence[str]) -> list[float]:
+    """The objective values, in order; a missing or NaN metric is an error (trial FAILs)."""
+    values = []
+    for name in objectives:
+        v = metrics.get(name)
+        if v is None or not math.isfinite(float(v)):
+            raise ValueError(
+                f"objective {name!r} is {v!r} for this trial "
+                f"(sigma needs at least two inputs that both models classify correctly)"
+            )
+        values.append(float(v))
+    return values
+
+
+def make_objective(
+    base: DistillConfig, space: SearchSpace, objectives: Sequence[str],
+    run: Callable[..., object] = distill,
+) -> Callable[[optuna.Trial], list[float]]:
+    """The objective a worker runs for each trial of a kdtune study."""
+    depth = teacher_depth(base.teacher)
+
+    def objective(trial: optuna.Trial) -> list[float]:
+        cfg = suggest_config(trial, base, space, depth)
+        trial.set_user_attr("config", json.loads(cfg.model_dump_json()))
+
+        def on_epoch(epoch: int, acc: float) -> None:
+            trial.set_user_attr(f"eval_accuracy_epoch_{epoch}", acc)
+
+        try:
+            result = run(cfg, on_epoch=on_epoch)
+        except EarlyStopped as e:
+            raise optuna.TrialPruned(str(e)) from e
+        # Diverged propagates: the worker fails the trial with its reason and, because
+        # Diverged.retryable is False, does not re-queue it.
+        for key, value in result.metrics.items():
+            trial.set_user_attr(key, value)
+        for key, value in result.timings.items():
+            trial.set_user_attr(f"seconds_{key}", value)
+        return metric_values(result.metrics, objectives)
+
+    return objective

@@ -1,0 +1,75 @@
+"""The commented example config written by ``kdtune init``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+EXAMPLE_CONFIG = """\
+# kdtune study config. Every key is optional except name and distill.teacher.
+# Validate and create the study:   kdtune create kdtune.yaml
+# Run it with two local workers:   kdtune run kdtune.yaml --workers 2
+# Override any key from the CLI:   --set search.temperature.high=8
+name: polarity-minilm
+
+# null: the embedded PostgreSQL server under $KDTUNE_HOME (or $KDTUNE_STORAGE when set).
+# Or postgresql://user:password@host:5432/db (password never printed), sqlite:///file.db.
+storage: null
+
+distill:
+  # Teacher: a fine-tuned classifier directory or hub id. Make one with
+  #   kdtune teacher fit -o teacher/
+  teacher: teacher
+  data:
+    source: polarity          # built-in Pang & Lee sentences; or a hub id / csv / json / parquet
+    text_columns: [text]      # two columns for sentence pairs
+    label_column: label
+    train_size: 800           # small subsets keep trials fast; kdtune distill uses all data
+    eval_size: 400
+    max_length: 64
+  student_layers: 2           # searched below unless search.search_student_layers is false
+  layer_mapping: uniform      # uniform | top | bottom | an explicit list like [2, 4]
+  init: teacher-layers        # teacher-layers | random | checkpoint
+  temperature: 1.0
+  t2_scaling: true            # multiply the soft loss by t^2
+  alpha: 0.5                  # L = alpha*L_soft + (1-alpha)*L_hard + beta*L_intermediate
+  beta: 0.0
+  intermediate: [hidden, embedding, attention]
+  schedule: joint             # joint | two-stage (TinyBERT)
+  learning_rate: 5.0e-5
+  epochs: 2
+  batch_size: 32
+  min_relative_accuracy: 0.6  # prune a trial whose accuracy after an epoch is < 0.6 x teacher's
+  eval:
+    kappa: 0.05               # phi_cnf holds when sigma <= kappa
+    reference_class: 0
+  device: auto                # auto | cpu | cuda
+  threads: null               # torch threads per worker (default: cores / workers)
+
+# What each trial samples; set a parameter to null to keep distill's value.
+search:
+  temperature: {low: 1.0, high: 20.0, log: true}
+  alpha: {low: 0.0, high: 1.0}
+  layer_mapping: {choices: [uniform, top, bottom]}
+  student_layers: null        # null: 1 .. teacher depth - 1
+  learning_rate: {low: 2.0e-5, high: 2.0e-4, log: true}
+  epochs: {low: 1, high: 3}
+  beta: {low: 0.0, high: 1.0}
+  schedule: {choices: [joint, two-stage]}
+
+objectives: [accuracy_student, sigma]   # maximise accuracy, minimise sigma
+sampler:
+  name: nsga2                 # nsga2 | tpe | random | gp
+  seed: 0                     # each worker adds its index
+  population_size: 8
+n_trials: 40                  # budget across all workers
+max_retries: 2                # re-queues of a trial that raised or whose worker died
+heartbeat_interval: 10
+"""
+
+
+def write_example_config(path: Path, force: bool = False) -> None:
+    """Write :data:`EXAMPLE_CONFIG` to ``path``; refuses to overwrite unless ``force``."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise FileExistsError(f"{path} exists; pass --force to overwrite it")
+    path.write_text(EXAMPLE_CONFIG)

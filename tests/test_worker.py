@@ -1,0 +1,172 @@
+"""Workers on a shared PostgreSQL study: exact budget, retries, SIGKILL and SIGTERM.
+
+The workers here are real ``kdtune worker`` processes on the embedded PostgreSQL server;
+only the objective is a fast stand-in (tests/worker_objectives.py, via $KDTUNE_OBJECTIVE)
+so the mechanics can be exercised in seconds. The distillation objective itself is tested
+in test_objective.py and, end to end through workers, in test_cli.py.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from study.config import validate
+from study.service import budget_counts, create_study, open_study
+
+REPO = Path(__file__).resolve().parent.parent
+TESTS = Path(__file__).resolve().parent
+
+
+def _cfg(n_trials: int, **extra):
+    return validate({"name": f"w-{uuid.uuid4().hex[:8]}", "distill": {"teacher": "unused"},
+                     "n_trials": n_trials, "sampler": {"name": "random", "seed": 1},
+                     "heartbeat_interval": 1, "grace_period": 3, **extra})
+
+
+def _worker(name: str, objective: str, log: Path, index: int, delay: float = 0.3):
+    env = dict(os.environ, KDTUNE_OBJECTIVE=f"worker_objectives:{objective}",
+               KDTUNE_TEST_LOG=str(log), KDTUNE_TEST_DELAY=str(delay),
+               PYTHONPATH=os.pathsep.join([str(TESTS), str(REPO)]))
+    return subprocess.Popen(
+        [sys.executable, "-m", "study.cli", "worker", "--study", name, "--index", str(index)],
+        env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _log_lines(log: Path, kind: str) -> list[tuple[int, int]]:
+    out = []
+    for line in log.read_text().splitlines():
+        k, number, pid = line.split()
+        if k == kind:
+            out.append((int(number), int(pid)))
+    return out
+
+
+def test_two_workers_finish_exactly_the_budget_without_duplicates(tmp_path):
+    cfg = _cfg(10)
+    create_study(cfg)
+    log = tmp_path / "log"
+    procs = [_worker(cfg.name, "sleepy", log, i) for i in range(2)]
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    study, _ = open_study(cfg.name, None)
+    trials = study.get_trials()
+    assert [t.state for t in trials].count(TrialState.COMPLETE) == 10
+    assert len(trials) == 10
+    started = _log_lines(log, "start")
+    numbers = Counter(n for n, _ in started)
+    assert sorted(numbers) == list(range(10)) and max(numbers.values()) == 1
+    assert len({pid for _, pid in started}) == 2, "both workers should have taken trials"
+    # reseeded samplers: the two workers did not suggest identical parameters
+    params = {tuple(sorted(t.params.items())) for t in trials}
+    assert len(params) == 10
+
+
+def test_sigkill_mid_trial_is_retried_and_budget_still_reached(tmp_path):
+    cfg = _cfg(6)
+    create_study(cfg)
+    log = tmp_path / "log"
+    victim = _worker(cfg.name, "sleepy", log, 0, delay=4.0)
+    deadline = time.time() + 60
+    while time.time() < deadline and not (log.exists() and _log_lines(log, "start")):
+        time.sleep(0.1)
+    killed_trial = _log_lines(log, "start")[0][0]
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    survivor = _worker(cfg.name, "sleepy", log, 1, delay=0.2)
+    out = survivor.communicate(timeout=120)[0]
+    assert survivor.returncode == 0, out
+    study, _ = open_study(cfg.name, None)
+    trials = study.get_trials()
+    counts = budget_counts(trials)
+    assert counts["complete"] == 6 and counts["running"] == 0 and counts["waiting"] == 0
+    dead = trials[killed_trial]
+    assert dead.state == TrialState.FAIL
+    retries = [t for t in trials if killed_trial in t.system_attrs.get("retry_history", [])]
+    assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
+    assert retries[0].params == dead.params
+
+
+def test_sigterm_fails_and_requeues_the_current_trial(tmp_path):
+    cfg = _cfg(3)
+    create_study(cfg)
+    log = tmp_path / "log"
+    proc = _worker(cfg.name, "sleepy", log, 0, delay=30.0)
+    deadline = time.time() + 60
+    while time.time() < deadline and not (log.exists() and _log_lines(log, "start")):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    out = proc.communicate(timeout=30)[0]
+    assert proc.returncode == 0, out
+    study, _ = open_study(cfg.name, None)
+    trials = study.get_trials()
+    assert trials[0].state == TrialState.FAIL
+    assert "SIGTERM" in trials[0].user_attrs["fail_reason"]
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    waiting = [t for t in trials if t.state == TrialState.WAITING]
+    assert len(waiting) == 1 and waiting[0].params == trials[0].params
+
+
+def test_raised_trials_are_retried_but_not_retryable_ones(tmp_path):
+    cfg = _cfg(4, max_retries=1)
+    create_study(cfg)
+    log = tmp_path / "log"
+    proc = _worker(cfg.name, "flaky", log, 0)
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 0, out
+    study, _ = open_study(cfg.name, None)
+    trials = study.get_trials()
+    by_state = Counter(t.state for t in trials)
+    # trial 0 failed, its retry (a later number) is evaluated again; trial 1 fails for good
+    assert trials[0].state == TrialState.FAIL and "transient" in trials[0].user_attrs[
+        "fail_reason"]
+    assert trials[1].state == TrialState.FAIL and "nan" in trials[1].user_attrs["fail_reason"]
+    assert not any(1 in t.system_attrs.get("retry_history", []) for t in trials)
+    retry_of_0 = [t for t in trials if 0 in t.system_attrs.get("retry_history", [])]
+    assert len(retry_of_0) == 1
+    # budget: finished = COMPLETE + final FAILs; trial 0's retry also fails (number 0 rule
+    # applies only to number 0), so the count is exact either way
+    assert budget_counts(trials)["finished"] == 4
+    assert by_state[TrialState.RUNNING] == 0
+
+
+def test_missing_study_is_one_line_exit_2():
+    out = subprocess.run([sys.executable, "-m", "study.cli", "worker", "--study",
+                          f"nope-{uuid.uuid4().hex[:6]}"], capture_output=True, text=True,
+                         cwd=REPO, timeout=60)
+    assert out.returncode == 2
+    assert out.stderr.startswith("kdtune: error: no study named")
+    assert out.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("objective", ["sleepy"])
+def test_optuna_cli_reads_the_study(objective, tmp_path):
+    """Optuna's own CLI reads a kdtune study from the same PostgreSQL."""
+    from storage import storage_url
+
+    cfg = _cfg(3)
+    create_study(cfg)
+    log = tmp_path / "log"
+    proc = _worker(cfg.name, objective, log, 0, delay=0.0)
+    assert proc.wait(timeout=120) == 0
+    optuna_cli = Path(sys.executable).parent / "optuna"
+    out = subprocess.run([str(optuna_cli), "best-trials", "--storage", storage_url(None),
+                          "--study-name", cfg.name, "-f", "json"], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    import json
+
+    best = json.loads(out.stdout)
+    assert best and {"number", "values"} <= set(best[0])
+    study = optuna.load_study(study_name=cfg.name, storage=storage_url(None))
+    assert sorted(b["number"] for b in best) == sorted(t.number for t in study.best_trials)

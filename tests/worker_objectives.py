@@ -1,0 +1,49 @@
+"""Fast objectives for the worker tests (selected with $KDTUNE_OBJECTIVE).
+
+They isolate the worker's mechanics (budget, retries, signals) from training. Each logs
+``start N pid`` / ``end N pid`` lines to $KDTUNE_TEST_LOG so tests can see which process
+evaluated which trial.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+
+def _log(line: str) -> None:
+    with open(os.environ["KDTUNE_TEST_LOG"], "a") as fh:
+        fh.write(line + "\n")
+
+
+def sleepy(cfg):
+    """Suggests two parameters, sleeps $KDTUNE_TEST_DELAY seconds, returns two values."""
+    delay = float(os.environ.get("KDTUNE_TEST_DELAY", "0.3"))
+
+    def objective(trial):
+        t = trial.suggest_float("temperature", 1.0, 20.0, log=True)
+        a = trial.suggest_float("alpha", 0.0, 1.0)
+        _log(f"start {trial.number} {os.getpid()}")
+        time.sleep(delay)
+        _log(f"end {trial.number} {os.getpid()}")
+        return [a, 1.0 / t]
+
+    return objective
+
+
+def flaky(cfg):
+    """Raises on the first attempt of trial 0, and a non-retryable error on trial 1."""
+
+    class NotRetryable(RuntimeError):
+        retryable = False
+
+    def objective(trial):
+        t = trial.suggest_float("temperature", 1.0, 20.0, log=True)
+        _log(f"start {trial.number} {os.getpid()}")
+        if trial.number == 0:
+            raise RuntimeError("transient failure")
+        if trial.number == 1:
+            raise NotRetryable("loss became nan")
+        return [0.5, 1.0 / t]
+
+    return objective
