@@ -84,7 +84,9 @@ class DistillConfig(_Frozen):
     def _known_losses(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         bad = [x for x in v if x not in INTERMEDIATE_LOSSES]
         if bad:
-            raise ValueError(f"unknown intermediate loss {bad[0]!r}; accepted: {INTERMEDIATE_LOSSES}")
+            raise ValueError(
+                f"unknown intermediate loss {bad[0]!r}; accepted: {INTERMEDIATE_LOSSES}"
+            )
         return v
 
     @model_validator(mode="after")

@@ -117,7 +117,6 @@ def distill(
             teacher's.
         ValueError: bad teacher, data or mapping.
     """
-    from .cache import compute_or_load, teacher_fingerprint
     from .data import check_labels_match, load_splits, tokenize
     from .metrics import confidence_metrics, softmax
     from .runtime import configure_threads, resolve_device
@@ -151,6 +150,8 @@ def distill(
     with timer("cache"):
         train_out = eval_out = None
         if cfg.teacher_cache:
+            from .cache import compute_or_load, teacher_fingerprint
+
             tok_name = getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__
             fp_train = teacher_fingerprint(
                 cfg.teacher, splits.fingerprint("train"), "train", tok_name,
@@ -219,8 +220,7 @@ def distill(
                                        want_hidden, want_att, device)
                     need_inter = stage in ("intermediate", "joint") and use_inter
                     s_out = student(**batch, output_intermediate=need_inter)
-                    parts = _loss_parts(cfg, stage, s_out, t, labels, batch, hidden_pairs,
-                                        att_pairs, student)
+                    parts = _loss_parts(cfg, stage, s_out, t, labels, hidden_pairs, att_pairs)
                     loss = parts["total"]
                     if not torch.isfinite(loss):
                         raise Diverged(
@@ -381,29 +381,27 @@ def _teacher_batch(teacher, batch, idx, cached, live, want_hidden, want_att, dev
     return t
 
 
-def _loss_parts(cfg, stage, s_out, t, labels, batch, hidden_pairs, att_pairs, student) -> dict:
+def _loss_parts(cfg, stage, s_out, t, labels, hidden_pairs, att_pairs) -> dict:
     """The loss terms of one batch and their total, as the schedule's stage says."""
-    zero = s_out["logits"].new_zeros(())
+    zero = s_out.logits.new_zeros(())
     parts: dict[str, torch.Tensor] = {}
     if stage in ("prediction", "joint"):
-        parts["soft"] = losses.soft_cross_entropy(s_out["logits"], t["logits"],
+        parts["soft"] = losses.soft_cross_entropy(s_out.logits, t["logits"],
                                                   temperature=cfg.temperature,
                                                   t2_scaling=cfg.t2_scaling)
-        parts["hard"] = losses.hard_cross_entropy(s_out["logits"], labels)
+        parts["hard"] = losses.hard_cross_entropy(s_out.logits, labels)
     if stage in ("intermediate", "joint") and cfg.uses_intermediate:
         inter = zero
-        proj = student.projection
+        hidden = s_out.projected_hidden_states  # W_h applied already when widths differ
         if "embedding" in cfg.intermediate:
-            parts["embedding"] = losses.embedding_mse(s_out["hidden_states"][0],
-                                                      t["hidden"][0], projection=proj)
+            parts["embedding"] = losses.embedding_mse(hidden[0], t["hidden"][0])
             inter = inter + parts["embedding"]
         if "hidden" in cfg.intermediate:
-            h = [losses.hidden_mse(s_out["hidden_states"][s], t["hidden"][ti], projection=proj)
-                 for s, ti in hidden_pairs if s > 0]
+            h = [losses.hidden_mse(hidden[s], t["hidden"][ti]) for s, ti in hidden_pairs if s > 0]
             parts["hidden"] = torch.stack(h).sum()
             inter = inter + parts["hidden"]
         if "attention" in cfg.intermediate:
-            a = [losses.attention_mse(s_out["attentions"][s], t["attentions"][ti])
+            a = [losses.attention_mse(s_out.attentions[s], t["attentions"][ti])
                  for s, ti in att_pairs]
             parts["attention"] = torch.stack(a).sum()
             inter = inter + parts["attention"]

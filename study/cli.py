@@ -117,12 +117,12 @@ def teacher_fit_cmd(
 ) -> None:
     """Fine-tune a BERT checkpoint (default: the packaged MiniLM) on a dataset."""
     from objectives.teacher import TeacherFitConfig, fit_teacher
-    from study.config import apply_overrides, load_config, validate
+    from study.config import load_config, validate_with_overrides
 
     if config is not None:
         cfg = load_config(config, overrides or [], model=TeacherFitConfig)
     else:
-        cfg = validate(apply_overrides({}, overrides or []), TeacherFitConfig)
+        cfg = validate_with_overrides({}, overrides or [], TeacherFitConfig)
     metrics = fit_teacher(cfg, output, progress=not as_json)
     if as_json:
         _print_json(metrics)

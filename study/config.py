@@ -123,6 +123,25 @@ def validate(raw: dict, model: type[BaseModel] = StudyConfig) -> Any:
         raise ConfigError(format_error(e, model)) from e
 
 
+def validate_with_overrides(
+    raw: dict, overrides: list[str] | tuple[str, ...], model: type[BaseModel] = StudyConfig
+) -> Any:
+    """Validate ``raw`` with dotted overrides applied on top of the defaults it implies.
+
+    ``--set search.temperature.high=8`` changes one bound of a range the file left at its
+    default, so the overrides go onto the validated (defaults-filled) config when ``raw``
+    is valid alone, and onto ``raw`` itself when it is not (an override may supply a
+    required key).
+    """
+    if not overrides:
+        return validate(raw, model)
+    try:
+        base = json.loads(model.model_validate(raw).model_dump_json())
+    except ValidationError:
+        base = raw
+    return validate(apply_overrides(base, overrides), model)
+
+
 def load_config(
     path: str | Path, overrides: list[str] | tuple[str, ...] = (), model=StudyConfig
 ) -> Any:
@@ -134,7 +153,7 @@ def load_config(
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"{path} is not valid YAML: {e}".splitlines()[0]) from e
-    return validate(apply_overrides(raw, overrides), model)
+    return validate_with_overrides(raw, overrides, model)
 
 
 def config_to_json(cfg: BaseModel) -> str:

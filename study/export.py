@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict
 
 from objectives.config import DistillConfig
 
-from .config import apply_overrides, validate
+from .config import validate_with_overrides
 from .errors import KdtuneError
 from .service import open_study
 
@@ -156,9 +156,9 @@ def read_distill_config(path: Path, overrides: list[str] | tuple[str, ...] = ())
         raise FileNotFoundError(f"config file {path} does not exist")
     raw = yaml.safe_load(path.read_text()) or {}
     if isinstance(raw, dict) and "distill" in raw:
-        raw = apply_overrides(raw, [f"distill.{o}" for o in overrides])
-        return validate(raw, ExportedConfig).distill
-    return validate(apply_overrides(raw, overrides), DistillConfig)
+        prefixed = [f"distill.{o}" for o in overrides]
+        return validate_with_overrides(raw, prefixed, ExportedConfig).distill
+    return validate_with_overrides(raw, overrides, DistillConfig)
 
 
 def distill_from_file(config: Path, output: Path, overrides: list[str] | tuple[str, ...] = (),
@@ -213,7 +213,7 @@ Distilled with kdtune from teacher `{cfg.teacher}` on `{cfg.data.source}`.
 |---|---|
 | student accuracy | {m.get('accuracy_student', float('nan')):.4f} |
 | teacher accuracy | {m.get('accuracy_teacher', float('nan')):.4f} |
-| sigma (confidence preservation, class {cfg.eval.reference_class}) | {m.get('sigma', float('nan')):.4f} |
+| sigma (class {cfg.eval.reference_class}) | {m.get('sigma', float('nan')):.4f} |
 | phi_cnf (sigma <= kappa = {cfg.eval.kappa:g}) | {verdict} |
 | inputs used for sigma | {m.get('n_both_correct', '?')} |
 | parameters | {m.get('params', '?')} |

@@ -211,7 +211,7 @@ def run_worker(
                 except optuna.TrialPruned as e:
                     sig.in_trial = False
                     trial.set_user_attr("prune_reason", str(e) or "pruned")
-                    with_retries(lambda: study.tell(trial, state=TrialState.PRUNED), "tell")
+                    with_retries(lambda t=trial: study.tell(t, state=TrialState.PRUNED), "tell")
                     ran["pruned"] += 1
                     continue
                 except Exception as e:
@@ -223,7 +223,7 @@ def run_worker(
                         _log.exception("trial %d raised", trial.number)
                     _fail(study, trial, f"{type(e).__name__}: {e}", cfg, ran, retry=retry)
                     continue
-            with_retries(lambda: study.tell(trial, values), "tell")
+            with_retries(lambda t=trial, v=values: study.tell(t, v), "tell")
             ran["complete"] += 1
     return {"worker": index, **ran, "stopped_by_signal": sig.stop}
 

@@ -17,13 +17,13 @@ import pytest
 
 from storage import (
     StorageError,
+    embedded,
     make_storage,
     mask_url,
     resolve_spec,
     storage_url,
     warn_if_shared_sqlite,
 )
-from storage import embedded
 
 SYSTEM_PG = os.environ.get("KDTUNE_TEST_PG_URL")
 REPO = Path(__file__).resolve().parent.parent

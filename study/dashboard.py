@@ -1,0 +1,172 @@
+"""``kdtune dashboard``: optuna-dashboard on kdtune's study storage, plus hypervolume charts.
+
+The dashboard is served on the very storage object kdtune itself uses
+(:func:`storage.make_storage`), so the embedded PostgreSQL server and ``postgresql://`` URLs
+work alike and passwords never reach a command line.
+
+optuna-dashboard draws no hypervolume chart of its own. Before serving, :func:`serve` saves
+one into every kdtune study (:func:`publish_hypervolume`) as a user-defined plotly graph
+object, which the dashboard shows on the study page. Only the chart's JSON is stored (the
+dashboard draws it with its bundled plotly.js), so the ``plotly`` Python package is not
+needed. The charts are as of the moment the dashboard starts; restart it to refresh them.
+
+optuna-dashboard has no authentication: anyone who can reach the port can read, edit and
+delete studies. :func:`serve` listens on 127.0.0.1 by default and warns otherwise.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import optuna
+
+HYPERVOLUME_GRAPH_ID = "kdtune-hypervolume"
+"""The id under which the hypervolume chart is saved in each study (overwritten each time)."""
+
+_log = logging.getLogger(__name__)
+
+
+class _PlotlyJSON:
+    """A plotly figure already in JSON form.
+
+    :func:`optuna_dashboard.save_plotly_graph_object` only calls ``figure.to_json()`` and
+    stores the result; this object provides exactly that, without the plotly package.
+    """
+
+    def __init__(self, figure: dict[str, Any]) -> None:
+        self._figure = figure
+
+    def to_json(self) -> str:
+        return json.dumps(self._figure)
+
+
+def hypervolume_figure(
+    history: Sequence[tuple[int, float]], ref: Sequence[float], objectives: Sequence[str],
+    title: str = "Hypervolume history",
+) -> dict[str, Any]:
+    """A plotly figure (as plain JSON data) of ``(trial number, hypervolume)`` pairs."""
+    shown = ", ".join(f"{m}={r:g}" for m, r in zip(objectives, ref, strict=True))
+    return {
+        "data": [{
+            "type": "scatter",
+            "mode": "lines+markers",
+            "name": "hypervolume",
+            "x": [n for n, _ in history],
+            "y": [h for _, h in history],
+            "line": {"shape": "hv"},
+        }],
+        "layout": {
+            "title": {"text": f"{title}<br><sub>reference point: {shown}</sub>"},
+            "xaxis": {"title": {"text": "trial"}},
+            "yaxis": {"title": {"text": "hypervolume"}},
+        },
+    }
+
+
+def publish_hypervolume(storage: optuna.storages.BaseStorage) -> dict[str, str]:
+    """Save a hypervolume-history chart into every kdtune study in ``storage``.
+
+    Studies that kdtune did not create, that have one objective or no complete trials yet
+    are left alone. A study whose chart fails is logged and skipped: the dashboard must
+    still start.
+
+    Returns:
+        ``{study name: what happened}``: ``"saved"`` or the reason it was skipped.
+    """
+    from optuna_dashboard import save_plotly_graph_object
+
+    from .config import config_from_json
+    from .report import complete_trials, hypervolume_history, reference_point
+    from .service import CONFIG_ATTR
+
+    outcome: dict[str, str] = {}
+    for summary in storage.get_all_studies():
+        raw = summary.user_attrs.get(CONFIG_ATTR)
+        if raw is None:
+            continue  # not a kdtune study
+        name = summary.study_name
+        try:
+            cfg = config_from_json(json.dumps(raw))
+            if len(cfg.objectives) < 2:
+                outcome[name] = "one objective: no hypervolume"
+                continue
+            study = optuna.load_study(study_name=name, storage=storage,
+                                      sampler=optuna.samplers.RandomSampler())
+            trials = complete_trials(study)
+            if not trials:
+                outcome[name] = "no complete trials yet"
+                continue
+            ref = reference_point(cfg, trials)
+            history = hypervolume_history(study, cfg, ref)
+            figure = hypervolume_figure(history, ref, cfg.objectives,
+                                        f"{name}: hypervolume of the Pareto front")
+            save_plotly_graph_object(study, _PlotlyJSON(figure),
+                                     graph_object_id=HYPERVOLUME_GRAPH_ID)
+            outcome[name] = "saved"
+        except Exception as e:  # one bad study must not keep the dashboard from starting
+            _log.warning("no hypervolume chart for study %r: %s", name, e)
+            outcome[name] = f"failed: {type(e).__name__}: {e}".splitlines()[0]
+    return outcome
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only accepts connections from this machine."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name other than localhost
+        return False
+
+
+def dashboard_url(host: str, port: int) -> str:
+    """The URL of the dashboard page for a listening ``host`` and ``port``."""
+    shown = f"[{host.strip('[]')}]" if ":" in host else host
+    return f"http://{shown}:{port}/dashboard"
+
+
+def serve(storage: str | None = None, host: str = "127.0.0.1", port: int = 8080) -> None:
+    """Serve optuna-dashboard on a kdtune storage until interrupted.
+
+    First saves a hypervolume chart into every kdtune study (:func:`publish_hypervolume`),
+    then prints the URL and serves. Warns on stderr when ``host`` is not a loopback
+    address: the dashboard has no authentication.
+
+    Args:
+        storage: a storage spec (None: ``$KDTUNE_STORAGE``, else the embedded server).
+        host: address to listen on; ``0.0.0.0`` exposes the dashboard to the network.
+        port: TCP port.
+
+    Raises:
+        ValueError: ``port`` is out of range.
+        StorageError: the storage cannot be reached.
+        KdtuneError: the port cannot be listened on (already in use, not permitted).
+    """
+    from optuna_dashboard import run_server
+
+    from storage import describe, make_storage
+
+    from .errors import KdtuneError
+
+    if not 0 < port < 65536:
+        raise ValueError(f"--port must be between 1 and 65535, got {port}")
+    st = make_storage(storage)
+    charts = publish_hypervolume(st)
+    saved = sum(1 for v in charts.values() if v == "saved")
+    print(f"kdtune: hypervolume charts saved in {saved} of {len(charts)} kdtune studies",
+          flush=True)
+    if not is_loopback(host):
+        print(f"kdtune: warning: listening on {host}: optuna-dashboard has no authentication; "
+              "anyone who can reach this port can read, change and delete studies",
+              file=sys.stderr, flush=True)
+    print(f"kdtune: optuna-dashboard for {describe(storage)} at {dashboard_url(host, port)} "
+          "(Ctrl-C to stop)", flush=True)
+    try:
+        run_server(st, host=host, port=port)
+    except OSError as e:
+        raise KdtuneError(f"cannot serve on {host}:{port}: {e.strerror or e}") from e
