@@ -26,6 +26,7 @@ alone for ``intermediate_epochs`` epochs, then ``alpha*L_soft + (1-alpha)*L_hard
 from __future__ import annotations
 
 import math
+import os
 import random
 import time
 from collections.abc import Callable
@@ -124,7 +125,8 @@ def distill(
     from .teacher import load_teacher
 
     timer = _Timer()
-    configure_threads(cfg.threads)
+    # threads: the config's, else what `kdtune run` gave each worker, else cores
+    configure_threads(cfg.threads or int(os.environ.get("KDTUNE_THREADS", "0")) or None)
     device = resolve_device(cfg.device)
     _seed_everything(cfg.seed)
 

@@ -50,8 +50,9 @@ def _print_json(data) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
-@app.callback()
+@app.callback(invoke_without_command=True)
 def _root(
+    ctx: typer.Context,
     debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False,
     version: Annotated[bool, typer.Option("--version", help="print the version")] = False,
 ) -> None:
@@ -61,6 +62,8 @@ def _root(
 
         typer.echo(__version__)
         raise typer.Exit()
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
 
 
 # --------------------------------------------------------------------------- storage
@@ -353,26 +356,34 @@ def main(argv: list[str] | None = None) -> int:
     # cannot act on that, so keep the terminal for what matters.
     warnings.filterwarnings("ignore", message=r".*(experimental|deprecated).*")
     command = typer.main.get_command(app)
+    # typer >= 0.29 raises its own copies of click's Exit/Abort/UsageError classes.
+    exits = (click.exceptions.Exit, typer.Exit)
+    aborts = (click.exceptions.Abort, typer.Abort)
     try:
         command.main(args=argv, prog_name="kdtune", standalone_mode=False)
-    except click.exceptions.Exit as e:
-        return e.exit_code
-    except click.exceptions.Abort:
+    except exits as e:
+        return int(getattr(e, "exit_code", 0) or 0)
+    except aborts:
         sys.stderr.write("kdtune: aborted\n")
         return 130
-    except click.ClickException as e:
+    except Exception as e:
+        if not (hasattr(e, "show") and hasattr(e, "exit_code")):  # not a usage error
+            return _report(e)
         e.show()
-        return 2
+        return int(e.exit_code) or 2
     except KeyboardInterrupt:
         sys.stderr.write("kdtune: interrupted\n")
         return 130
-    except _known_errors() as e:
-        if _state["debug"]:
-            raise
-        msg = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
-        sys.stderr.write(f"kdtune: error: {msg.splitlines()[0] if msg else type(e).__name__}\n")
-        return 2
     return 0
+
+
+def _report(e: Exception) -> int:
+    """A known error as one line on stderr (exit 2); anything else re-raised."""
+    if _state["debug"] or not isinstance(e, _known_errors()):
+        raise e
+    msg = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+    sys.stderr.write(f"kdtune: error: {msg.splitlines()[0] if msg else type(e).__name__}\n")
+    return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -293,13 +293,17 @@ def hypervolume_history(
 def param_importances(study: optuna.Study, cfg: StudyConfig) -> dict[str, dict[str, float]]:
     """Parameter importances per objective: ``{metric: {param: importance}}``.
 
-    Uses Optuna's default evaluator (PED-ANOVA in Optuna 4.x/5.x, which needs no
-    scikit-learn) on each objective in turn (``target=lambda t: t.values[i]``).
+    Uses PED-ANOVA (:class:`optuna.importance.PedAnovaImportanceEvaluator`, Optuna's default
+    since 5.0; no scikit-learn needed) on each objective in turn. PED-ANOVA measures what
+    it takes to reach LOW target values, so maximised objectives are negated
+    (``target=lambda t: -t.values[i]``); without that it would explain the worst trials.
 
     Raises:
         KdtuneError: fewer than :data:`MIN_TRIALS_FOR_IMPORTANCE` complete trials, no
             searched parameters, or Optuna could not evaluate them (the reason is given).
     """
+    import warnings
+
     trials = complete_trials(study)
     if len(trials) < MIN_TRIALS_FOR_IMPORTANCE:
         raise KdtuneError(f"parameter importances need at least {MIN_TRIALS_FOR_IMPORTANCE} "
@@ -307,11 +311,18 @@ def param_importances(study: optuna.Study, cfg: StudyConfig) -> dict[str, dict[s
     if not any(t.params for t in trials):
         raise KdtuneError("the study searches no parameters")
     out: dict[str, dict[str, float]] = {}
-    for i, name in enumerate(cfg.objectives):
+    for i, (name, direction) in enumerate(zip(cfg.objectives, cfg.directions, strict=True)):
+        sign = -1.0 if direction == "maximize" else 1.0
         try:
-            imp = optuna.importance.get_param_importances(
-                study, target=lambda t, i=i: t.values[i], target_name=name
-            )
+            with warnings.catch_warnings():
+                # "computes the importances of params to achieve low target values": handled
+                # by the sign; ExperimentalWarning on Optuna 4.x
+                warnings.simplefilter("ignore")
+                imp = optuna.importance.get_param_importances(
+                    study,
+                    evaluator=optuna.importance.PedAnovaImportanceEvaluator(),
+                    target=lambda t, i=i, sign=sign: sign * t.values[i],
+                )
         except Exception as e:  # evaluator limits differ by version; report, do not crash
             raise KdtuneError(f"parameter importances for {name} failed: "
                               f"{type(e).__name__}: {e}".splitlines()[0]) from e

@@ -100,15 +100,18 @@ def create_study(cfg: StudyConfig) -> dict:
             f"study {cfg.name!r} exists with directions "
             f"{[d.name.lower() for d in study.directions]}, not {cfg.directions}"
         )
+    # The stored config never carries the storage URL: it may hold a password, and the
+    # dashboard (no authentication) shows study attributes. Workers are told the storage.
+    public = json.loads(cfg.model_copy(update={"storage": None}).model_dump_json())
     stored = study.user_attrs.get(CONFIG_ATTR)
     if stored is None:
         from study import __version__
 
         study.set_metric_names(list(cfg.objectives))
-        study.set_user_attr(CONFIG_ATTR, json.loads(cfg.model_dump_json()))
+        study.set_user_attr(CONFIG_ATTR, public)
         study.set_user_attr(VERSION_ATTR, __version__)
-        _save_note(study, cfg)
-    elif stored != json.loads(cfg.model_dump_json()):
+        _save_note(study, cfg.model_copy(update={"storage": None}))
+    elif stored != public:
         _log.warning("study %r exists with a different config; keeping the stored one", cfg.name)
     return {
         "study": cfg.name,

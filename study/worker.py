@@ -160,6 +160,19 @@ class _Signals:
             raise WorkerInterrupted(self.signal_name)
 
 
+def default_worker_index() -> int:
+    """$JOB_COMPLETION_INDEX (Kubernetes indexed Jobs), else a hash of host name and pid.
+
+    Containers all run as pid 1, so the pid alone would give every compose replica the
+    same sampler seed.
+    """
+    if "JOB_COMPLETION_INDEX" in os.environ:
+        return int(os.environ["JOB_COMPLETION_INDEX"])
+    import socket
+
+    return zlib.crc32(f"{socket.gethostname()}:{os.getpid()}".encode()) % 100_000
+
+
 def run_worker(
     study_name: str,
     storage: str | None = None,
@@ -172,14 +185,14 @@ def run_worker(
     Args:
         study_name: an existing kdtune study (``kdtune create`` made it).
         storage: storage spec; None uses $KDTUNE_STORAGE or the embedded server.
-        index: worker index, added to the sampler seed (default $JOB_COMPLETION_INDEX, else
-            the process id).
+        index: worker index, added to the sampler seed (default:
+            :func:`default_worker_index`).
         objective: overrides the study's objective (tests, benchmarks).
         poll_interval: seconds between budget checks while other workers hold the last
             trials (default: min(heartbeat_interval, 2)).
     """
     if index is None:
-        index = int(os.environ.get("JOB_COMPLETION_INDEX", os.getpid()))
+        index = default_worker_index()
     study, cfg = with_retries(
         lambda: open_study(study_name, storage, heartbeat=True, worker_index=index), "open study"
     )
