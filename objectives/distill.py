@@ -17,10 +17,11 @@ Loss (kdtune's alpha convention: alpha weights the distillation term)::
 
 ``L_soft`` is the prediction loss ``-softmax(z_T/t)·log_softmax(z_S/t)`` (times t² when
 ``t2_scaling``), ``L_hard`` the cross-entropy with the labels, the intermediate losses are
-TinyBERT's MSEs over the mapped layers (see :mod:`objectives.losses`). Schedules: ``joint``
-trains L for ``epochs`` epochs; ``two-stage`` (TinyBERT) trains the intermediate losses
-alone for ``intermediate_epochs`` epochs, then ``alpha*L_soft + (1-alpha)*L_hard`` for
-``epochs`` epochs.
+TinyBERT's MSEs over the mapped layers (see :mod:`objectives.losses`): hidden states (after
+W_h when widths differ) and embeddings over real tokens, attention on pre-softmax scores.
+Schedules: ``joint`` trains L for ``epochs`` epochs; ``two-stage`` (TinyBERT) trains
+the intermediate losses alone for ``intermediate_epochs`` epochs, then
+``alpha*L_soft + (1-alpha)*L_hard`` for ``epochs`` epochs.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import numpy as np
 import torch
 
 from . import losses
+from .attention import capture_attention_scores
 from .config import DistillConfig
 from .mapping import attention_pairs, hidden_state_pairs, layer_mapping
 
@@ -221,8 +223,15 @@ def distill(
                     t = _teacher_batch(teacher, batch, idx, train_out, live_teacher,
                                        want_hidden, want_att, device)
                     need_inter = stage in ("intermediate", "joint") and use_inter
-                    s_out = student(**batch, output_intermediate=need_inter)
-                    parts = _loss_parts(cfg, stage, s_out, t, labels, hidden_pairs, att_pairs)
+                    if need_inter and want_att:
+                        with capture_attention_scores(student.model) as captured:
+                            s_out = student(**batch, output_intermediate=True)
+                        s_scores = captured.scores
+                    else:
+                        s_out = student(**batch, output_intermediate=need_inter)
+                        s_scores = None
+                    parts = _loss_parts(cfg, stage, s_out, s_scores, t, labels,
+                                        batch["attention_mask"], hidden_pairs, att_pairs)
                     loss = parts["total"]
                     if not torch.isfinite(loss):
                         raise Diverged(
@@ -363,28 +372,33 @@ def _latency_ms(student, loader, device, n_batches: int) -> float:
 
 
 def _teacher_batch(teacher, batch, idx, cached, live, want_hidden, want_att, device) -> dict:
-    """Teacher logits (and the needed hidden states / attentions) for one batch."""
+    """Teacher logits (and the needed hidden states / attentions) for one batch.
+
+    From the cache when it holds everything, else from a live forward
+    (:func:`objectives.cache.forward_teacher`, which zeroes padding exactly as the cache
+    does, so both paths feed the losses the same numbers).
+    """
+    from .cache import forward_teacher
+
     seq_len = batch["input_ids"].shape[1]
     if not live:
-        out = cached.batch(idx.tolist(), seq_len)
-        return {"logits": out["logits"].to(device),
-                "hidden": {k: v.to(device) for k, v in out.get("hidden", {}).items()},
-                "attentions": {k: v.to(device) for k, v in out.get("attentions", {}).items()}}
+        return cached.batch(idx.tolist(), seq_len, device=device)
     with torch.no_grad():
-        res = teacher(**batch, output_hidden_states=bool(want_hidden),
-                      output_attentions=bool(want_att))
-    t = {"logits": res.logits, "hidden": {}, "attentions": {}}
-    if want_hidden:
-        t["hidden"] = {i: res.hidden_states[i] for i in want_hidden}
-    if want_att:
-        t["attentions"] = {i: res.attentions[i] for i in want_att}
-    if cached is not None:  # logits from the cache keep trials identical with/without it
-        t["logits"] = cached.batch(idx.tolist(), seq_len)["logits"].to(device)
+        t = forward_teacher(teacher, batch, want_hidden, want_att)
+    if cached is not None:  # cached logits keep trials identical with and without the cache
+        t["logits"] = cached.batch(idx.tolist(), seq_len, device=device)["logits"]
     return t
 
 
-def _loss_parts(cfg, stage, s_out, t, labels, hidden_pairs, att_pairs) -> dict:
-    """The loss terms of one batch and their total, as the schedule's stage says."""
+def _loss_parts(cfg, stage, s_out, s_scores, t, labels, mask, hidden_pairs, att_pairs) -> dict:
+    """The loss terms of one batch and their total, as the schedule's stage says.
+
+    ``mask`` (B, L) is the attention mask: hidden-state and embedding MSEs average over real
+    tokens only. Attention MSE compares pre-softmax scores (``s_scores``, captured by
+    :func:`objectives.attention.capture_attention_scores`; padded key columns are -10000,
+    which the loss's TinyBERT rule sets to 0), with padding rows and columns zeroed as the
+    teacher's are (cache and live path alike).
+    """
     zero = s_out.logits.new_zeros(())
     parts: dict[str, torch.Tensor] = {}
     if stage in ("prediction", "joint"):
@@ -396,14 +410,17 @@ def _loss_parts(cfg, stage, s_out, t, labels, hidden_pairs, att_pairs) -> dict:
         inter = zero
         hidden = s_out.projected_hidden_states  # W_h applied already when widths differ
         if "embedding" in cfg.intermediate:
-            parts["embedding"] = losses.embedding_mse(hidden[0], t["hidden"][0])
+            parts["embedding"] = losses.embedding_mse(hidden[0], t["hidden"][0], mask=mask)
             inter = inter + parts["embedding"]
         if "hidden" in cfg.intermediate:
-            h = [losses.hidden_mse(hidden[s], t["hidden"][ti]) for s, ti in hidden_pairs if s > 0]
+            h = [losses.hidden_mse(hidden[s], t["hidden"][ti], mask=mask)
+                 for s, ti in hidden_pairs if s > 0]
             parts["hidden"] = torch.stack(h).sum()
             inter = inter + parts["hidden"]
         if "attention" in cfg.intermediate:
-            a = [losses.attention_mse(s_out.attentions[s], t["attentions"][ti])
+            m = mask.to(s_out.logits.dtype)
+            square = m[:, None, :, None] * m[:, None, None, :]
+            a = [losses.attention_mse(s_scores[s] * square, t["attentions"][ti])
                  for s, ti in att_pairs]
             parts["attention"] = torch.stack(a).sum()
             inter = inter + parts["attention"]

@@ -39,8 +39,7 @@ def _check_depths(teacher_layers: int, student_layers: int) -> None:
         )
     if not 1 <= student_layers <= teacher_layers:
         raise ValueError(
-            f"student_layers must be in 1..{teacher_layers} (teacher_layers), "
-            f"got {student_layers}"
+            f"student_layers must be in 1..{teacher_layers} (teacher_layers), got {student_layers}"
         )
 
 
@@ -100,9 +99,7 @@ def _check_explicit(values: Sequence[int], teacher_layers: int, student_layers: 
     return values
 
 
-def layer_mapping(
-    kind: str | Sequence[int], teacher_layers: int, student_layers: int
-) -> list[int]:
+def layer_mapping(kind: str | Sequence[int], teacher_layers: int, student_layers: int) -> list[int]:
     """Return [g(1), ..., g(M)]: the teacher layer (1..N) each student layer learns from.
 
     Args:

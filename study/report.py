@@ -460,6 +460,8 @@ def _note(text: str) -> str:
 
 def _render(study: optuna.Study, cfg: StudyConfig, out: Path) -> dict[str, str]:
     """Write the charts and index.html into ``out``; return {key: file name}."""
+    from storage import mask_url
+
     from .config import dump_yaml
     from .service import budget_counts
 
@@ -503,6 +505,7 @@ def _render(study: optuna.Study, cfg: StudyConfig, out: Path) -> dict[str, str]:
     state_line = ", ".join(f"{k} {counts[k]}" for k in
                            ("complete", "pruned", "failed", "running", "waiting"))
     name = html.escape(study.study_name)
+    shown_cfg = cfg.model_copy(update={"storage": mask_url(cfg.storage)}) if cfg.storage else cfg
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>kdtune report: {name}</title>
 <style>{_CSS}</style></head><body>
@@ -517,7 +520,7 @@ kappa = {cfg.distill.eval.kappa:g}: phi_cnf holds when sigma &le; kappa.</p>
 <h2>Parameter importances</h2>
 {imp_html}
 <h2>Study config</h2>
-<pre>{html.escape(dump_yaml(cfg))}</pre>
+<pre>{html.escape(dump_yaml(shown_cfg))}</pre>
 </body></html>
 """
     (out / REPORT_FILES["html"]).write_text(page, encoding="utf-8")

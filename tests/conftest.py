@@ -66,3 +66,61 @@ def tiny_bert_dir(tmp_path_factory, minilm_path) -> Path:
     model.save_pretrained(out)
     tok.save_pretrained(out)
     return out
+
+
+# Two words decide the label, so a tiny BERT learns it in seconds: a *trained* tiny teacher
+# whose confidences mean something, for tests that need a teacher better than chance.
+_POS = ["great", "wonderful", "superb", "lovely", "brilliant", "moving"]
+_NEG = ["awful", "boring", "dreadful", "tedious", "clumsy", "dull"]
+_FILL = ["the film", "this story", "a plot", "the cast", "its ending", "the score"]
+
+
+@pytest.fixture(scope="session")
+def synthetic_csv(tmp_path_factory) -> Path:
+    """A 400-row sentiment-like CSV (text, label) built here; labels negative / positive."""
+    import csv
+    import random
+
+    rng = random.Random(0)
+    path = tmp_path_factory.mktemp("synthetic") / "reviews.csv"
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["text", "label"])
+        for i in range(400):
+            pos = i % 2 == 0
+            word = rng.choice(_POS if pos else _NEG)
+            w.writerow([f"{rng.choice(_FILL)} was {word}", "positive" if pos else "negative"])
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher_dir(tmp_path_factory, tiny_bert_dir, synthetic_csv) -> Path:
+    """The tiny random BERT fine-tuned on :func:`synthetic_csv` (a few seconds)."""
+    from objectives.data import DataConfig
+    from objectives.teacher import TeacherFitConfig, fit_teacher
+
+    out = tmp_path_factory.mktemp("tiny-teacher") / "teacher"
+    cfg = TeacherFitConfig(
+        base=str(tiny_bert_dir),
+        data=DataConfig(source=str(synthetic_csv), eval_size=80, test_size=80, max_length=16),
+        epochs=4, learning_rate=1e-3, batch_size=16, threads=2,
+    )
+    metrics = fit_teacher(cfg, out, progress=False)
+    assert metrics["test_accuracy"] >= 0.9, metrics  # the fixture is only useful if it learnt
+    return out
+
+
+@pytest.fixture(scope="session")
+def polarity_teacher() -> Path:
+    """The real MiniLM fine-tuned on 1,200 polarity sentences for one epoch.
+
+    Cached under the test home (about 1.5 minutes the first time on 2 cores).
+    """
+    from objectives.data import DataConfig
+    from objectives.teacher import TeacherFitConfig, cached_teacher
+
+    cfg = TeacherFitConfig(
+        data=DataConfig(train_size=1200, eval_size=400, test_size=400, max_length=64),
+        epochs=1, threads=2,
+    )
+    return cached_teacher(cfg, progress=False)

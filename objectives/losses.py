@@ -1,0 +1,340 @@
+"""Distillation losses (TinyBERT's rules as named, tested functions) and their registry.
+
+Prediction losses work on logits of shape (B, K): B examples, K classes.
+Intermediate losses work on hidden states (B, L, H) and attention matrices
+(B, heads, L, L), L being the sequence length.
+
+Every loss returns a scalar tensor (0-dim) that keeps the autograd graph. Teacher tensors
+are used as given: compute them under ``torch.no_grad()`` (or pass cached ones) so no
+gradient reaches the teacher.
+
+Losses are looked up by name in :data:`LOSSES` (TextBrewer-style) with :func:`get_loss`.
+The total loss is put together by :func:`combine_losses` with kdtune's alpha convention:
+
+    L = alpha * L_soft + (1 - alpha) * L_hard + beta * L_intermediate
+
+so alpha weights the distillation (soft) term. torchdistill's alpha weights the hard term
+instead; do not copy an alpha from there without converting it (alpha -> 1 - alpha).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+Projection = Callable[[torch.Tensor], torch.Tensor]
+
+ATTENTION_MASK_THRESHOLD = -100.0
+"""Attention entries at or below this value are masked positions (TinyBERT: ``<= -1e2``)."""
+
+
+def _check_logits(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> None:
+    if student_logits.dim() != 2:
+        raise ValueError(
+            f"student_logits must have shape (B, K), got shape {tuple(student_logits.shape)}"
+        )
+    if teacher_logits.shape != student_logits.shape:
+        raise ValueError(
+            f"teacher_logits must have the shape of student_logits "
+            f"{tuple(student_logits.shape)}, got {tuple(teacher_logits.shape)}"
+        )
+
+
+def _check_temperature(temperature: float) -> None:
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+
+
+def soft_cross_entropy(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    temperature: float = 1.0,
+    t2_scaling: bool = False,
+) -> torch.Tensor:
+    """TinyBERT's prediction loss: cross-entropy of the student against the teacher's softmax.
+
+    L = (1/B) * sum_i [ -sum_k softmax(z_T/t)[i,k] * log_softmax(z_S/t)[i,k] ]
+
+    multiplied by t^2 when ``t2_scaling`` (Hinton et al.: keeps gradient magnitudes
+    comparable across temperatures, since the gradient of the unscaled loss shrinks as 1/t^2).
+
+    It equals KL(p_T || p_S) + H(p_T). The teacher's entropy H(p_T) does not depend on the
+    student, so the gradients with respect to the student are exactly those of
+    :func:`kl_divergence`; only the value differs (it is >= H(p_T), not >= 0).
+
+    Args:
+        student_logits: (B, K) student logits z_S.
+        teacher_logits: (B, K) teacher logits z_T.
+        temperature: t > 0.
+        t2_scaling: multiply the loss by t^2.
+
+    Returns:
+        A scalar tensor in nats per example (mean over the batch), >= 0.
+    """
+    _check_logits(student_logits, teacher_logits)
+    _check_temperature(temperature)
+    p_teacher = F.softmax(teacher_logits / temperature, dim=-1)
+    log_p_student = F.log_softmax(student_logits / temperature, dim=-1)
+    loss = -(p_teacher * log_p_student).sum(dim=-1).mean()
+    if t2_scaling:
+        loss = loss * temperature**2
+    return loss
+
+
+def kl_divergence(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    temperature: float = 1.0,
+    t2_scaling: bool = False,
+) -> torch.Tensor:
+    """Batch-mean KL divergence of the student's softmax from the teacher's.
+
+    L = (1/B) * sum_i sum_k p_T[i,k] * (log p_T[i,k] - log p_S[i,k]),
+    with p_T = softmax(z_T/t) and p_S = softmax(z_S/t); multiplied by t^2 when ``t2_scaling``.
+
+    Args:
+        student_logits: (B, K) student logits z_S.
+        teacher_logits: (B, K) teacher logits z_T.
+        temperature: t > 0.
+        t2_scaling: multiply the loss by t^2.
+
+    Returns:
+        A scalar tensor in nats per example, >= 0 (0 when the two softmaxes agree).
+    """
+    _check_logits(student_logits, teacher_logits)
+    _check_temperature(temperature)
+    log_p_student = F.log_softmax(student_logits / temperature, dim=-1)
+    log_p_teacher = F.log_softmax(teacher_logits / temperature, dim=-1)
+    loss = F.kl_div(log_p_student, log_p_teacher, reduction="batchmean", log_target=True)
+    if t2_scaling:
+        loss = loss * temperature**2
+    return loss
+
+
+def hard_cross_entropy(student_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Ordinary cross-entropy with the gold labels.
+
+    L = (1/B) * sum_i -log_softmax(z_S)[i, y_i]
+
+    Args:
+        student_logits: (B, K) student logits z_S.
+        labels: (B,) integer class indices in 0..K-1.
+
+    Returns:
+        A scalar tensor in nats per example, >= 0.
+    """
+    if student_logits.dim() != 2:
+        raise ValueError(
+            f"student_logits must have shape (B, K), got shape {tuple(student_logits.shape)}"
+        )
+    if labels.shape != student_logits.shape[:1]:
+        raise ValueError(
+            f"labels must have shape ({student_logits.shape[0]},) to match student_logits, "
+            f"got {tuple(labels.shape)}"
+        )
+    if labels.dtype.is_floating_point or labels.dtype == torch.bool:
+        raise ValueError(f"labels must be integer class indices, got dtype {labels.dtype}")
+    return F.cross_entropy(student_logits, labels)
+
+
+def hidden_mse(
+    student_hidden: torch.Tensor,
+    teacher_hidden: torch.Tensor,
+    projection: Projection | None = None,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """TinyBERT's hidden-state loss: MSE between the (projected) student and teacher states.
+
+    L = mean over (b, l, h) of (W_h(H_S)[b,l,h] - H_T[b,l,h])^2
+
+    Without ``mask`` this is TinyBERT's plain mean over all B*L*H_T elements, padding
+    positions included. With ``mask`` (1 = real token, 0 = padding) only real tokens count:
+
+    L = sum_{b,l,h} mask[b,l] * (W_h(H_S) - H_T)^2 / (H_T * sum_{b,l} mask[b,l])
+
+    Args:
+        student_hidden: (B, L, H_S) student hidden states.
+        teacher_hidden: (B, L, H_T) teacher hidden states.
+        projection: the learned W_h, a module or callable mapping (..., H_S) -> (..., H_T),
+            e.g. ``nn.Linear(H_S, H_T)``. Applied whenever given; required when H_S != H_T.
+        mask: optional (B, L) attention mask (0/1 or bool).
+
+    Returns:
+        A scalar tensor in squared hidden-state units, >= 0.
+    """
+    if student_hidden.dim() != 3:
+        raise ValueError(
+            f"student_hidden must have shape (B, L, H_S), got {tuple(student_hidden.shape)}"
+        )
+    if teacher_hidden.dim() != 3 or teacher_hidden.shape[:2] != student_hidden.shape[:2]:
+        raise ValueError(
+            f"teacher_hidden must have shape (B, L, H_T) with (B, L) = "
+            f"{tuple(student_hidden.shape[:2])} as in student_hidden, "
+            f"got {tuple(teacher_hidden.shape)}"
+        )
+    width_s, width_t = student_hidden.shape[-1], teacher_hidden.shape[-1]
+    if projection is None:
+        if width_s != width_t:
+            raise ValueError(
+                f"projection is None but the widths differ (student {width_s}, teacher "
+                f"{width_t}); pass a projection such as nn.Linear({width_s}, {width_t})"
+            )
+        projected = student_hidden
+    else:
+        projected = projection(student_hidden)
+        if projected.shape != teacher_hidden.shape:
+            raise ValueError(
+                f"projection must map student_hidden to the teacher's shape "
+                f"{tuple(teacher_hidden.shape)}, got {tuple(projected.shape)}"
+            )
+    squared = (projected - teacher_hidden) ** 2
+    if mask is None:
+        return squared.mean()
+    if mask.shape != student_hidden.shape[:2]:
+        raise ValueError(
+            f"mask must have shape (B, L) = {tuple(student_hidden.shape[:2])}, "
+            f"got {tuple(mask.shape)}"
+        )
+    weights = mask.to(squared.dtype)
+    n_tokens = weights.sum()
+    if n_tokens.item() == 0:
+        raise ValueError("mask selects no tokens (all zeros); accepted: at least one 1")
+    return (squared * weights.unsqueeze(-1)).sum() / (n_tokens * width_t)
+
+
+def embedding_mse(
+    student_embeddings: torch.Tensor,
+    teacher_embeddings: torch.Tensor,
+    projection: Projection | None = None,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """TinyBERT's embedding loss: :func:`hidden_mse` applied to the embedding outputs.
+
+    L = mean of (W_e(E_S) - E_T)^2 over (B, L, H_T), with E = ``hidden_states[0]``;
+    the same shapes, projection and mask rules as :func:`hidden_mse`.
+
+    Returns:
+        A scalar tensor in squared hidden-state units, >= 0.
+    """
+    return hidden_mse(student_embeddings, teacher_embeddings, projection=projection, mask=mask)
+
+
+def attention_mse(student_scores: torch.Tensor, teacher_scores: torch.Tensor) -> torch.Tensor:
+    """TinyBERT's attention loss: MSE between attention matrices, masked entries zeroed.
+
+    A' = where(A <= -100, 0, A) for both student and teacher, then
+    L = mean over (b, head, i, j) of (A'_S - A'_T)^2.
+
+    TinyBERT applies this to raw attention scores (before softmax), where masked positions
+    carry a large negative additive mask; zeroing them keeps the mask out of the loss.
+    Note that Hugging Face's eager attention returns *probabilities* (after softmax) in
+    ``output_attentions``, not scores; on probabilities (all in [0, 1]) the masking rule
+    changes nothing. This function works on whatever matrices it is given; the caller
+    decides whether to pass scores or probabilities.
+
+    Args:
+        student_scores: (B, heads, L, L) student attention matrices of one layer.
+        teacher_scores: (B, heads, L, L) teacher attention matrices; same shape, so the
+            number of heads must match.
+
+    Returns:
+        A scalar tensor in squared score units (squared probabilities when given
+        probabilities, then in [0, 1]), >= 0.
+    """
+    if student_scores.dim() != 4:
+        raise ValueError(
+            f"student_scores must have shape (B, heads, L, L), got {tuple(student_scores.shape)}"
+        )
+    if teacher_scores.dim() != 4:
+        raise ValueError(
+            f"teacher_scores must have shape (B, heads, L, L), got {tuple(teacher_scores.shape)}"
+        )
+    if student_scores.shape[1] != teacher_scores.shape[1]:
+        raise ValueError(
+            f"attention heads must match: student has {student_scores.shape[1]}, teacher has "
+            f"{teacher_scores.shape[1]}; attention_mse needs equal head counts"
+        )
+    if student_scores.shape != teacher_scores.shape:
+        raise ValueError(
+            f"teacher_scores must have the shape of student_scores "
+            f"{tuple(student_scores.shape)}, got {tuple(teacher_scores.shape)}"
+        )
+    student = torch.where(
+        student_scores <= ATTENTION_MASK_THRESHOLD,
+        torch.zeros_like(student_scores),
+        student_scores,
+    )
+    teacher = torch.where(
+        teacher_scores <= ATTENTION_MASK_THRESHOLD,
+        torch.zeros_like(teacher_scores),
+        teacher_scores,
+    )
+    return F.mse_loss(student, teacher)
+
+
+LossTerm = torch.Tensor | float | None
+
+
+def combine_losses(
+    soft: LossTerm,
+    hard: LossTerm,
+    intermediate: LossTerm,
+    alpha: float,
+    beta: float,
+) -> torch.Tensor:
+    """The total distillation loss, kdtune's alpha convention.
+
+    L = alpha * L_soft + (1 - alpha) * L_hard + beta * L_intermediate
+
+    alpha weights the distillation (soft) term: alpha = 1 is pure distillation, alpha = 0
+    pure supervised training. (torchdistill's alpha weights the hard term instead.)
+
+    A term whose weight is 0 is left out, so it may be passed as ``None`` (not computed):
+    ``hard`` when alpha = 1, ``soft`` when alpha = 0, ``intermediate`` when beta = 0.
+
+    Args:
+        soft: scalar soft (prediction) loss, e.g. from :func:`soft_cross_entropy`.
+        hard: scalar hard-label loss, e.g. from :func:`hard_cross_entropy`.
+        intermediate: scalar sum of intermediate losses (hidden, embedding, attention).
+        alpha: weight of the soft term, in [0, 1].
+        beta: weight of the intermediate term, >= 0.
+
+    Returns:
+        A scalar tensor on the scale of the inputs.
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1] (weight of the soft term), got {alpha}")
+    if not 0.0 <= beta < float("inf"):
+        raise ValueError(f"beta must be a finite number >= 0, got {beta}")
+    terms = [("soft", soft, alpha), ("hard", hard, 1.0 - alpha)]
+    terms.append(("intermediate", intermediate, beta))
+    weighted = []
+    for name, value, weight in terms:
+        if weight == 0:
+            continue
+        if value is None:
+            raise ValueError(f"{name} is None but its weight is {weight}; pass its loss")
+        weighted.append(torch.as_tensor(value) * weight)
+    # alpha and 1 - alpha are never both 0, so there is always at least one term.
+    return sum(weighted[1:], weighted[0])
+
+
+LOSSES: dict[str, Callable[..., torch.Tensor]] = {
+    "soft_cross_entropy": soft_cross_entropy,
+    "kl_divergence": kl_divergence,
+    "hard_cross_entropy": hard_cross_entropy,
+    "hidden_mse": hidden_mse,
+    "embedding_mse": embedding_mse,
+    "attention_mse": attention_mse,
+}
+"""Every loss by name, as used in configs and layer matches."""
+
+
+def get_loss(name: str) -> Callable[..., torch.Tensor]:
+    """Return the loss function registered under ``name`` in :data:`LOSSES`."""
+    try:
+        return LOSSES[name]
+    except KeyError:
+        raise ValueError(f"unknown loss {name!r}; accepted: {sorted(LOSSES)}") from None

@@ -1,0 +1,118 @@
+"""The distillation objective: suggest -> distil -> measure -> values, on real models."""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+import pytest
+
+from objectives.config import DistillConfig, SearchSpace
+from objectives.data import DataConfig
+from objectives.distill import Diverged, distill
+from objectives.trial import make_objective, metric_values, suggest_config
+
+PARAMS = {"temperature": 4.0, "alpha": 0.7, "layer_mapping": "top", "learning_rate": 1e-3,
+          "epochs": 1, "beta": 0.5, "schedule": "joint", "student_layers": 2}
+
+
+def _base(teacher, csv, **kw) -> DistillConfig:
+    data = DataConfig(source=str(csv), eval_size=80, test_size=80, max_length=16)
+    return DistillConfig(teacher=str(teacher), data=data, batch_size=16, threads=2,
+                         **kw)
+
+
+def test_suggest_config_maps_every_parameter(tiny_teacher_dir, synthetic_csv):
+    base = _base(tiny_teacher_dir, synthetic_csv)
+    cfg = suggest_config(optuna.trial.FixedTrial(PARAMS), base, SearchSpace(), teacher_layers=4)
+    for key, value in PARAMS.items():
+        assert getattr(cfg, key) == value, key
+    assert cfg.data == base.data  # what is not searched is kept
+
+
+def test_depth_is_searched_over_one_to_n_minus_one(tiny_teacher_dir, synthetic_csv):
+    base = _base(tiny_teacher_dir, synthetic_csv)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    depths = set()
+    for _ in range(30):
+        t = study.ask()
+        depths.add(suggest_config(t, base, SearchSpace(), teacher_layers=4).student_layers)
+        study.tell(t, 0.0)
+    assert depths == {1, 2, 3}
+
+
+def test_objective_on_fixed_trial_records_metrics(tiny_teacher_dir, synthetic_csv):
+    base = _base(tiny_teacher_dir, synthetic_csv)
+    objective = make_objective(base, SearchSpace(), ("accuracy_student", "sigma", "params"))
+    trial = optuna.trial.FixedTrial(PARAMS)
+    values = objective(trial)
+    attrs = trial.user_attrs
+    assert values == [attrs["accuracy_student"], attrs["sigma"], attrs["params"]]
+    assert attrs["config"]["temperature"] == 4.0 and attrs["layer_mapping_layers"] == "3,4"
+    assert attrs["accuracy_teacher"] >= 0.9
+    assert 0.0 <= attrs["sigma"] < 0.5 and attrs["n_both_correct"] >= 2
+    assert attrs["phi_cnf"] == (attrs["sigma"] <= attrs["kappa"])
+    for key in ("seconds_train", "seconds_eval", "latency_ms", "kl_teacher_student", "ece_gap"):
+        assert math.isfinite(attrs[key]), key
+
+
+def test_teacher_cache_gives_the_same_student(tiny_teacher_dir, synthetic_csv):
+    """Same seed, cache on or off: identical training, hence identical metrics."""
+    kw = {"student_layers": 2, "epochs": 1, "beta": 1.0, "learning_rate": 1e-3}
+    on = distill(_base(tiny_teacher_dir, synthetic_csv, teacher_cache=True, **kw))
+    off = distill(_base(tiny_teacher_dir, synthetic_csv, teacher_cache=False, **kw))
+    # the cache computes teacher outputs in length-sorted batches (float32): the numbers
+    # agree to rounding, so training ends in (almost) the same place
+    assert abs(on.metrics["accuracy_student"] - off.metrics["accuracy_student"]) <= 1 / 80
+    assert on.metrics["sigma"] == pytest.approx(off.metrics["sigma"], abs=2e-3)
+
+
+def test_two_stage_schedule_runs_both_stages(tiny_teacher_dir, synthetic_csv):
+    r = distill(_base(tiny_teacher_dir, synthetic_csv, schedule="two-stage", beta=1.0,
+                      intermediate_epochs=1, epochs=1, student_layers=2))
+    stages = [h["stage"] for h in r.history]
+    assert stages == ["intermediate", "prediction"]
+    assert r.history[0]["loss_attention"] > 0 and "loss_soft" not in r.history[0]
+    assert r.history[0]["loss_hidden"] > 0 and r.history[0]["loss_embedding"] > 0
+    assert "loss_soft" in r.history[1] and "loss_hidden" not in r.history[1]
+
+
+def test_early_stopping_prunes_a_hopeless_trial(tiny_teacher_dir, synthetic_csv):
+    base = _base(tiny_teacher_dir, synthetic_csv, init="random", learning_rate=1e-7,
+                 min_relative_accuracy=0.95)
+    objective = make_objective(base, SearchSpace(learning_rate=None),
+                               ("accuracy_student", "sigma"))
+    params = {k: v for k, v in PARAMS.items() if k != "learning_rate"}
+    with pytest.raises(optuna.TrialPruned, match="below 0.95 x teacher accuracy"):
+        objective(optuna.trial.FixedTrial(params))
+
+
+def test_divergence_fails_with_its_reason_and_is_not_retryable(tiny_teacher_dir,
+                                                               synthetic_csv):
+    cfg = _base(tiny_teacher_dir, synthetic_csv, learning_rate=1e6, temperature=0.01,
+                alpha=1.0, student_layers=1)
+    with pytest.raises(Diverged, match="loss became") as e:
+        distill(cfg)
+    assert e.value.retryable is False
+
+
+def test_missing_objective_metric_is_an_error():
+    with pytest.raises(ValueError, match="objective 'sigma' is nan"):
+        metric_values({"accuracy_student": 0.8, "sigma": float("nan")}, ["accuracy_student",
+                                                                         "sigma"])
+
+
+@pytest.mark.slow
+def test_minilm_polarity_teacher_distils_into_two_layers(polarity_teacher):
+    """Real checkpoint, real text: a 2-layer student of the MiniLM polarity teacher."""
+    data = DataConfig(train_size=800, eval_size=400, test_size=400, max_length=64)
+    r = distill(DistillConfig(teacher=str(polarity_teacher), data=data, student_layers=2,
+                              epochs=1, learning_rate=1e-4, temperature=2.0, alpha=0.7,
+                              beta=0.0, threads=2))
+    m = r.metrics
+    assert m["accuracy_teacher"] >= 0.7
+    assert m["accuracy_student"] >= 0.62, m  # chance is 0.5 on balanced polarity
+    for key, value in m.items():
+        if isinstance(value, float):
+            assert math.isfinite(value), key
+    assert m["n_both_correct"] > 100 and m["params"] < 23_000_000

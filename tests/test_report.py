@@ -1,0 +1,292 @@
+"""Reports: the Pareto front in three formats, the hypervolume history, the HTML report.
+
+Studies are hand-built kdtune studies on the embedded PostgreSQL server (finished trials
+added with known values, no training), so every expected number is computed by hand.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+import uuid
+
+import optuna
+import pytest
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState, create_trial
+
+from study.config import validate
+from study.errors import KdtuneError, StudyNotFound
+from study.report import (
+    hypervolume_2d,
+    hypervolume_history,
+    pareto_rows,
+    print_pareto,
+    reference_point,
+    write_report,
+)
+from study.service import create_study, open_study
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+DISTS = {"temperature": FloatDistribution(1.0, 8.0), "alpha": FloatDistribution(0.0, 1.0)}
+
+# (accuracy_student, sigma) by trial number; None: a failed (5) and a pruned (6) trial.
+# Pareto front (accuracy max, sigma min): 7, 2, 1, 3. Trial 0 is dominated by 1, 4 by 2.
+VALUES = [(0.80, 0.10), (0.85, 0.05), (0.90, 0.08), (0.70, 0.02), (0.88, 0.09),
+          None, None, (0.95, 0.20)]
+FRONT = [7, 2, 1, 3]
+# Hypervolume against (accuracy 0, sigma 0.5) after each complete trial, by hand: the union
+# of the rectangles [0, acc] x [sigma, 0.5].
+HV_HISTORY = [
+    (0, 0.80 * 0.40),
+    (1, 0.85 * 0.45),                                  # 1 dominates 0
+    (2, 0.90 * 0.42 + 0.85 * 0.03),                    # sigma band 0.05..0.08 from 1
+    (3, 0.90 * 0.42 + 0.85 * 0.03 + 0.70 * 0.03),      # band 0.02..0.05 from 3
+    (4, 0.90 * 0.42 + 0.85 * 0.03 + 0.70 * 0.03),      # 4 dominated: no change
+    (7, 0.95 * 0.30 + 0.90 * 0.12 + 0.85 * 0.03 + 0.70 * 0.03),
+]
+
+
+def make_study(values, *, kappa: float = 0.05) -> tuple[optuna.Study, str]:
+    """A kdtune study on the embedded server with finished trials of the given values."""
+    name = f"report-{uuid.uuid4().hex[:10]}"
+    cfg = validate({"name": name, "distill": {"teacher": "unused", "eval": {"kappa": kappa}}})
+    create_study(cfg)
+    study, _ = open_study(name, None)
+    for i, v in enumerate(values):
+        params = {"temperature": 1.0 + i * 0.5, "alpha": (i % 5) / 5}
+        if v is None:
+            state = TrialState.FAIL if i % 2 else TrialState.PRUNED
+            study.add_trial(create_trial(state=state, params=params, distributions=DISTS))
+            continue
+        study.add_trial(create_trial(
+            values=list(v), params=params, distributions=DISTS,
+            user_attrs={"accuracy_student": v[0], "sigma": v[1], "phi_cnf": v[1] <= kappa,
+                        "params": 1_000_000, "config": {"teacher": "unused"}},
+        ))
+    return study, name
+
+
+@pytest.fixture(scope="module")
+def built():
+    study, name = make_study(VALUES)
+    yield study, name
+    optuna.delete_study(study_name=name, storage=study._storage)
+
+
+@pytest.fixture
+def small():
+    study, name = make_study([(0.75, 0.04), None])
+    yield study, name
+    optuna.delete_study(study_name=name, storage=study._storage)
+
+
+# --------------------------------------------------------------------------- Pareto rows
+
+
+def test_pareto_rows_are_the_front_best_accuracy_first(built):
+    _, name = built
+    rows = pareto_rows(name, None)
+    assert [r["trial"] for r in rows] == FRONT
+    assert list(rows[0]) == ["trial", "accuracy_student", "sigma", "temperature", "alpha",
+                             "phi_cnf"]
+    by_trial = {r["trial"]: r for r in rows}
+    assert by_trial[1] == {"trial": 1, "accuracy_student": 0.85, "sigma": 0.05,
+                           "temperature": 1.5, "alpha": 0.2, "phi_cnf": True}
+    assert by_trial[7]["phi_cnf"] is False
+
+
+def test_json_and_csv_parse_back_to_the_rows(built, capsys):
+    _, name = built
+    rows = pareto_rows(name, None)
+    print_pareto(rows, "json")
+    assert json.loads(capsys.readouterr().out) == rows
+
+    print_pareto(rows, "csv")
+    back = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [{k: str(v) for k, v in r.items()} for r in rows] == back
+    assert float(back[0]["accuracy_student"]) == rows[0]["accuracy_student"]
+
+
+def test_table_lists_the_front(built):
+    _, name = built
+    out = io.StringIO()
+    print_pareto(pareto_rows(name, None), "table", file=out)
+    text = out.getvalue()
+    assert "Pareto front (4 trials)" in text and "accuracy_student" in text
+    assert "0.9500" in text and "0.0200" in text
+
+
+def test_csv_has_the_union_of_conditional_params():
+    rows = [{"trial": 0, "sigma": 0.1, "a": 1}, {"trial": 1, "sigma": 0.2, "b": "x"}]
+    out = io.StringIO()
+    print_pareto(rows, "csv", file=out)
+    assert out.getvalue().splitlines() == ["trial,sigma,a,b", "0,0.1,1,", "1,0.2,,x"]
+
+
+def test_bad_format_names_the_accepted_ones():
+    with pytest.raises(ValueError, match="'xml' is not one of table, json, csv"):
+        print_pareto([], "xml")
+
+
+def test_no_complete_trials_and_missing_study_are_one_line_errors():
+    study, name = make_study([None])
+    try:
+        with pytest.raises(KdtuneError, match=f"study '{name}' has no complete trials yet"):
+            pareto_rows(name, None)
+    finally:
+        optuna.delete_study(study_name=name, storage=study._storage)
+    with pytest.raises(StudyNotFound):
+        pareto_rows(f"missing-{uuid.uuid4().hex[:8]}", None)
+
+
+def test_cli_pareto_json_and_bad_format(built, capsys):
+    from study.cli import main
+
+    _, name = built
+    assert main(["pareto", "--study", name, "--format", "json"]) == 0
+    assert [r["trial"] for r in json.loads(capsys.readouterr().out)] == FRONT
+    assert main(["pareto", "--study", name, "--format", "xml"]) == 2
+    assert "table, json, csv" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- hypervolume
+
+
+def test_hypervolume_2d_by_hand():
+    # staircase over (1,3), (2,2), (3,1) with reference (4,4): 3*1 + 2*1 + 1*1 = 6
+    assert hypervolume_2d([(1, 3), (2, 2), (3, 1)], (4, 4)) == pytest.approx(6.0)
+    # dominated, duplicate and outside-the-reference points add nothing
+    assert hypervolume_2d([(1, 3), (2, 2), (3, 1), (3, 3), (2, 2), (5, 0), (0, 4)],
+                          (4, 4)) == pytest.approx(6.0)
+    assert hypervolume_2d([], (1, 1)) == 0.0
+
+
+def test_hypervolume_2d_matches_optuna_wfg():
+    import numpy as np
+    from optuna._hypervolume import compute_hypervolume
+
+    rng = random.Random(0)
+    pts = [(rng.random(), rng.random()) for _ in range(40)]
+    assert hypervolume_2d(pts, (1.0, 1.0)) == pytest.approx(
+        compute_hypervolume(np.asarray(pts), np.asarray([1.0, 1.0])))
+
+
+def test_hypervolume_history_by_hand(built):
+    study, name = built
+    _, cfg = open_study(name, None)
+    assert reference_point(cfg) == [0.0, 0.5]
+    history = hypervolume_history(study, cfg)
+    assert [n for n, _ in history] == [n for n, _ in HV_HISTORY]  # failed/pruned skipped
+    assert [h for _, h in history] == pytest.approx([h for _, h in HV_HISTORY])
+
+
+def test_reference_point_for_unbounded_metrics_comes_from_the_trials():
+    cfg = validate({"name": "x", "distill": {"teacher": "unused"},
+                    "objectives": ["accuracy_student", "latency_ms"]})
+    trials = [create_trial(values=[0.9, 10.0]), create_trial(values=[0.8, 30.0])]
+    assert reference_point(cfg, trials) == pytest.approx([0.0, 32.0])  # worst + 10% range
+    one = validate({"name": "x", "distill": {"teacher": "unused"},
+                    "objectives": ["accuracy_student"]})
+    with pytest.raises(ValueError, match="2 or more objectives"):
+        hypervolume_history(optuna.create_study(direction="maximize"), one)
+
+
+# --------------------------------------------------------------------------- HTML report
+
+
+def _assert_png(path):
+    data = path.read_bytes()
+    assert len(data) > 1000 and data.startswith(PNG_MAGIC), path
+
+
+def test_write_report(built, tmp_path):
+    _, name = built
+    out = tmp_path / "nested" / "report"
+    paths = write_report(name, None, out)
+    assert set(paths) == {"pareto", "hypervolume", "importances", "html"}
+    for key, path in paths.items():
+        assert path.parent == out
+        if key != "html":
+            _assert_png(path)
+    page = paths["html"].read_text()
+    for key in paths:
+        if key != "html":
+            assert f'src="{paths[key].name}"' in page
+    assert "No importances chart" not in page and "importance" in page
+    assert "kappa = 0.05" in page and "teacher: unused" in page  # the config is shown
+    assert page.count("<tr>") >= len(FRONT) + 1
+    assert not list(tmp_path.rglob(".kdtune-report-*"))  # no staging left behind
+
+
+def test_report_on_a_small_study_still_draws_the_front(small, tmp_path):
+    _, name = small
+    (tmp_path / "keep.txt").write_text("not ours")
+    (tmp_path / "importances.png").write_bytes(b"stale")
+    paths = write_report(name, None, tmp_path)  # an existing directory
+    _assert_png(paths["pareto"])
+    assert "importances" not in paths and not (tmp_path / "importances.png").exists()
+    page = paths["html"].read_text()
+    assert "No importances chart" in page and "at least 4 complete trials" in page
+    assert (tmp_path / "keep.txt").read_text() == "not ours"
+    assert not list(tmp_path.glob(".kdtune-report-*"))
+
+
+def test_cli_report_refuses_a_file_as_output(small, tmp_path, capsys):
+    from study.cli import main
+
+    _, name = small
+    target = tmp_path / "file"
+    target.write_text("x")
+    assert main(["report", "--study", name, "-o", str(target)]) == 2
+    assert "exists and is not a directory" in capsys.readouterr().err
+    assert target.read_text() == "x"
+
+
+def test_importances_follow_each_objective():
+    from study.report import param_importances
+
+    # accuracy rises with alpha only, sigma with temperature only
+    cfg = validate({"name": "x", "distill": {"teacher": "unused"}})
+    study = optuna.create_study(directions=cfg.directions)
+    rng = random.Random(1)
+    for _ in range(30):
+        p = {"temperature": rng.uniform(1, 8), "alpha": rng.uniform(0, 1)}
+        study.add_trial(create_trial(values=[0.5 + 0.4 * p["alpha"], p["temperature"] / 40],
+                                     params=p, distributions=DISTS))
+    imp = param_importances(study, cfg)
+    assert max(imp["accuracy_student"], key=imp["accuracy_student"].get) == "alpha"
+    assert max(imp["sigma"], key=imp["sigma"].get) == "temperature"
+
+
+@pytest.mark.parametrize("objectives", [["accuracy_student", "sigma"],
+                                        ["accuracy_student", "sigma", "latency_ms"]])
+def test_hypervolume_history_matches_optuna(objectives):
+    import numpy as np
+    from optuna.visualization._hypervolume_history import _get_hypervolume_history_info
+
+    cfg = validate({"name": "x", "distill": {"teacher": "unused"}, "objectives": objectives})
+    study = optuna.create_study(directions=cfg.directions)
+    rng = random.Random(2)
+    for _ in range(25):
+        study.add_trial(create_trial(values=[rng.uniform(0.5, 1.0), rng.uniform(0.0, 0.6),
+                                             rng.uniform(5, 50)][:len(objectives)]))
+    ref = reference_point(cfg, study.trials)
+    ours = hypervolume_history(study, cfg, ref)
+    theirs = _get_hypervolume_history_info(study, np.asarray(ref, dtype=float))
+    assert [n for n, _ in ours] == theirs.trial_numbers
+    assert [h for _, h in ours] == pytest.approx(theirs.values)
+
+
+def test_report_masks_the_storage_password(tmp_path):
+    from study.report import write_study_report
+
+    cfg = validate({"name": "x", "distill": {"teacher": "unused"},
+                    "storage": "postgresql://kd:s3cret@db:5432/kdtune"})
+    study = optuna.create_study(directions=cfg.directions)
+    study.add_trial(create_trial(values=[0.9, 0.03]))
+    paths = write_study_report(study, cfg, tmp_path / "r")
+    page = paths["html"].read_text()
+    assert "s3cret" not in page and "postgresql://kd:***@db:5432/kdtune" in page

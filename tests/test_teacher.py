@@ -1,0 +1,231 @@
+"""Tests for objectives.teacher (fitting, saving, loading, caching) and objectives.runtime."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from pydantic import ValidationError
+
+from objectives import teacher as teacher_mod
+from objectives.data import DataConfig
+from objectives.runtime import configure_threads, resolve_device
+from objectives.teacher import (
+    TEACHER_METADATA,
+    TeacherFitConfig,
+    cached_teacher,
+    fit_teacher,
+    load_teacher,
+    read_teacher_metadata,
+    teacher_cache_key,
+)
+
+GOOD = ["wonderful", "moving", "brilliant", "charming", "superb", "delightful"]
+BAD = ["dull", "tedious", "clumsy", "boring", "awful", "lifeless"]
+
+
+@pytest.fixture(scope="module")
+def small_csv(tmp_path_factory) -> Path:
+    """60 short labelled sentences (string labels 'negative'/'positive')."""
+    path = tmp_path_factory.mktemp("teacher-data") / "reviews.csv"
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["review", "sentiment"])
+        for i in range(60):
+            words, label = (GOOD, "positive") if i % 2 else (BAD, "negative")
+            writer.writerow(
+                [f"a {words[i % 6]} film , number {i} , truly {words[(i + 1) % 6]}", label]
+            )
+    return path
+
+
+def _cfg(base, data_path, **kw) -> TeacherFitConfig:
+    data = DataConfig(
+        source=str(data_path), text_columns=("review",), label_column="sentiment", max_length=32
+    )
+    kw.setdefault("epochs", 2)
+    kw.setdefault("batch_size", 8)
+    kw.setdefault("learning_rate", 1e-3)
+    return TeacherFitConfig(base=str(base), data=data, device="cpu", threads=1, **kw)
+
+
+def _leftovers(parent: Path) -> list[str]:
+    return [p.name for p in parent.iterdir() if ".partial-" in p.name or ".old-" in p.name]
+
+
+def test_fit_saves_a_loadable_labelled_checkpoint(tmp_path, tiny_bert_dir, small_csv):
+    from transformers import AutoModelForSequenceClassification
+
+    out = tmp_path / "teacher"
+    metrics = fit_teacher(_cfg(tiny_bert_dir, small_csv), out, progress=False)
+
+    for key in ("train_accuracy", "eval_accuracy", "test_accuracy"):
+        assert 0.0 <= metrics[key] <= 1.0
+    assert (metrics["n_train"], metrics["n_eval"], metrics["n_test"]) == (48, 6, 6)
+    assert metrics["epochs"] == 2 and metrics["seconds"] > 0
+    assert metrics["base"] == str(tiny_bert_dir)
+    assert metrics["label_names"] == ["negative", "positive"]
+    assert metrics["data"]["text_columns"] == ["review"]
+    assert isinstance(metrics["kdtune_version"], str) and metrics["kdtune_version"]
+    assert len(metrics["history"]) == 2
+
+    assert (out / TEACHER_METADATA).is_file() and (out / "config.json").is_file()
+    assert json.loads((out / TEACHER_METADATA).read_text()) == metrics
+    assert read_teacher_metadata(out) == metrics
+    model = AutoModelForSequenceClassification.from_pretrained(out)
+    assert model.config.id2label == {0: "negative", 1: "positive"}
+    assert model.config.label2id == {"negative": 0, "positive": 1}
+    assert _leftovers(tmp_path) == []
+
+
+def test_load_teacher_gives_eager_attention_maps(tmp_path, tiny_bert_dir, small_csv):
+    out = tmp_path / "teacher"
+    fit_teacher(_cfg(tiny_bert_dir, small_csv, epochs=1), out, progress=False)
+    model, tokenizer = load_teacher(out)
+    assert not model.training
+    enc = tokenizer(["a wonderful film", "a dull one"], padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        result = model(**enc, output_attentions=True, output_hidden_states=True)
+    assert len(result.attentions) == 4 and result.attentions[0].shape[:2] == (2, 2)
+    assert len(result.hidden_states) == 5
+
+
+def test_fit_is_deterministic_for_a_seed(tmp_path, tiny_bert_dir, small_csv):
+    cfg = _cfg(tiny_bert_dir, small_csv, epochs=1)
+    a = fit_teacher(cfg, tmp_path / "a", progress=False)
+    b = fit_teacher(cfg, tmp_path / "b", progress=False)
+    assert a["history"] == b["history"] and a["test_accuracy"] == b["test_accuracy"]
+
+
+def test_bad_base_is_a_clear_error_and_leaves_nothing(tmp_path, small_csv):
+    out = tmp_path / "sub" / "teacher"
+    with pytest.raises(ValueError, match="no such checkpoint directory"):
+        fit_teacher(_cfg(tmp_path / "no-such-model", small_csv), out, progress=False)
+    with pytest.raises(ValueError) as err:
+        fit_teacher(_cfg("kdtune-tests/no-such-model", small_csv), out, progress=False)
+    assert "could not load a tokenizer from base 'kdtune-tests/no-such-model'" in str(err.value)
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "sub").exists()
+
+
+def test_bad_data_leaves_nothing(tmp_path, tiny_bert_dir, small_csv):
+    data = DataConfig(source=str(small_csv), text_columns=("text",), label_column="sentiment")
+    cfg = TeacherFitConfig(base=str(tiny_bert_dir), data=data, device="cpu")
+    with pytest.raises(ValueError, match="'text' not found .*available columns: review, sentiment"):
+        fit_teacher(cfg, tmp_path / "teacher", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failure_while_saving_leaves_nothing(tmp_path, tiny_bert_dir, small_csv, monkeypatch):
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(teacher_mod, "json", SimpleNamespace(dumps=boom))
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        fit_teacher(_cfg(tiny_bert_dir, small_csv, epochs=1), tmp_path / "teacher", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_output_needs_overwrite(tmp_path, tiny_bert_dir, small_csv):
+    out = tmp_path / "teacher"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    cfg = _cfg(tiny_bert_dir, small_csv, epochs=1)
+    with pytest.raises(ValueError, match="already exists and is not empty"):
+        fit_teacher(cfg, out, progress=False)
+    assert (out / "keep.txt").read_text() == "mine"
+    fit_teacher(cfg, out, progress=False, overwrite=True)
+    assert (out / TEACHER_METADATA).is_file() and not (out / "keep.txt").exists()
+    assert _leftovers(tmp_path) == []
+
+
+def test_max_length_beyond_positions_is_rejected(tmp_path, tiny_bert_dir, small_csv):
+    data = DataConfig(
+        source=str(small_csv), text_columns=("review",), label_column="sentiment", max_length=512
+    )
+    cfg = TeacherFitConfig(base=str(tiny_bert_dir), data=data, device="cpu")
+    with pytest.raises(ValueError, match="max_length=512 exceeds the 128 positions"):
+        fit_teacher(cfg, tmp_path / "teacher", progress=False)
+
+
+def test_load_teacher_errors(tmp_path):
+    with pytest.raises(ValueError, match="no such checkpoint directory"):
+        load_teacher(tmp_path / "missing")
+    with pytest.raises(ValueError) as err:
+        load_teacher("kdtune-tests/no-such-teacher")
+    assert str(err.value).startswith("could not load teacher 'kdtune-tests/no-such-teacher'")
+    assert "\n" not in str(err.value)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="as a local checkpoint"):
+        load_teacher(tmp_path / "empty")
+
+
+def test_cached_teacher_fits_once(tmp_path, tiny_bert_dir, small_csv, monkeypatch):
+    monkeypatch.setenv("KDTUNE_HOME", str(tmp_path / "home"))
+    cfg = _cfg(tiny_bert_dir, small_csv, epochs=1)
+    path = cached_teacher(cfg, progress=False)
+    assert path == tmp_path / "home" / "teachers" / teacher_cache_key(cfg)
+    assert (path / TEACHER_METADATA).is_file()
+
+    def refit(*args, **kwargs):
+        raise AssertionError("fitted twice")
+
+    monkeypatch.setattr(teacher_mod, "fit_teacher", refit)
+    assert cached_teacher(cfg, progress=False) == path
+    # Where a teacher is fitted does not change which teacher it is.
+    assert cached_teacher(cfg.model_copy(update={"threads": 2}), progress=False) == path
+    assert teacher_cache_key(cfg.model_copy(update={"seed": 1})) != teacher_cache_key(cfg)
+
+
+def test_config_validation():
+    cfg = TeacherFitConfig()
+    assert cfg.base == "minilm" and cfg.data == DataConfig() and cfg.epochs == 2
+    with pytest.raises(ValidationError, match="learning_rat"):
+        TeacherFitConfig(learning_rat=1e-4)
+    with pytest.raises(ValidationError, match="'auto', 'cpu', 'cuda' or 'cuda:N'"):
+        TeacherFitConfig(device="gpu")
+    with pytest.raises(ValidationError):
+        TeacherFitConfig(warmup_ratio=1.5)
+    with pytest.raises(ValidationError):
+        cfg.epochs = 3
+    assert Path(teacher_mod.resolve_base("minilm")).is_dir()
+
+
+def test_resolve_device_and_threads():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type in {"cpu", "cuda"}
+    with pytest.raises(ValueError, match="must be 'auto', 'cpu', 'cuda' or 'cuda:N'"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            resolve_device("cuda:0")
+    before = torch.get_num_threads()
+    try:
+        assert configure_threads(1) == 1 and torch.get_num_threads() == 1
+        cpus = len(os.sched_getaffinity(0))
+        assert configure_threads(workers=2) == max(1, cpus // 2)
+        assert configure_threads(workers=10 * cpus) == 1
+        with pytest.raises(ValueError, match="workers must be at least 1"):
+            configure_threads(workers=0)
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.slow
+def test_minilm_teacher_on_polarity_beats_chance(tmp_path):
+    data = DataConfig(train_size=1200, max_length=64)
+    cfg = TeacherFitConfig(data=data, epochs=1)
+    started = time.perf_counter()
+    metrics = fit_teacher(cfg, tmp_path / "minilm-teacher", progress=False)
+    elapsed = time.perf_counter() - started
+    assert metrics["n_train"] == 1200 and metrics["n_test"] == 400
+    assert metrics["test_accuracy"] >= 0.70, metrics
+    print(
+        f"MiniLM polarity teacher: test accuracy {metrics['test_accuracy']:.3f} in {elapsed:.0f} s"
+    )
