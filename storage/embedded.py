@@ -81,6 +81,11 @@ def start(home: Path | None = None) -> str:
 
     pgdata = data_dir(home)
     pgdata.parent.mkdir(parents=True, exist_ok=True)
+    # pgserver caches one handle per data directory and process; after `stop` that handle
+    # points at a dead server, so forget it and let get_server start a fresh one.
+    instances = pgserver.PostgresServer._instances
+    if pgdata.resolve() in instances and not status(home).running:
+        instances.pop(pgdata.resolve(), None)
     try:
         server = pgserver.get_server(pgdata, cleanup_mode=None)
     except Exception as e:  # pgserver raises bare exceptions from initdb / pg_ctl

@@ -108,12 +108,13 @@ def requeue(study: optuna.Study, trial: FrozenTrial, max_retries: int) -> bool:
 
 def with_retries(fn: Callable, what: str, attempts: int = 8, delay: float = 0.5):
     """Call ``fn`` again after a database error (e.g. PostgreSQL restarting), with back-off."""
+    from optuna.exceptions import StorageInternalError
     from sqlalchemy.exc import DBAPIError, OperationalError
 
     for i in range(attempts):
         try:
             return fn()
-        except (OperationalError, DBAPIError) as e:
+        except (OperationalError, DBAPIError, StorageInternalError) as e:
             if i == attempts - 1:
                 raise
             _log.warning("%s failed (%s); retrying in %.1fs", what, str(e).splitlines()[0],

@@ -193,3 +193,30 @@ def test_cli_bad_storage_is_one_line_and_exit_2():
     assert out.returncode == 2
     assert out.stderr.count("\n") == 1 and out.stderr.startswith("kdtune: error: ")
     assert "hunter2" not in out.stderr
+
+
+def test_storage_and_worker_calls_survive_a_server_restart(tmp_path):
+    """Stop the server under a live storage, restart it: the same storage object works
+    again (pool_pre_ping), and a worker's storage call made while it is down is retried
+    until the server is back."""
+    import threading
+
+    from study.worker import with_retries
+
+    home = tmp_path / "home"
+    home.mkdir()
+    url = embedded.start(home)
+    try:
+        storage = make_storage(url)
+        optuna.create_study(storage=storage, study_name="restart")
+        assert embedded.stop(home)
+        restarted = threading.Timer(1.5, lambda: embedded.start(home))
+        restarted.start()
+        study = with_retries(lambda: optuna.load_study(study_name="restart", storage=storage),
+                             "load study", attempts=10, delay=0.5)
+        restarted.join()
+        assert study.study_name == "restart"
+        study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+        assert len(study.trials) == 2
+    finally:
+        embedded.stop(home)
