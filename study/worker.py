@@ -25,6 +25,8 @@ called with the StudyConfig and returning ``trial -> values``).
 from __future__ import annotations
 
 import contextlib
+import copy
+import datetime
 import fcntl
 import importlib
 import logging
@@ -41,7 +43,7 @@ from optuna.trial import FrozenTrial, TrialState
 from storage.factory import rdb_engine
 
 from .config import StudyConfig
-from .service import budget_counts, open_study
+from .service import budget_counts_db, open_study
 
 _log = logging.getLogger("kdtune.worker")
 FAIL_REASON_ATTR = "fail_reason"
@@ -249,12 +251,49 @@ def _next_trial(study: optuna.Study, cfg: StudyConfig):
     """
     with budget_lock(study):
         optuna.storages.fail_stale_trials(study)
-        counts = budget_counts(study.get_trials(deepcopy=False))
+        fail_heartbeatless_trials(study, cfg.grace_period or 3 * cfg.heartbeat_interval)
+        counts = budget_counts_db(study)
         if counts["finished"] >= cfg.n_trials:
             return "done"
         if counts["used"] >= cfg.n_trials and counts["waiting"] == 0:
             return None
         return study.ask()
+
+
+def fail_heartbeatless_trials(study: optuna.Study, grace_period: int) -> None:
+    """Fail (and re-queue) RUNNING trials that sent no heartbeat within ``grace_period`` s.
+
+    Optuna's stale-trial check skips trials with no heartbeat row, so a worker that died
+    between ``study.ask()`` and its first heartbeat (or an ask whose reply was lost to a
+    database restart and then retried) would leave a trial RUNNING forever, holding a
+    budget slot.
+    """
+    from optuna.storages._rdb import models
+    from sqlalchemy import select
+
+    trials = models.TrialModel.__table__
+    beats = models.TrialHeartbeatModel.__table__
+    now_utc = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)  # as Optuna stores it
+    cutoff = now_utc - datetime.timedelta(seconds=grace_period)
+    with rdb_engine(study._storage).connect() as conn:
+        ids = conn.execute(
+            select(trials.c.trial_id)
+            .outerjoin(beats, beats.c.trial_id == trials.c.trial_id)
+            .where(trials.c.study_id == study._study_id,
+                   trials.c.state == TrialState.RUNNING,
+                   beats.c.trial_id.is_(None),
+                   trials.c.datetime_start < cutoff)
+        ).scalars().all()
+    callback = study._storage.get_heartbeat_stale_trial_callback()
+    for trial_id in ids:
+        try:
+            if not study._storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue
+        _log.warning("trial id %d never sent a heartbeat; failed it", trial_id)
+        if callback is not None:
+            callback(study, copy.deepcopy(study._storage.get_trial(trial_id)))
 
 
 def _fail(study, trial, reason: str, cfg: StudyConfig, ran: dict, retry: bool) -> None:

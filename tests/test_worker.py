@@ -170,3 +170,33 @@ def test_optuna_cli_reads_the_study(objective, tmp_path):
     assert best and {"number", "values"} <= set(best[0])
     study = optuna.load_study(study_name=cfg.name, storage=storage_url(None))
     assert sorted(b["number"] for b in best) == sorted(t.number for t in study.best_trials)
+
+
+def test_a_trial_orphaned_before_its_first_heartbeat_is_requeued(tmp_path):
+    """A worker that died between ask() and its first heartbeat must not block the study."""
+    cfg = _cfg(3)
+    create_study(cfg)
+    study, _ = open_study(cfg.name, None)
+    orphan = study.ask()  # RUNNING, never beats: like a worker killed right after asking
+    orphan.suggest_float("temperature", 1.0, 20.0, log=True)
+    time.sleep(cfg.grace_period + 1)
+    log = tmp_path / "log"
+    proc = _worker(cfg.name, "sleepy", log, 0, delay=0.0)
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 0, out
+    trials = study.get_trials()
+    counts = budget_counts(trials)
+    assert counts["complete"] == 3 and counts["running"] == 0
+    assert trials[orphan.number].state == TrialState.FAIL
+    assert any(orphan.number in t.system_attrs.get("retry_history", []) for t in trials)
+
+
+def test_database_counts_match_loaded_counts(tmp_path):
+    from study.service import budget_counts_db
+
+    cfg = _cfg(4, max_retries=1)
+    create_study(cfg)
+    proc = _worker(cfg.name, "flaky", tmp_path / "log", 0)
+    assert proc.wait(timeout=120) == 0
+    study, _ = open_study(cfg.name, None)
+    assert budget_counts_db(study) == budget_counts(study.get_trials())
