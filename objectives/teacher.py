@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -41,6 +42,7 @@ from storage.paths import kdtune_home
 __all__ = [
     "MINILM",
     "TEACHER_METADATA",
+    "LengthGroupedBatches",
     "TeacherFitConfig",
     "cached_teacher",
     "fit_teacher",
@@ -68,6 +70,8 @@ class TeacherFitConfig(BaseModel):
         warmup_ratio: share of the steps over which the learning rate rises linearly from 0;
             it then decays linearly to 0.
         seed: seeds the classification head's initialisation, dropout and shuffling.
+        group_by_length: batch examples of similar length together (shuffled within chunks
+            of 50 batches, batch order shuffled), so dynamic padding wastes little compute.
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
         threads: CPU threads for torch; ``None`` uses all CPUs available.
     """
@@ -76,12 +80,13 @@ class TeacherFitConfig(BaseModel):
 
     base: str = MINILM
     data: DataConfig = DataConfig()
-    epochs: int = Field(default=2, ge=1)
-    batch_size: int = Field(default=32, ge=1)
+    epochs: int = Field(default=3, ge=1)
+    batch_size: int = Field(default=16, ge=1)
     learning_rate: float = Field(default=5e-5, gt=0)
     weight_decay: float = Field(default=0.01, ge=0)
     warmup_ratio: float = Field(default=0.1, ge=0, le=1)
     seed: int = 0
+    group_by_length: bool = True
     device: str = "auto"
     threads: int | None = Field(default=None, ge=1)
 
@@ -190,13 +195,18 @@ def _fit(cfg: TeacherFitConfig, output_dir: Path, progress: bool, overwrite: boo
     collate = data_collator(tokenizer)
     model.to(device)
 
-    loader = DataLoader(
-        encoded["train"],
-        batch_size=cfg.batch_size,
-        shuffle=True,
-        collate_fn=collate,
-        generator=torch.Generator().manual_seed(cfg.seed),
-    )
+    if cfg.group_by_length:
+        lengths = [len(ids) for ids in encoded["train"]["input_ids"]]
+        batches = LengthGroupedBatches(lengths, cfg.batch_size, cfg.seed)
+        loader = DataLoader(encoded["train"], batch_sampler=batches, collate_fn=collate)
+    else:
+        loader = DataLoader(
+            encoded["train"],
+            batch_size=cfg.batch_size,
+            shuffle=True,
+            collate_fn=collate,
+            generator=torch.Generator().manual_seed(cfg.seed),
+        )
     decay, no_decay = [], []
     for name, param in model.named_parameters():
         is_norm = "layernorm" in name.lower() or "layer_norm" in name.lower()
@@ -346,6 +356,49 @@ def cached_teacher(cfg: TeacherFitConfig, progress: bool = True) -> Path:
     return path
 
 
+class LengthGroupedBatches:
+    """A seeded batch sampler that puts examples of similar length in the same batch.
+
+    Each epoch: shuffle all indices, cut them into chunks of ``chunk_batches`` batches,
+    sort each chunk by length (longest first), cut it into batches, and shuffle the batch
+    order. Like the Hugging Face Trainer's ``group_by_length``; with dynamic padding it
+    roughly halves the tokens processed on short-text data. Deterministic for a seed: epoch
+    ``e`` uses seed ``seed + e``.
+    """
+
+    def __init__(
+        self, lengths: list[int], batch_size: int, seed: int = 0, chunk_batches: int = 50
+    ) -> None:
+        if batch_size < 1 or chunk_batches < 1:
+            raise ValueError(f"batch_size and chunk_batches must be at least 1, got "
+                             f"{batch_size} and {chunk_batches}")  # fmt: skip
+        self.lengths = list(lengths)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.chunk = batch_size * chunk_batches
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        n, bs, chunk = len(self.lengths), self.batch_size, self.chunk
+        full, rest = divmod(n, chunk)
+        return full * math.ceil(chunk / bs) + math.ceil(rest / bs)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        import torch
+
+        gen = torch.Generator().manual_seed(self.seed + self.epoch)
+        self.epoch += 1
+        order = torch.randperm(len(self.lengths), generator=gen).tolist()
+        batches: list[list[int]] = []
+        for start in range(0, len(order), self.chunk):
+            chunk = sorted(order[start : start + self.chunk], key=lambda i: -self.lengths[i])
+            batches += [
+                chunk[j : j + self.batch_size] for j in range(0, len(chunk), self.batch_size)
+            ]
+        for k in torch.randperm(len(batches), generator=gen).tolist():
+            yield batches[k]
+
+
 # --------------------------------------------------------------------------- internals
 
 
@@ -370,7 +423,6 @@ def _load_classifier(source: str, name: str, label_names: tuple[str, ...]):
     try:
         model, info = AutoModelForSequenceClassification.from_pretrained(
             source,
-            num_labels=len(label_names),
             id2label=id2label,
             label2id=label2id,
             attn_implementation="eager",

@@ -121,6 +121,6 @@ def polarity_teacher() -> Path:
 
     cfg = TeacherFitConfig(
         data=DataConfig(train_size=1200, eval_size=400, test_size=400, max_length=64),
-        epochs=1, threads=2,
+        epochs=1, learning_rate=1e-4, threads=2,
     )
     return cached_teacher(cfg, progress=False)

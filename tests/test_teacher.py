@@ -18,6 +18,7 @@ from objectives.data import DataConfig
 from objectives.runtime import configure_threads, resolve_device
 from objectives.teacher import (
     TEACHER_METADATA,
+    LengthGroupedBatches,
     TeacherFitConfig,
     cached_teacher,
     fit_teacher,
@@ -185,7 +186,7 @@ def test_cached_teacher_fits_once(tmp_path, tiny_bert_dir, small_csv, monkeypatc
 
 def test_config_validation():
     cfg = TeacherFitConfig()
-    assert cfg.base == "minilm" and cfg.data == DataConfig() and cfg.epochs == 2
+    assert cfg.base == "minilm" and cfg.data == DataConfig() and cfg.epochs == 3
     with pytest.raises(ValidationError, match="learning_rat"):
         TeacherFitConfig(learning_rat=1e-4)
     with pytest.raises(ValidationError, match="'auto', 'cpu', 'cuda' or 'cuda:N'"):
@@ -217,10 +218,24 @@ def test_resolve_device_and_threads():
         torch.set_num_threads(before)
 
 
+def test_length_grouped_batches_cover_every_example_once():
+    lengths = [(i * 37) % 61 + 1 for i in range(1000)]
+    sampler = LengthGroupedBatches(lengths, batch_size=32, seed=3, chunk_batches=5)
+    first, second = list(sampler), list(sampler)
+    for epoch in (first, second):
+        assert len(epoch) == len(sampler) == 32  # 6 chunks of 160 (5 batches) + 40 (2 batches)
+        assert sorted(i for batch in epoch for i in batch) == list(range(1000))
+        assert all(len(batch) <= 32 for batch in epoch)
+    assert first != second  # reshuffled each epoch
+    assert list(LengthGroupedBatches(lengths, 32, seed=3, chunk_batches=5)) == first
+    padded = sum(max(lengths[i] for i in b) * len(b) for b in first)
+    assert padded < 1.3 * sum(lengths)  # far less padding than random batches
+
+
 @pytest.mark.slow
 def test_minilm_teacher_on_polarity_beats_chance(tmp_path):
     data = DataConfig(train_size=1200, max_length=64)
-    cfg = TeacherFitConfig(data=data, epochs=1)
+    cfg = TeacherFitConfig(data=data, epochs=1, learning_rate=1e-4)  # one short epoch
     started = time.perf_counter()
     metrics = fit_teacher(cfg, tmp_path / "minilm-teacher", progress=False)
     elapsed = time.perf_counter() - started
