@@ -85,7 +85,9 @@ def run_demo(workers: int = 2, trials: int = 8, output: Path = Path("kdtune-demo
                   f"failed {status['failed']}")
 
     console.print("[bold]4/4[/] Pareto front and export")
-    print_pareto(pareto_rows(name, None), "table")
+    keep = ("trial", "accuracy_student", "sigma", "student_layers", "temperature", "alpha",
+            "schedule", "phi_cnf")  # the full table: kdtune pareto --study NAME
+    print_pareto([{k: r[k] for k in keep if k in r} for r in pareto_rows(name, None)], "table")
     output.mkdir(parents=True, exist_ok=True)
     best = output / "best.yaml"
     info = export_trial(name, None, "knee", best)
