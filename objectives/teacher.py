@@ -67,6 +67,10 @@ class TeacherFitConfig(BaseModel):
         data: the dataset and its splits; ``data.max_length`` truncates the inputs.
         epochs, batch_size, learning_rate, weight_decay: AdamW fine-tuning settings (no
             weight decay on biases and LayerNorm weights).
+        head_learning_rate: learning rate of the classification head (the pooler and the
+            classifier: the parts a sentence-embedding checkpoint never trained for
+            classification); ``None`` uses ``learning_rate``. The encoder keeps
+            ``learning_rate``.
         warmup_ratio: share of the steps over which the learning rate rises linearly from 0;
             it then decays linearly to 0.
         seed: seeds the classification head's initialisation, dropout and shuffling.
@@ -83,6 +87,7 @@ class TeacherFitConfig(BaseModel):
     epochs: int = Field(default=3, ge=1)
     batch_size: int = Field(default=16, ge=1)
     learning_rate: float = Field(default=5e-5, gt=0)
+    head_learning_rate: float | None = Field(default=1e-3, gt=0)
     weight_decay: float = Field(default=0.01, ge=0)
     warmup_ratio: float = Field(default=0.1, ge=0, le=1)
     seed: int = 0
@@ -207,17 +212,7 @@ def _fit(cfg: TeacherFitConfig, output_dir: Path, progress: bool, overwrite: boo
             collate_fn=collate,
             generator=torch.Generator().manual_seed(cfg.seed),
         )
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        is_norm = "layernorm" in name.lower() or "layer_norm" in name.lower()
-        (no_decay if name.endswith("bias") or is_norm else decay).append(param)
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": cfg.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=cfg.learning_rate,
-    )
+    optimizer = torch.optim.AdamW(_param_groups(model, cfg))
     total_steps = cfg.epochs * len(loader)
     scheduler = get_linear_schedule_with_warmup(
         optimizer, round(cfg.warmup_ratio * total_steps), total_steps
@@ -281,6 +276,23 @@ def _fit(cfg: TeacherFitConfig, output_dir: Path, progress: bool, overwrite: boo
             f"({metrics['seconds']:.0f} s)"
         )
     return metrics
+
+
+def _param_groups(model, cfg: TeacherFitConfig) -> list[dict[str, Any]]:
+    """AdamW groups: head or encoder (learning rate) x decayed or not (biases, LayerNorms)."""
+    groups: dict[tuple[bool, bool], list] = {}
+    prefix = f"{model.base_model_prefix}."
+    for name, param in model.named_parameters():
+        lowered = name.lower()
+        is_head = not name.startswith(prefix) or ".pooler." in lowered
+        no_decay = name.endswith("bias") or "layernorm" in lowered or "layer_norm" in lowered
+        groups.setdefault((is_head, no_decay), []).append(param)
+    head_lr = cfg.head_learning_rate or cfg.learning_rate
+    return [
+        {"params": params, "lr": head_lr if is_head else cfg.learning_rate,
+         "weight_decay": 0.0 if no_decay else cfg.weight_decay}
+        for (is_head, no_decay), params in sorted(groups.items())
+    ]
 
 
 def load_teacher(path: str | Path, attn_implementation: str = "eager") -> tuple[Any, Any]:

@@ -244,3 +244,20 @@ def test_minilm_teacher_on_polarity_beats_chance(tmp_path):
     print(
         f"MiniLM polarity teacher: test accuracy {metrics['test_accuracy']:.3f} in {elapsed:.0f} s"
     )
+
+
+def test_head_learning_rate_applies_to_pooler_and_classifier_only(tiny_bert_dir):
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(str(tiny_bert_dir))
+    cfg = TeacherFitConfig(learning_rate=2e-5, head_learning_rate=1e-3, weight_decay=0.1)
+    groups = teacher_mod._param_groups(model, cfg)
+    lr_of = {id(p): (g["lr"], g["weight_decay"]) for g in groups for p in g["params"]}
+    names = dict(model.named_parameters())
+    assert len(lr_of) == len(names)  # every parameter exactly once
+    assert lr_of[id(names["classifier.weight"])] == (1e-3, 0.1)
+    assert lr_of[id(names["bert.pooler.dense.bias"])] == (1e-3, 0.0)
+    assert lr_of[id(names["bert.encoder.layer.0.attention.self.query.weight"])] == (2e-5, 0.1)
+    assert lr_of[id(names["bert.embeddings.LayerNorm.weight"])] == (2e-5, 0.0)
+    same = teacher_mod._param_groups(model, cfg.model_copy(update={"head_learning_rate": None}))
+    assert {g["lr"] for g in same} == {2e-5}
