@@ -202,20 +202,22 @@ def distill(
     history: list[dict] = []
     params = [p for p in student.parameters() if p.requires_grad]
     epoch_no = 0
-    with timer("train"):
-        for stage, n_epochs in stages:
-            optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate,
-                                          weight_decay=cfg.weight_decay)
-            total = max(1, n_epochs * len(loader))
-            warmup = int(cfg.warmup_ratio * total)
-            scheduler = torch.optim.lr_scheduler.LambdaLR(
-                optimizer, lambda s, w=warmup, t=total: min((s + 1) / max(1, w),
-                                                            max(0.0, (t - s) / max(1, t - w))))
-            for _ in range(n_epochs):
-                epoch_no += 1
-                student.train()
-                sums: dict[str, float] = {}
-                steps = 0
+    p_s = None  # the student's eval probabilities after its latest epoch
+    # training steps are timed as "train", the per-epoch evaluation as "eval"
+    for stage, n_epochs in stages:
+        optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate,
+                                      weight_decay=cfg.weight_decay)
+        total = max(1, n_epochs * len(loader))
+        warmup = int(cfg.warmup_ratio * total)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s, w=warmup, t=total: min((s + 1) / max(1, w),
+                                                        max(0.0, (t - s) / max(1, t - w))))
+        for _ in range(n_epochs):
+            epoch_no += 1
+            student.train()
+            sums: dict[str, float] = {}
+            steps = 0
+            with timer("train"):
                 for batch in _maybe_progress(loader, progress, f"{stage} epoch {epoch_no}"):
                     idx = batch.pop("idx")
                     labels = batch.pop("labels").to(device)
@@ -246,23 +248,26 @@ def distill(
                     for k, v in parts.items():
                         sums[k] = sums.get(k, 0.0) + float(v.detach())
                     steps += 1
-                record = {"epoch": epoch_no, "stage": stage,
-                          **{f"loss_{k}": v / max(1, steps) for k, v in sums.items()}}
-                if stage != "intermediate":
+            record = {"epoch": epoch_no, "stage": stage,
+                      **{f"loss_{k}": v / max(1, steps) for k, v in sums.items()}}
+            if stage != "intermediate":
+                with timer("eval"):
                     p_s = softmax(_predict(student, eval_loader, device))
-                    acc = float((p_s.argmax(1) == eval_labels).mean())
-                    record["eval_accuracy"] = acc
-                    if on_epoch is not None:
-                        on_epoch(epoch_no, acc)
-                    floor = cfg.min_relative_accuracy
-                    if floor is not None and acc < floor * teacher_acc:
-                        raise EarlyStopped(
-                            f"eval accuracy {acc:.4f} after epoch {epoch_no} is below "
-                            f"{floor:g} x teacher accuracy {teacher_acc:.4f}")
-                history.append(record)
+                acc = float((p_s.argmax(1) == eval_labels).mean())
+                record["eval_accuracy"] = acc
+                if on_epoch is not None:
+                    on_epoch(epoch_no, acc)
+                floor = cfg.min_relative_accuracy
+                if floor is not None and acc < floor * teacher_acc:
+                    raise EarlyStopped(
+                        f"eval accuracy {acc:.4f} after epoch {epoch_no} is below "
+                        f"{floor:g} x teacher accuracy {teacher_acc:.4f}")
+            history.append(record)
 
     with timer("eval"):
-        p_student_eval = softmax(_predict(student, eval_loader, device))
+        # the last epoch ended with a prediction stage, so p_s is the final student's
+        p_student_eval = p_s if p_s is not None else softmax(_predict(student, eval_loader,
+                                                                      device))
         metrics = confidence_metrics(p_teacher_eval, p_student_eval, eval_labels,
                                      reference_class=cfg.eval.reference_class,
                                      kappa=cfg.eval.kappa)

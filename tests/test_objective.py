@@ -116,3 +116,24 @@ def test_minilm_polarity_teacher_distils_into_two_layers(polarity_teacher):
         if isinstance(value, float):
             assert math.isfinite(value), key
     assert m["n_both_correct"] > 100 and m["params"] < 23_000_000
+
+
+def test_reported_metrics_are_the_returned_students(tiny_teacher_dir, synthetic_csv):
+    """The final metrics reuse the last epoch's evaluation: they must be the final student's."""
+    import numpy as np
+    import torch
+
+    from objectives.data import load_splits, tokenize
+
+    r = distill(_base(tiny_teacher_dir, synthetic_csv, student_layers=2, epochs=2,
+                      learning_rate=1e-3))
+    ev = tokenize(load_splits(r.config.data).eval, r.tokenizer, r.config.data.max_length)
+    r.student.eval()
+    with torch.no_grad():
+        preds = [int(r.student(input_ids=torch.tensor([ids]),
+                               attention_mask=torch.ones(1, len(ids), dtype=torch.long))
+                     .logits.argmax(-1)) for ids in ev["input_ids"]]
+    assert r.metrics["accuracy_student"] == pytest.approx(
+        float(np.mean(np.array(preds) == np.array(ev["label"]))))
+    assert r.history[-1]["eval_accuracy"] == r.metrics["accuracy_student"]
+    assert set(r.timings) >= {"train", "eval"} and r.timings["eval"] > 0
