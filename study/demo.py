@@ -14,17 +14,15 @@ from pathlib import Path
 
 from rich.console import Console
 
-DEMO_TRAIN, DEMO_EVAL, TEACHER_TRAIN = 800, 400, 3200
+DEMO_TRAIN, DEMO_EVAL = 800, 400
 
 
 def demo_teacher_config():
-    """The demo teacher: MiniLM fine-tuned on 3,200 polarity sentences (400 val, 400 test)."""
-    from objectives.data import DataConfig
+    """The demo teacher: ``kdtune teacher fit``'s defaults, MiniLM fine-tuned on the 3,200
+    training sentences of polarity's default split (400 validation, 400 test)."""
     from objectives.teacher import TeacherFitConfig
 
-    return TeacherFitConfig(
-        data=DataConfig(train_size=TEACHER_TRAIN, eval_size=400, test_size=400, max_length=64)
-    )
+    return TeacherFitConfig()
 
 
 def demo_study_config(teacher: Path, trials: int, name: str):
