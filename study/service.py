@@ -312,12 +312,13 @@ def _watch(cfg: StudyConfig, procs: list[subprocess.Popen], progress: bool) -> N
                TextColumn("{task.fields[detail]}"), TimeElapsedColumn()]
     with Progress(*columns, disable=not progress, transient=False) as bar:
         task = bar.add_task("trials", total=cfg.n_trials, detail="")
+        front, front_at = 0, 0  # Pareto front size, and the complete count it was taken at
         while True:
             alive = any(p.poll() is None for p in procs)
             try:
-                trials = study.get_trials(deepcopy=False)
-                c = budget_counts(trials)
-                front = len(study.best_trials) if c["complete"] else 0
+                c = budget_counts_db(study)  # counted in SQL: cheap on large studies
+                if c["complete"] != front_at:  # the front loads every trial: only on change
+                    front, front_at = len(study.best_trials), c["complete"]
                 bar.update(task, completed=min(c["finished"], cfg.n_trials),
                            detail=f"running {c['running']}  failed {c['failed']}  "
                            f"pruned {c['pruned']}  pareto {front}")
