@@ -100,7 +100,14 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--arms", default="nsga2,tpe-mo,random,acc-only,tinybert")
     ap.add_argument("--output", type=Path, default=REPO / "bench" / "RESULTS-search.md")
+    ap.add_argument("--from-json", type=Path, default=None,
+                    help="redraw the figure and tables from a search-results.json")
     args = ap.parse_args()
+
+    if args.from_json is not None:
+        saved = json.loads(args.from_json.read_text())
+        write_results(args, saved["results"], saved["seconds"], Path(saved["teacher"]))
+        return
 
     from objectives.teacher import cached_teacher
     from study.config import validate
@@ -174,17 +181,21 @@ def write_results(args, results: dict, seconds: float, teacher: Path) -> None:
     import numpy as np
     import torch
 
-    fig, ax = plt.subplots(figsize=(7, 5))
-    for arm, runs in results.items():
-        pts = runs[0]["front"]
-        if pts:
-            ax.step([p[1] for p in pts], [p[0] for p in pts], where="post", marker="o",
-                    label=f"{arm} (seed {runs[0]['seed']})")
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    markers = ["o", "s", "^", "D", "v"]
+    for k, (arm, runs) in enumerate(results.items()):
+        color = f"C{k}"
+        for r in runs:  # every seed; hollow markers so coinciding fronts stay visible
+            pts = r["front"]
+            if pts:
+                ax.step([p[1] for p in pts], [p[0] for p in pts], where="post", color=color,
+                        marker=markers[r["seed"] % len(markers)], mfc="none", ms=7 + 2 * k,
+                        alpha=0.8, label=f"{arm} seed {r['seed']}")
     ax.axvline(KAPPA, color="grey", ls="--", lw=1, label=f"kappa = {KAPPA}")
     ax.set_xlabel("sigma (lower is better)")
     ax.set_ylabel("student accuracy (higher is better)")
     ax.set_title("Pareto fronts at equal budget, polarity, MiniLM teacher")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(REPO / "bench" / "search-fronts.png", dpi=120)
 
@@ -232,7 +243,8 @@ def write_results(args, results: dict, seconds: float, teacher: Path) -> None:
             front = ", ".join(f"({a:.3f}, {s:.4f})" for a, s in r["front"])
             lines.append(f"- {arm} seed {r['seed']}: {front}")
     lines.append("")
-    (REPO / "bench" / "search-results.json").write_text(json.dumps(results, indent=1))
+    (REPO / "bench" / "search-results.json").write_text(json.dumps(
+        {"results": results, "seconds": seconds, "teacher": str(teacher)}, indent=1))
     with open(args.output, "a") as fh:
         fh.write("\n".join(lines) + "\n")
     print("\n".join(lines))
