@@ -137,7 +137,7 @@ def main() -> None:
     inside = sum(med.values())
     overhead = period - inside
 
-    # two bare runs around nothing else; the faster one is the ceiling
+    # the bare loop twice; the faster run is the ceiling (noise only ever slows it)
     bare_s, n = min(bare_loop_seconds(teacher, 2) for _ in range(2))
     kd_train = med["train"]
 
