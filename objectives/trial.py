@@ -5,6 +5,13 @@ the trial's complete :class:`DistillConfig`; :func:`make_objective` builds the f
 worker calls for each trial: suggest, distil, measure, record every metric in the trial's
 user attributes, and return the configured objective values.
 
+Repeated configurations: samplers do suggest parameters that a finished trial already had
+(NSGA-II picks the same parent twice in a tournament, and a child that crossover and mutation
+leave unchanged is that parent). Distillation is seeded by the configuration, so training it
+again would only repeat the result: the objective copies the earlier trial's metrics and
+values instead, and records ``duplicate_of`` (that trial's number). The repeat still counts
+towards the study's budget.
+
 Early stopping: Optuna's pruners refuse multi-objective studies, so kdtune brings its own
 rule (``DistillConfig.min_relative_accuracy``): after each epoch a trial whose evaluation
 accuracy is below that fraction of the teacher's is stopped and ends PRUNED, with the reason
@@ -18,6 +25,7 @@ import math
 from collections.abc import Callable, Sequence
 
 import optuna
+from optuna.trial import FrozenTrial, TrialState
 
 from .config import ChoiceParam, DistillConfig, FloatParam, IntParam, SearchSpace
 from .distill import EarlyStopped, distill, teacher_depth
@@ -57,6 +65,26 @@ def suggest_config(
     return DistillConfig.model_validate(data)
 
 
+DUPLICATE_ATTR = "duplicate_of"
+
+
+def finished_twin(trial: optuna.Trial) -> FrozenTrial | None:
+    """The earliest COMPLETE trial of ``trial``'s study with exactly its parameters, if any.
+
+    Parameters compare by value and by distribution (a study whose search space changed
+    between trials does not match old trials).
+    """
+    study = getattr(trial, "study", None)  # a FixedTrial has no study
+    if study is None:
+        return None
+    params, dists = trial.params, trial.distributions
+    for other in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if (other.number != trial.number and other.params == params
+                and other.distributions == dists and other.values is not None):
+            return other
+    return None
+
+
 def metric_values(metrics: dict, objectives: Sequence[str]) -> list[float]:
     """The objective values, in order; a missing or NaN metric is an error (trial FAILs)."""
     values = []
@@ -80,7 +108,16 @@ def make_objective(
 
     def objective(trial: optuna.Trial) -> list[float]:
         cfg = suggest_config(trial, base, space, depth)
-        trial.set_user_attr("config", json.loads(cfg.model_dump_json()))
+        config = json.loads(cfg.model_dump_json())
+        trial.set_user_attr("config", config)
+        twin = finished_twin(trial)
+        if twin is not None and twin.user_attrs.get("config") == config:
+            # Same parameters and same full configuration: the result would be the same.
+            for key, value in twin.user_attrs.items():
+                if not key.startswith("seconds_") and key != DUPLICATE_ATTR:
+                    trial.set_user_attr(key, value)
+            trial.set_user_attr(DUPLICATE_ATTR, twin.number)
+            return list(twin.values)
 
         def on_epoch(epoch: int, acc: float) -> None:
             trial.set_user_attr(f"eval_accuracy_epoch_{epoch}", acc)

@@ -137,3 +137,28 @@ def test_reported_metrics_are_the_returned_students(tiny_teacher_dir, synthetic_
         float(np.mean(np.array(preds) == np.array(ev["label"]))))
     assert r.history[-1]["eval_accuracy"] == r.metrics["accuracy_student"]
     assert set(r.timings) >= {"train", "eval"} and r.timings["eval"] > 0
+
+
+def test_repeated_parameters_reuse_the_finished_trial(tiny_teacher_dir, synthetic_csv):
+    """A configuration a finished trial already had is not trained again; new ones are."""
+    base = _base(tiny_teacher_dir, synthetic_csv)
+    calls = []
+
+    def counting_distill(cfg, **kw):
+        calls.append(cfg.temperature)
+        return distill(cfg, **kw)
+
+    objective = make_objective(base, SearchSpace(), ("accuracy_student", "sigma"),
+                               run=counting_distill)
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    repeated = {**PARAMS, "learning_rate": 2e-4}  # inside the default search range
+    other = {**repeated, "temperature": 2.0}
+    for params in (repeated, repeated, other):
+        study.enqueue_trial(params)
+    study.optimize(objective, n_trials=3)
+    first, repeat, new = study.trials
+    assert calls == [4.0, 2.0]  # the repeat did not train
+    assert repeat.values == first.values and repeat.user_attrs["duplicate_of"] == 0
+    assert repeat.user_attrs["sigma"] == first.user_attrs["sigma"]
+    assert "seconds_train" not in repeat.user_attrs  # it took no training time
+    assert "duplicate_of" not in first.user_attrs and "duplicate_of" not in new.user_attrs
