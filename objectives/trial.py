@@ -6,8 +6,8 @@ worker calls for each trial: suggest, distil, measure, record every metric in th
 user attributes, and return the configured objective values.
 
 Repeated configurations: samplers do suggest parameters that a finished trial already had
-(NSGA-II picks the same parent twice in a tournament, and a child that crossover and mutation
-leave unchanged is that parent). Distillation is seeded by the configuration, so training it
+(Optuna's NSGA-II copies a parent when it skips crossover, and redraws a mutated parameter at
+random, which for a small choice often gives the parent's value). Distillation is seeded by the configuration, so training it
 again would only repeat the result: the objective copies the earlier trial's metrics and
 values instead, and records ``duplicate_of`` (that trial's number). The repeat still counts
 towards the study's budget.
