@@ -2,7 +2,10 @@
 
 :func:`fit_teacher` fine-tunes ``AutoModelForSequenceClassification`` on a
 :class:`~objectives.data.DataConfig` dataset with a plain PyTorch loop (AdamW, linear warmup
-then linear decay, dynamic padding, seeded shuffling), measures accuracy on the train,
+then linear decay, dynamic padding, seeded shuffling). By default it first trains only the
+new head for one epoch with the encoder frozen (a linear probe), then fine-tunes everything
+("LP-FT", Kumar et al. 2022): the head no longer starts random when the encoder starts to
+move. It measures accuracy on the train,
 evaluation and test splits, and saves a Hugging Face checkpoint (model and tokenizer) plus
 ``kdtune_teacher.json`` with the metrics and the configuration. The directory appears
 complete or not at all: it is written under a temporary name and renamed at the end.
@@ -65,14 +68,17 @@ class TeacherFitConfig(BaseModel):
         base: checkpoint to fine-tune: ``"minilm"`` (the packaged all-MiniLM-L6-v2), a local
             Hugging Face checkpoint directory, or a hub model id.
         data: the dataset and its splits; ``data.max_length`` truncates the inputs.
+        linear_probe_epochs: epochs that train only the classification head (the pooler and
+            the classifier: the parts a sentence-embedding checkpoint never trained for
+            classification) with the encoder frozen, before the fine-tuning epochs; 0 skips
+            the probe.
+        linear_probe_learning_rate: the head's learning rate during the probe.
         epochs, batch_size, learning_rate, weight_decay: AdamW fine-tuning settings (no
             weight decay on biases and LayerNorm weights).
-        head_learning_rate: learning rate of the classification head (the pooler and the
-            classifier: the parts a sentence-embedding checkpoint never trained for
-            classification); ``None`` uses ``learning_rate``. The encoder keeps
-            ``learning_rate``.
-        warmup_ratio: share of the steps over which the learning rate rises linearly from 0;
-            it then decays linearly to 0.
+        head_learning_rate: learning rate of the head while fine-tuning; ``None`` uses
+            ``learning_rate``. The encoder keeps ``learning_rate``.
+        warmup_ratio: share of each phase's steps over which the learning rate rises
+            linearly from 0; it then decays linearly to 0.
         seed: seeds the classification head's initialisation, dropout and shuffling.
         group_by_length: batch examples of similar length together (shuffled within chunks
             of 50 batches, batch order shuffled), so dynamic padding wastes little compute.
@@ -84,10 +90,12 @@ class TeacherFitConfig(BaseModel):
 
     base: str = MINILM
     data: DataConfig = DataConfig()
+    linear_probe_epochs: int = Field(default=1, ge=0)
+    linear_probe_learning_rate: float = Field(default=1e-3, gt=0)
     epochs: int = Field(default=3, ge=1)
     batch_size: int = Field(default=16, ge=1)
     learning_rate: float = Field(default=5e-5, gt=0)
-    head_learning_rate: float | None = Field(default=1e-3, gt=0)
+    head_learning_rate: float | None = Field(default=None, gt=0)
     weight_decay: float = Field(default=0.01, ge=0)
     warmup_ratio: float = Field(default=0.1, ge=0, le=1)
     seed: int = 0
@@ -212,40 +220,32 @@ def _fit(cfg: TeacherFitConfig, output_dir: Path, progress: bool, overwrite: boo
             collate_fn=collate,
             generator=torch.Generator().manual_seed(cfg.seed),
         )
-    optimizer = torch.optim.AdamW(_param_groups(model, cfg))
-    total_steps = cfg.epochs * len(loader)
-    scheduler = get_linear_schedule_with_warmup(
-        optimizer, round(cfg.warmup_ratio * total_steps), total_steps
-    )
-
-    history: list[dict[str, float]] = []
+    phases = [("probe", cfg.linear_probe_epochs), ("fine-tune", cfg.epochs)]
+    phases = [(name, n) for name, n in phases if n > 0]
+    n_epochs = sum(n for _, n in phases)
+    history: list[dict[str, Any]] = []
     console, bar = _progress_bar(progress)
     with bar:
-        task = bar.add_task("fitting teacher", total=total_steps, loss=float("nan"))
-        for epoch in range(1, cfg.epochs + 1):
-            model.train()
-            loss_sum, seen = 0.0, 0
-            for batch in loader:
-                batch = {k: v.to(device) for k, v in batch.items()}
-                loss = model(**batch).loss
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                n = batch["labels"].shape[0]
-                loss_sum += float(loss.detach()) * n
-                seen += n
-                bar.update(task, advance=1, loss=loss_sum / seen)
-            eval_acc = _accuracy(model, encoded["eval"], collate, device, 2 * cfg.batch_size)
-            history.append(
-                {"epoch": epoch, "train_loss": loss_sum / seen, "eval_accuracy": eval_acc}
+        task = bar.add_task("fitting teacher", total=n_epochs * len(loader), loss=float("nan"))
+        for phase, epochs in phases:
+            probe = phase == "probe"
+            for name, param in model.named_parameters():  # the probe freezes the encoder
+                param.requires_grad = not probe or _is_head(model, name)
+            optimizer = torch.optim.AdamW(_param_groups(model, cfg, probe))
+            steps = epochs * len(loader)
+            scheduler = get_linear_schedule_with_warmup(
+                optimizer, round(cfg.warmup_ratio * steps), steps
             )
-            if progress:
-                console.print(
-                    f"teacher epoch {epoch}/{cfg.epochs}: train loss {loss_sum / seen:.4f}, "
-                    f"eval accuracy {eval_acc:.4f}"
-                )
+            for _ in range(epochs):
+                loss = _train_epoch(model, loader, optimizer, scheduler, device,
+                                    lambda mean: bar.update(task, advance=1, loss=mean))
+                eval_acc = _accuracy(model, encoded["eval"], collate, device, 2 * cfg.batch_size)
+                epoch = len(history) + 1
+                history.append({"epoch": epoch, "phase": phase, "train_loss": loss,
+                                "eval_accuracy": eval_acc})
+                if progress:
+                    console.print(f"teacher epoch {epoch}/{n_epochs} ({phase}): train loss "
+                                  f"{loss:.4f}, eval accuracy {eval_acc:.4f}")
 
     eval_batch = 2 * cfg.batch_size
     metrics: dict[str, Any] = {
@@ -255,6 +255,7 @@ def _fit(cfg: TeacherFitConfig, output_dir: Path, progress: bool, overwrite: boo
         **{f"n_{name}": n for name, n in splits.sizes().items()},
         "seconds": 0.0,
         "epochs": cfg.epochs,
+        "linear_probe_epochs": cfg.linear_probe_epochs,
         "base": cfg.base,
         "base_path": base,
         "data": cfg.data.model_dump(mode="json"),
@@ -270,24 +271,55 @@ def _fit(cfg: TeacherFitConfig, output_dir: Path, progress: bool, overwrite: boo
     }
     metrics["seconds"] = round(time.perf_counter() - started, 2)
     _save_atomically(model, tokenizer, metrics, output_dir, overwrite)
-    if progress:
-        console.print(
-            f"teacher saved to {output_dir}: test accuracy {metrics['test_accuracy']:.4f} "
-            f"({metrics['seconds']:.0f} s)"
-        )
     return metrics
 
 
-def _param_groups(model, cfg: TeacherFitConfig) -> list[dict[str, Any]]:
-    """AdamW groups: head or encoder (learning rate) x decayed or not (biases, LayerNorms)."""
+def _train_epoch(model, loader, optimizer, scheduler, device, on_step) -> float:
+    """One epoch of AdamW steps (gradient norm clipped at 1); returns the mean train loss.
+
+    ``on_step(mean_loss_so_far)`` is called after every step (the progress bar).
+    """
+    import torch
+
+    model.train()
+    loss_sum, seen = 0.0, 0
+    for batch in loader:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        loss = model(**batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        n = batch["labels"].shape[0]
+        loss_sum += float(loss.detach()) * n
+        seen += n
+        on_step(loss_sum / seen)
+    return loss_sum / seen
+
+
+def _is_head(model, name: str) -> bool:
+    """Whether parameter ``name`` belongs to the classification head (pooler or classifier)."""
+    return not name.startswith(f"{model.base_model_prefix}.") or ".pooler." in name.lower()
+
+
+def _param_groups(model, cfg: TeacherFitConfig, probe: bool = False) -> list[dict[str, Any]]:
+    """AdamW groups: head or encoder (learning rate) x decayed or not (biases, LayerNorms).
+
+    ``probe``: the linear-probe phase, which trains the head only (at
+    ``linear_probe_learning_rate``).
+    """
     groups: dict[tuple[bool, bool], list] = {}
-    prefix = f"{model.base_model_prefix}."
     for name, param in model.named_parameters():
         lowered = name.lower()
-        is_head = not name.startswith(prefix) or ".pooler." in lowered
+        is_head = _is_head(model, name)
+        if probe and not is_head:
+            continue
         no_decay = name.endswith("bias") or "layernorm" in lowered or "layer_norm" in lowered
         groups.setdefault((is_head, no_decay), []).append(param)
     head_lr = cfg.head_learning_rate or cfg.learning_rate
+    if probe:
+        head_lr = cfg.linear_probe_learning_rate
     return [
         {"params": params, "lr": head_lr if is_head else cfg.learning_rate,
          "weight_decay": 0.0 if no_decay else cfg.weight_decay}

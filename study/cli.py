@@ -130,7 +130,8 @@ def teacher_fit_cmd(
     if as_json:
         _print_json(metrics)
     else:
-        typer.echo(f"teacher saved to {output}: test accuracy {metrics['test_accuracy']:.4f}")
+        typer.echo(f"teacher saved to {output}: test accuracy {metrics['test_accuracy']:.4f} "
+                   f"({metrics['seconds']:.0f} s)")
 
 
 # --------------------------------------------------------------------------- studies

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -69,12 +71,13 @@ def test_fit_saves_a_loadable_labelled_checkpoint(tmp_path, tiny_bert_dir, small
     for key in ("train_accuracy", "eval_accuracy", "test_accuracy"):
         assert 0.0 <= metrics[key] <= 1.0
     assert (metrics["n_train"], metrics["n_eval"], metrics["n_test"]) == (48, 6, 6)
-    assert metrics["epochs"] == 2 and metrics["seconds"] > 0
+    assert metrics["epochs"] == 2 and metrics["linear_probe_epochs"] == 1
+    assert metrics["seconds"] > 0
     assert metrics["base"] == str(tiny_bert_dir)
     assert metrics["label_names"] == ["negative", "positive"]
     assert metrics["data"]["text_columns"] == ["review"]
     assert isinstance(metrics["kdtune_version"], str) and metrics["kdtune_version"]
-    assert len(metrics["history"]) == 2
+    assert [h["phase"] for h in metrics["history"]] == ["probe", "fine-tune", "fine-tune"]
 
     assert (out / TEACHER_METADATA).is_file() and (out / "config.json").is_file()
     assert json.loads((out / TEACHER_METADATA).read_text()) == metrics
@@ -261,3 +264,51 @@ def test_head_learning_rate_applies_to_pooler_and_classifier_only(tiny_bert_dir)
     assert lr_of[id(names["bert.embeddings.LayerNorm.weight"])] == (2e-5, 0.0)
     same = teacher_mod._param_groups(model, cfg.model_copy(update={"head_learning_rate": None}))
     assert {g["lr"] for g in same} == {2e-5}
+    probe = teacher_mod._param_groups(model, cfg, probe=True)
+    probed = {id(p) for g in probe for p in g["params"]}
+    heads = {id(p) for n, p in names.items() if n.startswith(("classifier", "bert.pooler"))}
+    assert probed == heads and {g["lr"] for g in probe} == {cfg.linear_probe_learning_rate}
+
+
+def test_linear_probe_moves_only_the_head(tmp_path, tiny_bert_dir, small_csv, monkeypatch):
+    """During the probe epoch the encoder stays put; fine-tuning then moves everything."""
+    snapshots = []
+    train_epoch = teacher_mod._train_epoch
+
+    def spy(model, *args):
+        before = {n: p.detach().clone() for n, p in model.named_parameters()}
+        loss = train_epoch(model, *args)
+        snapshots.append({n: not torch.equal(before[n], p) for n, p in model.named_parameters()})
+        return loss
+
+    monkeypatch.setattr(teacher_mod, "_train_epoch", spy)
+    fit_teacher(_cfg(tiny_bert_dir, small_csv, epochs=1), tmp_path / "t", progress=False)
+    probe, fine_tune = snapshots
+    moved = {n for n, changed in probe.items() if changed}
+    assert moved == {n for n in probe if n.startswith(("classifier", "bert.pooler"))}
+    assert fine_tune["bert.encoder.layer.0.attention.self.query.weight"]
+    assert fine_tune["bert.embeddings.word_embeddings.weight"]
+
+
+def test_teacher_fit_cli(tmp_path, tiny_bert_dir, small_csv):
+    """`kdtune teacher fit` saves a teacher and says so once; bad settings: one line, exit 2."""
+    def kdtune(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "study.cli", "teacher", "fit", *args], capture_output=True,
+            text=True, cwd=Path(__file__).resolve().parent.parent, timeout=600,
+        )
+
+    data = [f"data.source={small_csv}", "data.text_columns=[review]",
+            "data.label_column=sentiment", "data.max_length=32"]
+    sets = [arg for kv in [f"base={tiny_bert_dir}", *data, "epochs=1", "linear_probe_epochs=0",
+                           "threads=1"] for arg in ("--set", kv)]
+    out = tmp_path / "teacher"
+    done = kdtune("-o", str(out), *sets)
+    assert done.returncode == 0, done.stderr
+    assert (done.stdout + done.stderr).count("teacher saved to") == 1
+    assert done.stdout.startswith(f"teacher saved to {out}: test accuracy")
+    assert [h["phase"] for h in read_teacher_metadata(out)["history"]] == ["fine-tune"]
+
+    bad = kdtune("-o", str(tmp_path / "bad"), "--set", "linear_probe_epochs=-1")
+    assert bad.returncode == 2 and "linear_probe_epochs" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1 and not (tmp_path / "bad").exists()
