@@ -70,7 +70,8 @@ def main() -> None:
     table = summarise(rows, args.reference)
     n_folds = len(table[0]["folds"])
     print("| recipe | " + " | ".join(f"fold {k}" for k in range(n_folds))
-          + f" | pooled (n = {table[0]['n']}) | vs {args.reference} (fold mean, range) | seconds, 1 thread |")
+          + f" | pooled (n = {table[0]['n']}) | vs {args.reference} (fold mean, range)"
+          + " | seconds, 1 thread |")
     print("|---" * (n_folds + 4) + "|")
     for r in table:
         lo, hi = r["diff_range"]

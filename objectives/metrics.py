@@ -42,8 +42,9 @@ METRIC_DIRECTIONS: dict[str, str] = {
 }
 """Metric name -> "maximize" or "minimize", used to set a study's objective directions.
 
-Counts (n_eval, n_all, n_both_correct), the echoed kappa, the boolean phi_cnf and the
-teacher-only metrics (accuracy_teacher, ece_teacher: the same in every trial) are not
+Counts (n_eval, n_all, n_both_correct), the echoed kappa, the boolean phi_cnf, the
+teacher-only metrics (accuracy_teacher, ece_teacher: the same in every trial) and
+accuracy_majority (always predicting the most common label, a property of the data) are not
 objectives. ``params`` and ``latency_ms`` are added by the training code.
 """
 
@@ -268,6 +269,7 @@ def confidence_metrics(
     return {
         "accuracy_student": float(np.mean(pred_student == labels)),
         "accuracy_teacher": float(np.mean(pred_teacher == labels)),
+        "accuracy_majority": float(np.bincount(labels, minlength=k).max() / n),
         "f1_student": _f1(labels, pred_student, k),
         "mcc_student": _mcc(labels, pred_student, k),
         "agreement": float(np.mean(pred_teacher == pred_student)),

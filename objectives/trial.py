@@ -7,10 +7,15 @@ user attributes, and return the configured objective values.
 
 Repeated configurations: samplers do suggest parameters that a finished trial already had
 (Optuna's NSGA-II copies a parent when it skips crossover, and redraws a mutated parameter at
-random, which for a small choice often gives the parent's value). Distillation is seeded by the configuration, so training it
-again would only repeat the result: the objective copies the earlier trial's metrics and
-values instead, and records ``duplicate_of`` (that trial's number). The repeat still counts
-towards the study's budget.
+random, which for a small choice often gives the parent's value). Distillation is seeded by
+the configuration, so training it again would only repeat the result: the objective copies
+the earlier trial's metrics and values instead, and records ``duplicate_of`` (that trial's
+number). The repeat still counts towards the study's budget.
+
+Trivial students: a student no more accurate than always predicting the evaluation split's
+most common label (``accuracy_majority``) has learnt nothing, yet its sigma can be low (its
+confidences hover near the prior), so it could sit on the Pareto front. Such a trial keeps its
+metrics but ends PRUNED with the reason in ``prune_reason``.
 
 Early stopping: Optuna's pruners refuse multi-objective studies, so kdtune brings its own
 rule (``DistillConfig.min_relative_accuracy``): after each epoch a trial whose evaluation
@@ -132,6 +137,12 @@ def make_objective(
             trial.set_user_attr(key, value)
         for key, value in result.timings.items():
             trial.set_user_attr(f"seconds_{key}", value)
+        acc, majority = result.metrics["accuracy_student"], result.metrics["accuracy_majority"]
+        if acc <= majority:
+            raise optuna.TrialPruned(
+                f"student accuracy {acc:.4f} is no better than always predicting the most "
+                f"common label ({majority:.4f})"
+            )
         return metric_values(result.metrics, objectives)
 
     return objective

@@ -35,6 +35,7 @@ EXPECTED_KEYS = {
     "ece_gap",
     "ece_gap_abs",
     "n_eval",
+    "accuracy_majority",
 }
 
 
@@ -101,6 +102,7 @@ def test_accuracy_f1_mcc_agreement_by_hand() -> None:
     # tn = 3: MCC = (2*3 - 1*0) / sqrt(3 * 2 * 4 * 3)
     assert m["mcc_student"] == pytest.approx(6 / math.sqrt(72))
     assert m["n_eval"] == 6 and m["n_all"] == 6
+    assert m["accuracy_majority"] == pytest.approx(4 / 6)  # four of the six labels are 0
 
 
 def test_f1_and_mcc_match_scikit_learn() -> None:
@@ -225,7 +227,7 @@ def test_softmax() -> None:
 
 def test_metric_directions() -> None:
     not_objectives = {"n_both_correct", "n_all", "n_eval", "kappa", "phi_cnf"}
-    teacher_only = {"accuracy_teacher", "ece_teacher"}  # constant across trials
+    teacher_only = {"accuracy_teacher", "ece_teacher", "accuracy_majority"}  # same every trial
     numeric = EXPECTED_KEYS - not_objectives - teacher_only
     assert numeric | {"params", "latency_ms"} == set(METRIC_DIRECTIONS)
     assert METRIC_DIRECTIONS["ece_gap_abs"] == "minimize"

@@ -162,3 +162,31 @@ def test_repeated_parameters_reuse_the_finished_trial(tiny_teacher_dir, syntheti
     assert repeat.user_attrs["sigma"] == first.user_attrs["sigma"]
     assert "seconds_train" not in repeat.user_attrs  # it took no training time
     assert "duplicate_of" not in first.user_attrs and "duplicate_of" not in new.user_attrs
+
+
+def test_a_student_at_majority_class_accuracy_is_pruned(tiny_teacher_dir, synthetic_csv):
+    """A student that learnt nothing is pruned with its reason (metrics kept); others are not."""
+    base = _base(tiny_teacher_dir, synthetic_csv)
+    forget = []
+
+    def maybe_forgetful_distill(cfg, **kw):
+        result = distill(cfg, **kw)
+        if forget:
+            result.metrics["accuracy_student"] = result.metrics["accuracy_majority"]
+        return result
+
+    objective = make_objective(base, SearchSpace(), ("accuracy_student", "sigma"),
+                               run=maybe_forgetful_distill)
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    params = {**PARAMS, "learning_rate": 2e-4}
+    study.enqueue_trial(params)
+    study.enqueue_trial({**params, "temperature": 2.0})
+    learnt = study.ask()
+    values = objective(learnt)
+    assert values[0] > learnt.user_attrs["accuracy_majority"] == 0.5  # balanced eval split
+    forget.append(True)
+    trivial = study.ask()
+    with pytest.raises(optuna.TrialPruned, match="no better than always predicting the most "
+                                                 r"common label \(0.5000\)"):
+        objective(trivial)
+    assert trivial.user_attrs["accuracy_student"] == 0.5 and "sigma" in trivial.user_attrs
