@@ -356,6 +356,9 @@ def main(argv: list[str] | None = None) -> int:
     # Optuna flags heartbeats, metric names and retry callbacks as experimental; users
     # cannot act on that, so keep the terminal for what matters.
     warnings.filterwarnings("ignore", message=r".*(experimental|deprecated).*")
+    # kdtune workers run heartbeats themselves around study.ask()/tell() (study/worker.py),
+    # which Optuna warns about on every ask.
+    warnings.filterwarnings("ignore", message=r"Heartbeat of storage is supposed to be used")
     command = typer.main.get_command(app)
     # typer >= 0.29 raises its own copies of click's Exit/Abort/UsageError classes.
     exits = (click.exceptions.Exit, typer.Exit)

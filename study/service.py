@@ -280,6 +280,9 @@ def run_study(cfg: StudyConfig, workers: int = 2, progress: bool = True) -> dict
         env["KDTUNE_STORAGE"] = cfg.storage
     threads = cfg.distill.threads or max(1, (os.cpu_count() or 1) // workers)
     env["KDTUNE_THREADS"] = str(threads)
+    if progress:  # one progress bar (ours): no model-loading / tokenising bars from workers
+        env.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        env.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "study.cli", "worker", "--study", cfg.name, "--index", str(i)],

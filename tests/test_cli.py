@@ -41,6 +41,9 @@ def test_run_export_distill_pipeline(tmp_path, tiny_teacher_dir, synthetic_csv):
 
     run = _kdtune("run", str(path), "--workers", "2")
     assert run.returncode == 0, run.stderr[-3000:]
+    # one progress display: no library bars or heartbeat warnings from the workers
+    for noise in ("Tokenizing", "Loading weights", "Heartbeat of storage"):
+        assert noise not in run.stderr, noise
 
     status = json.loads(_kdtune("status", "--study", name, "--json").stdout)
     assert status["finished"] == 4 and status["running"] == 0
