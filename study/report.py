@@ -99,12 +99,16 @@ def _sort_key(cfg: StudyConfig) -> Callable[[FrozenTrial], tuple]:
 def front_trials(study: optuna.Study, cfg: StudyConfig) -> list[FrozenTrial]:
     """The Pareto-optimal complete trials, best first on the first objective.
 
+    A repeat of an earlier trial's configuration (user attribute ``duplicate_of``, see
+    :mod:`objectives.trial`) is left out: the earlier trial stands for it.
+
     Raises:
         KdtuneError: the study has no complete trials yet.
     """
     if not complete_trials(study):
         raise KdtuneError(f"study {study.study_name!r} has no complete trials yet")
-    return sorted(study.best_trials, key=_sort_key(cfg))
+    front = [t for t in study.best_trials if "duplicate_of" not in t.user_attrs]
+    return sorted(front, key=_sort_key(cfg))
 
 
 def _row(t: FrozenTrial, cfg: StudyConfig) -> dict[str, Any]:

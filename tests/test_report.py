@@ -98,6 +98,18 @@ def test_pareto_rows_are_the_front_best_accuracy_first(built):
     assert by_trial[7]["phi_cnf"] is False
 
 
+def test_a_repeated_configuration_appears_once_on_the_front():
+    study, name = make_study([(0.80, 0.10), (0.70, 0.02)])
+    try:
+        first = study.trials[0]
+        study.add_trial(create_trial(values=first.values, params=first.params,
+                                     distributions=DISTS,
+                                     user_attrs={**first.user_attrs, "duplicate_of": 0}))
+        assert [r["trial"] for r in pareto_rows(name, None)] == [0, 1]
+    finally:
+        optuna.delete_study(study_name=name, storage=study._storage)
+
+
 def test_json_and_csv_parse_back_to_the_rows(built, capsys):
     _, name = built
     rows = pareto_rows(name, None)
