@@ -33,6 +33,7 @@ from objectives.config import DistillConfig
 
 from .config import validate_with_overrides
 from .errors import KdtuneError
+from .report import pareto_front
 from .service import open_study
 
 PICKS = ("knee", "max-accuracy", "min-sigma", "feasible", "trial:N")
@@ -118,7 +119,7 @@ def export_trial(study_name: str, storage: str | None, pick: str, output: Path) 
     study, cfg = open_study(study_name, storage)
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    best = study.best_trials if complete else []
+    best = pareto_front(study) if complete else []  # repeats listed once
     trial = pick_trial(trials, best, cfg.directions, pick, cfg.distill.eval.kappa)
     raw = trial.user_attrs.get("config")
     if raw is None:

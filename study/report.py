@@ -96,19 +96,26 @@ def _sort_key(cfg: StudyConfig) -> Callable[[FrozenTrial], tuple]:
     return lambda t: (*(s * v for s, v in zip(signs, t.values, strict=True)), t.number)
 
 
+def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
+    """``study.best_trials`` without repeats of an earlier trial's configuration.
+
+    A repeat (user attribute ``duplicate_of``, see :mod:`objectives.trial`) has its first
+    trial's values, so that trial stands for it.
+    """
+    return [t for t in study.best_trials if "duplicate_of" not in t.user_attrs]
+
+
 def front_trials(study: optuna.Study, cfg: StudyConfig) -> list[FrozenTrial]:
     """The Pareto-optimal complete trials, best first on the first objective.
 
-    A repeat of an earlier trial's configuration (user attribute ``duplicate_of``, see
-    :mod:`objectives.trial`) is left out: the earlier trial stands for it.
+    Repeats of an earlier configuration are left out (:func:`pareto_front`).
 
     Raises:
         KdtuneError: the study has no complete trials yet.
     """
     if not complete_trials(study):
         raise KdtuneError(f"study {study.study_name!r} has no complete trials yet")
-    front = [t for t in study.best_trials if "duplicate_of" not in t.user_attrs]
-    return sorted(front, key=_sort_key(cfg))
+    return sorted(pareto_front(study), key=_sort_key(cfg))
 
 
 def _row(t: FrozenTrial, cfg: StudyConfig) -> dict[str, Any]:

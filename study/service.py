@@ -23,6 +23,7 @@ from storage import StorageSettings, describe, make_storage, warn_if_shared_sqli
 
 from .config import StudyConfig, apply_overrides, config_from_json, load_config, validate
 from .errors import KdtuneError, StudyNotFound
+from .report import pareto_front
 
 CONFIG_ATTR = "kdtune_config"
 VERSION_ATTR = "kdtune_version"
@@ -249,7 +250,7 @@ def study_status(name: str, storage: str | None) -> dict:
     study, cfg = open_study(name, storage)
     trials = study.get_trials(deepcopy=False)
     counts = budget_counts(trials)
-    front = study.best_trials if counts["complete"] else []
+    front = pareto_front(study) if counts["complete"] else []
     return {
         "study": name,
         "storage": describe(storage if storage is not None else cfg.storage),
@@ -321,7 +322,7 @@ def _watch(cfg: StudyConfig, procs: list[subprocess.Popen], progress: bool) -> N
             try:
                 c = budget_counts_db(study)  # counted in SQL: cheap on large studies
                 if c["complete"] != front_at:  # the front loads every trial: only on change
-                    front, front_at = len(study.best_trials), c["complete"]
+                    front, front_at = len(pareto_front(study)), c["complete"]
                 bar.update(task, completed=min(c["finished"], cfg.n_trials),
                            detail=f"running {c['running']}  failed {c['failed']}  "
                            f"pruned {c['pruned']}  pareto {front}")
