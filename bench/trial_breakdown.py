@@ -46,6 +46,7 @@ def study_config(name: str, teacher: Path, trials: int, threads: int):
     search = {k: None for k in ("temperature", "alpha", "layer_mapping", "learning_rate",
                                 "epochs", "beta", "schedule")}
     search["search_student_layers"] = False
+    search["reuse_repeats"] = False  # identical trials on purpose: train every one
     # one searched no-op dimension would change nothing; all fixed: identical trials
     return validate({"name": name, "distill": distill, "search": search, "n_trials": trials,
                      "sampler": {"name": "random", "seed": 0}})

@@ -151,3 +151,8 @@ class SearchSpace(_Frozen):
     search_student_layers: bool = Field(
         True, description="search depth over 1..N-1 when student_layers is null"
     )
+    reuse_repeats: bool = Field(
+        True, description="a trial whose configuration a finished trial already had copies "
+        "that trial's result instead of training again (training is seeded, so it would "
+        "repeat it); false trains every trial, e.g. to measure run-to-run noise"
+    )

@@ -10,7 +10,8 @@ Repeated configurations: samplers do suggest parameters that a finished trial al
 random, which for a small choice often gives the parent's value). Distillation is seeded by
 the configuration, so training it again would only repeat the result: the objective copies
 the earlier trial's metrics and values instead, and records ``duplicate_of`` (that trial's
-number). The repeat still counts towards the study's budget.
+number). The repeat still counts towards the study's budget. ``search.reuse_repeats: false``
+trains every trial.
 
 Trivial students: a student no more accurate than always predicting the evaluation split's
 most common label (``accuracy_majority``) has learnt nothing, yet its sigma can be low (its
@@ -115,7 +116,7 @@ def make_objective(
         cfg = suggest_config(trial, base, space, depth)
         config = json.loads(cfg.model_dump_json())
         trial.set_user_attr("config", config)
-        twin = finished_twin(trial)
+        twin = finished_twin(trial) if space.reuse_repeats else None
         if twin is not None and twin.user_attrs.get("config") == config:
             # Same parameters and same full configuration: the result would be the same.
             for key, value in twin.user_attrs.items():

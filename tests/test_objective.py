@@ -163,6 +163,15 @@ def test_repeated_parameters_reuse_the_finished_trial(tiny_teacher_dir, syntheti
     assert "seconds_train" not in repeat.user_attrs  # it took no training time
     assert "duplicate_of" not in first.user_attrs and "duplicate_of" not in new.user_attrs
 
+    calls.clear()  # reuse_repeats off: every trial trains
+    objective = make_objective(base, SearchSpace(reuse_repeats=False),
+                               ("accuracy_student", "sigma"), run=counting_distill)
+    again = optuna.create_study(directions=["maximize", "minimize"])
+    again.enqueue_trial(repeated)
+    again.enqueue_trial(repeated)
+    again.optimize(objective, n_trials=2)
+    assert calls == [4.0, 4.0] and "duplicate_of" not in again.trials[1].user_attrs
+
 
 def test_a_student_at_majority_class_accuracy_is_pruned(tiny_teacher_dir, synthetic_csv):
     """A student that learnt nothing is pruned with its reason (metrics kept); others are not."""
