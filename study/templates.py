@@ -55,6 +55,7 @@ search:
   epochs: {low: 1, high: 3}
   beta: {low: 0.0, high: 1.0}
   schedule: {choices: [joint, two-stage]}
+  reuse_repeats: true         # a repeated configuration copies the earlier trial's result
 
 objectives: [accuracy_student, sigma]   # maximise accuracy, minimise sigma
 sampler:
