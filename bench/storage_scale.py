@@ -84,7 +84,7 @@ def budget_counts_sql(study) -> dict[str, int]:
     from optuna.trial import TrialState
     from sqlalchemy import func, select
 
-    from storage.factory import rdb_engine
+    from kdtune.storage.factory import rdb_engine
 
     trials = models.TrialModel.__table__
     attrs = models.TrialSystemAttributeModel.__table__
@@ -137,7 +137,7 @@ def next_trial_sql(study, cfg):
     """study.worker._next_trial with the budget counted by :func:`budget_counts_sql`."""
     import optuna
 
-    from study.worker import budget_lock
+    from kdtune.study.worker import budget_lock
 
     with budget_lock(study):
         optuna.storages.fail_stale_trials(study)
@@ -154,7 +154,7 @@ def next_trial_sql(study, cfg):
 
 
 def _cfg(name: str, storage: str | None, n_trials: int):
-    from study.config import validate
+    from kdtune.study.config import validate
 
     return validate({"name": name, "storage": storage, "distill": {"teacher": "unused"},
                      "n_trials": n_trials, "sampler": {"name": "random"}})
@@ -232,7 +232,7 @@ def _worker_env(url: str | None, log: Path, delay: float) -> dict:
 
 def throughput_run(backend: str, url: str | None, workers: int, budget: int, work: Path,
                    delay: float, timeout: float) -> dict:
-    from study.service import budget_counts, create_study, open_study
+    from kdtune.study.service import budget_counts, create_study, open_study
 
     name = f"tp-{backend}-{workers}-{uuid.uuid4().hex[:6]}"
     create_study(_cfg(name, url, budget))
@@ -243,7 +243,7 @@ def throughput_run(backend: str, url: str | None, workers: int, budget: int, wor
     outs = [open(run_dir / f"worker-{i}.out", "w") for i in range(workers)]
     t0 = time.perf_counter()
     procs = [
-        subprocess.Popen([sys.executable, "-m", "study.cli", "worker", "--study", name,
+        subprocess.Popen([sys.executable, "-m", "kdtune.study.cli", "worker", "--study", name,
                           "--index", str(i)], env=env, cwd=REPO, stdout=fh,
                          stderr=subprocess.STDOUT)
         for i, fh in enumerate(outs)
@@ -290,7 +290,7 @@ def throughput_run(backend: str, url: str | None, workers: int, budget: int, wor
             bad = [ln for ln in text.splitlines()
                    if "error" in ln.lower() or "locked" in ln or "retrying" in ln]
             first_error = bad[0][:200] if bad else ""
-    from storage.factory import rdb_engine
+    from kdtune.storage.factory import rdb_engine
 
     rdb_engine(study._storage).dispose()
     return {
@@ -364,7 +364,7 @@ def fill_trials(study, target: int, rng) -> int:
     from optuna.trial import TrialState
     from sqlalchemy import func, insert, select
 
-    from storage.factory import rdb_engine
+    from kdtune.storage.factory import rdb_engine
 
     trials = models.TrialModel.__table__
     params = models.TrialParamModel.__table__
@@ -407,9 +407,9 @@ def run_latency(args, url: str) -> dict:
     import numpy as np
     from noop_objective import factory
 
-    import study.worker as sw
-    from storage.factory import rdb_engine
-    from study.service import create_study, open_study
+    import kdtune.study.worker as sw
+    from kdtune.storage.factory import rdb_engine
+    from kdtune.study.service import create_study, open_study
 
     os.environ.pop("KDTUNE_NOOP_LOG", None)
     os.environ["KDTUNE_NOOP_DELAY"] = str(args.delay)
@@ -467,7 +467,7 @@ def run_latency(args, url: str) -> dict:
     checks = [_check_counts(url, "system-pg")]
     if args.sqlite_url:
         checks.append(_check_counts(args.sqlite_url, "sqlite"))
-    from study.service import budget_counts
+    from kdtune.study.service import budget_counts
 
     for v in fns:
         st, _ = studies[v]
@@ -495,9 +495,9 @@ def run_breakdown(args, url: str, big, objective) -> dict:
     from optuna.trial import TrialState
     from sqlalchemy import func, select
 
-    from storage.factory import rdb_engine
-    from study.service import budget_counts, create_study, open_study
-    from study.worker import budget_lock
+    from kdtune.storage.factory import rdb_engine
+    from kdtune.study.service import budget_counts, create_study, open_study
+    from kdtune.study.worker import budget_lock
 
     cfg = _cfg(f"bd-small-{uuid.uuid4().hex[:6]}", url, 100_000)
     create_study(cfg)
@@ -552,8 +552,8 @@ def _worker_loop_check(args, url, studies, fns) -> dict:
     import optuna
     from noop_objective import factory
 
-    import study.worker as sw
-    from study.service import budget_counts
+    import kdtune.study.worker as sw
+    from kdtune.study.service import budget_counts
 
     out = {}
     original_next, original_tell = sw._next_trial, optuna.Study.tell
@@ -576,7 +576,7 @@ def _worker_loop_check(args, url, studies, fns) -> dict:
             return r
 
         # the worker stops at the budget: set it to size + loop_trials for this check
-        from study.service import CONFIG_ATTR
+        from kdtune.study.service import CONFIG_ATTR
 
         raw = dict(st.user_attrs[CONFIG_ATTR])
         raw["n_trials"] = size + args.loop_trials
@@ -597,9 +597,9 @@ def _check_counts(url: str, where: str) -> dict:
     """budget_counts_sql == budget_counts on a study with every state and a re-queue."""
     from optuna.trial import TrialState
 
-    from storage.factory import rdb_engine
-    from study.service import budget_counts, create_study, open_study
-    from study.worker import requeue
+    from kdtune.storage.factory import rdb_engine
+    from kdtune.study.service import budget_counts, create_study, open_study
+    from kdtune.study.worker import requeue
 
     cfg = _cfg(f"chk-{uuid.uuid4().hex[:6]}", url, 20)
     create_study(cfg)
@@ -889,7 +889,7 @@ def main() -> None:
     home = work / "home"
     os.environ["KDTUNE_HOME"] = str(home)
     os.environ.pop("KDTUNE_STORAGE", None)
-    from storage import embedded
+    from kdtune.storage import embedded
 
     rows: list[dict] = []
     lat: dict = {}

@@ -39,8 +39,8 @@ def main() -> None:
     from torch.utils.data import DataLoader
     from transformers import get_linear_schedule_with_warmup
 
-    from objectives.data import DataConfig, data_collator, load_splits, tokenize
-    from objectives.teacher import (
+    from kdtune.objectives.data import DataConfig, data_collator, load_splits, tokenize
+    from kdtune.objectives.teacher import (
         LengthGroupedBatches,
         _accuracy,
         _load_classifier,

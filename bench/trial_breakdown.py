@@ -39,7 +39,7 @@ FIXED = {"temperature": 2.0, "alpha": 0.7, "beta": 0.0, "learning_rate": 1e-4, "
 
 
 def study_config(name: str, teacher: Path, trials: int, threads: int):
-    from study.config import validate
+    from kdtune.study.config import validate
 
     distill = {"teacher": str(teacher), "threads": threads, "batch_size": 32,
                "data": {"train_size": 800, "eval_size": 400, "max_length": 64}, **FIXED}
@@ -55,7 +55,7 @@ def study_config(name: str, teacher: Path, trials: int, threads: int):
 def run_arm(name, teacher, trials, workers, threads):
     from optuna.trial import TrialState
 
-    from study.service import open_study, run_study
+    from kdtune.study.service import open_study, run_study
 
     cfg = study_config(name, teacher, trials, threads)
     t0 = time.perf_counter()
@@ -70,14 +70,14 @@ def bare_loop_seconds(teacher: Path, threads: int) -> tuple[float, int]:
     """Train the same student on the same batches with a plain loop; (seconds, examples)."""
     import torch
 
-    from objectives import distill as d
-    from objectives.cache import compute_or_load, teacher_fingerprint
-    from objectives.config import DistillConfig
-    from objectives.data import load_splits, tokenize
-    from objectives.losses import hard_cross_entropy, soft_cross_entropy
-    from objectives.mapping import layer_mapping
-    from objectives.student import build_student
-    from objectives.teacher import load_teacher
+    from kdtune.objectives import distill as d
+    from kdtune.objectives.cache import compute_or_load, teacher_fingerprint
+    from kdtune.objectives.config import DistillConfig
+    from kdtune.objectives.data import load_splits, tokenize
+    from kdtune.objectives.losses import hard_cross_entropy, soft_cross_entropy
+    from kdtune.objectives.mapping import layer_mapping
+    from kdtune.objectives.student import build_student
+    from kdtune.objectives.teacher import load_teacher
 
     cfg = DistillConfig(teacher=str(teacher), threads=threads,
                         data={"train_size": 800, "eval_size": 400, "max_length": 64}, **FIXED)
@@ -119,8 +119,8 @@ def main() -> None:
 
     import torch
 
-    from objectives.teacher import cached_teacher
-    from study.demo import demo_teacher_config
+    from kdtune.objectives.teacher import cached_teacher
+    from kdtune.study.demo import demo_teacher_config
 
     teacher = cached_teacher(demo_teacher_config())
     stamp = time.strftime("%Y%m%d%H%M%S")

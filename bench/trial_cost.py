@@ -42,12 +42,12 @@ def main() -> None:
 
     import torch
 
-    from objectives.cache import cache_root
-    from objectives.config import DistillConfig
-    from objectives.data import DataConfig, load_splits
-    from objectives.distill import distill
-    from objectives.teacher import cached_teacher
-    from study.demo import demo_teacher_config
+    from kdtune.objectives.cache import cache_root
+    from kdtune.objectives.config import DistillConfig
+    from kdtune.objectives.data import DataConfig, load_splits
+    from kdtune.objectives.distill import distill
+    from kdtune.objectives.teacher import cached_teacher
+    from kdtune.study.demo import demo_teacher_config
 
     teacher = cached_teacher(demo_teacher_config())
     data = DataConfig(train_size=args.train_size, eval_size=args.eval_size, max_length=64)

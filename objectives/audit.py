@@ -232,7 +232,7 @@ def audit_models(
 ) -> dict[str, Any]:
     """Confidence-preservation report of two checkpoints on one split of a dataset.
 
-    Both models are loaded with :func:`objectives.teacher.load_teacher` and run on the
+    Both models are loaded with :func:`kdtune.objectives.teacher.load_teacher` and run on the
     split (each with its own tokenizer, batches padded dynamically); probabilities are the
     softmax of the logits at temperature 1.
 
@@ -255,7 +255,7 @@ def audit_models(
     """
     import torch
 
-    from study.config import apply_overrides, validate
+    from kdtune.frozen import apply_overrides, validate
 
     from .data import SPLIT_NAMES, check_labels_match, load_splits
     from .metrics import softmax

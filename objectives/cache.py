@@ -57,7 +57,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from storage.paths import kdtune_home
+from kdtune.paths import kdtune_home
 
 __all__ = [
     "CACHE_FORMAT_VERSION",

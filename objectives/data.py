@@ -273,7 +273,7 @@ def data_collator(tokenizer: Any):
 def _load_raw(cfg: DataConfig) -> tuple[dict[str, Dataset], str]:
     """Return the source's splits by name and a short description for error messages."""
     if cfg.source == "polarity":
-        from objectives.polarity import polarity_dataset
+        from kdtune.objectives.polarity import polarity_dataset
 
         try:
             return {"train": polarity_dataset()}, "polarity"

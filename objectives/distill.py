@@ -112,7 +112,7 @@ def distill(
         cfg: the complete run description.
         on_epoch: called after each prediction-stage epoch with (epoch, eval accuracy).
         progress: show a progress bar per epoch.
-        splits: already-loaded :class:`objectives.data.Splits` (reused across calls).
+        splits: already-loaded :class:`kdtune.objectives.data.Splits` (reused across calls).
 
     Raises:
         Diverged: the loss became NaN or infinite.

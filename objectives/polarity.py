@@ -27,7 +27,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from storage.paths import kdtune_home
+from kdtune.paths import kdtune_home
 
 __all__ = [
     "ENV_SDIST",

@@ -1,7 +1,7 @@
 """Teachers: fine-tune a BERT-style checkpoint into a text classifier (``kdtune teacher fit``).
 
 :func:`fit_teacher` fine-tunes ``AutoModelForSequenceClassification`` on a
-:class:`~objectives.data.DataConfig` dataset with a plain PyTorch loop (AdamW, linear warmup
+:class:`~kdtune.objectives.data.DataConfig` dataset with a plain PyTorch loop (AdamW, linear warmup
 then linear decay, dynamic padding, seeded shuffling). By default it first trains only the
 new head for one epoch with the encoder frozen (a linear probe), then fine-tunes everything
 ("LP-FT", Kumar et al. 2022): the head no longer starts random when the encoder starts to
@@ -38,9 +38,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from objectives.data import DataConfig, data_collator, load_splits, tokenize
-from objectives.runtime import configure_threads, resolve_device
-from storage.paths import kdtune_home
+from kdtune.objectives.data import DataConfig, data_collator, load_splits, tokenize
+from kdtune.objectives.runtime import configure_threads, resolve_device
+from kdtune.paths import kdtune_home
 
 __all__ = [
     "MINILM",

@@ -9,6 +9,8 @@ Public API:
 * :func:`kdtune_home`: kdtune's data directory.
 """
 
+from kdtune.paths import kdtune_home
+
 from .factory import (
     StorageError,
     StorageSettings,
@@ -18,7 +20,6 @@ from .factory import (
     storage_url,
     warn_if_shared_sqlite,
 )
-from .paths import kdtune_home
 from .urls import ENV_STORAGE, StorageSpec, mask_url, resolve_spec
 
 __all__ = [

@@ -17,7 +17,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .paths import kdtune_home
+from kdtune.paths import kdtune_home
 
 DATABASE = "kdtune"
 _log = logging.getLogger(__name__)

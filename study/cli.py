@@ -58,7 +58,7 @@ def _root(
 ) -> None:
     _state["debug"] = debug
     if version:
-        from study import __version__
+        from kdtune import __version__
 
         typer.echo(__version__)
         raise typer.Exit()
@@ -72,7 +72,7 @@ def _root(
 @storage_app.command("url")
 def storage_url_cmd(storage: StorageOpt = None) -> None:
     """Print the storage URL (password masked), starting the embedded server if needed."""
-    from storage import mask_url, storage_url
+    from kdtune.storage import mask_url, storage_url
 
     typer.echo(mask_url(storage_url(storage)))
 
@@ -80,7 +80,7 @@ def storage_url_cmd(storage: StorageOpt = None) -> None:
 @storage_app.command("start")
 def storage_start_cmd() -> None:
     """Start the embedded PostgreSQL server (it keeps running after this exits)."""
-    from storage import embedded
+    from kdtune.storage import embedded
 
     url = embedded.start()
     typer.echo(f"embedded PostgreSQL running in {embedded.data_dir()}: {url}")
@@ -89,7 +89,7 @@ def storage_start_cmd() -> None:
 @storage_app.command("stop")
 def storage_stop_cmd() -> None:
     """Stop the embedded PostgreSQL server."""
-    from storage import embedded
+    from kdtune.storage import embedded
 
     typer.echo("stopped" if embedded.stop() else "not running")
 
@@ -97,7 +97,7 @@ def storage_stop_cmd() -> None:
 @storage_app.command("status")
 def storage_status_cmd(as_json: JsonOpt = False) -> None:
     """Say whether the embedded PostgreSQL server is running."""
-    from storage import embedded
+    from kdtune.storage import embedded
 
     st = embedded.status()
     data = {"running": st.running, "data_dir": str(st.data_dir), "pid": st.pid, "url": st.url()}
@@ -119,8 +119,8 @@ def teacher_fit_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Fine-tune a BERT checkpoint (default: the packaged MiniLM) on a dataset."""
-    from objectives.teacher import TeacherFitConfig, fit_teacher
-    from study.config import load_config, validate_with_overrides
+    from kdtune.objectives.teacher import TeacherFitConfig, fit_teacher
+    from kdtune.study.config import load_config, validate_with_overrides
 
     if config is not None:
         cfg = load_config(config, overrides or [], model=TeacherFitConfig)
@@ -143,7 +143,7 @@ def init_cmd(
     force: Annotated[bool, typer.Option("--force", help="overwrite an existing file")] = False,
 ) -> None:
     """Write a commented example study config."""
-    from study.templates import write_example_config
+    from kdtune.study.templates import write_example_config
 
     write_example_config(output, force=force)
     typer.echo(f"wrote {output}")
@@ -155,7 +155,7 @@ def create_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Create the study (once; safe to repeat) and store its config with it."""
-    from study.service import create_study, load_study_config
+    from kdtune.study.service import create_study, load_study_config
 
     cfg = load_study_config(config, overrides or [], storage)
     info = create_study(cfg)
@@ -176,7 +176,7 @@ def run_cmd(
     storage: StorageOpt = None,
 ) -> None:
     """Create the study and run local worker processes until the budget is finished."""
-    from study.service import load_study_config, run_study
+    from kdtune.study.service import load_study_config, run_study
 
     cfg = load_study_config(config, overrides or [], storage, n_trials=trials)
     run_study(cfg, workers=workers)
@@ -190,7 +190,7 @@ def worker_cmd(
                                        "default: from $JOB_COMPLETION_INDEX or the pid")] = -1,
 ) -> None:
     """Join an existing study and pull trials until its budget is reached."""
-    from study.worker import run_worker
+    from kdtune.study.worker import run_worker
 
     run_worker(study, storage, index=None if index < 0 else index)
 
@@ -198,7 +198,7 @@ def worker_cmd(
 @app.command("status")
 def status_cmd(study: StudyOpt, storage: StorageOpt = None, as_json: JsonOpt = False) -> None:
     """Trial counts by state and the Pareto front size."""
-    from study.service import study_status
+    from kdtune.study.service import study_status
 
     info = study_status(study, storage)
     if as_json:
@@ -215,7 +215,7 @@ def pareto_cmd(
     fmt: Annotated[str, typer.Option("--format", help="table, json or csv")] = "table",
 ) -> None:
     """The Pareto front: trial number, objectives and parameters."""
-    from study.report import pareto_rows, print_pareto
+    from kdtune.study.report import pareto_rows, print_pareto
 
     print_pareto(pareto_rows(study, storage), fmt)
 
@@ -227,7 +227,7 @@ def report_cmd(
     storage: StorageOpt = None,
 ) -> None:
     """Pareto front, hypervolume history and parameter importances as HTML and PNG."""
-    from study.report import write_report
+    from kdtune.study.report import write_report
 
     paths = write_report(study, storage, output)
     typer.echo(f"report written to {paths['html']}")
@@ -243,7 +243,7 @@ def export_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Write the chosen trial as a complete distillation config for `kdtune distill`."""
-    from study.export import export_trial
+    from kdtune.study.export import export_trial
 
     info = export_trial(study, storage, pick, output)
     if as_json:
@@ -260,7 +260,7 @@ def distill_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Run a production distillation from an exported config and save the student."""
-    from study.export import distill_from_file
+    from kdtune.study.export import distill_from_file
 
     info = distill_from_file(config, output, overrides or [], progress=not as_json)
     if as_json:
@@ -277,7 +277,7 @@ def dashboard_cmd(
     port: Annotated[int, typer.Option("--port")] = 8080,
 ) -> None:
     """Serve optuna-dashboard on the study storage (127.0.0.1 by default; no authentication)."""
-    from study.dashboard import serve
+    from kdtune.study.dashboard import serve
 
     serve(storage, host=host, port=port)
 
@@ -298,7 +298,7 @@ def audit_cmd(
 
     Data options for model directories are given as --set data.source=... overrides.
     """
-    from objectives.audit import audit, audit_models, print_audit
+    from kdtune.objectives.audit import audit, audit_models, print_audit
 
     if teacher_preds is not None or student_preds is not None:
         if teacher is not None or student is not None:
@@ -325,7 +325,7 @@ def demo_cmd(
     trials: Annotated[int, typer.Option("--trials", "-n", min=1)] = 8,
 ) -> None:
     """Everything on the embedded default: data, teacher, a small study, Pareto, export."""
-    from study.demo import run_demo
+    from kdtune.study.demo import run_demo
 
     run_demo(workers=workers, trials=trials)
 
@@ -334,12 +334,12 @@ def demo_cmd(
 
 
 def _known_errors() -> tuple[type[BaseException], ...]:
-    from storage import StorageError
+    from kdtune.storage import StorageError
 
     errors: list[type[BaseException]] = [ValueError, FileNotFoundError, FileExistsError,
                                          StorageError, KeyError, PermissionError]
     try:
-        from study.errors import KdtuneError
+        from kdtune.errors import KdtuneError
 
         errors.append(KdtuneError)
     except ImportError:  # pragma: no cover - during bootstrapping

@@ -14,24 +14,17 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, field_validator
 
-from objectives.config import DistillConfig, SearchSpace
-from objectives.metrics import METRIC_DIRECTIONS
+from kdtune import frozen
+from kdtune.frozen import FrozenModel
+from kdtune.objectives.config import DistillConfig, SearchSpace
+from kdtune.objectives.metrics import METRIC_DIRECTIONS
 
 SamplerName = Literal["nsga2", "tpe", "random", "gp"]
 
 
-class ConfigError(ValueError):
-    """A config file or override is invalid; the message is one readable line."""
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SamplerConfig(_Frozen):
+class SamplerConfig(FrozenModel):
     """Which Optuna sampler suggests parameters. Each worker adds its own worker index to
     ``seed`` so parallel NSGA-II / random workers do not suggest identical parameters."""
 
@@ -41,7 +34,7 @@ class SamplerConfig(_Frozen):
     n_startup_trials: int = Field(6, ge=0, description="random trials before TPE / GP model")
 
 
-class StudyConfig(_Frozen):
+class StudyConfig(FrozenModel):
     """A kdtune study: what to distil, what to search, what to optimise, where to store it."""
 
     name: str = Field(min_length=1)
@@ -75,85 +68,26 @@ class StudyConfig(_Frozen):
 
 
 # ---------------------------------------------------------------------------------------
-# Loading, overrides, error messages
-
-
-def parse_override(item: str) -> tuple[list[str], Any]:
-    """``"search.temperature.high=8"`` -> (["search", "temperature", "high"], 8).
-
-    The value is parsed as YAML, so ``8`` is an int, ``null`` is None, ``[1,2]`` a list.
-    """
-    if "=" not in item:
-        raise ConfigError(f"override {item!r} must look like key.path=value")
-    key, raw = item.split("=", 1)
-    path = [p for p in key.strip().split(".") if p]
-    if not path:
-        raise ConfigError(f"override {item!r} has an empty key")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as e:
-        raise ConfigError(f"override {item!r}: value is not valid YAML ({e})") from e
-    return path, value
-
-
-def apply_overrides(raw: dict, overrides: list[str] | tuple[str, ...]) -> dict:
-    """Return a copy of ``raw`` with dotted overrides applied (intermediate dicts created)."""
-    data = json.loads(json.dumps(raw))  # deep copy of plain data
-    for item in overrides:
-        path, value = parse_override(item)
-        node = data
-        for part in path[:-1]:
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            elif not isinstance(child, dict):
-                raise ConfigError(f"override {item!r}: {part!r} is not a section")
-            node = child
-        node[path[-1]] = value
-    return data
+# Loading
 
 
 def validate(raw: dict, model: type[BaseModel] = StudyConfig) -> Any:
-    """Validate plain data into ``model``, turning pydantic errors into one ConfigError line."""
-    if not isinstance(raw, dict):
-        raise ConfigError(f"the config must be a mapping of keys, got {type(raw).__name__}")
-    try:
-        return model.model_validate(raw)
-    except ValidationError as e:
-        raise ConfigError(format_error(e, model)) from e
+    """Validate plain data into ``model`` (default :class:`StudyConfig`)."""
+    return frozen.validate(raw, model)
 
 
 def validate_with_overrides(
     raw: dict, overrides: list[str] | tuple[str, ...], model: type[BaseModel] = StudyConfig
 ) -> Any:
-    """Validate ``raw`` with dotted overrides applied on top of the defaults it implies.
-
-    ``--set search.temperature.high=8`` changes one bound of a range the file left at its
-    default, so the overrides go onto the validated (defaults-filled) config when ``raw``
-    is valid alone, and onto ``raw`` itself when it is not (an override may supply a
-    required key).
-    """
-    if not overrides:
-        return validate(raw, model)
-    try:
-        base = json.loads(model.model_validate(raw).model_dump_json())
-    except ValidationError:
-        base = raw
-    return validate(apply_overrides(base, overrides), model)
+    """:func:`kdtune.frozen.validate_with_overrides`, for a StudyConfig by default."""
+    return frozen.validate_with_overrides(raw, overrides, model)
 
 
 def load_config(
     path: str | Path, overrides: list[str] | tuple[str, ...] = (), model=StudyConfig
 ) -> Any:
-    """Read a YAML config, apply ``--set`` overrides and validate it."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path} is not valid YAML: {e}".splitlines()[0]) from e
-    return validate_with_overrides(raw, overrides, model)
+    """Read a YAML config, apply ``--set`` overrides and validate it (a StudyConfig)."""
+    return frozen.load_config(path, model, overrides)
 
 
 def config_to_json(cfg: BaseModel) -> str:
@@ -162,51 +96,3 @@ def config_to_json(cfg: BaseModel) -> str:
 
 def config_from_json(text: str) -> StudyConfig:
     return validate(json.loads(text), StudyConfig)
-
-
-def dump_yaml(cfg: BaseModel) -> str:
-    """A config as YAML, in field order, readable by :func:`load_config`."""
-    return yaml.safe_dump(json.loads(cfg.model_dump_json()), sort_keys=False)
-
-
-def format_error(e: ValidationError, model: type[BaseModel]) -> str:
-    """The first validation error as one line: the dotted key, the problem, the choices."""
-    err = e.errors()[0]
-    loc = [str(p) for p in err["loc"]]
-    key = ".".join(loc) or "(top level)"
-    kind = err["type"]
-    more = f" (and {len(e.errors()) - 1} more problem(s))" if len(e.errors()) > 1 else ""
-    if kind == "extra_forbidden":
-        valid = _fields_at(model, loc[:-1])
-        return f"unknown key {key!r}; valid keys here: {', '.join(valid)}{more}"
-    if kind == "missing":
-        return f"missing required key {key!r}{more}"
-    msg = err["msg"].removeprefix("Value error, ")
-    given = err.get("input")
-    shown = "" if isinstance(given, dict | list) else f" (got {given!r})"
-    return f"{key}: {msg}{shown}{more}"
-
-
-def _fields_at(model: type[BaseModel], loc: list[str]) -> list[str]:
-    """The field names of the (nested) model at ``loc``."""
-    current: Any = model
-    for part in loc:
-        field = getattr(current, "model_fields", {}).get(part)
-        if field is None:
-            break
-        current = _model_of(field.annotation)
-        if current is None:
-            return []
-    return list(getattr(current, "model_fields", {}))
-
-
-def _model_of(annotation: Any) -> type[BaseModel] | None:
-    import typing
-
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in typing.get_args(annotation):
-        found = _model_of(arg)
-        if found is not None:
-            return found
-    return None

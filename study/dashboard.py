@@ -149,9 +149,8 @@ def serve(storage: str | None = None, host: str = "127.0.0.1", port: int = 8080)
     """
     from optuna_dashboard import run_server
 
-    from storage import describe, make_storage
-
-    from .errors import KdtuneError
+    from kdtune.errors import KdtuneError
+    from kdtune.storage import describe, make_storage
 
     if not 0 < port < 65536:
         raise ValueError(f"--port must be between 1 and 65535, got {port}")

@@ -20,7 +20,7 @@ DEMO_TRAIN, DEMO_EVAL = 800, 400
 def demo_teacher_config():
     """The demo teacher: ``kdtune teacher fit``'s defaults, MiniLM fine-tuned on the 3,200
     training sentences of polarity's default split (400 validation, 400 test)."""
-    from objectives.teacher import TeacherFitConfig
+    from kdtune.objectives.teacher import TeacherFitConfig
 
     return TeacherFitConfig()
 
@@ -49,9 +49,9 @@ def demo_study_config(teacher: Path, trials: int, name: str):
 
 def run_demo(workers: int = 2, trials: int = 8, output: Path = Path("kdtune-demo")) -> dict:
     """Run the demo; returns the study status and the export info."""
-    from objectives.data import load_splits
-    from objectives.teacher import cached_teacher, read_teacher_metadata
-    from storage import describe
+    from kdtune.objectives.data import load_splits
+    from kdtune.objectives.teacher import cached_teacher, read_teacher_metadata
+    from kdtune.storage import describe
 
     from .export import export_trial
     from .report import pareto_rows, print_pareto

@@ -29,10 +29,10 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 from pydantic import BaseModel, ConfigDict
 
-from objectives.config import DistillConfig
+from kdtune.errors import KdtuneError
+from kdtune.objectives.config import DistillConfig
 
 from .config import validate_with_overrides
-from .errors import KdtuneError
 from .report import pareto_front
 from .service import open_study
 
@@ -114,7 +114,7 @@ def knee(front: list[FrozenTrial], directions: list[str]) -> FrozenTrial:
 
 def export_trial(study_name: str, storage: str | None, pick: str, output: Path) -> dict:
     """Write the picked trial's complete DistillConfig and its provenance to ``output``."""
-    from study import __version__
+    from kdtune import __version__
 
     study, cfg = open_study(study_name, storage)
     trials = study.get_trials(deepcopy=False)
@@ -172,7 +172,7 @@ def distill_from_file(config: Path, output: Path, overrides: list[str] | tuple[s
     (metrics, config) and a model card ``README.md``. Written to a temporary directory and
     moved into place, so a failed run leaves nothing half-written.
     """
-    from objectives.distill import distill
+    from kdtune.objectives.distill import distill
 
     cfg = read_distill_config(config, overrides)
     if full_data and cfg.data.train_size is not None:

@@ -30,8 +30,9 @@ from typing import Any, TextIO
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from kdtune.errors import KdtuneError
+
 from .config import StudyConfig
-from .errors import KdtuneError
 
 PARETO_FORMATS = ("table", "json", "csv")
 """Formats accepted by :func:`print_pareto`."""
@@ -471,9 +472,9 @@ def _note(text: str) -> str:
 
 def _render(study: optuna.Study, cfg: StudyConfig, out: Path) -> dict[str, str]:
     """Write the charts and index.html into ``out``; return {key: file name}."""
-    from storage import mask_url
+    from kdtune.frozen import dump_yaml
+    from kdtune.storage import mask_url
 
-    from .config import dump_yaml
     from .service import budget_counts
 
     written: dict[str, str] = {}

@@ -19,10 +19,11 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from storage import StorageSettings, describe, make_storage, warn_if_shared_sqlite
+from kdtune.errors import KdtuneError, StudyNotFound
+from kdtune.frozen import apply_overrides
+from kdtune.storage import StorageSettings, describe, make_storage, warn_if_shared_sqlite
 
-from .config import StudyConfig, apply_overrides, config_from_json, load_config, validate
-from .errors import KdtuneError, StudyNotFound
+from .config import StudyConfig, config_from_json, load_config, validate
 from .report import pareto_front
 
 CONFIG_ATTR = "kdtune_config"
@@ -106,7 +107,7 @@ def create_study(cfg: StudyConfig) -> dict:
     public = json.loads(cfg.model_copy(update={"storage": None}).model_dump_json())
     stored = study.user_attrs.get(CONFIG_ATTR)
     if stored is None:
-        from study import __version__
+        from kdtune import __version__
 
         study.set_metric_names(list(cfg.objectives))
         study.set_user_attr(CONFIG_ATTR, public)
@@ -128,7 +129,7 @@ def _save_note(study: optuna.Study, cfg: StudyConfig) -> None:
     """Show the config on the dashboard's study page (optuna-dashboard notes)."""
     from optuna_dashboard import save_note
 
-    from .config import dump_yaml
+    from kdtune.frozen import dump_yaml
 
     save_note(study, f"# kdtune study `{cfg.name}`\n\nConfig:\n\n```yaml\n{dump_yaml(cfg)}```\n")
 
@@ -211,7 +212,7 @@ def budget_counts_db(study: optuna.Study) -> dict[str, int]:
     from optuna.storages._rdb import models
     from sqlalchemy import func, select
 
-    from storage.factory import rdb_engine
+    from kdtune.storage.factory import rdb_engine
 
     trials = models.TrialModel.__table__
     attrs = models.TrialSystemAttributeModel.__table__
@@ -286,7 +287,8 @@ def run_study(cfg: StudyConfig, workers: int = 2, progress: bool = True) -> dict
         env.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "study.cli", "worker", "--study", cfg.name, "--index", str(i)],
+            [sys.executable, "-m", "kdtune.study.cli", "worker", "--study", cfg.name,
+             "--index", str(i)],
             env=env,
         )
         for i in range(workers)

@@ -40,7 +40,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from storage.factory import rdb_engine
+from kdtune.storage.factory import rdb_engine
 
 from .config import StudyConfig
 from .service import budget_counts_db, open_study
@@ -132,7 +132,7 @@ def load_objective(cfg: StudyConfig) -> Callable[[optuna.Trial], list[float] | f
     if spec:
         module, _, name = spec.partition(":")
         return getattr(importlib.import_module(module), name)(cfg)
-    from objectives.trial import make_objective
+    from kdtune.objectives.trial import make_objective
 
     return make_objective(cfg.distill, cfg.search, cfg.objectives)
 

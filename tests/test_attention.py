@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from objectives.attention import MASKED_SCORE, capture_attention_scores, scores_for_layers
-from objectives.losses import attention_mse
+from kdtune.objectives.attention import MASKED_SCORE, capture_attention_scores, scores_for_layers
+from kdtune.objectives.losses import attention_mse
 
 SENTENCES = [
     "The film was a delight from start to finish.",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from objectives.audit import audit, audit_models, print_audit, read_predictions
+from kdtune.objectives.audit import audit, audit_models, print_audit, read_predictions
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -194,7 +194,7 @@ def test_audit_models_bad_input(tiny_bert_dir, reviews_csv, tmp_path) -> None:
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run(
-        [sys.executable, "-m", "study.cli", "audit", *args],
+        [sys.executable, "-m", "kdtune.study.cli", "audit", *args],
         cwd=REPO,
         env=env,
         capture_output=True,

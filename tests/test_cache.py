@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from objectives import cache
-from objectives.cache import (
+from kdtune.objectives import cache
+from kdtune.objectives.cache import (
     compute_or_load,
     file_digest,
     forward_teacher,

@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def _kdtune(*args, timeout=600):
     env = dict(os.environ, KDTUNE_THREADS="1")
-    return subprocess.run([sys.executable, "-m", "study.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "kdtune.study.cli", *args], capture_output=True,
                           text=True, cwd=REPO, timeout=timeout, env=env)
 
 

@@ -10,8 +10,14 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from study.config import ConfigError, StudyConfig, load_config, validate, validate_with_overrides
-from study.templates import EXAMPLE_CONFIG
+from kdtune.errors import ConfigError
+from kdtune.study.config import (
+    StudyConfig,
+    load_config,
+    validate,
+    validate_with_overrides,
+)
+from kdtune.study.templates import EXAMPLE_CONFIG
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -73,7 +79,7 @@ def test_inverted_range_is_rejected():
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "study.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "kdtune.study.cli", *args], capture_output=True,
                           text=True, cwd=REPO, timeout=120)
 
 

@@ -1,6 +1,6 @@
 """``kdtune dashboard``: optuna-dashboard on the embedded storage, with a hypervolume chart.
 
-The end-to-end test starts the real dashboard (``python -m study.cli dashboard``) in a
+The end-to-end test starts the real dashboard (``python -m kdtune.study.cli dashboard``) in a
 background process and reads its JSON API (optuna-dashboard 0.21 routes: ``GET
 /api/studies`` and ``GET /api/studies/<id>?after=0``).
 """
@@ -23,17 +23,17 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from storage import make_storage
-from study.config import validate
-from study.dashboard import (
+from kdtune.errors import KdtuneError
+from kdtune.storage import make_storage
+from kdtune.study.config import validate
+from kdtune.study.dashboard import (
     HYPERVOLUME_GRAPH_ID,
     dashboard_url,
     is_loopback,
     publish_hypervolume,
     serve,
 )
-from study.errors import KdtuneError
-from study.service import create_study, open_study
+from kdtune.study.service import create_study, open_study
 
 REPO = Path(__file__).resolve().parent.parent
 DISTS = {"temperature": FloatDistribution(1.0, 8.0)}
@@ -105,7 +105,7 @@ def test_serve_uses_kdtune_storage_and_warns_off_loopback(monkeypatch, capsys):
     calls = []
     monkeypatch.setattr(optuna_dashboard, "run_server",
                         lambda storage, host, port: calls.append((storage, host, port)))
-    monkeypatch.setattr("study.dashboard.publish_hypervolume", lambda storage: {})
+    monkeypatch.setattr("kdtune.study.dashboard.publish_hypervolume", lambda storage: {})
     serve(None, host="0.0.0.0", port=8123)
     (storage, host, port), = calls
     assert isinstance(storage, optuna.storages.RDBStorage) and (host, port) == ("0.0.0.0", 8123)
@@ -141,7 +141,7 @@ def test_dashboard_serves_the_study_with_metric_names_and_hypervolume(kd_study, 
     base = f"http://127.0.0.1:{port}"
     log = (tmp_path / "dashboard.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "study.cli", "dashboard", "--port", str(port)],
+        [sys.executable, "-m", "kdtune.study.cli", "dashboard", "--port", str(port)],
         cwd=REPO, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT,
     )
     try:

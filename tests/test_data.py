@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from objectives import polarity
-from objectives.data import DataConfig, Splits, check_labels_match, load_splits, tokenize
+from kdtune.objectives import polarity
+from kdtune.objectives.data import DataConfig, Splits, check_labels_match, load_splits, tokenize
 
 REPO = Path(__file__).resolve().parent.parent
 WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"]
@@ -180,7 +180,7 @@ def test_same_seed_same_splits_across_processes(tmp_path):
     fingerprints = {n: here.fingerprint(n) for n in ("train", "eval", "test")}
     assert fingerprints == {n: again.fingerprint(n) for n in ("train", "eval", "test")}
     code = (
-        "import json, sys; from objectives.data import DataConfig, load_splits; "
+        "import json, sys; from kdtune.objectives.data import DataConfig, load_splits; "
         "s = load_splits(DataConfig.model_validate_json(sys.argv[1])); "
         "print(json.dumps({n: s.fingerprint(n) for n in ('train', 'eval', 'test')}))"
     )

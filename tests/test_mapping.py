@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from objectives.mapping import (
+from kdtune.objectives.mapping import (
     MAPPING_KINDS,
     attention_pairs,
     hidden_state_pairs,

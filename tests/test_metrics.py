@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from objectives.metrics import METRIC_DIRECTIONS, confidence_metrics, softmax
+from kdtune.objectives.metrics import METRIC_DIRECTIONS, confidence_metrics, softmax
 
 # Six binary examples: (p_T, p_S, label).
 #  1-4: both models correct; 5: student wrong; 6: teacher wrong (both excluded from sigma).

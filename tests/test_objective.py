@@ -7,10 +7,10 @@ import math
 import optuna
 import pytest
 
-from objectives.config import DistillConfig, SearchSpace
-from objectives.data import DataConfig
-from objectives.distill import Diverged, distill
-from objectives.trial import make_objective, metric_values, suggest_config
+from kdtune.objectives.config import DistillConfig, SearchSpace
+from kdtune.objectives.data import DataConfig
+from kdtune.objectives.distill import Diverged, distill
+from kdtune.objectives.trial import make_objective, metric_values, suggest_config
 
 PARAMS = {"temperature": 4.0, "alpha": 0.7, "layer_mapping": "top", "learning_rate": 1e-3,
           "epochs": 1, "beta": 0.5, "schedule": "joint", "student_layers": 2}
@@ -123,7 +123,7 @@ def test_reported_metrics_are_the_returned_students(tiny_teacher_dir, synthetic_
     import numpy as np
     import torch
 
-    from objectives.data import load_splits, tokenize
+    from kdtune.objectives.data import load_splits, tokenize
 
     r = distill(_base(tiny_teacher_dir, synthetic_csv, student_layers=2, epochs=2,
                       learning_rate=1e-3))

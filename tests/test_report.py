@@ -17,9 +17,9 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from study.config import validate
-from study.errors import KdtuneError, StudyNotFound
-from study.report import (
+from kdtune.errors import KdtuneError, StudyNotFound
+from kdtune.study.config import validate
+from kdtune.study.report import (
     hypervolume_2d,
     hypervolume_history,
     pareto_rows,
@@ -27,7 +27,7 @@ from study.report import (
     reference_point,
     write_report,
 )
-from study.service import create_study, open_study
+from kdtune.study.service import create_study, open_study
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 DISTS = {"temperature": FloatDistribution(1.0, 8.0), "alpha": FloatDistribution(0.0, 1.0)}
@@ -155,7 +155,7 @@ def test_no_complete_trials_and_missing_study_are_one_line_errors():
 
 
 def test_cli_pareto_json_and_bad_format(built, capsys):
-    from study.cli import main
+    from kdtune.study.cli import main
 
     _, name = built
     assert main(["pareto", "--study", name, "--format", "json"]) == 0
@@ -247,7 +247,7 @@ def test_report_on_a_small_study_still_draws_the_front(small, tmp_path):
 
 
 def test_cli_report_refuses_a_file_as_output(small, tmp_path, capsys):
-    from study.cli import main
+    from kdtune.study.cli import main
 
     _, name = small
     target = tmp_path / "file"
@@ -258,7 +258,7 @@ def test_cli_report_refuses_a_file_as_output(small, tmp_path, capsys):
 
 
 def test_importances_follow_each_objective():
-    from study.report import param_importances
+    from kdtune.study.report import param_importances
 
     # accuracy rises with alpha only, sigma with temperature only
     cfg = validate({"name": "x", "distill": {"teacher": "unused"}})
@@ -293,7 +293,7 @@ def test_hypervolume_history_matches_optuna(objectives):
 
 
 def test_report_masks_the_storage_password(tmp_path):
-    from study.report import write_study_report
+    from kdtune.study.report import write_study_report
 
     cfg = validate({"name": "x", "distill": {"teacher": "unused"},
                     "storage": "postgresql://kd:s3cret@db:5432/kdtune"})

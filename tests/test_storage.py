@@ -15,7 +15,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from storage import (
+from kdtune.storage import (
     StorageError,
     embedded,
     make_storage,
@@ -167,7 +167,7 @@ def test_embedded_start_status_stop_in_its_own_home(tmp_path):
 
 
 def _kdtune(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "study.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "kdtune.study.cli", *args], capture_output=True,
                           text=True, cwd=REPO, env=env, timeout=120)
 
 
@@ -201,7 +201,7 @@ def test_storage_and_worker_calls_survive_a_server_restart(tmp_path):
     until the server is back."""
     import threading
 
-    from study.worker import with_retries
+    from kdtune.study.worker import with_retries
 
     home = tmp_path / "home"
     home.mkdir()

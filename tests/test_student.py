@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from objectives.student import Student, StudentOutput, build_student, count_parameters
+from kdtune.objectives.student import Student, StudentOutput, build_student, count_parameters
 
 
 @pytest.fixture()

@@ -15,10 +15,10 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from objectives import teacher as teacher_mod
-from objectives.data import DataConfig
-from objectives.runtime import configure_threads, resolve_device
-from objectives.teacher import (
+from kdtune.objectives import teacher as teacher_mod
+from kdtune.objectives.data import DataConfig
+from kdtune.objectives.runtime import configure_threads, resolve_device
+from kdtune.objectives.teacher import (
     TEACHER_METADATA,
     LengthGroupedBatches,
     TeacherFitConfig,
@@ -294,8 +294,8 @@ def test_teacher_fit_cli(tmp_path, tiny_bert_dir, small_csv):
     """`kdtune teacher fit` saves a teacher and says so once; bad settings: one line, exit 2."""
     def kdtune(*args):
         return subprocess.run(
-            [sys.executable, "-m", "study.cli", "teacher", "fit", *args], capture_output=True,
-            text=True, cwd=Path(__file__).resolve().parent.parent, timeout=600,
+            [sys.executable, "-m", "kdtune.study.cli", "teacher", "fit", *args],
+            capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent, timeout=600,
         )
 
     data = [f"data.source={small_csv}", "data.text_columns=[review]",

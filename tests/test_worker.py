@@ -21,8 +21,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from study.config import validate
-from study.service import budget_counts, create_study, open_study
+from kdtune.study.config import validate
+from kdtune.study.service import budget_counts, create_study, open_study
 
 REPO = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
@@ -39,7 +39,8 @@ def _worker(name: str, objective: str, log: Path, index: int, delay: float = 0.3
                KDTUNE_TEST_LOG=str(log), KDTUNE_TEST_DELAY=str(delay),
                PYTHONPATH=os.pathsep.join([str(TESTS), str(REPO)]))
     return subprocess.Popen(
-        [sys.executable, "-m", "study.cli", "worker", "--study", name, "--index", str(index)],
+        [sys.executable, "-m", "kdtune.study.cli", "worker", "--study", name,
+         "--index", str(index)],
         env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -141,7 +142,7 @@ def test_raised_trials_are_retried_but_not_retryable_ones(tmp_path):
 
 
 def test_missing_study_is_one_line_exit_2():
-    out = subprocess.run([sys.executable, "-m", "study.cli", "worker", "--study",
+    out = subprocess.run([sys.executable, "-m", "kdtune.study.cli", "worker", "--study",
                           f"nope-{uuid.uuid4().hex[:6]}"], capture_output=True, text=True,
                          cwd=REPO, timeout=60)
     assert out.returncode == 2
@@ -152,7 +153,7 @@ def test_missing_study_is_one_line_exit_2():
 @pytest.mark.parametrize("objective", ["sleepy"])
 def test_optuna_cli_reads_the_study(objective, tmp_path):
     """Optuna's own CLI reads a kdtune study from the same PostgreSQL."""
-    from storage import storage_url
+    from kdtune.storage import storage_url
 
     cfg = _cfg(3)
     create_study(cfg)
@@ -192,7 +193,7 @@ def test_a_trial_orphaned_before_its_first_heartbeat_is_requeued(tmp_path):
 
 
 def test_database_counts_match_loaded_counts(tmp_path):
-    from study.service import budget_counts_db
+    from kdtune.study.service import budget_counts_db
 
     cfg = _cfg(4, max_retries=1)
     create_study(cfg)

@@ -1,0 +1,46 @@
+"""The attribute keys kdtune stores on Optuna studies and trials: one definition each.
+
+Writers and readers (the trial adapter, workers, reports, export, the dashboard) import
+these names; no module spells a key as a string literal. Metric values themselves are
+stored under their metric names (see :mod:`kdtune.objectives.catalogue`).
+"""
+
+from __future__ import annotations
+
+# --- study user attributes
+STUDY_CONFIG = "kdtune_config"
+"""The study's whole validated config as JSON: a worker needs only storage and name."""
+STUDY_VERSION = "kdtune_version"
+"""The kdtune version that created the study."""
+
+# --- trial user attributes
+TRIAL_CONFIG = "config"
+"""The trial's distillation configuration (a JSON-able dict), as the objective trained it."""
+DUPLICATE_OF = "duplicate_of"
+"""Number of the finished trial whose result a repeated configuration reused."""
+PRUNE_REASON = "prune_reason"
+"""Why a trial ended PRUNED (below the accuracy floor, no better than the majority class)."""
+FAIL_REASON = "fail_reason"
+"""Why a trial ended FAIL (its exception as one line, at most 500 characters)."""
+PHI_CNF = "phi_cnf"
+"""Whether the confidence-preservation property held (sigma <= kappa)."""
+SECONDS_PREFIX = "seconds_"
+"""Prefix of the per-phase wall times, e.g. ``seconds_train``."""
+EPOCH_ACCURACY_PREFIX = "eval_accuracy_epoch_"
+"""Prefix of the evaluation accuracy after each epoch, e.g. ``eval_accuracy_epoch_1``."""
+
+# --- trial system attributes
+FAILED_TRIAL = "failed_trial"
+"""On a re-queued trial: the number of the first attempt that failed."""
+RETRY_HISTORY = "retry_history"
+"""On a re-queued trial: the numbers of every earlier attempt, oldest first."""
+
+
+def seconds_key(phase: str) -> str:
+    """The user-attribute key of a phase's wall time."""
+    return f"{SECONDS_PREFIX}{phase}"
+
+
+def epoch_accuracy_key(epoch: int) -> str:
+    """The user-attribute key of the evaluation accuracy after ``epoch`` (1-based)."""
+    return f"{EPOCH_ACCURACY_PREFIX}{epoch}"
