@@ -1,6 +1,6 @@
-"""A no-op objective for storage benchmarks (selected with $KDTUNE_OBJECTIVE).
+"""A no-op objective for storage benchmarks (selected with ``--objective``).
 
-    KDTUNE_OBJECTIVE=noop_objective:factory PYTHONPATH=bench kdtune worker --study NAME
+    PYTHONPATH=bench kdtune worker --study NAME --objective noop_objective:factory
 
 It suggests three parameters, sleeps ``$KDTUNE_NOOP_DELAY`` seconds (default 0.002) and
 returns two values, so a trial costs a few milliseconds and the storage dominates. When

@@ -28,12 +28,10 @@ import json
 import math
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
 KAPPA = 0.05
 REF = (0.0, 0.5)  # accuracy 0, sigma 0.5: every binary-task trial lies inside
@@ -76,14 +74,14 @@ def summarise(study) -> dict:
     """Front, hypervolume, best feasible accuracy, sigma at the most accurate trial."""
     from optuna.trial import TrialState
 
-    from kdtune.study.report import hypervolume_2d
+    from kdtune.study.front import hypervolume
 
     done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
     pts = [(float(t.user_attrs["accuracy_student"]), float(t.user_attrs["sigma"]))
            for t in done if math.isfinite(float(t.user_attrs.get("sigma", float("nan"))))]
     front = sorted(p for p in pts if not any(q[0] >= p[0] and q[1] <= p[1] and q != p
                                              for q in pts))
-    hv = hypervolume_2d([(-a, s) for a, s in pts], (-REF[0], REF[1]))
+    hv = hypervolume([(-a, s) for a, s in pts], (-REF[0], REF[1]))
     feasible = [a for a, s in pts if s <= KAPPA]
     top = max(pts, default=(float("nan"), float("nan")))
     states = [t.state.name for t in study.get_trials(deepcopy=False)]
@@ -109,7 +107,7 @@ def main() -> None:
         write_results(args, saved["results"], saved["seconds"], Path(saved["teacher"]))
         return
 
-    from kdtune.objectives.teacher import cached_teacher
+    from kdtune.objectives.teacher_registry import cached_teacher
     from kdtune.study.config import validate
     from kdtune.study.demo import demo_teacher_config
     from kdtune.study.service import open_study, run_study

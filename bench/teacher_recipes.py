@@ -39,14 +39,15 @@ def main() -> None:
     from torch.utils.data import DataLoader
     from transformers import get_linear_schedule_with_warmup
 
-    from kdtune.objectives.data import DataConfig, data_collator, load_splits, tokenize
-    from kdtune.objectives.teacher import (
-        LengthGroupedBatches,
-        _accuracy,
-        _load_classifier,
-        _load_tokenizer,
+    from kdtune.objectives.data import DataConfig, load_splits
+    from kdtune.objectives.length_batches import LengthGroupedBatches
+    from kdtune.objectives.predict import accuracy, predict_logits
+    from kdtune.objectives.teacher_base import (
+        load_base_classifier,
+        load_base_tokenizer,
         resolve_base,
     )
+    from kdtune.objectives.tokens import data_collator, tokenize
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("name")
@@ -67,10 +68,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     started = time.time()
     base = resolve_base("minilm")
-    tok = _load_tokenizer(base, "minilm")
+    tok = load_base_tokenizer(base, "minilm")
     splits = load_splits(DataConfig(train_size=3200, eval_size=400, test_size=400))
     torch.manual_seed(args.seed)
-    model = _load_classifier(base, "minilm", splits.label_names)
+    model = load_base_classifier(base, "minilm", splits.label_names)
     if args.reinit_pooler:
         model.bert.pooler.dense.reset_parameters()
     enc = tokenize(splits, tok, 128)
@@ -86,6 +87,10 @@ def main() -> None:
     no_decay = {id(p) for n, p in model.named_parameters()
                 if args.decay == "fit-teacher" and (n.endswith("bias") or "LayerNorm" in n)}
     history = []
+
+    def split_accuracy(name: str) -> float:
+        logits = predict_logits(model, enc[name], collate, "cpu", 32)
+        return accuracy(logits, enc[name]["label"])
 
     def split_decay(groups: list[dict]) -> list[dict]:
         out = []
@@ -108,14 +113,13 @@ def main() -> None:
                 opt.step()
                 sched.step()
                 opt.zero_grad(set_to_none=True)
-            cpu = torch.device("cpu")
-            val = _accuracy(model, enc["eval"], collate, cpu, 32)
+            val = split_accuracy("eval")
             if args.fold is not None:  # cross-validation never looks at the test split
                 history.append({"heldout": val})
                 print(f"{args.name} fold {args.fold} epoch {len(history)}: held-out {val:.4f}",
                       flush=True)
                 continue
-            test = _accuracy(model, enc["test"], collate, cpu, 32)
+            test = split_accuracy("test")
             history.append({"validation": val, "test": test})
             print(f"{args.name} epoch {len(history)}: validation {val:.4f} test {test:.4f}",
                   flush=True)

@@ -70,29 +70,21 @@ def bare_loop_seconds(teacher: Path, threads: int) -> tuple[float, int]:
     """Train the same student on the same batches with a plain loop; (seconds, examples)."""
     import torch
 
-    from kdtune.objectives import distill as d
-    from kdtune.objectives.cache import compute_or_load, teacher_fingerprint
     from kdtune.objectives.config import DistillConfig
-    from kdtune.objectives.data import load_splits, tokenize
     from kdtune.objectives.losses import hard_cross_entropy, soft_cross_entropy
-    from kdtune.objectives.mapping import layer_mapping
-    from kdtune.objectives.student import build_student
-    from kdtune.objectives.teacher import load_teacher
+    from kdtune.objectives.prepare import load_inputs, teacher_signal
+    from kdtune.objectives.student_build import build_student
+    from kdtune.objectives.training import train_loader
 
-    cfg = DistillConfig(teacher=str(teacher), threads=threads,
+    cfg = DistillConfig(teacher=str(teacher), threads=threads, batch_size=32,
                         data={"train_size": 800, "eval_size": 400, "max_length": 64}, **FIXED)
     torch.set_num_threads(threads)
-    model, tok = load_teacher(cfg.teacher)
-    splits = load_splits(cfg.data)
-    train = tokenize(splits.train, tok, cfg.data.max_length)
-    fp = teacher_fingerprint(cfg.teacher, splits.fingerprint("train"), "train",
-                             tok.name_or_path, cfg.data.max_length, (), False)
-    cached = compute_or_load(model, tok, train, fp, [], [])
+    device = torch.device("cpu")
+    inputs = load_inputs(cfg, device)
+    cached = teacher_signal(cfg, inputs, device).train  # the warm teacher-output cache
     torch.manual_seed(cfg.seed)
-    student = build_student(model, layer_mapping("uniform", 6, 2))
-    loader = torch.utils.data.DataLoader(d._Indexed(train), batch_size=32, shuffle=True,
-                                         generator=torch.Generator().manual_seed(cfg.seed),
-                                         collate_fn=d._collator(tok))
+    student = build_student(inputs.teacher, inputs.mapping)
+    loader = train_loader(inputs, cfg)  # the batches kdtune's loop trains on
     opt = torch.optim.AdamW(student.parameters(), lr=cfg.learning_rate)
     student.train()
     t0 = time.perf_counter()
@@ -119,7 +111,7 @@ def main() -> None:
 
     import torch
 
-    from kdtune.objectives.teacher import cached_teacher
+    from kdtune.objectives.teacher_registry import cached_teacher
     from kdtune.study.demo import demo_teacher_config
 
     teacher = cached_teacher(demo_teacher_config())

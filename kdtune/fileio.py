@@ -18,12 +18,23 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (parents created)."""
+    """Write ``data`` to ``path`` atomically (parents created).
+
+    The file gets the mode a plain ``open(path, "w")`` would give it (0666 less the umask),
+    not the 0600 of a temporary file.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -47,13 +58,15 @@ def atomic_directory(target: str | Path, overwrite: bool = False) -> Iterator[Pa
     With ``overwrite`` an existing ``target`` is replaced (it is moved aside first and removed
     once the new one is in place); without it an existing non-empty ``target`` raises
     :class:`FileExistsError` before anything is written. On an exception the temporary
-    directory is removed and ``target`` is left as it was.
+    directory is removed and ``target`` is left as it was. The directory gets the mode
+    ``mkdir`` would give it (0777 less the umask).
     """
     target = Path(target)
     if target.exists() and not overwrite and (not target.is_dir() or any(target.iterdir())):
         raise FileExistsError(f"{target} already exists and is not empty")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    tmp.chmod(0o777 & ~_umask())  # as mkdir would, not mkdtemp's 0700
     try:
         yield tmp
         old = None

@@ -5,13 +5,16 @@
 * :func:`validate` / :func:`validate_with_overrides` / :func:`load_config`: plain data or a
   YAML file -> a validated model; every problem is reported together in one
   :class:`~kdtune.errors.ConfigError`, one line each, naming the key path and what is
-  accepted.
+  accepted. An optional ``check`` adds the problems pydantic cannot see (cross-field rules,
+  the files and models a config names) to the same error.
 * :func:`dump_yaml`: a model back to YAML that :func:`load_config` reads.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from kdtune.errors import ConfigError
+
+Check = Callable[[Any], list[str]]
+"""A validated config -> its remaining problems, one line each, ``"key.path: problem"``."""
 
 
 class FrozenModel(BaseModel):
@@ -62,47 +68,71 @@ def apply_overrides(raw: dict, overrides: list[str] | tuple[str, ...]) -> dict:
     return data
 
 
-def validate(raw: dict, model: type[BaseModel]) -> Any:
-    """Validate plain data into ``model``; every problem goes into one :class:`ConfigError`."""
+def validate(raw: dict, model: type[BaseModel], check: Check | None = None) -> Any:
+    """Validate plain data into ``model``; every problem goes into one :class:`ConfigError`.
+
+    With ``check``, its problems are added to pydantic's. When pydantic rejects some keys,
+    ``check`` still runs, on the config with those keys left out (at their defaults), and
+    its problems about the keys left out are dropped: a bad ``device`` and a missing
+    teacher directory are reported together. Only when no config can be built that way
+    (a required key is missing) does ``check`` not run.
+    """
     if not isinstance(raw, dict):
         raise ConfigError(f"the config must be a mapping of keys, got {type(raw).__name__}")
     try:
-        return model.model_validate(raw)
+        cfg, problems, left_out = model.model_validate(raw), [], []
     except ValidationError as e:
-        raise ConfigError(format_problems(e, model)) from e
+        problems = format_problems(e, model)
+        cfg, left_out = _without_bad_keys(raw, model, e) if check else (None, [])
+    if check is not None and cfg is not None:
+        problems += [p for p in check(cfg) if not _under(_key_of(p), left_out)]
+    if problems:
+        raise ConfigError(problems)
+    return cfg
 
 
 def validate_with_overrides(
-    raw: dict, overrides: list[str] | tuple[str, ...], model: type[BaseModel]
+    raw: dict,
+    overrides: list[str] | tuple[str, ...],
+    model: type[BaseModel],
+    check: Check | None = None,
 ) -> Any:
     """Validate ``raw`` with dotted overrides applied on top of the defaults it implies.
 
     ``--set search.temperature.high=8`` changes one bound of a range the file left at its
     default, so the overrides go onto the validated (defaults-filled) config when ``raw``
     is valid alone, and onto ``raw`` itself when it is not (an override may supply a
-    required key).
+    required key). ``check`` as in :func:`validate`.
     """
     if not overrides:
-        return validate(raw, model)
+        return validate(raw, model, check)
     try:
         base = json.loads(model.model_validate(raw).model_dump_json())
     except ValidationError:
         base = raw
-    return validate(apply_overrides(base, overrides), model)
+    return validate(apply_overrides(base, overrides), model, check)
 
 
-def load_config(
-    path: str | Path, model: type[BaseModel], overrides: list[str] | tuple[str, ...] = ()
-) -> Any:
-    """Read a YAML config, apply ``--set`` overrides and validate it."""
+def read_yaml(path: str | Path) -> Any:
+    """The plain data of a YAML file (``{}`` for an empty one); ConfigError if unreadable."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        return yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"{path} is not valid YAML: {e}".splitlines()[0]) from e
-    return validate_with_overrides(raw, overrides, model)
+
+
+def load_config(
+    path: str | Path,
+    model: type[BaseModel],
+    overrides: list[str] | tuple[str, ...] = (),
+    check: Check | None = None,
+) -> Any:
+    """Read a YAML config, apply ``--set`` overrides and validate it (``check`` as in
+    :func:`validate`)."""
+    return validate_with_overrides(read_yaml(path), overrides, model, check)
 
 
 def dump_yaml(cfg: BaseModel) -> str:
@@ -113,6 +143,61 @@ def dump_yaml(cfg: BaseModel) -> str:
 def format_problems(e: ValidationError, model: type[BaseModel]) -> list[str]:
     """Every validation error as one line: the dotted key, the problem, what is accepted."""
     return [_problem(err, model) for err in e.errors()]
+
+
+_KEY = re.compile(r"^([A-Za-z_][\w.\-]*): ")
+
+
+def _key_of(problem: str) -> str:
+    """The key path a ``"key.path: problem"`` line is about (``""`` when it names none)."""
+    match = _KEY.match(problem)
+    return match.group(1) if match else ""
+
+
+def _under(key: str, paths: list[str]) -> bool:
+    return bool(key) and any(key == p or key.startswith(p + ".") for p in paths)
+
+
+def _without_bad_keys(
+    raw: dict, model: type[BaseModel], error: ValidationError
+) -> tuple[Any, list[str]]:
+    """``raw`` validated without the keys ``error`` rejects, and the key paths left out.
+
+    Returns ``(None, paths)`` when that is impossible: a required key is missing, or a
+    problem concerns the whole config rather than one key.
+    """
+    data = json.loads(json.dumps(raw, default=str))
+    left_out: list[str] = []
+    for _ in range(3):  # leaving a key out can reveal a problem behind it, rarely more
+        for err in error.errors():
+            loc = list(err["loc"])
+            if err["type"] == "missing" or not loc:
+                return None, left_out
+            if _under(".".join(map(str, loc)), left_out):
+                continue  # a second problem with a key already left out
+            removed = _remove(data, loc)
+            if not removed:
+                return None, left_out
+            left_out.append(removed)
+        try:
+            return model.model_validate(data), left_out
+        except ValidationError as e:
+            error = e
+    return None, left_out
+
+
+def _remove(data: dict, loc: list) -> str:
+    """Delete the deepest mapping key along ``loc`` from ``data``; its dotted path or ``""``."""
+    node, path = data, []
+    for part in loc:
+        if not isinstance(node, dict) or part not in node:
+            break
+        path.append(str(part))
+        parent, node = node, node[part]
+    if not path:
+        return ""
+    del parent[path[-1]]
+    return ".".join(path)
 
 
 def _problem(err: Any, model: type[BaseModel]) -> str:
@@ -126,8 +211,9 @@ def _problem(err: Any, model: type[BaseModel]) -> str:
         return f"missing required key {key!r}"
     msg = err["msg"].removeprefix("Value error, ")
     given = err.get("input")
-    shown = "" if isinstance(given, dict | list) else f" (got {given!r})"
-    return f"{key}: {msg}{shown}"
+    if isinstance(given, dict | list) or f"got {given!r}" in msg:  # the message quotes it
+        return f"{key}: {msg}"
+    return f"{key}: {msg} (got {given!r})"
 
 
 def _fields_at(model: type[BaseModel], loc: list[str]) -> list[str]:

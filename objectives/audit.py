@@ -17,7 +17,8 @@ Prediction file format (CSV, header row, one row per input):
 * other columns (ids, text) are ignored.
 
 Both files must have the same number of rows, the same labels row by row and the same K.
-Every problem raises ValueError with one line naming the file and, where it applies, the row.
+Every problem raises :class:`~kdtune.errors.DataError` (a ``ValueError``) with one line
+naming the file and, where it applies, the row.
 """
 
 from __future__ import annotations
@@ -29,17 +30,31 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field, field_validator
 
-from .data import DataConfig
-from .metrics import ROW_SUM_TOLERANCE, confidence_metrics
+from kdtune.errors import DataError, UsageError
+from kdtune.frozen import FrozenModel, validate_with_overrides
 
-__all__ = ["AuditConfig", "audit", "audit_models", "print_audit", "read_predictions"]
+from . import catalogue
+from .data import DataConfig, check_labels_match, load_splits
+from .data_splitting import SPLIT_NAMES
+from .metrics import ROW_SUM_TOLERANCE, confidence_metrics, softmax
+from .runtime import check_device_name, resolve_device
+from .teacher_load import load_teacher
+from .tokens import data_collator, tokenize
+
+__all__ = ["AuditConfig", "audit", "audit_models", "print_audit", "read_predictions", "verdict"]
 
 _P_COLUMN = re.compile(r"^p(\d+)$")
+# The rows of :func:`print_audit`'s table, in order; meanings come from the catalogue.
+_TABLE = (
+    "sigma", "sigma_label", "sigma_max", "phi_cnf", "n_both_correct", "n_all",
+    "accuracy_teacher", "accuracy_student", "agreement", "mean_abs_delta",
+    "kl_teacher_student", "ece_teacher", "ece_student", "ece_gap", "ece_gap_abs",
+)  # fmt: skip
 
 
-class AuditConfig(BaseModel):
+class AuditConfig(FrozenModel):
     """What ``--set`` may change for :func:`audit_models` (frozen; unknown keys rejected).
 
     Attributes:
@@ -48,11 +63,14 @@ class AuditConfig(BaseModel):
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
     data: DataConfig = DataConfig()
     batch_size: int = Field(default=64, ge=1)
     device: str = "auto"
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        return check_device_name(value)
 
 
 # --------------------------------------------------------------------------- files
@@ -69,43 +87,43 @@ def read_predictions(path: str | Path, role: str = "predictions") -> tuple[np.nd
         ``(probabilities, labels)``: float64 (n, K) and int64 (n,).
 
     Raises:
-        ValueError: missing or unreadable file, missing columns (the found ones listed), a
+        DataError: missing or unreadable file, missing columns (the found ones listed), a
             value that is not a number, probabilities that are negative, not finite or do
             not sum to 1, a label outside 0..K-1, a ``pred`` that is not an argmax, no rows.
     """
     path = Path(path)
     where = f"{role} {path}"
     if not path.is_file():
-        raise ValueError(f"{where}: no such file")
+        raise DataError(f"{where}: no such file")
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.reader(handle)
             header = [h.strip() for h in next(reader, [])]
             rows = list(reader)
     except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise ValueError(f"{where}: cannot read it as CSV ({type(e).__name__}: {e})") from e
+        raise DataError(f"{where}: cannot read it as CSV ({type(e).__name__}: {e})") from e
 
     found = ", ".join(header) if any(header) else "none"
     classes = sorted(int(m.group(1)) for h in header if (m := _P_COLUMN.match(h)))
     if "label" not in header:
-        raise ValueError(f"{where}: no 'label' column; found columns: {found}")
+        raise DataError(f"{where}: no 'label' column; found columns: {found}")
     if len(classes) < 2:
-        raise ValueError(
+        raise DataError(
             f"{where}: needs probability columns p0, p1, ... (one per class, at least 2); "
             f"found columns: {found}"
         )
     if classes != list(range(len(classes))):
         missing = sorted(set(range(max(classes) + 1)) - set(classes))
-        raise ValueError(
+        raise DataError(
             f"{where}: probability columns must be p0..p{max(classes)} without gaps; missing "
             f"{', '.join(f'p{c}' for c in missing)}; found columns: {found}"
         )
     for name in {"label", "pred", *(f"p{c}" for c in classes)}:
         if header.count(name) > 1:
-            raise ValueError(f"{where}: column {name!r} appears more than once")
+            raise DataError(f"{where}: column {name!r} appears more than once")
     rows = [r for r in rows if any(cell.strip() for cell in r)]  # blank lines
     if not rows:
-        raise ValueError(f"{where}: no rows after the header")
+        raise DataError(f"{where}: no rows after the header")
 
     k = len(classes)
     label_at = header.index("label")
@@ -116,27 +134,27 @@ def read_predictions(path: str | Path, role: str = "predictions") -> tuple[np.nd
     for i, row in enumerate(rows):
         at = f"{where}, row {i + 1}"
         if len(row) != len(header):
-            raise ValueError(f"{at}: {len(row)} fields, the header has {len(header)}")
+            raise DataError(f"{at}: {len(row)} fields, the header has {len(header)}")
         try:
             probs[i] = [float(row[j]) for j in p_at]
         except ValueError:
             bad = next(row[j] for j in p_at if not _is_float(row[j]))
-            raise ValueError(f"{at}: probability {bad!r} is not a number") from None
+            raise DataError(f"{at}: probability {bad!r} is not a number") from None
         labels[i] = _class_id(row[label_at], k, f"{at}: label")
         if not np.all(np.isfinite(probs[i])) or np.any(probs[i] < 0):
-            raise ValueError(
+            raise DataError(
                 f"{at}: probabilities must be finite and >= 0, got {_row_text(probs[i])}"
             )
         total = probs[i].sum()
         if abs(total - 1.0) > ROW_SUM_TOLERANCE:
-            raise ValueError(
+            raise DataError(
                 f"{at}: probabilities sum to {total:.6g}, not 1 (within {ROW_SUM_TOLERANCE}); "
                 "write softmax outputs, not logits"
             )
         if pred_at is not None:
             pred = _class_id(row[pred_at], k, f"{at}: pred")
             if probs[i, pred] < probs[i].max():
-                raise ValueError(
+                raise DataError(
                     f"{at}: pred {pred} is not the argmax of {_row_text(probs[i])}; the audit "
                     "predicts argmax p, so pred must agree"
                 )
@@ -159,9 +177,9 @@ def _class_id(text: str, k: int, what: str) -> int:
     try:
         value = float(text)
     except ValueError:
-        raise ValueError(f"{what} {text!r} is not a class id (an integer in 0..{k - 1})") from None
+        raise DataError(f"{what} {text!r} is not a class id (an integer in 0..{k - 1})") from None
     if not value.is_integer() or not 0 <= value < k:
-        raise ValueError(f"{what} {text.strip()} is not a class id (an integer in 0..{k - 1})")
+        raise DataError(f"{what} {text.strip()} is not a class id (an integer in 0..{k - 1})")
     return int(value)
 
 
@@ -184,26 +202,26 @@ def audit(
         ``{"kind": "files", "teacher_preds", "student_preds", "n"}``.
 
     Raises:
-        ValueError: a bad file (see :func:`read_predictions`), files of different lengths,
+        DataError: a bad file (see :func:`read_predictions`), files of different lengths,
             labels that differ (the first differing row named), different K, or a bad
             kappa / reference_class.
     """
     p_teacher, y_teacher = read_predictions(teacher_preds, "teacher predictions")
     p_student, y_student = read_predictions(student_preds, "student predictions")
     if p_teacher.shape[1] != p_student.shape[1]:
-        raise ValueError(
+        raise DataError(
             f"the teacher predictions have {p_teacher.shape[1]} classes (p0..p"
             f"{p_teacher.shape[1] - 1}), the student predictions {p_student.shape[1]}"
         )
     if len(y_teacher) != len(y_student):
-        raise ValueError(
+        raise DataError(
             f"the teacher predictions have {len(y_teacher)} rows, the student predictions "
             f"{len(y_student)}; both must cover the same inputs in the same order"
         )
     differ = np.flatnonzero(y_teacher != y_student)
     if len(differ):
         i = int(differ[0])
-        raise ValueError(
+        raise DataError(
             f"row {i + 1}: label {y_teacher[i]} in the teacher predictions but {y_student[i]} "
             f"in the student predictions ({len(differ)} rows differ); the rows must align"
         )
@@ -232,9 +250,9 @@ def audit_models(
 ) -> dict[str, Any]:
     """Confidence-preservation report of two checkpoints on one split of a dataset.
 
-    Both models are loaded with :func:`kdtune.objectives.teacher.load_teacher` and run on the
-    split (each with its own tokenizer, batches padded dynamically); probabilities are the
-    softmax of the logits at temperature 1.
+    Both models are loaded with :func:`kdtune.objectives.teacher_load.load_teacher` and run
+    on the split (each with its own tokenizer, batches padded dynamically); probabilities are
+    the softmax of the logits at temperature 1.
 
     Args:
         teacher: the teacher checkpoint directory (or hub id).
@@ -250,36 +268,27 @@ def audit_models(
         ``{"kind": "models", "teacher", "student", "data", "split", "n"}``.
 
     Raises:
-        ValueError: bad overrides, an unloadable model or dataset, a bad split name, or
-            label names that differ between the two models or between them and the data.
+        UsageError: bad overrides (a :class:`~kdtune.errors.ConfigError`), an unloadable
+            model or dataset, a bad split name, or label names that differ between the two
+            models or between them and the data.
     """
-    import torch
-
-    from kdtune.frozen import apply_overrides, validate
-
-    from .data import SPLIT_NAMES, check_labels_match, load_splits
-    from .metrics import softmax
-    from .runtime import resolve_device
-    from .teacher import load_teacher
-
     if split not in SPLIT_NAMES:
-        raise ValueError(f"split must be one of {', '.join(SPLIT_NAMES)}, got {split!r}")
-    cfg: AuditConfig = validate(apply_overrides({}, list(overrides)), AuditConfig)
+        raise UsageError(f"split must be one of {', '.join(SPLIT_NAMES)}, got {split!r}")
+    cfg: AuditConfig = validate_with_overrides({}, list(overrides), AuditConfig)
     device = resolve_device(cfg.device)
     teacher_model, teacher_tok = load_teacher(teacher)
     student_model, student_tok = load_teacher(student)
     teacher_labels, student_labels = _label_names(teacher_model), _label_names(student_model)
     if teacher_labels != student_labels:
-        raise ValueError(
+        raise DataError(
             f"student labels {student_labels} do not match the teacher's {teacher_labels}"
         )
     splits = load_splits(cfg.data)
     check_labels_match(splits, teacher_labels)
     dataset = splits.split(split)
 
-    with torch.inference_mode():
-        logits_t = _predict(teacher_model, teacher_tok, dataset, cfg, device)
-        logits_s = _predict(student_model, student_tok, dataset, cfg, device)
+    logits_t = _predict(teacher_model, teacher_tok, dataset, cfg, device)
+    logits_s = _predict(student_model, student_tok, dataset, cfg, device)
     report = confidence_metrics(
         softmax(logits_t),
         softmax(logits_s),
@@ -304,23 +313,12 @@ def _label_names(model) -> list[str]:
 
 
 def _predict(model, tokenizer, dataset, cfg: AuditConfig, device) -> np.ndarray:
-    """Logits (n, K) of ``model`` on ``dataset``, rows in dataset order."""
-    import torch
-
-    from .data import data_collator, tokenize
+    """Logits (n, K) of ``model`` on ``dataset`` (tokenised with its own tokenizer)."""
+    from .predict import predict_logits  # torch: auditing prediction files does not need it
 
     encoded = tokenize(dataset, tokenizer, cfg.data.max_length)
-    collate = data_collator(tokenizer)
-    model.to(device).eval()
-    out = []
-    for start in range(0, len(encoded), cfg.batch_size):
-        rows = encoded.select(range(start, min(start + cfg.batch_size, len(encoded))))
-        batch = collate([dict(row) for row in rows])
-        batch.pop("labels", None)
-        batch.pop("label", None)
-        logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
-        out.append(logits.float().cpu())
-    return torch.cat(out).numpy().astype(np.float64)
+    model.to(device)
+    return predict_logits(model, encoded, data_collator(tokenizer), device, cfg.batch_size)
 
 
 # --------------------------------------------------------------------------- printing
@@ -371,24 +369,13 @@ def print_audit(report: dict[str, Any]) -> None:
     table.add_column("value", justify="right")
     table.add_column("meaning")
     ok = report["phi_cnf"]
-    rows = [
-        ("sigma", report["sigma"], "std of Δ on the reference class, inputs both get right"),
-        ("sigma_label", report["sigma_label"], "std of Δ on each input's true class"),
-        ("sigma_max", report["sigma_max"], "largest sigma over reference classes"),
-        ("phi_cnf", f"{'holds' if ok else 'fails'} (kappa {report['kappa']:g})", "sigma <= kappa"),
-        ("n_both_correct", report["n_both_correct"], f"of {report['n_all']} inputs"),
-        ("accuracy_teacher", report["accuracy_teacher"], ""),
-        ("accuracy_student", report["accuracy_student"], ""),
-        ("agreement", report["agreement"], "fraction with the same prediction"),
-        ("mean_abs_delta", report["mean_abs_delta"], "mean |Δ| on the reference class"),
-        ("kl_teacher_student", report["kl_teacher_student"], "mean KL(p_T || p_S), nats"),
-        ("ece_teacher", report["ece_teacher"], "expected calibration error"),
-        ("ece_student", report["ece_student"], "expected calibration error"),
-        ("ece_gap", report["ece_gap"], "ece_student - ece_teacher"),
-        ("ece_gap_abs", report.get("ece_gap_abs", abs(report["ece_gap"])), "|ece_gap|"),
-    ]
-    for name, value, meaning in rows:
-        table.add_row(name, _fmt(value), meaning)
+    values = {
+        **report,
+        "phi_cnf": f"{'holds' if ok else 'fails'} (kappa {report['kappa']:g})",
+        "ece_gap_abs": report.get("ece_gap_abs", abs(report["ece_gap"])),
+    }
+    for name in _TABLE:
+        table.add_row(name, _fmt(values[name]), catalogue.meaning(name))
     console = Console()
     console.print(table)
     console.print(verdict(report), style="green" if ok else "red", highlight=False)

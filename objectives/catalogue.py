@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from kdtune.errors import UsageError
+
 Direction = Literal["maximize", "minimize"]
 
 
@@ -82,10 +84,10 @@ OBJECTIVES: tuple[str, ...] = tuple(m.name for m in _METRICS if m.objective)
 
 
 def direction(name: str) -> Direction:
-    """The study direction of objective ``name``; ValueError naming the accepted ones."""
+    """The study direction of objective ``name``; UsageError naming the accepted ones."""
     metric = METRICS.get(name)
     if metric is None or not metric.objective or metric.direction is None:
-        raise ValueError(f"unknown objective {name!r}; accepted: {', '.join(OBJECTIVES)}")
+        raise UsageError(f"unknown objective {name!r}; accepted: {', '.join(OBJECTIVES)}")
     return metric.direction
 
 

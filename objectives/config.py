@@ -5,6 +5,11 @@ student shape and every training hyperparameter. A trial turns the study's base
 ``DistillConfig`` plus its sampled parameters into a new ``DistillConfig``; ``kdtune export``
 writes one to YAML, and ``kdtune distill`` reads it back. Unknown keys are errors.
 
+Each model checks its own keys; :func:`search_problems` checks what only the pair of base
+config and search space shows (every value a trial may draw is valid, every searched depth
+is below the teacher's, every mapping fits every depth). The checks against the files the
+config names (teacher, data) are :mod:`kdtune.objectives.checks`'.
+
 alpha convention (kdtune): ``L = alpha*L_soft + (1 - alpha)*L_hard + beta*L_intermediate``,
 so alpha weights the distillation (soft) term. torchdistill's alpha weights the hard term
 instead; TextBrewer has separate weights.
@@ -12,22 +17,25 @@ instead; TextBrewer has separate weights.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+
+from kdtune.frozen import FrozenModel
 
 from .data import DataConfig
+from .mapping import MAPPING_KINDS, layer_mapping
+from .runtime import check_device_name
 
 Schedule = Literal["joint", "two-stage"]
 Init = Literal["teacher-layers", "random", "checkpoint"]
 INTERMEDIATE_LOSSES = ("hidden", "embedding", "attention")
 
+_ANY_DEPTH = 1_000_000
+"""A teacher depth no config reaches: checks a mapping's form while the teacher is unknown."""
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
-
-class EvalConfig(_Frozen):
+class EvalConfig(FrozenModel):
     """How a student is measured (see :func:`objectives.metrics.confidence_metrics`)."""
 
     kappa: float = Field(0.05, gt=0, description="phi_cnf holds when sigma <= kappa")
@@ -36,7 +44,7 @@ class EvalConfig(_Frozen):
     latency_batches: int = Field(3, ge=0, description="batches timed for inference latency")
 
 
-class DistillConfig(_Frozen):
+class DistillConfig(FrozenModel):
     """Everything one distillation run needs.
 
     ``temperature`` is t of the prediction loss ``-softmax(z_T/t)·log_softmax(z_S/t)``;
@@ -79,6 +87,20 @@ class DistillConfig(_Frozen):
     device: str = "auto"
     threads: int | None = Field(None, ge=1)
 
+    @field_validator("layer_mapping")
+    @classmethod
+    def _mapping_form(cls, v: str | tuple[int, ...], info: ValidationInfo):
+        """A known kind, or an explicit list fitting ``student_layers`` (teacher unknown)."""
+        depth = info.data.get("student_layers")
+        if depth is not None and not (isinstance(v, str) and v.strip() in MAPPING_KINDS):
+            layer_mapping(list(v) if isinstance(v, tuple) else v, _ANY_DEPTH, depth)
+        return v
+
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, v: str) -> str:
+        return check_device_name(v)
+
     @field_validator("intermediate")
     @classmethod
     def _known_losses(cls, v: tuple[str, ...]) -> tuple[str, ...]:
@@ -100,7 +122,7 @@ class DistillConfig(_Frozen):
         return self.beta > 0 and len(self.intermediate) > 0
 
 
-class FloatParam(_Frozen):
+class FloatParam(FrozenModel):
     """A float searched in [low, high], log-uniformly when ``log``."""
 
     low: float
@@ -116,7 +138,7 @@ class FloatParam(_Frozen):
         return self
 
 
-class IntParam(_Frozen):
+class IntParam(FrozenModel):
     """An integer searched in [low, high]."""
 
     low: int
@@ -129,13 +151,13 @@ class IntParam(_Frozen):
         return self
 
 
-class ChoiceParam(_Frozen):
+class ChoiceParam(FrozenModel):
     """One of a list of values (one value fixes the parameter)."""
 
     choices: tuple[str | int | float, ...] = Field(min_length=1)
 
 
-class SearchSpace(_Frozen):
+class SearchSpace(FrozenModel):
     """What a trial samples. A parameter set to ``null`` is not searched: the base
     DistillConfig's value is used. ``student_layers: null`` means 1..N-1 for a teacher of N
     layers (a choice, so every depth is tried evenly)."""
@@ -156,3 +178,130 @@ class SearchSpace(_Frozen):
         "that trial's result instead of training again (training is seeded, so it would "
         "repeat it); false trains every trial, e.g. to measure run-to-run noise"
     )
+
+    @field_validator("student_layers")
+    @classmethod
+    def _depths(cls, v: ChoiceParam | None) -> ChoiceParam | None:
+        bad = [c for c in (v.choices if v else ()) if not isinstance(c, int) or c < 1]
+        if bad:
+            raise ValueError(f"student depths must be ints >= 1, got {bad[0]!r}")
+        return v
+
+    def depth_choices(self, teacher_layers: int | None) -> tuple[int, ...] | None:
+        """The student depths trials draw, or None when trials keep the base config's.
+
+        ``student_layers`` when given; else 1..N-1 for a teacher of N > 1 layers (unless
+        ``search_student_layers`` is false); ``()`` while N is unknown.
+        """
+        if self.student_layers is not None:
+            return tuple(self.student_layers.choices)
+        if not self.search_student_layers:
+            return None
+        if teacher_layers is None:
+            return ()
+        return tuple(range(1, teacher_layers)) if teacher_layers > 1 else None
+
+
+_SEARCHED = ("temperature", "alpha", "learning_rate", "epochs", "beta", "schedule")
+"""Searched keys whose every value must be valid for the DistillConfig key of that name
+(``student_layers`` and ``layer_mapping`` depend on each other: see :func:`search_problems`)."""
+
+
+def search_problems(
+    base: DistillConfig,
+    space: SearchSpace | None,
+    teacher_layers: int | None = None,
+    base_key: str = "distill",
+    space_key: str = "search",
+) -> list[str]:
+    """What a trial drawn from ``space`` on top of ``base`` would trip over, one line each.
+
+    * every value a searched key may take (a range's ends, each choice) is valid for
+      DistillConfig (e.g. ``alpha`` in 0..1, ``schedule`` one of joint, two-stage);
+    * every student depth trials use is in 1..N-1 for a teacher of N layers;
+    * every layer mapping trials use fits every such depth
+      (:func:`kdtune.objectives.mapping.layer_mapping`).
+
+    ``space`` None checks ``base`` as it is (one run, nothing searched). ``teacher_layers``
+    None (teacher unknown) checks the mappings' form only. Lines start with the key path
+    (``search.alpha: ...``).
+    """
+    space = space or _NOTHING_SEARCHED
+    problems = []
+    for name in _SEARCHED:
+        spec = getattr(space, name)
+        for value in _values(spec):
+            bad = _field_problem(base, name, value)
+            if bad:
+                problems.append(f"{space_key}.{name}: value {value!r} {bad}")
+                break
+    depths = space.depth_choices(teacher_layers)
+    depth_key = f"{space_key}.student_layers"
+    if depths is None:
+        depths, depth_key = (base.student_layers,), f"{base_key}.student_layers"
+    if teacher_layers is not None:
+        wrong = [d for d in depths if not 1 <= d < teacher_layers]
+        if wrong:
+            problems.append(
+                f"{depth_key}: {wrong[0]} is not below the teacher's depth; accepted: "
+                f"1..{teacher_layers - 1} (the teacher has {teacher_layers} layers)"
+            )
+            depths = tuple(d for d in depths if 1 <= d < teacher_layers)
+    if space.layer_mapping is not None:
+        kinds, mapping_key = space.layer_mapping.choices, f"{space_key}.layer_mapping"
+    else:
+        kinds, mapping_key = (base.layer_mapping,), f"{base_key}.layer_mapping"
+    for kind in kinds:
+        bad = _mapping_problem(kind, depths, teacher_layers)
+        if bad:
+            problems.append(f"{mapping_key}: {bad}")
+    return problems
+
+
+_NOTHING_SEARCHED = SearchSpace(
+    temperature=None, alpha=None, layer_mapping=None, learning_rate=None, epochs=None,
+    beta=None, schedule=None, search_student_layers=False,
+)
+
+
+def _values(spec: FloatParam | IntParam | ChoiceParam | None) -> tuple[Any, ...]:
+    if spec is None:
+        return ()
+    if isinstance(spec, ChoiceParam):
+        return spec.choices
+    return (spec.low, spec.high)
+
+
+def _field_problem(base: DistillConfig, name: str, value: Any) -> str:
+    """Why DistillConfig refuses ``value`` for key ``name`` ("" when it accepts it)."""
+    try:
+        DistillConfig.model_validate({**base.model_dump(), name: value})
+    except ValidationError as e:
+        for err in e.errors():
+            if err["loc"] and err["loc"][0] == name:
+                return "is not accepted: " + err["msg"].removeprefix("Value error, ")
+    return ""
+
+
+def _mapping_problem(kind: Any, depths: tuple[int, ...], teacher_layers: int | None) -> str:
+    """Why ``kind`` fails for one of ``depths`` ("" when it fits them all).
+
+    With no depth known (the teacher is unknown and trials search depth), an explicit list
+    is checked for the depth it implies.
+    """
+    if isinstance(kind, tuple):
+        kind = list(kind)
+    if isinstance(kind, int | float):
+        kind = str(kind)
+    if not depths:
+        named = isinstance(kind, str) and kind.strip() in MAPPING_KINDS
+        depths = (1,) if named else (len(kind) if isinstance(kind, list) else
+                                      len(str(kind).split(",")),)
+    for depth in depths:
+        try:
+            layer_mapping(kind, teacher_layers or max(_ANY_DEPTH, depth), depth)
+        except ValueError as e:
+            named = f"student_layers={depth}" in str(e)
+            where = f" (student_layers={depth})" if len(depths) > 1 and not named else ""
+            return f"{e}{where}"
+    return ""

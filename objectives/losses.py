@@ -42,9 +42,15 @@ def _check_logits(student_logits: torch.Tensor, teacher_logits: torch.Tensor) ->
         )
 
 
-def _check_temperature(temperature: float) -> None:
+def _log_softmaxes(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Checked inputs -> (log softmax(z_S/t), log softmax(z_T/t)), each (B, K)."""
+    _check_logits(student_logits, teacher_logits)
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
+    return (F.log_softmax(student_logits / temperature, dim=-1),
+            F.log_softmax(teacher_logits / temperature, dim=-1))
 
 
 def soft_cross_entropy(
@@ -73,44 +79,23 @@ def soft_cross_entropy(
     Returns:
         A scalar tensor in nats per example (mean over the batch), >= 0.
     """
-    _check_logits(student_logits, teacher_logits)
-    _check_temperature(temperature)
-    p_teacher = F.softmax(teacher_logits / temperature, dim=-1)
-    log_p_student = F.log_softmax(student_logits / temperature, dim=-1)
-    loss = -(p_teacher * log_p_student).sum(dim=-1).mean()
-    if t2_scaling:
-        loss = loss * temperature**2
-    return loss
+    log_p_student, log_p_teacher = _log_softmaxes(student_logits, teacher_logits, temperature)
+    loss = -(log_p_teacher.exp() * log_p_student).sum(dim=-1).mean()
+    return loss * temperature**2 if t2_scaling else loss
 
 
-def kl_divergence(
-    student_logits: torch.Tensor,
-    teacher_logits: torch.Tensor,
-    temperature: float = 1.0,
-    t2_scaling: bool = False,
-) -> torch.Tensor:
+def kl_divergence(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+                  temperature: float = 1.0, t2_scaling: bool = False) -> torch.Tensor:
     """Batch-mean KL divergence of the student's softmax from the teacher's.
 
     L = (1/B) * sum_i sum_k p_T[i,k] * (log p_T[i,k] - log p_S[i,k]),
     with p_T = softmax(z_T/t) and p_S = softmax(z_S/t); multiplied by t^2 when ``t2_scaling``.
-
-    Args:
-        student_logits: (B, K) student logits z_S.
-        teacher_logits: (B, K) teacher logits z_T.
-        temperature: t > 0.
-        t2_scaling: multiply the loss by t^2.
-
-    Returns:
-        A scalar tensor in nats per example, >= 0 (0 when the two softmaxes agree).
+    Arguments as for :func:`soft_cross_entropy`. Returns a scalar tensor in nats per example,
+    >= 0 (0 when the two softmaxes agree).
     """
-    _check_logits(student_logits, teacher_logits)
-    _check_temperature(temperature)
-    log_p_student = F.log_softmax(student_logits / temperature, dim=-1)
-    log_p_teacher = F.log_softmax(teacher_logits / temperature, dim=-1)
+    log_p_student, log_p_teacher = _log_softmaxes(student_logits, teacher_logits, temperature)
     loss = F.kl_div(log_p_student, log_p_teacher, reduction="batchmean", log_target=True)
-    if t2_scaling:
-        loss = loss * temperature**2
-    return loss
+    return loss * temperature**2 if t2_scaling else loss
 
 
 def hard_cross_entropy(student_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -329,7 +314,7 @@ LOSSES: dict[str, Callable[..., torch.Tensor]] = {
     "embedding_mse": embedding_mse,
     "attention_mse": attention_mse,
 }
-"""Every loss by name, as used in configs and layer matches."""
+"""Every loss function by name (:func:`get_loss` looks one up)."""
 
 
 def get_loss(name: str) -> Callable[..., torch.Tensor]:

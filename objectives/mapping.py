@@ -15,6 +15,9 @@ Kinds of mapping (see :func:`layer_mapping`):
 * ``top``: the last M teacher layers, N-M+1..N.
 * ``bottom``: the first M teacher layers, 1..M.
 * an explicit list such as ``[2, 4, 6]`` or the string ``"2,4,6"``.
+
+:func:`check_mapping` is kdtune's one validator of a mapping [g(1), ..., g(M)]: the layer
+mapping of a config, the student builder and the layer pairs all check through it.
 """
 
 from __future__ import annotations
@@ -22,25 +25,82 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 MAPPING_KINDS = ("uniform", "top", "bottom")
+"""The named kinds of mapping; an explicit list of teacher layers is the other way."""
 
 
-def _check_depths(teacher_layers: int, student_layers: int) -> None:
-    if not isinstance(teacher_layers, int) or isinstance(teacher_layers, bool):
+def check_mapping(
+    mapping: Sequence[int],
+    teacher_layers: int | None = None,
+    student_layers: int | None = None,
+) -> list[int]:
+    """Validate a mapping [g(1), ..., g(M)] and return it as a list: THE mapping validator.
+
+    A mapping is a sequence (not a string) of ints, strictly increasing, each a teacher
+    layer in 1..N; it holds M values, one per student layer.
+
+    Args:
+        mapping: the teacher layer of each student layer.
+        teacher_layers: N; ``None`` checks only that values are >= 1 (N unknown).
+        student_layers: M, the required length; ``None`` accepts 1..N values.
+
+    Raises:
+        ValueError: naming the problem and the accepted values: a bad depth, not a list of
+            ints, the wrong length, a value out of 1..N, or values not strictly increasing.
+    """
+    _check_depths(teacher_layers, student_layers)
+    accepted = "ints >= 1" if teacher_layers is None else f"1..{teacher_layers}"
+    if isinstance(mapping, str | bytes) or not isinstance(mapping, Sequence):
         raise ValueError(
-            f"teacher_layers must be an int >= 1, got {teacher_layers!r} "
-            f"({type(teacher_layers).__name__})"
+            f"mapping must be a list of teacher layer numbers in {accepted}, "
+            f"got {mapping!r} ({type(mapping).__name__})"
         )
-    if teacher_layers < 1:
-        raise ValueError(f"teacher_layers must be >= 1, got {teacher_layers}")
-    if not isinstance(student_layers, int) or isinstance(student_layers, bool):
+    values = list(mapping)
+    if student_layers is not None and len(values) != student_layers:
         raise ValueError(
-            f"student_layers must be an int in 1..{teacher_layers}, got {student_layers!r} "
-            f"({type(student_layers).__name__})"
+            f"mapping needs one teacher layer per student layer: student_layers="
+            f"{student_layers} but got {len(values)} values {values}"
         )
-    if not 1 <= student_layers <= teacher_layers:
+    if not values or (teacher_layers is not None and len(values) > teacher_layers):
+        count = ("at least 1" if teacher_layers is None
+                 else f"1..{teacher_layers} (the teacher's depth)")
         raise ValueError(
-            f"student_layers must be in 1..{teacher_layers} (teacher_layers), got {student_layers}"
+            f"mapping must hold {count} teacher layers, one per student layer; "
+            f"got {len(values)}: {values}"
         )
+    for v in values:
+        if (not isinstance(v, int) or isinstance(v, bool) or v < 1
+                or (teacher_layers is not None and v > teacher_layers)):
+            raise ValueError(
+                f"teacher layer {v!r} in mapping {values} is out of range; accepted: "
+                f"{accepted} (teacher layer numbers)"
+            )
+    for a, b in zip(values, values[1:], strict=False):
+        if b <= a:
+            raise ValueError(f"mapping must be strictly increasing, got {b} after {a} in {values}")
+    return values
+
+
+def _check_depths(teacher_layers: int | None, student_layers: int | None) -> None:
+    """N >= 1 and, when both are given, 1 <= M <= N (ints, not bools)."""
+    if teacher_layers is not None:
+        if not isinstance(teacher_layers, int) or isinstance(teacher_layers, bool):
+            raise ValueError(
+                f"teacher_layers must be an int >= 1, got {teacher_layers!r} "
+                f"({type(teacher_layers).__name__})"
+            )
+        if teacher_layers < 1:
+            raise ValueError(f"teacher_layers must be >= 1, got {teacher_layers}")
+    if student_layers is not None:
+        most = "" if teacher_layers is None else f"..{teacher_layers}"
+        if not isinstance(student_layers, int) or isinstance(student_layers, bool):
+            raise ValueError(
+                f"student_layers must be an int in 1{most}, got {student_layers!r} "
+                f"({type(student_layers).__name__})"
+            )
+        if student_layers < 1 or (teacher_layers is not None and student_layers > teacher_layers):
+            raise ValueError(
+                f"student_layers must be in 1{most} (teacher_layers), got {student_layers}"
+            )
 
 
 def _uniform(teacher_layers: int, student_layers: int) -> list[int]:
@@ -56,6 +116,16 @@ def _uniform(teacher_layers: int, student_layers: int) -> list[int]:
     return [(2 * m * n + m_total) // (2 * m_total) for m in range(1, m_total + 1)]
 
 
+def _top(teacher_layers: int, student_layers: int) -> list[int]:
+    """The last M teacher layers, N-M+1..N."""
+    return list(range(teacher_layers - student_layers + 1, teacher_layers + 1))
+
+
+def _bottom(teacher_layers: int, student_layers: int) -> list[int]:
+    """The first M teacher layers, 1..M."""
+    return list(range(1, student_layers + 1))
+
+
 def _parse_explicit(kind: str) -> list[int]:
     """Parse ``"2,4,6"`` (spaces allowed) into ``[2, 4, 6]``."""
     parts = [p.strip() for p in kind.split(",")]
@@ -68,34 +138,6 @@ def _parse_explicit(kind: str) -> list[int]:
                 f"kind must be one of {MAPPING_KINDS} or a comma-separated list of teacher "
                 f"layers such as '2,4,6', got {kind!r} (bad entry {part!r})"
             ) from None
-    return values
-
-
-def _check_explicit(values: Sequence[int], teacher_layers: int, student_layers: int) -> list[int]:
-    for v in values:
-        if not isinstance(v, int) or isinstance(v, bool):
-            raise ValueError(
-                f"an explicit layer mapping must hold ints, got {v!r} ({type(v).__name__}) "
-                f"in {list(values)!r}"
-            )
-    values = list(values)
-    if len(values) != student_layers:
-        raise ValueError(
-            f"an explicit layer mapping needs one teacher layer per student layer: "
-            f"student_layers={student_layers} but got {len(values)} values {values}"
-        )
-    for v in values:
-        if not 1 <= v <= teacher_layers:
-            raise ValueError(
-                f"teacher layer {v} in mapping {values} is out of range; accepted: "
-                f"1..{teacher_layers} (teacher_layers)"
-            )
-    for a, b in zip(values, values[1:], strict=False):
-        if b <= a:
-            raise ValueError(
-                f"an explicit layer mapping must be strictly increasing, got {b} after {a} "
-                f"in {values}"
-            )
     return values
 
 
@@ -129,33 +171,16 @@ def layer_mapping(kind: str | Sequence[int], teacher_layers: int, student_layers
     n, m = teacher_layers, student_layers
     if isinstance(kind, str):
         name = kind.strip()
-        if name == "uniform":
-            return _uniform(n, m)
-        if name == "top":
-            return list(range(n - m + 1, n + 1))
-        if name == "bottom":
-            return list(range(1, m + 1))
-        return _check_explicit(_parse_explicit(name), n, m)
-    if isinstance(kind, Sequence):
-        return _check_explicit(kind, n, m)
-    raise ValueError(
-        f"kind must be one of {MAPPING_KINDS}, a sequence of ints or a string like '2,4,6', "
-        f"got {kind!r} ({type(kind).__name__})"
-    )
-
-
-def _check_mapping(mapping: Sequence[int]) -> list[int]:
-    """Check a mapping is a non-empty, strictly increasing sequence of ints >= 1."""
-    values = list(mapping)
-    if not values:
-        raise ValueError("mapping must hold at least one teacher layer, got []")
-    for v in values:
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"mapping values must be ints >= 1, got {v!r} in {values}")
-    for a, b in zip(values, values[1:], strict=False):
-        if b <= a:
-            raise ValueError(f"mapping must be strictly increasing, got {b} after {a} in {values}")
-    return values
+        named = {"uniform": _uniform, "top": _top, "bottom": _bottom}.get(name)
+        values = named(n, m) if named is not None else _parse_explicit(name)
+    elif isinstance(kind, Sequence):
+        values = kind
+    else:
+        raise ValueError(
+            f"kind must be one of {MAPPING_KINDS}, a sequence of ints or a string like "
+            f"'2,4,6', got {kind!r} ({type(kind).__name__})"
+        )
+    return check_mapping(values, n, m)
 
 
 def hidden_state_pairs(mapping: Sequence[int]) -> list[tuple[int, int]]:
@@ -167,7 +192,7 @@ def hidden_state_pairs(mapping: Sequence[int]) -> list[tuple[int, int]]:
 
     Example: [3, 6, 9, 12] -> [(0, 0), (1, 3), (2, 6), (3, 9), (4, 12)].
     """
-    values = _check_mapping(mapping)
+    values = check_mapping(mapping)
     return [(0, 0)] + [(m, g) for m, g in enumerate(values, start=1)]
 
 
@@ -180,5 +205,5 @@ def attention_pairs(mapping: Sequence[int]) -> list[tuple[int, int]]:
 
     Example: [3, 6, 9, 12] -> [(0, 2), (1, 5), (2, 8), (3, 11)].
     """
-    values = _check_mapping(mapping)
+    values = check_mapping(mapping)
     return [(m - 1, g - 1) for m, g in enumerate(values, start=1)]

@@ -8,8 +8,8 @@ that BOTH teacher and student classify correctly, Δ(x) = p_T(c|x) − p_S(c|x) 
 class c, and sigma is the population standard deviation (ddof=0) of Δ. The property phi_cnf
 holds when sigma <= kappa. See :func:`confidence_metrics` for every reported number.
 
-:data:`METRIC_DIRECTIONS` says, for each numeric metric, whether a study should maximize or
-minimize it.
+What each reported number means, its unit and whether a study maximises or minimises it
+is in the metric catalogue, :mod:`kdtune.objectives.catalogue`.
 """
 
 from __future__ import annotations
@@ -23,30 +23,6 @@ ROW_SUM_TOLERANCE = 1e-3
 
 LOG_FLOOR = 1e-12
 """Student probabilities are floored at this value inside log() so KL stays finite."""
-
-METRIC_DIRECTIONS: dict[str, str] = {
-    "accuracy_student": "maximize",
-    "f1_student": "maximize",
-    "mcc_student": "maximize",
-    "agreement": "maximize",
-    "sigma": "minimize",
-    "sigma_label": "minimize",
-    "sigma_max": "minimize",
-    "mean_abs_delta": "minimize",
-    "kl_teacher_student": "minimize",
-    "ece_student": "minimize",
-    "ece_gap": "minimize",
-    "ece_gap_abs": "minimize",
-    "params": "minimize",
-    "latency_ms": "minimize",
-}
-"""Metric name -> "maximize" or "minimize", used to set a study's objective directions.
-
-Counts (n_eval, n_all, n_both_correct), the echoed kappa, the boolean phi_cnf, the
-teacher-only metrics (accuracy_teacher, ece_teacher: the same in every trial) and
-accuracy_majority (always predicting the most common label, a property of the data) are not
-objectives. ``params`` and ``latency_ms`` are added by the training code.
-"""
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:

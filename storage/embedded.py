@@ -12,15 +12,14 @@ Running as root works: pgserver runs the server as a ``pgserver`` system user it
 
 from __future__ import annotations
 
-import logging
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from kdtune.errors import StorageError
 from kdtune.paths import kdtune_home
 
 DATABASE = "kdtune"
-_log = logging.getLogger(__name__)
 
 
 def data_dir(home: Path | None = None) -> Path:
@@ -89,7 +88,7 @@ def start(home: Path | None = None) -> str:
     try:
         server = pgserver.get_server(pgdata, cleanup_mode=None)
     except Exception as e:  # pgserver raises bare exceptions from initdb / pg_ctl
-        raise RuntimeError(
+        raise StorageError(
             f"could not start the embedded PostgreSQL server in {pgdata}: {e} "
             f"(see {pgdata / 'log'})"
         ) from e
@@ -98,7 +97,7 @@ def start(home: Path | None = None) -> str:
     if "1 row" not in exists:
         out = server.psql(f"CREATE DATABASE {DATABASE};")
         if "already exists" not in out and "CREATE DATABASE" not in out:
-            raise RuntimeError(f"could not create database {DATABASE!r} in {pgdata}: {out}")
+            raise StorageError(f"could not create database {DATABASE!r} in {pgdata}: {out}")
     return _url(info.socket_dir)
 
 
@@ -113,7 +112,7 @@ def stop(home: Path | None = None) -> bool:
     try:
         pg_ctl(["-w", "stop", "-m", "fast"], pgdata=st.data_dir, user=user)
     except subprocess.CalledProcessError as e:
-        raise RuntimeError(f"could not stop the embedded server in {st.data_dir}: {e}") from e
+        raise StorageError(f"could not stop the embedded server in {st.data_dir}: {e}") from e
     return True
 
 

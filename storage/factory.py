@@ -9,7 +9,7 @@ Every process that talks to a study (CLI, worker, dashboard, tests) goes through
   server fails in seconds, not minutes.
 * Heartbeats (optional): a worker that dies mid-trial stops beating; after
   ``grace_period`` seconds another worker marks its trial FAILED and
-  :class:`optuna.storages.RetryFailedTrialCallback` re-queues it.
+  Optuna's stale-trial retry callback re-queues it (:func:`optuna_adapter.retry_stale_trials`).
 * Schema: created by whoever creates the study (``kdtune create`` / ``kdtune run``);
   workers joining an existing study pass ``create_schema=False`` so many workers starting at
   once on an empty database never race to create the tables.
@@ -19,20 +19,17 @@ Every process that talks to a study (CLI, worker, dashboard, tests) goes through
 
 from __future__ import annotations
 
-import logging
 import warnings
 from dataclasses import dataclass
 
 import optuna
 
+from kdtune.errors import StorageError
+
 from . import embedded
+from .optuna_adapter import quiet_experimental, retry_stale_trials
+from .retry import reason
 from .urls import StorageSpec, mask_url, resolve_spec
-
-_log = logging.getLogger(__name__)
-
-
-class StorageError(RuntimeError):
-    """The storage could not be reached or used; the message never contains a password."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +70,7 @@ def make_storage(
     Raises:
         StorageError: the database cannot be reached or refuses the login (the message
             names the masked URL and the reason).
-        ValueError: the spec is not a storage spec.
+        UsageError: the spec is not a storage spec (the message names the accepted forms).
     """
     settings = settings or StorageSettings()
     resolved = resolve_spec(spec)
@@ -92,11 +89,10 @@ def make_storage(
         heartbeat = {
             "heartbeat_interval": settings.heartbeat_interval,
             "grace_period": settings.grace_period or 3 * settings.heartbeat_interval,
-            **_stale_trial_callback(settings.max_retry),
+            **retry_stale_trials(settings.max_retry),
         }
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        with quiet_experimental():
             return optuna.storages.RDBStorage(
                 url,
                 engine_kwargs=engine_kwargs,
@@ -104,26 +100,7 @@ def make_storage(
                 **heartbeat,
             )
     except Exception as e:  # sqlalchemy / psycopg2 errors carry the reason in their text
-        raise StorageError(f"cannot use storage {describe(resolved)}: {_reason(e)}") from e
-
-
-def _stale_trial_callback(max_retry: int | None) -> dict:
-    """The RDBStorage argument that re-queues a stale trial (renamed in Optuna 4.9)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # experimental-feature warnings
-        new = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
-        if new is not None:
-            return {"heartbeat_stale_trial_callback": new(max_retry=max_retry)}
-        return {"failed_trial_callback": optuna.storages.RetryFailedTrialCallback(max_retry)}
-
-
-def rdb_engine(storage):
-    """The SQLAlchemy engine behind an Optuna storage (unwrapping Optuna's cache layer)."""
-    backend = getattr(storage, "_backend", storage)
-    engine = getattr(backend, "engine", None)
-    if engine is None:
-        raise TypeError(f"{type(storage).__name__} is not an RDB storage")
-    return engine
+        raise StorageError(f"cannot use storage {describe(resolved)}: {reason(e)}") from e
 
 
 def describe(spec: StorageSpec | str | None) -> str:
@@ -133,18 +110,6 @@ def describe(spec: StorageSpec | str | None) -> str:
     if spec.kind == "embedded":
         return f"embedded PostgreSQL ({embedded.data_dir()})"
     return mask_url(spec.url or "")
-
-
-def _reason(e: BaseException) -> str:
-    """The first meaningful line of a database error, with any URL in it masked."""
-    cause: BaseException = e
-    while getattr(cause, "orig", None) is not None:
-        cause = cause.orig  # type: ignore[assignment]
-    text = str(cause).strip().splitlines()
-    line = next((t.strip() for t in text if t.strip()), type(cause).__name__)
-    if line.lower().startswith("(psycopg2."):
-        line = line.split(")", 1)[-1].strip()
-    return line
 
 
 def warn_if_shared_sqlite(spec: str | None, workers: int) -> None:

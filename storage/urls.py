@@ -19,6 +19,8 @@ from typing import Literal
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from kdtune.errors import UsageError
+
 ENV_STORAGE = "KDTUNE_STORAGE"
 MASK = "***"
 
@@ -53,7 +55,8 @@ def mask_url(url: str) -> str:
 def resolve_spec(spec: str | None = None) -> StorageSpec:
     """Turn a user's storage spec (or ``$KDTUNE_STORAGE``, or nothing) into a StorageSpec.
 
-    Raises ValueError naming the accepted forms when the spec is not one of them.
+    Raises UsageError (a ValueError) naming the accepted forms when the spec is not one of
+    them.
     """
     if spec is None or spec.strip() == "":
         spec = os.environ.get(ENV_STORAGE, "").strip() or None
@@ -64,12 +67,12 @@ def resolve_spec(spec: str | None = None) -> StorageSpec:
         try:
             parsed = make_url(spec.replace("postgres://", "postgresql://", 1))
         except (ArgumentError, ValueError) as e:
-            raise ValueError(f"storage URL {mask_url(spec)!r} does not parse: {e}") from e
+            raise UsageError(f"storage URL {mask_url(spec)!r} does not parse: {e}") from e
         parsed = parsed.set(drivername="postgresql+psycopg2")
         return StorageSpec("postgresql", parsed.render_as_string(hide_password=False))
     if scheme == "sqlite":
         return StorageSpec("sqlite", spec)
-    raise ValueError(
+    raise UsageError(
         f"storage {mask_url(spec)!r} is not understood; accepted: nothing or 'embedded' "
         "(embedded PostgreSQL), 'postgresql://user:password@host:port/db', 'sqlite:///path.db'"
     )

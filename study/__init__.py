@@ -1,16 +1,40 @@
-"""kdtune's study service: CLI, config validation, samplers, studies, workers, export,
+"""kdtune's study layer: the CLI, config validation, samplers, studies, workers, export,
 reports and the dashboard launcher.
 
-Public API: :class:`study.config.StudyConfig` and :func:`study.config.load_config`;
-:func:`study.service.create_study`, :func:`study.service.run_study`;
-:func:`study.worker.run_worker`; :func:`study.export.export_trial`,
-:func:`study.export.distill_from_file`; :func:`study.report.write_report`.
-Modules are imported on use, so ``import study`` stays cheap.
+The public names below are imported on first use (:mod:`kdtune.lazy`), so
+``import kdtune.study`` stays cheap. Modules:
+
+* :mod:`.config`: the :class:`StudyConfig`, validated once, completely.
+* :mod:`.service`: create, open and run studies (local worker processes).
+* :mod:`.worker`: the worker loop (``kdtune worker``); :mod:`.budget`: the exact trial budget.
+* :mod:`.front`: Pareto front, reference point, hypervolume; :mod:`.tables`, :mod:`.charts`,
+  :mod:`.importance`, :mod:`.report`: what ``kdtune pareto`` and ``kdtune report`` show.
+* :mod:`.export`: the chosen trial as a config ``kdtune distill`` accepts.
+* :mod:`.dashboard`: optuna-dashboard with kdtune's hypervolume chart.
+* :mod:`.cli`: the command line, a thin layer over the functions above.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from kdtune.lazy import lazy_exports
 
-try:
-    __version__ = version("kdtune")
-except PackageNotFoundError:  # running from a source tree without an install
-    __version__ = "0.0.0+unknown"
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "StudyConfig": ".config",
+    "SamplerConfig": ".config",
+    "load_config": ".config",
+    "validate": ".config",
+    "create_study": ".service",
+    "open_study": ".service",
+    "run_study": ".service",
+    "study_status": ".service",
+    "run_worker": ".worker",
+    "budget_counts": ".budget",
+    "pareto_front": ".front",
+    "reference_point": ".front",
+    "hypervolume": ".front",
+    "hypervolume_history": ".front",
+    "pareto_rows": ".tables",
+    "print_pareto": ".tables",
+    "write_report": ".report",
+    "export_trial": ".export",
+    "distill_from_file": ".export",
+    "serve": ".dashboard",
+})

@@ -1,19 +1,25 @@
 """The ``kdtune`` command line.
 
 Each command only parses its arguments and calls one plain function elsewhere in
-``study``, ``objectives`` or ``storage``. Known errors (bad config, bad input, unreachable
-storage, missing study) print one line, ``kdtune: error: ...``, and exit with code 2; the
-traceback appears only with ``--debug``. Commands whose output is data take ``--json``.
+``study``, ``objectives`` or ``storage``. Commands whose output is data take ``--json``.
+
+Errors (:func:`main`): a :class:`~kdtune.errors.KdtuneError` prints one line per problem,
+``kdtune: error: <problem>``, and exits with its ``exit_code`` (2: a bad flag, config or
+input; 1: a runtime failure such as an unreachable storage); bad command lines exit 2. Any
+other exception is a bug: one line says so and that ``kdtune --debug`` shows its traceback.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import traceback
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from kdtune.errors import ConfigError, KdtuneError, UsageError
 
 app = typer.Typer(
     name="kdtune",
@@ -53,7 +59,7 @@ def _print_json(data) -> None:
 @app.callback(invoke_without_command=True)
 def _root(
     ctx: typer.Context,
-    debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="show an error's traceback")] = False,
     version: Annotated[bool, typer.Option("--version", help="print the version")] = False,
 ) -> None:
     _state["debug"] = debug
@@ -119,13 +125,10 @@ def teacher_fit_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Fine-tune a BERT checkpoint (default: the packaged MiniLM) on a dataset."""
-    from kdtune.objectives.teacher import TeacherFitConfig, fit_teacher
-    from kdtune.study.config import load_config, validate_with_overrides
+    from kdtune.objectives.teacher_fit import fit_teacher
+    from kdtune.study.config import load_teacher_fit
 
-    if config is not None:
-        cfg = load_config(config, overrides or [], model=TeacherFitConfig)
-    else:
-        cfg = validate_with_overrides({}, overrides or [], TeacherFitConfig)
+    cfg = load_teacher_fit(config, overrides or [], output)
     metrics = fit_teacher(cfg, output, progress=not as_json)
     if as_json:
         _print_json(metrics)
@@ -175,7 +178,11 @@ def run_cmd(
     overrides: SetOpt = None,
     storage: StorageOpt = None,
 ) -> None:
-    """Create the study and run local worker processes until the budget is finished."""
+    """Create the study and run local worker processes until the budget is finished.
+
+    Each worker is a `kdtune worker --study NAME --index I --threads N` subprocess; the CPU
+    cores are shared out among them unless distill.threads is set.
+    """
     from kdtune.study.service import load_study_config, run_study
 
     cfg = load_study_config(config, overrides or [], storage, n_trials=trials)
@@ -188,11 +195,19 @@ def worker_cmd(
     storage: StorageOpt = None,
     index: Annotated[int, typer.Option("--index", help="worker index (reseeds the sampler); "
                                        "default: from $JOB_COMPLETION_INDEX or the pid")] = -1,
+    threads: Annotated[int | None, typer.Option(
+        "--threads", min=1, envvar="KDTUNE_THREADS",
+        help="torch threads per trial whose config leaves distill.threads unset")] = None,
+    objective: Annotated[str | None, typer.Option(
+        "--objective", hidden=True,
+        help="module:function objective factory, called with the study config "
+        "(tests and benchmarks)")] = None,
 ) -> None:
     """Join an existing study and pull trials until its budget is reached."""
     from kdtune.study.worker import run_worker
 
-    run_worker(study, storage, index=None if index < 0 else index)
+    run_worker(study, storage, index=None if index < 0 else index, objective=objective,
+               threads=threads)
 
 
 @app.command("status")
@@ -215,7 +230,7 @@ def pareto_cmd(
     fmt: Annotated[str, typer.Option("--format", help="table, json or csv")] = "table",
 ) -> None:
     """The Pareto front: trial number, objectives and parameters."""
-    from kdtune.study.report import pareto_rows, print_pareto
+    from kdtune.study.tables import pareto_rows, print_pareto
 
     print_pareto(pareto_rows(study, storage), fmt)
 
@@ -300,19 +315,16 @@ def audit_cmd(
     """
     from kdtune.objectives.audit import audit, audit_models, print_audit
 
-    if teacher_preds is not None or student_preds is not None:
-        if teacher is not None or student is not None:
-            raise ValueError("give either --teacher-preds/--student-preds or "
-                             "--teacher/--student, not both")
-        if teacher_preds is None or student_preds is None:
-            raise ValueError("--teacher-preds and --student-preds go together")
+    given = [x is not None for x in (teacher_preds, student_preds, teacher, student)]
+    if given not in ([True, True, False, False], [False, False, True, True]):
+        raise UsageError("give --teacher-preds and --student-preds, or --teacher and "
+                         "--student (one pair, both of it)")
+    if teacher_preds is not None:
         report = audit(teacher_preds, student_preds, kappa=kappa,
                        reference_class=reference_class)
-    elif teacher is not None and student is not None:
+    else:
         report = audit_models(teacher, student, overrides or [], split=split, kappa=kappa,
                               reference_class=reference_class)
-    else:
-        raise ValueError("give --teacher-preds and --student-preds, or --teacher and --student")
     if as_json:
         _print_json(report)
     else:
@@ -333,32 +345,17 @@ def demo_cmd(
 # --------------------------------------------------------------------------- entry point
 
 
-def _known_errors() -> tuple[type[BaseException], ...]:
-    from kdtune.storage import StorageError
-
-    errors: list[type[BaseException]] = [ValueError, FileNotFoundError, FileExistsError,
-                                         StorageError, KeyError, PermissionError]
-    try:
-        from kdtune.errors import KdtuneError
-
-        errors.append(KdtuneError)
-    except ImportError:  # pragma: no cover - during bootstrapping
-        pass
-    return tuple(errors)
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; known errors become one line on stderr and exit code 2."""
+    """Run the CLI and return its exit code (see the module docstring for errors)."""
     import warnings
 
     import click
 
-    # Optuna flags heartbeats, metric names and retry callbacks as experimental; users
-    # cannot act on that, so keep the terminal for what matters.
+    # Optuna's experimental flags (heartbeats, metric names, retry callbacks), and its warning
+    # on every ask about the heartbeats kdtune workers run themselves: nothing users can act on.
     warnings.filterwarnings("ignore", message=r".*(experimental|deprecated).*")
-    # kdtune workers run heartbeats themselves around study.ask()/tell() (study/worker.py),
-    # which Optuna warns about on every ask.
     warnings.filterwarnings("ignore", message=r"Heartbeat of storage is supposed to be used")
+    _state["debug"] = False
     command = typer.main.get_command(app)
     # typer >= 0.29 raises its own copies of click's Exit/Abort/UsageError classes.
     exits = (click.exceptions.Exit, typer.Exit)
@@ -370,24 +367,30 @@ def main(argv: list[str] | None = None) -> int:
     except aborts:
         sys.stderr.write("kdtune: aborted\n")
         return 130
-    except Exception as e:
-        if not (hasattr(e, "show") and hasattr(e, "exit_code")):  # not a usage error
-            return _report(e)
-        e.show()
-        return int(e.exit_code) or 2
     except KeyboardInterrupt:
         sys.stderr.write("kdtune: interrupted\n")
         return 130
+    except Exception as e:
+        if hasattr(e, "show") and hasattr(e, "exit_code"):  # click's usage errors
+            e.show()
+            return int(e.exit_code) or 2
+        return _report(e)
     return 0
 
 
 def _report(e: Exception) -> int:
-    """A known error as one line on stderr (exit 2); anything else re-raised."""
-    if _state["debug"] or not isinstance(e, _known_errors()):
-        raise e
-    msg = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
-    sys.stderr.write(f"kdtune: error: {msg.splitlines()[0] if msg else type(e).__name__}\n")
-    return 2
+    """Print ``e`` as ``kdtune: error:`` lines and return the exit code it calls for."""
+    if _state["debug"]:
+        traceback.print_exception(e)
+    if isinstance(e, KdtuneError):
+        problems = e.problems if isinstance(e, ConfigError) else str(e).splitlines()
+        for line in problems or [type(e).__name__]:
+            sys.stderr.write(f"kdtune: error: {line}\n")
+        return e.exit_code
+    message = (str(e).strip().splitlines() or [""])[0]
+    hint = "" if _state["debug"] else " (run with kdtune --debug for the traceback)"
+    sys.stderr.write(f"kdtune: error: unexpected {type(e).__name__}: {message}{hint}\n")
+    return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

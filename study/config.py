@@ -4,22 +4,30 @@ Flow: YAML (+ ``--set a.b.c=value`` overrides) -> :func:`load_config` -> StudyCo
 whole config is stored with the study (as a study user attribute), so a worker needs only
 the storage and the study name (:func:`config_from_json`).
 
-Errors are one readable line each: an unknown key names the key and lists the valid ones;
-a wrong value names the key, what was given and what is accepted.
+Validated once, completely, before anything is created: each key's type and allowed values
+(pydantic), the cross-field rules and what the config names (the teacher and the data:
+:func:`study_problems`). Every problem is one line of the same
+:class:`~kdtune.errors.ConfigError`: an unknown key names the key and lists the valid ones;
+a wrong value names the key path, what was given and what is accepted.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
 
 from kdtune import frozen
+from kdtune.errors import ConfigError
 from kdtune.frozen import FrozenModel
+from kdtune.objectives import catalogue
+from kdtune.objectives.checks import check_distill, check_teacher_fit
 from kdtune.objectives.config import DistillConfig, SearchSpace
-from kdtune.objectives.metrics import METRIC_DIRECTIONS
+
+if TYPE_CHECKING:  # pragma: no cover
+    from kdtune.objectives.teacher_fit import TeacherFitConfig
 
 SamplerName = Literal["nsga2", "tpe", "random", "gp"]
 
@@ -54,45 +62,87 @@ class StudyConfig(FrozenModel):
         if not v:
             raise ValueError("at least one objective is needed")
         for name in v:
-            if name not in METRIC_DIRECTIONS:
-                raise ValueError(
-                    f"unknown objective {name!r}; accepted: {', '.join(sorted(METRIC_DIRECTIONS))}"
-                )
+            catalogue.direction(name)  # ValueError naming the accepted objectives
         if len(set(v)) != len(v):
             raise ValueError(f"objectives repeat a metric: {list(v)}")
         return v
 
     @property
     def directions(self) -> list[str]:
-        return [METRIC_DIRECTIONS[name] for name in self.objectives]
+        """The study direction of each objective, in order (from the metric catalogue)."""
+        return [catalogue.direction(name) for name in self.objectives]
 
 
 # ---------------------------------------------------------------------------------------
 # Loading
 
 
-def validate(raw: dict, model: type[BaseModel] = StudyConfig) -> Any:
-    """Validate plain data into ``model`` (default :class:`StudyConfig`)."""
-    return frozen.validate(raw, model)
+def study_problems(cfg: StudyConfig) -> list[str]:
+    """Every problem of a study config beyond its keys' own rules, one line each.
+
+    The teacher and the data it names, the labels they share, and the cross-field rules of
+    the distillation config and its search space
+    (:func:`kdtune.objectives.checks.check_distill`).
+    """
+    return check_distill(cfg.distill, "distill", cfg.search, "search")
+
+
+def validate(raw: dict) -> StudyConfig:
+    """Plain data -> StudyConfig: keys, types and values only (nothing is looked up)."""
+    return frozen.validate(raw, StudyConfig)
 
 
 def validate_with_overrides(
-    raw: dict, overrides: list[str] | tuple[str, ...], model: type[BaseModel] = StudyConfig
-) -> Any:
-    """:func:`kdtune.frozen.validate_with_overrides`, for a StudyConfig by default."""
-    return frozen.validate_with_overrides(raw, overrides, model)
+    raw: dict, overrides: list[str] | tuple[str, ...], *, check: bool = False
+) -> StudyConfig:
+    """Plain data with ``--set`` overrides -> StudyConfig; with ``check`` also
+    :func:`study_problems`, all problems in one :class:`~kdtune.errors.ConfigError`."""
+    return frozen.validate_with_overrides(raw, overrides, StudyConfig,
+                                          study_problems if check else None)
 
 
 def load_config(
-    path: str | Path, overrides: list[str] | tuple[str, ...] = (), model=StudyConfig
-) -> Any:
-    """Read a YAML config, apply ``--set`` overrides and validate it (a StudyConfig)."""
-    return frozen.load_config(path, model, overrides)
+    path: str | Path, overrides: list[str] | tuple[str, ...] = (), *, check: bool = True
+) -> StudyConfig:
+    """Read a study config file, apply ``--set`` overrides and validate it completely.
+
+    With ``check`` (the default) the teacher and the data are looked at too
+    (:func:`study_problems`): every problem is reported in one
+    :class:`~kdtune.errors.ConfigError` before anything is created. ``check=False`` checks
+    the file's keys and values only.
+    """
+    return frozen.load_config(path, StudyConfig, overrides,
+                              study_problems if check else None)
 
 
-def config_to_json(cfg: BaseModel) -> str:
-    return cfg.model_dump_json()
+def output_problems(output: str | Path, key: str = "--output") -> list[str]:
+    """A directory a command will create must not exist yet, unless empty."""
+    path = Path(output).expanduser()
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        what = "is a file" if not path.is_dir() else "exists and is not empty"
+        return [f"{key}: {path} {what}"]
+    return []
+
+
+def load_teacher_fit(
+    path: str | Path | None, overrides: list[str] | tuple[str, ...], output: str | Path
+) -> TeacherFitConfig:
+    """A ``kdtune teacher fit`` config (file or defaults, plus overrides), completely checked:
+    its keys, its base checkpoint and data, and that ``output`` is free."""
+    from kdtune.objectives.teacher_fit import TeacherFitConfig  # torch: only for teacher fit
+
+    raw = frozen.read_yaml(path) if path is not None else {}
+    problems = output_problems(output)
+    try:
+        cfg = frozen.validate_with_overrides(
+            raw, overrides, TeacherFitConfig, lambda c: check_teacher_fit(c.base, c.data))
+    except ConfigError as e:
+        raise ConfigError(problems + e.problems) from e
+    if problems:
+        raise ConfigError(problems)
+    return cfg
 
 
 def config_from_json(text: str) -> StudyConfig:
-    return validate(json.loads(text), StudyConfig)
+    """The config a study stores (its keys are not checked against the world again)."""
+    return validate(json.loads(text))

@@ -1,7 +1,7 @@
 """``kdtune dashboard``: optuna-dashboard on kdtune's study storage, plus hypervolume charts.
 
 The dashboard is served on the very storage object kdtune itself uses
-(:func:`storage.make_storage`), so the embedded PostgreSQL server and ``postgresql://`` URLs
+(:func:`kdtune.storage.make_storage`), so the embedded PostgreSQL server and ``postgresql://`` URLs
 work alike and passwords never reach a command line.
 
 optuna-dashboard draws no hypervolume chart of its own. Before serving, :func:`serve` saves
@@ -24,6 +24,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import optuna
+
+from kdtune.attrs import STUDY_CONFIG
+from kdtune.errors import KdtuneError, UsageError
+from kdtune.storage import describe, make_storage
+
+from .config import config_from_json
+from .front import complete_trials, hypervolume_history, reference_point
 
 HYPERVOLUME_GRAPH_ID = "kdtune-hypervolume"
 """The id under which the hypervolume chart is saved in each study (overwritten each time)."""
@@ -80,13 +87,9 @@ def publish_hypervolume(storage: optuna.storages.BaseStorage) -> dict[str, str]:
     """
     from optuna_dashboard import save_plotly_graph_object
 
-    from .config import config_from_json
-    from .report import complete_trials, hypervolume_history, reference_point
-    from .service import CONFIG_ATTR
-
     outcome: dict[str, str] = {}
     for summary in storage.get_all_studies():
-        raw = summary.user_attrs.get(CONFIG_ATTR)
+        raw = summary.user_attrs.get(STUDY_CONFIG)
         if raw is None:
             continue  # not a kdtune study
         name = summary.study_name
@@ -143,17 +146,14 @@ def serve(storage: str | None = None, host: str = "127.0.0.1", port: int = 8080)
         port: TCP port.
 
     Raises:
-        ValueError: ``port`` is out of range.
+        UsageError: ``port`` is out of range.
         StorageError: the storage cannot be reached.
         KdtuneError: the port cannot be listened on (already in use, not permitted).
     """
     from optuna_dashboard import run_server
 
-    from kdtune.errors import KdtuneError
-    from kdtune.storage import describe, make_storage
-
     if not 0 < port < 65536:
-        raise ValueError(f"--port must be between 1 and 65535, got {port}")
+        raise UsageError(f"--port must be between 1 and 65535, got {port}")
     st = make_storage(storage)
     charts = publish_hypervolume(st)
     saved = sum(1 for v in charts.values() if v == "saved")

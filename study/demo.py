@@ -20,15 +20,16 @@ DEMO_TRAIN, DEMO_EVAL = 800, 400
 def demo_teacher_config():
     """The demo teacher: ``kdtune teacher fit``'s defaults, MiniLM fine-tuned on the 3,200
     training sentences of polarity's default split (400 validation, 400 test)."""
-    from kdtune.objectives.teacher import TeacherFitConfig
+    from kdtune.objectives.teacher_fit import TeacherFitConfig
 
     return TeacherFitConfig()
 
 
 def demo_study_config(teacher: Path, trials: int, name: str):
-    from .config import validate
+    """The demo study on ``teacher``, checked like ``kdtune create`` checks a file."""
+    from .config import validate_with_overrides
 
-    return validate({
+    return validate_with_overrides({
         "name": name,
         "distill": {
             "teacher": str(teacher),
@@ -44,18 +45,19 @@ def demo_study_config(teacher: Path, trials: int, name: str):
         },
         "n_trials": trials,
         "sampler": {"name": "nsga2", "population_size": 4, "seed": 0},
-    })
+    }, [], check=True)
 
 
 def run_demo(workers: int = 2, trials: int = 8, output: Path = Path("kdtune-demo")) -> dict:
     """Run the demo; returns the study status and the export info."""
     from kdtune.objectives.data import load_splits
-    from kdtune.objectives.teacher import cached_teacher, read_teacher_metadata
+    from kdtune.objectives.teacher_load import read_teacher_metadata
+    from kdtune.objectives.teacher_registry import cached_teacher
     from kdtune.storage import describe
 
     from .export import export_trial
-    from .report import pareto_rows, print_pareto
     from .service import run_study
+    from .tables import pareto_rows, print_pareto
 
     console = Console()
     t0 = time.perf_counter()

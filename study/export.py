@@ -1,9 +1,11 @@
 """Export a chosen trial as a complete distillation config, and run it for production.
 
 ``kdtune export --pick P`` writes YAML with two sections: ``distill`` (the trial's complete
-:class:`~objectives.config.DistillConfig`) and ``source`` (study, trial number, the pick
-rule, the metrics the trial reached, the kdtune version). ``kdtune distill`` accepts that
-file, or a bare DistillConfig, and saves the student with ``save_pretrained``.
+:class:`~kdtune.objectives.config.DistillConfig`) and ``source`` (study, trial number, the
+pick rule, the metrics of the catalogue the trial reached, the kdtune version).
+``kdtune distill`` accepts that file, or a bare DistillConfig, validates it completely (keys,
+teacher, data, cross-field rules, a free output directory) before anything is written, and
+saves the student with ``save_pretrained``.
 
 Pick rules (over COMPLETE trials):
 
@@ -20,8 +22,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -29,11 +29,16 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 from pydantic import BaseModel, ConfigDict
 
-from kdtune.errors import KdtuneError
+from kdtune import frozen
+from kdtune.attrs import TRIAL_CONFIG
+from kdtune.errors import ConfigError, KdtuneError, UsageError
+from kdtune.fileio import atomic_directory, atomic_write_text
+from kdtune.objectives.catalogue import METRICS, meaning
+from kdtune.objectives.checks import check_distill
 from kdtune.objectives.config import DistillConfig
 
-from .config import validate_with_overrides
-from .report import pareto_front
+from .config import output_problems
+from .front import pareto_front
 from .service import open_study
 
 PICKS = ("knee", "max-accuracy", "min-sigma", "feasible", "trial:N")
@@ -71,15 +76,16 @@ def pick_trial(trials: list[FrozenTrial], best: list[FrozenTrial], directions: l
         try:
             number = int(pick.split(":", 1)[1])
         except ValueError as e:
-            raise ValueError(f"--pick {pick!r}: N in trial:N must be an integer") from e
+            raise UsageError(f"--pick {pick!r}: N in trial:N must be an integer") from e
         found = [t for t in trials if t.number == number]
         if not found:
-            raise KdtuneError(f"the study has no trial {number}")
+            raise UsageError(f"--pick {pick!r}: the study has no trial {number}")
         if found[0].state != TrialState.COMPLETE:
-            raise KdtuneError(f"trial {number} is {found[0].state.name}, not COMPLETE")
+            raise UsageError(f"--pick {pick!r}: trial {number} is {found[0].state.name}, "
+                             "not COMPLETE")
         return found[0]
     if pick not in PICKS:
-        raise ValueError(f"--pick {pick!r} is not one of {', '.join(PICKS)}")
+        raise UsageError(f"--pick {pick!r} is not one of {', '.join(PICKS)}")
     if not complete:
         raise KdtuneError("the study has no complete trials yet")
     if pick == "max-accuracy":
@@ -121,14 +127,11 @@ def export_trial(study_name: str, storage: str | None, pick: str, output: Path) 
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     best = pareto_front(study) if complete else []  # repeats listed once
     trial = pick_trial(trials, best, cfg.directions, pick, cfg.distill.eval.kappa)
-    raw = trial.user_attrs.get("config")
+    raw = trial.user_attrs.get(TRIAL_CONFIG)
     if raw is None:
         raise KdtuneError(f"trial {trial.number} has no stored config (not a kdtune trial)")
     distill_cfg = DistillConfig.model_validate(raw)
-    metric_keys = ("accuracy_student", "accuracy_teacher", "sigma", "phi_cnf", "kappa",
-                   "sigma_label", "agreement", "f1_student", "mcc_student", "ece_gap",
-                   "params", "latency_ms")
-    metrics = {k: trial.user_attrs[k] for k in metric_keys if k in trial.user_attrs}
+    metrics = {k: trial.user_attrs[k] for k in METRICS if k in trial.user_attrs}
     exported = ExportedConfig(
         distill=distill_cfg,
         source=ExportSource(study=study_name, trial=trial.number, pick=pick,
@@ -137,29 +140,46 @@ def export_trial(study_name: str, storage: str | None, pick: str, output: Path) 
     header = (f"# kdtune {__version__}: trial {trial.number} of study {study_name!r} "
               f"(pick: {pick}).\n# Run it with: kdtune distill {output.name} -o student/\n")
     body = yaml.safe_dump(json.loads(exported.model_dump_json()), sort_keys=False)
-    _atomic_write(output, header + body)
+    atomic_write_text(output, header + body)
     return {"study": study_name, "trial": trial.number, "pick": pick, "output": str(output),
             "metrics": metrics}
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+def read_distill_config(
+    path: Path,
+    overrides: list[str] | tuple[str, ...] = (),
+    *,
+    full_data: bool = False,
+    check: bool = False,
+) -> DistillConfig:
+    """Read an export file (``distill:`` + ``source:``) or a bare DistillConfig YAML.
 
+    With ``full_data`` the training-set size limit is lifted (``data.train_size: null``).
+    With ``check`` the config is validated completely
+    (:func:`~kdtune.objectives.checks.check_distill`, on the config as it will run): every
+    problem in one :class:`~kdtune.errors.ConfigError`, keys named as in the file.
+    """
+    raw = frozen.read_yaml(path)
+    exported = isinstance(raw, dict) and "distill" in raw
 
-def read_distill_config(path: Path, overrides: list[str] | tuple[str, ...] = ()) -> DistillConfig:
-    """Read an export file (``distill:`` + ``source:``) or a bare DistillConfig YAML."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file {path} does not exist")
-    raw = yaml.safe_load(path.read_text()) or {}
-    if isinstance(raw, dict) and "distill" in raw:
+    def problems(cfg: ExportedConfig | DistillConfig) -> list[str]:
+        run = _as_run(cfg.distill if exported else cfg, full_data)
+        return check_distill(run, "distill" if exported else "")
+
+    if exported:
         prefixed = [f"distill.{o}" for o in overrides]
-        return validate_with_overrides(raw, prefixed, ExportedConfig).distill
-    return validate_with_overrides(raw, overrides, DistillConfig)
+        cfg = frozen.validate_with_overrides(raw, prefixed, ExportedConfig,
+                                             problems if check else None).distill
+    else:
+        cfg = frozen.validate_with_overrides(raw, overrides, DistillConfig,
+                                             problems if check else None)
+    return _as_run(cfg, full_data)
+
+
+def _as_run(cfg: DistillConfig, full_data: bool) -> DistillConfig:
+    if not full_data or cfg.data.train_size is None:
+        return cfg
+    return cfg.model_copy(update={"data": cfg.data.model_copy(update={"train_size": None})})
 
 
 def distill_from_file(config: Path, output: Path, overrides: list[str] | tuple[str, ...] = (),
@@ -169,38 +189,44 @@ def distill_from_file(config: Path, output: Path, overrides: list[str] | tuple[s
     With ``full_data`` (the default) the training-set size limit a study used for speed is
     lifted (``data.train_size = null``: the whole training split). The student is saved
     with ``save_pretrained`` (model, tokenizer, label names) plus ``kdtune_distill.json``
-    (metrics, config) and a model card ``README.md``. Written to a temporary directory and
-    moved into place, so a failed run leaves nothing half-written.
+    (metrics, config) and a model card ``README.md``, written with
+    :func:`~kdtune.fileio.atomic_directory`: a failed run leaves nothing half-written.
+
+    Raises:
+        ConfigError: every problem of the config and of ``output`` (not free), found before
+            anything is created.
     """
     from kdtune.objectives.distill import distill
 
-    cfg = read_distill_config(config, overrides)
-    if full_data and cfg.data.train_size is not None:
-        cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"train_size": None})})
-    output = Path(output)
-    if output.exists() and any(output.iterdir()):
-        raise FileExistsError(f"output directory {output} exists and is not empty")
-    result = distill(cfg, progress=progress)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+    busy = output_problems(output)
     try:
+        cfg = read_distill_config(config, overrides, full_data=full_data, check=True)
+    except ConfigError as e:
+        raise ConfigError(busy + e.problems) from e
+    if busy:
+        raise ConfigError(busy)
+    result = distill(cfg, progress=progress)
+    with atomic_directory(output) as tmp:
         result.student.save_pretrained(tmp, result.tokenizer)
         info = {"metrics": result.metrics, "timings": result.timings,
                 "config": json.loads(cfg.model_dump_json())}
         (tmp / "kdtune_distill.json").write_text(json.dumps(info, indent=2, default=str))
         (tmp / "README.md").write_text(model_card(cfg, result.metrics))
-        if output.exists():
-            output.rmdir()
-        tmp.rename(output)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return {**result.metrics, "output": str(output)}
+
+
+_CARD_METRICS = ("accuracy_student", "accuracy_teacher", "sigma", "phi_cnf", "n_both_correct",
+                 "params")
+"""The metrics a model card shows, described by the catalogue's meanings."""
 
 
 def model_card(cfg: DistillConfig, m: dict) -> str:
     """A short model card: what was distilled, accuracy, sigma and the phi_cnf verdict."""
-    verdict = "holds" if m.get("phi_cnf") else "does not hold"
+    labels = {"sigma": f"sigma (class {cfg.eval.reference_class})",
+              "phi_cnf": f"phi_cnf (kappa = {cfg.eval.kappa:g})"}
+    rows = [f"| {labels.get(name, name)}: {meaning(name)} | {_shown(name, m.get(name))} |"
+            for name in _CARD_METRICS]
+    table = "\n".join(rows)
     return f"""---
 library_name: transformers
 pipeline_tag: text-classification
@@ -212,12 +238,7 @@ Distilled with kdtune from teacher `{cfg.teacher}` on `{cfg.data.source}`.
 
 | metric (evaluation split) | value |
 |---|---|
-| student accuracy | {m.get('accuracy_student', float('nan')):.4f} |
-| teacher accuracy | {m.get('accuracy_teacher', float('nan')):.4f} |
-| sigma (class {cfg.eval.reference_class}) | {m.get('sigma', float('nan')):.4f} |
-| phi_cnf (sigma <= kappa = {cfg.eval.kappa:g}) | {verdict} |
-| inputs used for sigma | {m.get('n_both_correct', '?')} |
-| parameters | {m.get('params', '?')} |
+{table}
 
 sigma is the population standard deviation, over the inputs both teacher and student
 classify correctly, of p_T(c|x) - p_S(c|x) (Vengertsev and Sherman, 2024).
@@ -226,3 +247,11 @@ Hyperparameters: temperature {cfg.temperature:g}, alpha {cfg.alpha:g} (weight of
 distillation term), beta {cfg.beta:g}, layer mapping {cfg.layer_mapping}, schedule
 {cfg.schedule}, learning rate {cfg.learning_rate:g}, {cfg.epochs} epochs.
 """
+
+
+def _shown(name: str, value) -> str:
+    if name == "phi_cnf":
+        return "holds" if value else "does not hold"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return "?" if value is None else str(value)

@@ -1,7 +1,13 @@
-"""Studies: create them, open them, count their trials, run local workers on them.
+"""Studies: create them, open them, report their status, run local workers on them.
 
-A study stores its whole :class:`~study.config.StudyConfig` as the user attribute
-``kdtune_config``, so any worker on any machine needs only the storage and the study name.
+A study stores its whole :class:`~kdtune.study.config.StudyConfig` (without the storage
+URL) as the study user attribute :data:`kdtune.attrs.STUDY_CONFIG`, so any worker on any
+machine needs only the storage and the study name.
+
+:func:`run_study` starts local workers as ``kdtune worker`` subprocesses
+(``python -m kdtune.study.cli worker --study NAME --index I --threads N``), exactly the
+command other machines run; how many trials count against the budget is
+:mod:`kdtune.study.budget`'s business, the Pareto front :mod:`kdtune.study.front`'s.
 """
 
 from __future__ import annotations
@@ -13,21 +19,29 @@ import signal
 import subprocess
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
 
-from kdtune.errors import KdtuneError, StudyNotFound
-from kdtune.frozen import apply_overrides
-from kdtune.storage import StorageSettings, describe, make_storage, warn_if_shared_sqlite
+from kdtune import __version__
+from kdtune.attrs import STUDY_CONFIG, STUDY_VERSION
+from kdtune.errors import KdtuneError, StudyNotFound, UsageError
+from kdtune.frozen import apply_overrides, dump_yaml
+from kdtune.objectives import catalogue
+from kdtune.storage import (
+    StorageSettings,
+    database_errors,
+    describe,
+    make_storage,
+    warn_if_shared_sqlite,
+)
 
+from .budget import budget_counts, budget_counts_db
 from .config import StudyConfig, config_from_json, load_config, validate
-from .report import pareto_front
+from .front import pareto_front
 
-CONFIG_ATTR = "kdtune_config"
-VERSION_ATTR = "kdtune_version"
+SAMPLERS = ("nsga2", "tpe", "random", "gp")
+"""The sampler names :func:`build_sampler` accepts."""
 _log = logging.getLogger(__name__)
 
 
@@ -68,10 +82,11 @@ def build_sampler(cfg: StudyConfig, worker_index: int = 0) -> optuna.samplers.Ba
         return optuna.samplers.RandomSampler(seed=seed)
     if s.name == "gp":
         return optuna.samplers.GPSampler(seed=seed, n_startup_trials=s.n_startup_trials)
-    raise ValueError(f"sampler.name {s.name!r} is not one of nsga2, tpe, random, gp")
+    raise UsageError(f"sampler.name {s.name!r} is not one of {', '.join(SAMPLERS)}")
 
 
 def storage_settings(cfg: StudyConfig | None, *, create_schema: bool) -> StorageSettings:
+    """Connection settings: the config's heartbeats and retries (none without a config)."""
     if cfg is None:
         return StorageSettings(create_schema=create_schema)
     return StorageSettings(
@@ -88,8 +103,17 @@ def create_study(cfg: StudyConfig) -> dict:
     Repeating it is safe (``load_if_exists``). A study that exists with a different config
     keeps its stored config, and a warning says so: a study's search space must not change
     under running workers.
+
+    Raises:
+        StorageError: the storage cannot be reached or used.
+        KdtuneError: the study exists with other directions.
     """
     storage = make_storage(cfg.storage, storage_settings(cfg, create_schema=True))
+    with database_errors(f"creating study {cfg.name!r}"):
+        return _create(storage, cfg)
+
+
+def _create(storage: optuna.storages.BaseStorage, cfg: StudyConfig) -> dict:
     study = optuna.create_study(
         storage=storage,
         study_name=cfg.name,
@@ -105,13 +129,11 @@ def create_study(cfg: StudyConfig) -> dict:
     # The stored config never carries the storage URL: it may hold a password, and the
     # dashboard (no authentication) shows study attributes. Workers are told the storage.
     public = json.loads(cfg.model_copy(update={"storage": None}).model_dump_json())
-    stored = study.user_attrs.get(CONFIG_ATTR)
+    stored = study.user_attrs.get(STUDY_CONFIG)
     if stored is None:
-        from kdtune import __version__
-
-        study.set_metric_names(list(cfg.objectives))
-        study.set_user_attr(CONFIG_ATTR, public)
-        study.set_user_attr(VERSION_ATTR, __version__)
+        study.set_metric_names(metric_names(cfg.objectives))
+        study.set_user_attr(STUDY_CONFIG, public)
+        study.set_user_attr(STUDY_VERSION, __version__)
         _save_note(study, cfg.model_copy(update={"storage": None}))
     elif stored != public:
         _log.warning("study %r exists with a different config; keeping the stored one", cfg.name)
@@ -125,13 +147,27 @@ def create_study(cfg: StudyConfig) -> dict:
     }
 
 
+def metric_names(objectives: list[str] | tuple[str, ...]) -> list[str]:
+    """The objectives' names as the metric catalogue has them (optuna-dashboard's labels).
+
+    Raises:
+        UsageError: a name is not an objective in :mod:`kdtune.objectives.catalogue`.
+    """
+    unknown = [name for name in objectives if name not in catalogue.OBJECTIVES]
+    if unknown:
+        raise UsageError(f"unknown objective {unknown[0]!r}; accepted: "
+                         f"{', '.join(catalogue.OBJECTIVES)}")
+    return [catalogue.METRICS[name].name for name in objectives]
+
+
 def _save_note(study: optuna.Study, cfg: StudyConfig) -> None:
-    """Show the config on the dashboard's study page (optuna-dashboard notes)."""
+    """Show the objectives and the config on the dashboard's study page (a note)."""
     from optuna_dashboard import save_note
 
-    from kdtune.frozen import dump_yaml
-
-    save_note(study, f"# kdtune study `{cfg.name}`\n\nConfig:\n\n```yaml\n{dump_yaml(cfg)}```\n")
+    meanings = "".join(f"- `{m}` ({d}): {catalogue.meaning(m)}\n"
+                       for m, d in zip(cfg.objectives, cfg.directions, strict=True))
+    save_note(study, f"# kdtune study `{cfg.name}`\n\nObjectives:\n\n{meanings}\n"
+                     f"Config:\n\n```yaml\n{dump_yaml(cfg)}```\n")
 
 
 def open_study(
@@ -141,117 +177,53 @@ def open_study(
 
     With ``heartbeat`` the storage records heartbeats and re-queues trials of dead workers;
     the schema is never created here (that is ``create``'s job).
+
+    Raises:
+        StudyNotFound: no study of that name (the message lists the studies there).
+        KdtuneError: the study was not created by kdtune.
+        StorageError: the storage cannot be reached or used.
     """
     plain = make_storage(storage, StorageSettings(create_schema=False))
+    with database_errors(f"opening study {name!r} in {describe(storage)}"):
+        raw = _stored_config(plain, name, storage)
+        cfg = config_from_json(json.dumps(raw))
+        settings = storage_settings(cfg if heartbeat else None, create_schema=False)
+        st = make_storage(storage, settings) if heartbeat else plain
+        study = optuna.load_study(study_name=name, storage=st,
+                                  sampler=build_sampler(cfg, worker_index))
+    return study, cfg
+
+
+def _stored_config(plain: optuna.storages.BaseStorage, name: str, storage: str | None) -> dict:
+    """The config stored in study ``name``; StudyNotFound when there is no such study."""
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
     try:
-        study_id = plain.get_study_id_from_name(name)
+        sid = plain.get_study_id_from_name(name)
     except KeyError as e:
         names = [s.study_name for s in plain.get_all_studies()]
         shown = ", ".join(names[:10]) if names else "none"
         raise StudyNotFound(
             f"no study named {name!r} in {describe(storage)}; studies there: {shown}"
         ) from e
-    except Exception as e:  # an empty database has no tables yet
+    except (OperationalError, ProgrammingError) as e:  # an empty database has no tables yet
         if "does not exist" in str(e) or "no such table" in str(e):
             raise StudyNotFound(
                 f"no study named {name!r} in {describe(storage)} (no kdtune studies there yet)"
             ) from e
         raise
-    raw = plain.get_study_user_attrs(study_id).get(CONFIG_ATTR)
+    raw = plain.get_study_user_attrs(sid).get(STUDY_CONFIG)
     if raw is None:
         raise KdtuneError(f"study {name!r} was not created by kdtune (no stored config)")
-    cfg = config_from_json(json.dumps(raw))
-    settings = storage_settings(cfg if heartbeat else None, create_schema=False)
-    st = make_storage(storage, settings) if heartbeat else plain
-    study = optuna.load_study(study_name=name, storage=st,
-                              sampler=build_sampler(cfg, worker_index))
-    return study, cfg
-
-
-# ---------------------------------------------------------------------------------------
-# Counting trials against the budget
-
-
-def retried_numbers(trials: list[FrozenTrial]) -> set[int]:
-    """Numbers of FAIL trials that have been re-queued (they no longer count)."""
-    out: set[int] = set()
-    for t in trials:
-        out.update(t.system_attrs.get("retry_history", []))
-    return out
-
-
-def budget_counts(trials: list[FrozenTrial]) -> dict[str, int]:
-    """Trials by state, and how many count against the budget.
-
-    ``finished``: COMPLETE, PRUNED, and FAIL trials that will not be retried.
-    ``used``: finished + RUNNING + WAITING (a re-queued trial waits for a worker).
-    """
-    retried = retried_numbers(trials)
-    states = Counter(t.state for t in trials)
-    final_fail = sum(1 for t in trials if t.state == TrialState.FAIL and t.number not in retried)
-    finished = states[TrialState.COMPLETE] + states[TrialState.PRUNED] + final_fail
-    return {
-        "complete": states[TrialState.COMPLETE],
-        "pruned": states[TrialState.PRUNED],
-        "failed": states[TrialState.FAIL],
-        "failed_final": final_fail,
-        "running": states[TrialState.RUNNING],
-        "waiting": states[TrialState.WAITING],
-        "finished": finished,
-        "used": finished + states[TrialState.RUNNING] + states[TrialState.WAITING],
-    }
-
-
-def budget_counts_db(study: optuna.Study) -> dict[str, int]:
-    """:func:`budget_counts` for ``study``, counted by the database (the workers' hot path).
-
-    Loading every trial to count them made each ask grow with the study (41 ms at 0 trials,
-    87 ms at 10,000 on PostgreSQL, bench/RESULTS-storage.md); SQL counts keep kdtune's part
-    of an ask nearly flat.
-    """
-    from optuna.storages._rdb import models
-    from sqlalchemy import func, select
-
-    from kdtune.storage.factory import rdb_engine
-
-    trials = models.TrialModel.__table__
-    attrs = models.TrialSystemAttributeModel.__table__
-    sid = study._study_id
-    with rdb_engine(study._storage).connect() as conn:
-        states = dict(conn.execute(
-            select(trials.c.state, func.count())
-            .where(trials.c.study_id == sid)
-            .group_by(trials.c.state)
-        ).all())
-        failed = states.get(TrialState.FAIL, 0)
-        final_fail = failed
-        if failed:
-            fail_numbers = set(conn.execute(
-                select(trials.c.number)
-                .where(trials.c.study_id == sid, trials.c.state == TrialState.FAIL)
-            ).scalars())
-            retried: set[int] = set()
-            for value in conn.execute(
-                select(attrs.c.value_json)
-                .join(trials, attrs.c.trial_id == trials.c.trial_id)
-                .where(trials.c.study_id == sid, attrs.c.key == "retry_history")
-            ).scalars():
-                retried.update(json.loads(value))
-            final_fail = len(fail_numbers - retried)
-    complete, pruned = states.get(TrialState.COMPLETE, 0), states.get(TrialState.PRUNED, 0)
-    running, waiting = states.get(TrialState.RUNNING, 0), states.get(TrialState.WAITING, 0)
-    finished = complete + pruned + final_fail
-    return {"complete": complete, "pruned": pruned, "failed": failed,
-            "failed_final": final_fail, "running": running, "waiting": waiting,
-            "finished": finished, "used": finished + running + waiting}
+    return raw
 
 
 def study_status(name: str, storage: str | None) -> dict:
     """Trial counts, the budget and the Pareto front size of a study."""
     study, cfg = open_study(name, storage)
-    trials = study.get_trials(deepcopy=False)
-    counts = budget_counts(trials)
-    front = pareto_front(study) if counts["complete"] else []
+    with database_errors(f"reading study {name!r}"):
+        counts = budget_counts(study.get_trials(deepcopy=False))
+        front = pareto_front(study) if counts["complete"] else []
     return {
         "study": name,
         "storage": describe(storage if storage is not None else cfg.storage),
@@ -267,28 +239,40 @@ def study_status(name: str, storage: str | None) -> dict:
 # Local workers
 
 
+def worker_threads(cfg: StudyConfig, workers: int) -> int:
+    """Threads per local worker: ``distill.threads``, else the CPU cores shared out."""
+    return cfg.distill.threads or max(1, (os.cpu_count() or 1) // workers)
+
+
 def run_study(cfg: StudyConfig, workers: int = 2, progress: bool = True) -> dict:
     """Create the study, then run ``workers`` worker processes until the budget is done.
 
-    Workers are separate processes (``python -m study.worker``), exactly as on other
-    machines: one trial at a time each, all pulling from the shared storage. The storage URL
+    Each worker is a ``kdtune worker`` subprocess (``python -m kdtune.study.cli worker
+    --study NAME --index I --threads N``), exactly the command other machines run: one trial
+    at a time each, all pulling from the shared storage. ``--index`` reseeds each worker's
+    sampler; ``--threads`` (:func:`worker_threads`) shares the CPU cores out. The storage URL
     reaches them through ``$KDTUNE_STORAGE`` (never on a command line, where ``ps`` shows
     passwords). Ctrl-C stops them cleanly: each fails and re-queues its current trial.
+
+    Raises:
+        UsageError: ``workers`` is below 1.
+        KdtuneError: a worker exited with an error (the study status is given).
     """
+    if workers < 1:
+        raise UsageError(f"--workers must be 1 or more, got {workers}")
     warn_if_shared_sqlite(cfg.storage, workers)
     create_study(cfg)
     env = dict(os.environ)
     if cfg.storage:
         env["KDTUNE_STORAGE"] = cfg.storage
-    threads = cfg.distill.threads or max(1, (os.cpu_count() or 1) // workers)
-    env["KDTUNE_THREADS"] = str(threads)
+    threads = worker_threads(cfg, workers)
     if progress:  # one progress bar (ours): no model-loading / tokenising bars from workers
         env.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         env.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "kdtune.study.cli", "worker", "--study", cfg.name,
-             "--index", str(i)],
+             "--index", str(i), "--threads", str(threads)],
             env=env,
         )
         for i in range(workers)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kdtune.errors import UsageError
+from kdtune.fileio import atomic_write_text
+
 EXAMPLE_CONFIG = """\
 # kdtune study config. Every key is optional except name and distill.teacher.
-# Validate and create the study:   kdtune create kdtune.yaml
+# Validate and create the study:   kdtune create kdtune.yaml   (checks the teacher and data too)
 # Run it with two local workers:   kdtune run kdtune.yaml --workers 2
 # Override any key from the CLI:   --set search.temperature.high=8
 name: polarity-minilm
@@ -42,7 +45,7 @@ distill:
   eval:
     kappa: 0.05               # phi_cnf holds when sigma <= kappa
     reference_class: 0
-  device: auto                # auto | cpu | cuda
+  device: auto                # auto | cpu | cuda | cuda:N
   threads: null               # torch threads per worker (default: cores / workers)
 
 # What each trial samples; set a parameter to null to keep distill's value.
@@ -69,8 +72,12 @@ heartbeat_interval: 10
 
 
 def write_example_config(path: Path, force: bool = False) -> None:
-    """Write :data:`EXAMPLE_CONFIG` to ``path``; refuses to overwrite unless ``force``."""
+    """Write :data:`EXAMPLE_CONFIG` to ``path``; refuses to overwrite unless ``force``.
+
+    Raises:
+        UsageError: ``path`` exists and ``force`` is false.
+    """
     path = Path(path)
     if path.exists() and not force:
-        raise FileExistsError(f"{path} exists; pass --force to overwrite it")
-    path.write_text(EXAMPLE_CONFIG)
+        raise UsageError(f"{path} exists; pass --force to overwrite it")
+    atomic_write_text(path, EXAMPLE_CONFIG)

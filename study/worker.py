@@ -1,11 +1,15 @@
 """A worker: one process, one trial at a time, pulling trials from a shared study.
 
+Started as ``kdtune worker --study NAME`` on any machine that reaches the storage (by
+``kdtune run`` for local workers, by compose or Kubernetes elsewhere), or in-process with
+:func:`run_worker`.
+
 Guarantees (each tested in tests/test_worker.py):
 
 * **Exact global budget.** A worker asks for a trial only while ``finished + running +
-  waiting < n_trials``; that check and ``study.ask()`` happen under a study-wide lock (a
-  PostgreSQL advisory lock, or a file lock next to a SQLite file), so two workers can never
-  both take the last slot.
+  waiting < n_trials``; that check and ``study.ask()`` happen under a study-wide lock
+  (:func:`kdtune.study.budget.budget_lock`: a PostgreSQL advisory lock, or a file lock next
+  to a SQLite file), so two workers can never both take the last slot.
 * **Dead workers' trials come back.** Each running trial sends heartbeats; a trial whose
   worker died (even by SIGKILL) goes stale after the grace period, another worker marks it
   FAIL and re-queues it (same parameters) as a WAITING trial.
@@ -15,129 +19,74 @@ Guarantees (each tested in tests/test_worker.py):
 * **SIGINT/SIGTERM** end the current trial cleanly: it is marked FAIL with the reason and
   re-queued, never left RUNNING.
 * **Database restarts** are survived: storage calls are retried with back-off
-  (``pool_pre_ping`` replaces dead connections).
+  (:func:`kdtune.storage.with_retries`; ``pool_pre_ping`` replaces dead connections).
 
-Which objective runs: the distillation objective of :mod:`objectives.trial`, or, for
-benchmarks and tests, the factory named by ``$KDTUNE_OBJECTIVE`` (``module:function``,
-called with the StudyConfig and returning ``trial -> values``).
+Which objective runs: the distillation objective of :mod:`kdtune.objectives.trial`, given
+the worker's thread count; or, for benchmarks and tests, the ``objective`` argument
+(``kdtune worker --objective module:function``, a factory called with the StudyConfig
+and returning ``trial -> values``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import datetime
-import fcntl
 import importlib
 import logging
 import os
 import signal
 import time
 import zlib
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
-from kdtune.storage.factory import rdb_engine
+from kdtune.attrs import FAIL_REASON, PRUNE_REASON
+from kdtune.errors import UsageError
+from kdtune.storage import optuna_adapter, with_retries
 
+from .budget import budget_counts_db, budget_lock, requeue
 from .config import StudyConfig
-from .service import budget_counts_db, open_study
+from .service import open_study
 
+Objective = Callable[[optuna.Trial], "list[float] | float"]
 _log = logging.getLogger("kdtune.worker")
-FAIL_REASON_ATTR = "fail_reason"
 
 
 class WorkerInterrupted(BaseException):
     """Raised inside a running trial when the worker receives SIGINT or SIGTERM."""
 
 
-# ---------------------------------------------------------------------------------------
+def load_objective(cfg: StudyConfig, objective: Objective | str | None = None,
+                   threads: int | None = None) -> Objective:
+    """The objective a worker runs on ``cfg``'s trials.
 
+    Args:
+        cfg: the study's config.
+        objective: None for kdtune's distillation objective
+            (:func:`kdtune.objectives.trial.make_objective`); a callable ``trial -> values``
+            used as it is; or ``"module:function"`` naming a factory that is called with
+            ``cfg`` and returns one (tests and benchmarks).
+        threads: CPU threads for training (None: the objective's default).
 
-@contextlib.contextmanager
-def budget_lock(study: optuna.Study) -> Iterator[None]:
-    """A lock shared by every worker of ``study``, held while checking the budget and asking.
-
-    PostgreSQL: a session-level advisory lock keyed by the study name, on a dedicated
-    connection. SQLite: an exclusive ``fcntl`` lock on ``<database>.kdtune-lock``.
+    Raises:
+        UsageError: ``objective`` is not ``module:function`` or names nothing importable.
     """
-    engine = rdb_engine(study._storage)
-    if engine.dialect.name == "postgresql":
-        from sqlalchemy import text
+    if callable(objective):
+        return objective
+    if objective is None:
+        from kdtune.objectives.trial import make_objective
 
-        key = zlib.crc32(f"kdtune:{study.study_name}".encode())
-        with engine.connect() as conn:
-            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
-            conn.commit()
-            try:
-                yield
-            finally:
-                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-                conn.commit()
-    else:
-        db = engine.url.database or "memory"
-        lock_path = Path(f"{db}.kdtune-lock")
-        with open(lock_path, "a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def requeue(study: optuna.Study, trial: FrozenTrial, max_retries: int) -> bool:
-    """Add a WAITING copy of a failed trial (same parameters) unless it ran out of retries.
-
-    Records ``failed_trial`` (the first attempt) and ``retry_history`` in the copy's system
-    attributes, as :class:`optuna.storages.RetryFailedTrialCallback` does, so both kinds of
-    retry count the same way.
-    """
-    history = list(trial.system_attrs.get("retry_history", [])) + [trial.number]
-    if len(history) > max_retries:
-        return False
-    study.add_trial(
-        optuna.trial.create_trial(
-            state=TrialState.WAITING,
-            params=trial.params,
-            distributions=trial.distributions,
-            system_attrs={"failed_trial": history[0], "retry_history": history},
-        )
-    )
-    return True
-
-
-def with_retries(fn: Callable, what: str, attempts: int = 8, delay: float = 0.5):
-    """Call ``fn`` again after a database error (e.g. PostgreSQL restarting), with back-off."""
-    from optuna.exceptions import StorageInternalError
-    from sqlalchemy.exc import DBAPIError, OperationalError
-
-    for i in range(attempts):
-        try:
-            return fn()
-        except (OperationalError, DBAPIError, StorageInternalError) as e:
-            if i == attempts - 1:
-                raise
-            _log.warning("%s failed (%s); retrying in %.1fs", what, str(e).splitlines()[0],
-                         delay)
-            time.sleep(delay)
-            delay = min(delay * 2, 10.0)
-    return None  # pragma: no cover
-
-
-def load_objective(cfg: StudyConfig) -> Callable[[optuna.Trial], list[float] | float]:
-    """The objective for ``cfg``: kdtune's distillation objective, or $KDTUNE_OBJECTIVE."""
-    spec = os.environ.get("KDTUNE_OBJECTIVE")
-    if spec:
-        module, _, name = spec.partition(":")
-        return getattr(importlib.import_module(module), name)(cfg)
-    from kdtune.objectives.trial import make_objective
-
-    return make_objective(cfg.distill, cfg.search, cfg.objectives)
-
-
-# ---------------------------------------------------------------------------------------
+        return make_objective(cfg.distill, cfg.search, cfg.objectives, threads=threads)
+    module, _, name = objective.partition(":")
+    if not module or not name:
+        raise UsageError(f"--objective {objective!r} is not of the form module:function")
+    try:
+        factory = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as e:
+        raise UsageError(f"--objective {objective!r} cannot be imported: {e}") from e
+    return factory(cfg)
 
 
 class _Signals:
@@ -180,8 +129,9 @@ def run_worker(
     study_name: str,
     storage: str | None = None,
     index: int | None = None,
-    objective: Callable[[optuna.Trial], list[float] | float] | None = None,
+    objective: Objective | str | None = None,
     poll_interval: float | None = None,
+    threads: int | None = None,
 ) -> dict:
     """Pull trials from ``study_name`` until its budget is finished. Returns a summary.
 
@@ -190,23 +140,32 @@ def run_worker(
         storage: storage spec; None uses $KDTUNE_STORAGE or the embedded server.
         index: worker index, added to the sampler seed (default:
             :func:`default_worker_index`).
-        objective: overrides the study's objective (tests, benchmarks).
+        objective: None for the study's distillation objective; else a callable
+            ``trial -> values`` or a ``"module:function"`` factory (see
+            :func:`load_objective`; tests, benchmarks).
         poll_interval: seconds between budget checks while other workers hold the last
             trials (default: min(heartbeat_interval, 2)).
+        threads: CPU threads the distillation objective trains with (None: its default).
+
+    Raises:
+        StudyNotFound: no such study.
+        StorageError: the storage stayed unreachable through every retry.
+        UsageError: ``objective`` or ``threads`` is not usable.
     """
+    if threads is not None and threads < 1:
+        raise UsageError(f"--threads must be 1 or more, got {threads}")
     if index is None:
         index = default_worker_index()
     study, cfg = with_retries(
         lambda: open_study(study_name, storage, heartbeat=True, worker_index=index), "open study"
     )
-    objective = objective or load_objective(cfg)
+    run_trial = load_objective(cfg, objective, threads)
     poll = poll_interval if poll_interval is not None else min(cfg.heartbeat_interval, 2)
-    from optuna.storages._heartbeat import get_heartbeat_thread  # the thread optimize() uses
 
     ran = {"complete": 0, "pruned": 0, "failed": 0, "requeued": 0}
     with _Signals() as sig:
         while not sig.stop:
-            trial = with_retries(lambda: _next_trial(study, cfg), "ask for a trial")
+            trial = with_retries(lambda: next_trial(study, cfg), "ask for a trial")
             if trial == "done":
                 break
             if trial is None:
@@ -215,10 +174,10 @@ def run_worker(
             if sig.stop:  # a signal arrived while asking
                 _fail(study, trial, f"worker stopped by {sig.signal_name}", cfg, ran, retry=True)
                 break
-            with get_heartbeat_thread(trial._trial_id, study._storage):
+            with optuna_adapter.heartbeat(study, trial):
                 try:
                     sig.in_trial = True
-                    values = objective(trial)
+                    values = run_trial(trial)
                     sig.in_trial = False
                 except WorkerInterrupted as e:
                     sig.in_trial = False
@@ -226,7 +185,7 @@ def run_worker(
                     break
                 except optuna.TrialPruned as e:
                     sig.in_trial = False
-                    trial.set_user_attr("prune_reason", str(e) or "pruned")
+                    trial.set_user_attr(PRUNE_REASON, str(e) or "pruned")
                     with_retries(lambda t=trial: study.tell(t, state=TrialState.PRUNED), "tell")
                     ran["pruned"] += 1
                     continue
@@ -244,7 +203,7 @@ def run_worker(
     return {"worker": index, **ran, "stopped_by_signal": sig.stop}
 
 
-def _next_trial(study: optuna.Study, cfg: StudyConfig):
+def next_trial(study: optuna.Study, cfg: StudyConfig):
     """Under the budget lock: fail stale trials, then ask for a trial if the budget allows.
 
     Returns a Trial, None (others hold the remaining slots: wait and look again) or "done".
@@ -268,32 +227,31 @@ def fail_heartbeatless_trials(study: optuna.Study, grace_period: int) -> None:
     database restart and then retried) would leave a trial RUNNING forever, holding a
     budget slot.
     """
-    from optuna.storages._rdb import models
     from sqlalchemy import select
 
-    trials = models.TrialModel.__table__
-    beats = models.TrialHeartbeatModel.__table__
+    trials = optuna_adapter.trials_table()
+    beats = optuna_adapter.trial_heartbeats_table()
     now_utc = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)  # as Optuna stores it
     cutoff = now_utc - datetime.timedelta(seconds=grace_period)
-    with rdb_engine(study._storage).connect() as conn:
+    with optuna_adapter.rdb_engine(study).connect() as conn:
         ids = conn.execute(
             select(trials.c.trial_id)
             .outerjoin(beats, beats.c.trial_id == trials.c.trial_id)
-            .where(trials.c.study_id == study._study_id,
+            .where(trials.c.study_id == optuna_adapter.study_id(study),
                    trials.c.state == TrialState.RUNNING,
                    beats.c.trial_id.is_(None),
                    trials.c.datetime_start < cutoff)
         ).scalars().all()
-    callback = study._storage.get_heartbeat_stale_trial_callback()
+    callback = optuna_adapter.stale_trial_callback(study)
     for trial_id in ids:
         try:
-            if not study._storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+            if not optuna_adapter.fail_trial(study, trial_id):
                 continue
         except optuna.exceptions.UpdateFinishedTrialError:
             continue
         _log.warning("trial id %d never sent a heartbeat; failed it", trial_id)
         if callback is not None:
-            callback(study, copy.deepcopy(study._storage.get_trial(trial_id)))
+            callback(study, copy.deepcopy(optuna_adapter.get_trial(study, trial_id)))
 
 
 def _fail(study, trial, reason: str, cfg: StudyConfig, ran: dict, retry: bool) -> None:
@@ -301,10 +259,10 @@ def _fail(study, trial, reason: str, cfg: StudyConfig, ran: dict, retry: bool) -
 
     def tell_and_requeue() -> None:
         with budget_lock(study):
-            trial.set_user_attr(FAIL_REASON_ATTR, reason[:500])
+            trial.set_user_attr(FAIL_REASON, reason[:500])
             study.tell(trial, state=TrialState.FAIL)
             if retry:
-                frozen = study._storage.get_trial(trial._trial_id)
+                frozen = optuna_adapter.frozen_trial(study, trial)
                 ran["requeued"] += int(requeue(study, frozen, cfg.max_retries))
 
     with_retries(tell_and_requeue, "record a failed trial")

@@ -116,7 +116,7 @@ def synthetic_csv(tmp_path_factory) -> Path:
 def tiny_teacher_dir(tmp_path_factory, tiny_bert_dir, synthetic_csv) -> Path:
     """The tiny random BERT fine-tuned on :func:`synthetic_csv` (a few seconds)."""
     from kdtune.objectives.data import DataConfig
-    from kdtune.objectives.teacher import TeacherFitConfig, fit_teacher
+    from kdtune.objectives.teacher_fit import TeacherFitConfig, fit_teacher
 
     out = tmp_path_factory.mktemp("tiny-teacher") / "teacher"
     cfg = TeacherFitConfig(
@@ -136,7 +136,8 @@ def polarity_teacher() -> Path:
     Cached under the test home (about 1.5 minutes the first time on 2 cores).
     """
     from kdtune.objectives.data import DataConfig
-    from kdtune.objectives.teacher import TeacherFitConfig, cached_teacher
+    from kdtune.objectives.teacher_fit import TeacherFitConfig
+    from kdtune.objectives.teacher_registry import cached_teacher
 
     cfg = TeacherFitConfig(
         data=DataConfig(train_size=1200, eval_size=400, test_size=400, max_length=64),

@@ -77,6 +77,24 @@ def test_print_audit(files, capsys) -> None:
     assert f"phi_cnf FAILS: sigma {SIGMA:.4f} > kappa 0.05" in out
 
 
+def test_print_audit_meanings_come_from_the_catalogue(files, capsys, monkeypatch) -> None:
+    from kdtune.objectives import catalogue
+
+    monkeypatch.setenv("COLUMNS", "250")  # no wrapping: each row on one line
+    print_audit(audit(*files))
+    lines = capsys.readouterr().out.splitlines()
+    for name in ("sigma", "phi_cnf", "n_both_correct", "kl_teacher_student", "ece_gap_abs"):
+        row = next(ln for ln in lines if ln.strip("│┃ ").startswith(f"{name} "))
+        assert catalogue.meaning(name) in row, (name, row)
+
+
+def test_file_problems_are_data_errors(tmp_path) -> None:
+    from kdtune.errors import DataError
+
+    with pytest.raises(DataError, match="no such file"):
+        read_predictions(tmp_path / "missing.csv")
+
+
 @pytest.mark.parametrize(
     ("header", "rows", "match"),
     [

@@ -1,4 +1,5 @@
-"""Tests for objectives.cache: fingerprints, hits, invalidation, alignment, budget, atomicity."""
+"""Tests for the teacher-output cache (cache, cache_fingerprint, cache_store, teacher_forward):
+fingerprints, hits, invalidation, alignment, budget, atomicity."""
 
 from __future__ import annotations
 
@@ -10,13 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from kdtune.objectives import cache
-from kdtune.objectives.cache import (
-    compute_or_load,
-    file_digest,
-    forward_teacher,
-    teacher_fingerprint,
-)
+from kdtune.objectives import cache, cache_fingerprint
+from kdtune.objectives.cache import compute_or_load
+from kdtune.objectives.cache_fingerprint import file_digest, teacher_fingerprint
+from kdtune.objectives.cache_store import cache_root
+from kdtune.objectives.teacher_forward import forward_teacher
 
 WORDS = "the film was a quiet and moving portrait of grief told with rare grace and wit".split()
 TEXTS = [" ".join(WORDS[: 2 + (i * 7) % 15]) for i in range(37)]  # 37 rows, lengths 4..18
@@ -94,7 +93,7 @@ def test_file_digest_sidecar_is_never_stale(tmp_path):
     old = 1_600_000_000_000_000_000
     os.utime(path, ns=(old, old))  # old enough to be remembered in the sidecar
     first = file_digest(path)
-    sidecars = list((cache.kdtune_home() / "cache" / "file-digests").glob("*.json"))
+    sidecars = list((cache_fingerprint.kdtune_home() / "cache" / "file-digests").glob("*.json"))
     assert len(sidecars) == 1 and json.loads(sidecars[0].read_text())["sha256"] == first
     assert file_digest(path) == first
 
@@ -208,7 +207,7 @@ def test_failed_write_leaves_nothing(teacher, tokenizer, dataset, monkeypatch):
     monkeypatch.setattr(cache, "forward_teacher", flaky)
     with pytest.raises(RuntimeError, match="simulated crash"):
         compute_or_load(teacher, tokenizer, dataset, "e" * 64, [0], [], batch_size=8)
-    parent = cache.cache_root() / ("e" * 64)
+    parent = cache_root() / ("e" * 64)
     assert list(parent.iterdir()) == []
     monkeypatch.setattr(cache, "forward_teacher", real)
     ok = compute_or_load(teacher, tokenizer, dataset, "e" * 64, [0], [], batch_size=8)
@@ -254,3 +253,32 @@ def test_sdpa_teacher_gives_the_same_scores(tiny_bert_dir, teacher, tokenizer, d
     a = compute_or_load(sdpa, tokenizer, dataset, "6" * 64, [], [0]).batch([0, 1], 24)
     b = compute_or_load(teacher, tokenizer, dataset, "5a" * 32, [], [0]).batch([0, 1], 24)
     assert torch.allclose(a["attentions"][0], b["attentions"][0], atol=1e-5)
+
+
+def test_padded_rows_give_the_same_logits(teacher, tokenizer, dataset):
+    """The logits-only path (the shared prediction loop) cuts padded rows back to their
+    real tokens, so a dataset padded to max_length caches the same logits."""
+    from datasets import Dataset
+
+    from kdtune.objectives.predict import predict_logits
+    from kdtune.objectives.tokens import data_collator
+
+    enc = tokenizer(TEXTS, truncation=True, max_length=32, padding="max_length")
+    padded = Dataset.from_dict(dict(enc))
+    a = compute_or_load(teacher, tokenizer, dataset, "4" * 64, batch_size=8)
+    b = compute_or_load(teacher, tokenizer, padded, "3" * 64, batch_size=8)
+    np.testing.assert_array_equal(a.lengths, b.lengths)
+    np.testing.assert_allclose(a.logits, b.logits, atol=1e-5)
+    plain = predict_logits(teacher, dataset.remove_columns("label"), data_collator(tokenizer))
+    np.testing.assert_allclose(a.logits, plain, atol=1e-5)
+    assert json.loads((a.path / "manifest.json").read_text())["num_labels"] == 2
+
+
+def test_stale_partial_directories_are_removed(teacher, tokenizer, dataset):
+    parent = cache_root() / ("2" * 64)
+    stale, fresh = parent / ".logits.partial-dead", parent / ".h0-a.partial-live"
+    stale.mkdir(parents=True)
+    fresh.mkdir()
+    os.utime(stale, (1_600_000_000, 1_600_000_000))
+    compute_or_load(teacher, tokenizer, dataset, "2" * 64)
+    assert not stale.exists() and fresh.exists()  # a writer may still be filling "fresh"

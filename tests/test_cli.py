@@ -87,3 +87,77 @@ def test_run_export_distill_pipeline(tmp_path, tiny_teacher_dir, synthetic_csv):
     bad = _kdtune("export", "--study", name, "--pick", "best", "-o", str(tmp_path / "x.yaml"))
     assert bad.returncode == 2 and bad.stderr.startswith("kdtune: error: --pick 'best'")
     assert not (tmp_path / "x.yaml").exists()
+
+
+# --------------------------------------------------------------------------- one error root
+
+
+def _status_raising(monkeypatch, error: BaseException) -> None:
+    """Make ``kdtune status`` raise ``error`` (the command imports the function on use)."""
+    import kdtune.study.service as service
+
+    def boom(*_a, **_k):
+        raise error
+
+    monkeypatch.setattr(service, "study_status", boom)
+
+
+def test_unexpected_exception_is_one_line_exit_1_and_names_debug(monkeypatch, capsys):
+    from kdtune.study.cli import main
+
+    _status_raising(monkeypatch, ValueError("bad thing\nsecond line"))
+    assert main(["status", "--study", "s"]) == 1
+    err = capsys.readouterr().err
+    assert err == ("kdtune: error: unexpected ValueError: bad thing "
+                   "(run with kdtune --debug for the traceback)\n")
+
+
+def test_debug_shows_the_traceback(monkeypatch, capsys):
+    from kdtune.study.cli import main
+
+    _status_raising(monkeypatch, KeyError("k"))
+    assert main(["--debug", "status", "--study", "s"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "in boom" in err
+    assert err.rstrip().splitlines()[-1] == "kdtune: error: unexpected KeyError: 'k'"
+    # the flag does not stick to the next call in the same process
+    assert main(["status", "--study", "s"]) == 1
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_known_errors_exit_with_their_code_one_line_per_problem(monkeypatch, capsys):
+    from kdtune.errors import ConfigError, KdtuneError, StorageError, UsageError
+    from kdtune.study.cli import main
+
+    cases = [
+        (KdtuneError("the study cannot finish"), 1, ["the study cannot finish"]),
+        (StorageError("cannot use storage x: refused"), 1, ["cannot use storage x: refused"]),
+        (UsageError("--pick 'best' is not one of knee"), 2, ["--pick 'best' is not one of knee"]),
+        (ConfigError(["a.b: wrong", "c: missing"]), 2, ["a.b: wrong", "c: missing"]),
+    ]
+    for error, code, lines in cases:
+        _status_raising(monkeypatch, error)
+        assert main(["status", "--study", "s"]) == code, error
+        assert capsys.readouterr().err.splitlines() == [f"kdtune: error: {ln}" for ln in lines]
+
+
+def test_bad_command_lines_exit_2(capsys):
+    from kdtune.study.cli import main
+
+    assert main(["status"]) == 2  # missing --study
+    assert main(["no-such-command"]) == 2
+    assert "kdtune: error" not in capsys.readouterr().err  # click's own usage message
+
+
+def test_audit_flag_combinations_are_usage_errors(tmp_path, capsys):
+    from kdtune.study.cli import main
+
+    preds = tmp_path / "p.csv"
+    preds.write_text("label,p0\n0,1.0\n")
+    for argv in (["audit"], ["audit", "--teacher-preds", str(preds)],
+                 ["audit", "--teacher-preds", str(preds), "--student-preds", str(preds),
+                  "--teacher", "t"]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("kdtune: error: give --teacher-preds and --student-preds")
+        assert err.count("\n") == 1

@@ -1,4 +1,9 @@
-"""Study config: validation, overrides, and one-line errors from the CLI."""
+"""Study config: validation, overrides, and one-line errors from the CLI.
+
+``load_config(..., check=False)`` checks keys and values only: these tests name a teacher
+that does not exist. What ``check=True`` adds (teacher, data, cross-field rules) is
+tests/test_bad_config.py's subject.
+"""
 
 from __future__ import annotations
 
@@ -29,7 +34,7 @@ def _write(tmp_path: Path, data: dict | str) -> Path:
 
 
 def test_example_config_validates(tmp_path):
-    cfg = load_config(_write(tmp_path, EXAMPLE_CONFIG))
+    cfg = load_config(_write(tmp_path, EXAMPLE_CONFIG), check=False)
     assert isinstance(cfg, StudyConfig)
     assert cfg.directions == ["maximize", "minimize"]
     assert cfg.search.temperature.low == 1.0 and cfg.search.temperature.log
@@ -54,7 +59,7 @@ def test_dotted_overrides_parse_yaml_values():
 def test_unknown_key_names_it_and_lists_valid_keys(tmp_path):
     p = _write(tmp_path, {"name": "x", "distill": {"teacher": "t", "temprature": 2}})
     with pytest.raises(ConfigError) as e:
-        load_config(p)
+        load_config(p, check=False)
     msg = str(e.value)
     assert "'distill.temprature'" in msg and "temperature" in msg and "\n" not in msg
 
@@ -62,7 +67,7 @@ def test_unknown_key_names_it_and_lists_valid_keys(tmp_path):
 def test_wrong_type_names_key_and_value(tmp_path):
     p = _write(tmp_path, {"name": "x", "distill": {"teacher": "t"}, "n_trials": "many"})
     with pytest.raises(ConfigError, match=r"n_trials: .*integer.*'many'"):
-        load_config(p)
+        load_config(p, check=False)
 
 
 def test_bad_choice_lists_accepted_values():
@@ -84,17 +89,20 @@ def _cli(*args):
 
 
 @pytest.mark.parametrize(
-    "content, expected",
+    "content, expected, code",
     [
-        ({"name": "x", "distill": {"teacher": "t"}, "smapler": {}}, "unknown key 'smapler'"),
-        ({"name": "x", "distill": {"teacher": "t"}, "n_trials": -3}, "n_trials"),
-        ({"name": "x", "distill": {"teacher": "t"},
-          "storage": "postgresql://kd:s3cret@127.0.0.1:1/kd"}, "cannot use storage"),
+        ({"smapler": {}}, "unknown key 'smapler'", 2),
+        ({"n_trials": -3}, "n_trials", 2),
+        # an unreachable database is a runtime failure (exit 1), not a usage error
+        ({"storage": "postgresql://kd:s3cret@127.0.0.1:1/kd"}, "cannot use storage", 1),
     ],
 )
-def test_cli_bad_input_is_one_line_and_nonzero(tmp_path, content, expected):
-    out = _cli("create", str(_write(tmp_path, content)))
-    assert out.returncode == 2, out.stderr
+def test_cli_bad_input_is_one_line_and_nonzero(tmp_path, tiny_bert_dir, synthetic_csv,
+                                               content, expected, code):
+    valid = {"name": "x", "distill": {"teacher": str(tiny_bert_dir),
+                                      "data": {"source": str(synthetic_csv)}}}
+    out = _cli("create", str(_write(tmp_path, {**valid, **content})))
+    assert out.returncode == code, out.stderr
     assert out.stderr.startswith("kdtune: error: ") and out.stderr.count("\n") == 1
     assert expected in out.stderr
     assert "s3cret" not in out.stderr
@@ -108,6 +116,25 @@ def test_cli_missing_config_file(tmp_path):
 def test_cli_init_writes_example_and_refuses_overwrite(tmp_path):
     target = tmp_path / "k.yaml"
     assert _cli("init", "-o", str(target)).returncode == 0
-    assert load_config(target).name == "polarity-minilm"
+    assert load_config(target, check=False).name == "polarity-minilm"
     again = _cli("init", "-o", str(target))
     assert again.returncode == 2 and "--force" in again.stderr
+
+
+def test_a_check_adds_its_problems_and_skips_keys_pydantic_rejected():
+    from kdtune import frozen
+    from kdtune.frozen import FrozenModel
+
+    class Model(FrozenModel):
+        size: int = 1
+        path: str = "x"
+
+    def check(cfg: Model) -> list[str]:
+        return [f"path: {cfg.path!r} does not exist", f"size: {cfg.size} is too small"]
+
+    with pytest.raises(ConfigError) as e:
+        frozen.validate({"size": "many", "path": "/nope"}, Model, check)
+    assert len(e.value.problems) == 2
+    assert e.value.problems[0].startswith("size: ") and "'many'" in e.value.problems[0]
+    assert e.value.problems[1] == "path: '/nope' does not exist"  # no second 'size' line
+    assert frozen.validate({"size": 3}, Model, lambda cfg: []).size == 3

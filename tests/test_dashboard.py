@@ -23,8 +23,10 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
+from kdtune.attrs import PHI_CNF
 from kdtune.errors import KdtuneError
 from kdtune.storage import make_storage
+from kdtune.storage.optuna_adapter import study_id, study_storage
 from kdtune.study.config import validate
 from kdtune.study.dashboard import (
     HYPERVOLUME_GRAPH_ID,
@@ -55,15 +57,15 @@ def kd_study():
                                          distributions=DISTS))
         else:
             study.add_trial(create_trial(values=list(v), params=params, distributions=DISTS,
-                                         user_attrs={"phi_cnf": v[1] <= 0.05}))
+                                         user_attrs={PHI_CNF: v[1] <= 0.05}))
     yield study
-    optuna.delete_study(study_name=name, storage=study._storage)
+    optuna.delete_study(study_name=name, storage=study_storage(study))
 
 
 def _saved_figure(study: optuna.Study) -> dict:
     from optuna_dashboard._custom_plot_data import get_plotly_graph_objects
 
-    system_attrs = study._storage.get_study_system_attrs(study._study_id)
+    system_attrs = study_storage(study).get_study_system_attrs(study_id(study))
     return json.loads(get_plotly_graph_objects(system_attrs)[HYPERVOLUME_GRAPH_ID])
 
 
@@ -89,7 +91,7 @@ def test_publish_hypervolume_saves_a_chart_in_kdtune_studies_only(kd_study):
 def _saved_ids(study: optuna.Study) -> list[str]:
     from optuna_dashboard._custom_plot_data import list_graph_object_ids
 
-    return list_graph_object_ids(study._storage.get_study_system_attrs(study._study_id))
+    return list_graph_object_ids(study_storage(study).get_study_system_attrs(study_id(study)))
 
 
 def test_loopback_and_url():
@@ -179,3 +181,16 @@ def test_dashboard_serves_the_study_with_metric_names_and_hypervolume(kd_study, 
             proc.kill()
             proc.wait()
         log.close()
+
+
+def test_metric_names_come_from_the_catalogue():
+    from kdtune.errors import UsageError
+    from kdtune.objectives.catalogue import METRICS
+    from kdtune.study.service import metric_names
+
+    assert metric_names(["accuracy_student", "sigma"]) == [
+        METRICS["accuracy_student"].name, METRICS["sigma"].name]
+    with pytest.raises(UsageError, match="accepted: accuracy_student"):
+        metric_names(["accuracy_student", "speed"])
+    with pytest.raises(UsageError, match="--port must be between 1 and 65535"):
+        serve(None, port=70000)

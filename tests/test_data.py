@@ -13,7 +13,8 @@ import pytest
 from pydantic import ValidationError
 
 from kdtune.objectives import polarity
-from kdtune.objectives.data import DataConfig, Splits, check_labels_match, load_splits, tokenize
+from kdtune.objectives.data import DataConfig, Splits, check_labels_match, load_splits
+from kdtune.objectives.tokens import tokenize
 
 REPO = Path(__file__).resolve().parent.parent
 WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"]
@@ -215,6 +216,25 @@ def test_missing_column_names_it_and_lists_available(tmp_path):
     assert "'review'" in msg and "available columns: sentence, y" in msg and "\n" not in msg
     with pytest.raises(ValueError, match="'label' not found.*available columns: sentence, y"):
         load_splits(_cfg(path, label_column="label"))
+
+
+def test_data_problems_are_data_errors(tmp_path):
+    """Every data problem is a DataError (CLI exit 2), still a ValueError for callers."""
+    from kdtune.errors import DataError, UsageError
+
+    path = _write_csv(tmp_path / "d.csv", _rows(20, ["pos"]))
+    with pytest.raises(DataError, match="only one class"):
+        load_splits(_cfg(path))
+    with pytest.raises(DataError, match="not found"):
+        load_splits(_cfg(path, label_column="label"))
+    with pytest.raises(DataError, match="no such file"):
+        load_splits(DataConfig(source=str(tmp_path / "missing.csv")))
+    splits = load_splits(_cfg(_write_csv(tmp_path / "e.csv", _rows(20, ["a", "b"]))))
+    with pytest.raises(DataError, match="do not match"):
+        check_labels_match(splits, ["x", "y"])
+    with pytest.raises(UsageError, match="split must be one of"):
+        splits.split("validation")
+    assert issubclass(DataError, ValueError)
 
 
 def test_only_one_class(tmp_path):

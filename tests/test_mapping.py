@@ -7,6 +7,7 @@ import pytest
 from kdtune.objectives.mapping import (
     MAPPING_KINDS,
     attention_pairs,
+    check_mapping,
     hidden_state_pairs,
     layer_mapping,
 )
@@ -126,3 +127,31 @@ def test_pairs_reject_bad_mappings(bad: list[int]) -> None:
         hidden_state_pairs(bad)
     with pytest.raises(ValueError, match="mapping"):
         attention_pairs(bad)
+
+
+def test_check_mapping_is_the_one_validator() -> None:
+    assert check_mapping([2, 4, 6]) == [2, 4, 6]  # depth unknown: ints >= 1, increasing
+    assert check_mapping((1, 5), 6) == [1, 5]  # any length 1..N
+    assert check_mapping([1, 5], 6, 2) == [1, 5]
+    assert layer_mapping("uniform", 12, 4) == check_mapping([3, 6, 9, 12], 12, 4)
+
+
+@pytest.mark.parametrize(
+    ("mapping", "n", "m", "match"),
+    [
+        ("2,4", 6, None, "list of teacher layer numbers in 1..6"),
+        ([], None, None, "at least 1 teacher layers"),
+        ([], 4, None, "1..4"),
+        ([1, 2, 3, 4, 5], 4, None, "1..4 \\(the teacher's depth\\)"),
+        ([0, 2], None, None, "teacher layer 0 .* accepted: ints >= 1"),
+        ([2, 7], 6, None, "teacher layer 7 .* accepted: 1..6"),
+        ([True, 2], 6, None, "teacher layer True"),
+        ([2, 4], 6, 3, "student_layers=3 but got 2 values"),
+        ([3, 2], 6, 2, "strictly increasing, got 2 after 3"),
+        ([1, 2], 0, None, "teacher_layers must be >= 1"),
+        ([1, 2], 6, 7, "student_layers must be in 1..6"),
+    ],
+)
+def test_check_mapping_errors_name_the_accepted_values(mapping, n, m, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        check_mapping(mapping, n, m)

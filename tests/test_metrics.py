@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from kdtune.objectives.metrics import METRIC_DIRECTIONS, confidence_metrics, softmax
+from kdtune.objectives import catalogue
+from kdtune.objectives.metrics import confidence_metrics, softmax
 
 # Six binary examples: (p_T, p_S, label).
 #  1-4: both models correct; 5: student wrong; 6: teacher wrong (both excluded from sigma).
@@ -229,9 +230,19 @@ def test_metric_directions() -> None:
     not_objectives = {"n_both_correct", "n_all", "n_eval", "kappa", "phi_cnf"}
     teacher_only = {"accuracy_teacher", "ece_teacher", "accuracy_majority"}  # same every trial
     numeric = EXPECTED_KEYS - not_objectives - teacher_only
-    assert numeric | {"params", "latency_ms"} == set(METRIC_DIRECTIONS)
-    assert METRIC_DIRECTIONS["ece_gap_abs"] == "minimize"
-    assert set(METRIC_DIRECTIONS.values()) == {"maximize", "minimize"}
-    assert METRIC_DIRECTIONS["accuracy_student"] == "maximize"
-    assert METRIC_DIRECTIONS["sigma"] == "minimize"
-    assert METRIC_DIRECTIONS["latency_ms"] == "minimize"
+    assert numeric | {"params", "latency_ms"} == set(catalogue.OBJECTIVES)
+    directions = {name: catalogue.direction(name) for name in catalogue.OBJECTIVES}
+    assert directions["ece_gap_abs"] == "minimize"
+    assert set(directions.values()) == {"maximize", "minimize"}
+    assert directions["accuracy_student"] == "maximize"
+    assert directions["sigma"] == "minimize"
+    assert directions["latency_ms"] == "minimize"
+    with pytest.raises(ValueError, match="unknown objective 'n_eval'; accepted: accuracy_student"):
+        catalogue.direction("n_eval")
+
+
+def test_catalogue_names_every_reported_metric() -> None:
+    """Every number confidence_metrics reports is in the catalogue, with a meaning."""
+    assert EXPECTED_KEYS | {"params", "latency_ms"} <= set(catalogue.METRICS)
+    for name in EXPECTED_KEYS:
+        assert catalogue.meaning(name), name

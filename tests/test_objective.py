@@ -123,7 +123,8 @@ def test_reported_metrics_are_the_returned_students(tiny_teacher_dir, synthetic_
     import numpy as np
     import torch
 
-    from kdtune.objectives.data import load_splits, tokenize
+    from kdtune.objectives.data import load_splits
+    from kdtune.objectives.tokens import tokenize
 
     r = distill(_base(tiny_teacher_dir, synthetic_csv, student_layers=2, epochs=2,
                       learning_rate=1e-3))
@@ -199,3 +200,39 @@ def test_a_student_at_majority_class_accuracy_is_pruned(tiny_teacher_dir, synthe
                                                  r"common label \(0.5000\)"):
         objective(trivial)
     assert trivial.user_attrs["accuracy_student"] == 0.5 and "sigma" in trivial.user_attrs
+
+
+def test_threads_are_an_argument_not_an_environment_variable(tiny_teacher_dir, synthetic_csv,
+                                                            monkeypatch):
+    """make_objective passes its threads to each run; distill uses them unless cfg says."""
+    import torch
+
+    monkeypatch.setenv("KDTUNE_THREADS", "3")  # no longer read by anything
+    seen = []
+
+    class Result:
+        metrics = {"accuracy_student": 0.9, "accuracy_majority": 0.5, "sigma": 0.01}
+        timings = {"train": 1.0}
+
+    def recording_run(cfg, **kw):
+        seen.append(kw["threads"])
+        return Result()
+
+    base = _base(tiny_teacher_dir, synthetic_csv)
+    objective = make_objective(base, SearchSpace(), ("accuracy_student", "sigma"),
+                               run=recording_run, threads=1)
+    assert objective(optuna.trial.FixedTrial(PARAMS)) == [0.9, 0.01]
+    assert seen == [1]
+
+    previous = torch.get_num_threads()
+    try:
+        data = DataConfig(source=str(synthetic_csv), eval_size=80, test_size=80, max_length=16)
+        cfg = DistillConfig(teacher=str(tiny_teacher_dir), data=data, batch_size=16, epochs=1,
+                            student_layers=1, eval={"latency_batches": 0})
+        assert cfg.threads is None
+        distill(cfg, threads=1)
+        assert torch.get_num_threads() == 1
+        distill(cfg.model_copy(update={"threads": 2}), threads=1)  # the config's own wins
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)

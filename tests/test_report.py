@@ -17,17 +17,14 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from kdtune.errors import KdtuneError, StudyNotFound
+from kdtune.attrs import DUPLICATE_OF, PHI_CNF, TRIAL_CONFIG
+from kdtune.errors import KdtuneError, StudyNotFound, UsageError
+from kdtune.storage.optuna_adapter import study_storage
 from kdtune.study.config import validate
-from kdtune.study.report import (
-    hypervolume_2d,
-    hypervolume_history,
-    pareto_rows,
-    print_pareto,
-    reference_point,
-    write_report,
-)
+from kdtune.study.front import hypervolume, hypervolume_history, reference_point
+from kdtune.study.report import write_report
 from kdtune.study.service import create_study, open_study
+from kdtune.study.tables import pareto_rows, print_pareto
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 DISTS = {"temperature": FloatDistribution(1.0, 8.0), "alpha": FloatDistribution(0.0, 1.0)}
@@ -63,8 +60,8 @@ def make_study(values, *, kappa: float = 0.05) -> tuple[optuna.Study, str]:
             continue
         study.add_trial(create_trial(
             values=list(v), params=params, distributions=DISTS,
-            user_attrs={"accuracy_student": v[0], "sigma": v[1], "phi_cnf": v[1] <= kappa,
-                        "params": 1_000_000, "config": {"teacher": "unused"}},
+            user_attrs={"accuracy_student": v[0], "sigma": v[1], PHI_CNF: v[1] <= kappa,
+                        "params": 1_000_000, TRIAL_CONFIG: {"teacher": "unused"}},
         ))
     return study, name
 
@@ -73,14 +70,14 @@ def make_study(values, *, kappa: float = 0.05) -> tuple[optuna.Study, str]:
 def built():
     study, name = make_study(VALUES)
     yield study, name
-    optuna.delete_study(study_name=name, storage=study._storage)
+    optuna.delete_study(study_name=name, storage=study_storage(study))
 
 
 @pytest.fixture
 def small():
     study, name = make_study([(0.75, 0.04), None])
     yield study, name
-    optuna.delete_study(study_name=name, storage=study._storage)
+    optuna.delete_study(study_name=name, storage=study_storage(study))
 
 
 # --------------------------------------------------------------------------- Pareto rows
@@ -104,10 +101,10 @@ def test_a_repeated_configuration_appears_once_on_the_front():
         first = study.trials[0]
         study.add_trial(create_trial(values=first.values, params=first.params,
                                      distributions=DISTS,
-                                     user_attrs={**first.user_attrs, "duplicate_of": 0}))
+                                     user_attrs={**first.user_attrs, DUPLICATE_OF: 0}))
         assert [r["trial"] for r in pareto_rows(name, None)] == [0, 1]
     finally:
-        optuna.delete_study(study_name=name, storage=study._storage)
+        optuna.delete_study(study_name=name, storage=study_storage(study))
 
 
 def test_json_and_csv_parse_back_to_the_rows(built, capsys):
@@ -149,7 +146,7 @@ def test_no_complete_trials_and_missing_study_are_one_line_errors():
         with pytest.raises(KdtuneError, match=f"study '{name}' has no complete trials yet"):
             pareto_rows(name, None)
     finally:
-        optuna.delete_study(study_name=name, storage=study._storage)
+        optuna.delete_study(study_name=name, storage=study_storage(study))
     with pytest.raises(StudyNotFound):
         pareto_rows(f"missing-{uuid.uuid4().hex[:8]}", None)
 
@@ -167,22 +164,24 @@ def test_cli_pareto_json_and_bad_format(built, capsys):
 # --------------------------------------------------------------------------- hypervolume
 
 
-def test_hypervolume_2d_by_hand():
+def test_hypervolume_by_hand():
     # staircase over (1,3), (2,2), (3,1) with reference (4,4): 3*1 + 2*1 + 1*1 = 6
-    assert hypervolume_2d([(1, 3), (2, 2), (3, 1)], (4, 4)) == pytest.approx(6.0)
+    assert hypervolume([(1, 3), (2, 2), (3, 1)], (4, 4)) == pytest.approx(6.0)
     # dominated, duplicate and outside-the-reference points add nothing
-    assert hypervolume_2d([(1, 3), (2, 2), (3, 1), (3, 3), (2, 2), (5, 0), (0, 4)],
-                          (4, 4)) == pytest.approx(6.0)
-    assert hypervolume_2d([], (1, 1)) == 0.0
+    assert hypervolume([(1, 3), (2, 2), (3, 1), (3, 3), (2, 2), (5, 0), (0, 4)],
+                       (4, 4)) == pytest.approx(6.0)
+    assert hypervolume([], (1, 1)) == 0.0
+    # three objectives: the union of two boxes, 1*1*2 + 2*1*1 - 1*1*1 = 3
+    assert hypervolume([(1, 1, 0), (0, 1, 1)], (2, 2, 2)) == pytest.approx(3.0)
 
 
-def test_hypervolume_2d_matches_optuna_wfg():
+def test_hypervolume_matches_optuna_wfg():
     import numpy as np
     from optuna._hypervolume import compute_hypervolume
 
     rng = random.Random(0)
     pts = [(rng.random(), rng.random()) for _ in range(40)]
-    assert hypervolume_2d(pts, (1.0, 1.0)) == pytest.approx(
+    assert hypervolume(pts, (1.0, 1.0)) == pytest.approx(
         compute_hypervolume(np.asarray(pts), np.asarray([1.0, 1.0])))
 
 
@@ -204,6 +203,19 @@ def test_reference_point_for_unbounded_metrics_comes_from_the_trials():
                     "objectives": ["accuracy_student"]})
     with pytest.raises(ValueError, match="2 or more objectives"):
         hypervolume_history(optuna.create_study(direction="maximize"), one)
+    with pytest.raises(UsageError, match="3 coordinates, not 2"):
+        hypervolume_history(optuna.create_study(directions=cfg.directions), cfg, [0, 1, 2])
+
+
+def test_reference_point_reads_the_metric_catalogue():
+    from kdtune.objectives.catalogue import OBJECTIVES, worst_value
+
+    bounded = [m for m in OBJECTIVES if worst_value(m) is not None]
+    assert {"accuracy_student", "sigma", "mcc_student"} <= set(bounded)
+    for m in bounded:
+        cfg = validate({"name": "x", "distill": {"teacher": "unused"},
+                        "objectives": [m, "latency_ms"]})
+        assert reference_point(cfg)[0] == worst_value(m)
 
 
 # --------------------------------------------------------------------------- HTML report
@@ -231,6 +243,8 @@ def test_write_report(built, tmp_path):
     assert "kappa = 0.05" in page and "teacher: unused" in page  # the config is shown
     assert page.count("<tr>") >= len(FRONT) + 1
     assert not list(tmp_path.rglob(".kdtune-report-*"))  # no staging left behind
+    assert [p.name for p in out.parent.iterdir()] == ["report"]
+    assert out.stat().st_mode & 0o777 == 0o755  # readable, not the staging directory's 0700
 
 
 def test_report_on_a_small_study_still_draws_the_front(small, tmp_path):
@@ -258,7 +272,7 @@ def test_cli_report_refuses_a_file_as_output(small, tmp_path, capsys):
 
 
 def test_importances_follow_each_objective():
-    from kdtune.study.report import param_importances
+    from kdtune.study.importance import param_importances
 
     # accuracy rises with alpha only, sigma with temperature only
     cfg = validate({"name": "x", "distill": {"teacher": "unused"}})

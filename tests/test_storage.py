@@ -90,7 +90,7 @@ def test_study_created_in_one_process_is_read_by_another(pg_spec, tmp_path):
     study.add_trial(optuna.trial.create_trial(values=[0.8, 0.03], params={"t": 2.0},
                     distributions={"t": optuna.distributions.FloatDistribution(1, 20)}))
     code = (
-        "import optuna, sys; from storage import make_storage;"
+        "import optuna, sys; from kdtune.storage import make_storage;"
         f"s = optuna.load_study(study_name={name!r}, storage=make_storage(sys.argv[1] or None));"
         "t = s.trials[0]; print(s.metric_names, t.values, t.params['t'])"
     )
@@ -152,7 +152,7 @@ def test_embedded_start_status_stop_in_its_own_home(tmp_path):
         st = embedded.status(home)
         assert st.running and st.url() == url
         # the server outlives the process that started it: a new process finds it running
-        code = f"from storage import embedded; from pathlib import Path; " \
+        code = f"from kdtune.storage import embedded; from pathlib import Path; " \
                f"print(embedded.status(Path({str(home)!r})).running)"
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                              cwd=REPO, timeout=60)
@@ -201,7 +201,7 @@ def test_storage_and_worker_calls_survive_a_server_restart(tmp_path):
     until the server is back."""
     import threading
 
-    from kdtune.study.worker import with_retries
+    from kdtune.storage import with_retries
 
     home = tmp_path / "home"
     home.mkdir()
@@ -220,3 +220,99 @@ def test_storage_and_worker_calls_survive_a_server_restart(tmp_path):
         assert len(study.trials) == 2
     finally:
         embedded.stop(home)
+
+
+# --------------------------------------------------------------------------- errors, adapter
+
+
+def test_storage_errors_are_kdtune_errors():
+    from kdtune import errors
+
+    assert StorageError is errors.StorageError
+    with pytest.raises(errors.UsageError, match="accepted"):
+        resolve_spec("redis://x")
+
+
+def _db_error(text: str):
+    from sqlalchemy.exc import OperationalError
+
+    return OperationalError("SELECT 1", {}, Exception(text))
+
+
+def test_with_retries_translates_after_the_last_attempt():
+    from kdtune.storage import with_retries
+
+    calls = []
+
+    def down():
+        calls.append(1)
+        raise _db_error("could not connect to postgresql://kd:hunter2@db:5432/kd")
+
+    with pytest.raises(StorageError, match="ask for a trial") as e:
+        with_retries(down, "ask for a trial", attempts=3, delay=0.001)
+    assert len(calls) == 3
+    assert "hunter2" not in str(e.value) and "postgresql://kd:***@db:5432/kd" in str(e.value)
+
+
+def test_with_retries_retries_translated_transient_errors_only():
+    from kdtune.storage import database_errors, with_retries
+
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            with database_errors("opening study 'x'"):
+                raise _db_error("server closed the connection unexpectedly")
+        return "ok"
+
+    assert with_retries(flaky, "open study", attempts=5, delay=0.001) == "ok"
+    assert len(calls) == 3
+
+    refused = []
+
+    def wrong_password():
+        refused.append(1)
+        raise StorageError("cannot use storage x: password authentication failed")
+
+    with pytest.raises(StorageError, match="password"):
+        with_retries(wrong_password, "open study", attempts=5, delay=0.001)
+    assert len(refused) == 1
+    with pytest.raises(ValueError, match="attempts must be 1 or more"):
+        with_retries(lambda: None, "x", attempts=0)
+
+
+def test_database_errors_become_one_line_storage_errors():
+    from kdtune.storage import database_errors
+
+    with pytest.raises(StorageError) as e, database_errors("counting trials"):
+        raise _db_error("relation \"trials\" does not exist\nLINE 1: SELECT ...")
+    assert str(e.value) == 'counting trials failed: relation "trials" does not exist'
+    assert e.value.retryable
+
+
+def test_optuna_adapter_on_an_rdb_storage(tmp_path):
+    from kdtune.storage import optuna_adapter as oa
+
+    storage = make_storage(f"sqlite:///{tmp_path / 'a.db'}")
+    study = optuna.create_study(storage=storage, study_name="adapter")
+    trial = study.ask()
+    trial.suggest_float("x", 0, 1)
+    assert isinstance(oa.study_storage(study), optuna.storages.BaseStorage)
+    assert oa.rdb_engine(study) is oa.rdb_engine(storage)
+    assert oa.rdb_engine(storage).dialect.name == "sqlite"
+    assert oa.get_trial(study, oa.trial_id(trial)).number == trial.number
+    assert oa.fail_trial(study, oa.trial_id(trial))
+    assert oa.frozen_trial(study, trial).state == optuna.trial.TrialState.FAIL
+    with oa.rdb_engine(study).connect() as conn:
+        from sqlalchemy import select
+
+        table = oa.trials_table()
+        rows = conn.execute(select(table.c.number).where(
+            table.c.study_id == oa.study_id(study))).scalars().all()
+    assert rows == [trial.number]
+    assert oa.stale_trial_callback(study) is None  # no heartbeats configured
+    with oa.heartbeat(study, study.ask()):  # a no-op thread without heartbeats
+        pass
+    with pytest.raises(TypeError, match="not an RDB storage"):
+        oa.rdb_engine(optuna.storages.InMemoryStorage())

@@ -1,4 +1,5 @@
-"""Tests for objectives.teacher (fitting, saving, loading, caching) and objectives.runtime."""
+"""Tests for the teacher modules (teacher_fit, teacher_load, teacher_registry, teacher_base,
+length_batches: fitting, saving, loading, caching) and objectives.runtime."""
 
 from __future__ import annotations
 
@@ -15,19 +16,14 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from kdtune.objectives import teacher as teacher_mod
+from kdtune.errors import DataError, KdtuneError, UsageError
+from kdtune.objectives import teacher_base, teacher_fit, teacher_registry
 from kdtune.objectives.data import DataConfig
-from kdtune.objectives.runtime import configure_threads, resolve_device
-from kdtune.objectives.teacher import (
-    TEACHER_METADATA,
-    LengthGroupedBatches,
-    TeacherFitConfig,
-    cached_teacher,
-    fit_teacher,
-    load_teacher,
-    read_teacher_metadata,
-    teacher_cache_key,
-)
+from kdtune.objectives.length_batches import LengthGroupedBatches
+from kdtune.objectives.runtime import check_device_name, configure_threads, resolve_device
+from kdtune.objectives.teacher_fit import TeacherFitConfig, fit_teacher
+from kdtune.objectives.teacher_load import TEACHER_METADATA, load_teacher, read_teacher_metadata
+from kdtune.objectives.teacher_registry import cached_teacher, teacher_cache_key
 
 GOOD = ["wonderful", "moving", "brilliant", "charming", "superb", "delightful"]
 BAD = ["dull", "tedious", "clumsy", "boring", "awful", "lifeless"]
@@ -126,11 +122,35 @@ def test_bad_data_leaves_nothing(tmp_path, tiny_bert_dir, small_csv):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_errors_are_kdtune_errors(tmp_path, tiny_bert_dir, small_csv, monkeypatch):
+    """Usage problems are UsageError (exit 2), data problems DataError, a failed save
+    KdtuneError (exit 1); the first two stay ValueErrors for library callers."""
+    with pytest.raises(UsageError, match="no such checkpoint directory"):
+        fit_teacher(_cfg(tmp_path / "no-such-model", small_csv), tmp_path / "a", progress=False)
+    data = DataConfig(source=str(small_csv), text_columns=("text",), label_column="sentiment")
+    with pytest.raises(DataError):
+        fit_teacher(TeacherFitConfig(base=str(tiny_bert_dir), data=data, device="cpu"),
+                    tmp_path / "b", progress=False)
+    with pytest.raises(UsageError, match="not a kdtune teacher"):
+        read_teacher_metadata(tmp_path)
+    assert check_device_name(" CUDA:1 ") == "cuda:1"
+    with pytest.raises(UsageError, match="'auto', 'cpu', 'cuda' or 'cuda:N', got 'gpu0'"):
+        check_device_name("gpu0")
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(teacher_fit, "atomic_directory", disk_full)
+    with pytest.raises(KdtuneError, match="could not save the teacher to .*No space left"):
+        fit_teacher(_cfg(tiny_bert_dir, small_csv, epochs=1, linear_probe_epochs=0),
+                    tmp_path / "c", progress=False)
+
+
 def test_failure_while_saving_leaves_nothing(tmp_path, tiny_bert_dir, small_csv, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(teacher_mod, "json", SimpleNamespace(dumps=boom))
+    monkeypatch.setattr(teacher_fit, "json", SimpleNamespace(dumps=boom))
     with pytest.raises(RuntimeError, match="disk on fire"):
         fit_teacher(_cfg(tiny_bert_dir, small_csv, epochs=1), tmp_path / "teacher", progress=False)
     assert list(tmp_path.iterdir()) == []
@@ -180,7 +200,7 @@ def test_cached_teacher_fits_once(tmp_path, tiny_bert_dir, small_csv, monkeypatc
     def refit(*args, **kwargs):
         raise AssertionError("fitted twice")
 
-    monkeypatch.setattr(teacher_mod, "fit_teacher", refit)
+    monkeypatch.setattr(teacher_registry, "fit_teacher", refit)
     assert cached_teacher(cfg, progress=False) == path
     # Where a teacher is fitted does not change which teacher it is.
     assert cached_teacher(cfg.model_copy(update={"threads": 2}), progress=False) == path
@@ -198,7 +218,7 @@ def test_config_validation():
         TeacherFitConfig(warmup_ratio=1.5)
     with pytest.raises(ValidationError):
         cfg.epochs = 3
-    assert Path(teacher_mod.resolve_base("minilm")).is_dir()
+    assert Path(teacher_base.resolve_base("minilm")).is_dir()
 
 
 def test_resolve_device_and_threads():
@@ -254,7 +274,7 @@ def test_head_learning_rate_applies_to_pooler_and_classifier_only(tiny_bert_dir)
 
     model = AutoModelForSequenceClassification.from_pretrained(str(tiny_bert_dir))
     cfg = TeacherFitConfig(learning_rate=2e-5, head_learning_rate=1e-3, weight_decay=0.1)
-    groups = teacher_mod._param_groups(model, cfg)
+    groups = teacher_fit._param_groups(model, cfg)
     lr_of = {id(p): (g["lr"], g["weight_decay"]) for g in groups for p in g["params"]}
     names = dict(model.named_parameters())
     assert len(lr_of) == len(names)  # every parameter exactly once
@@ -262,9 +282,9 @@ def test_head_learning_rate_applies_to_pooler_and_classifier_only(tiny_bert_dir)
     assert lr_of[id(names["bert.pooler.dense.bias"])] == (1e-3, 0.0)
     assert lr_of[id(names["bert.encoder.layer.0.attention.self.query.weight"])] == (2e-5, 0.1)
     assert lr_of[id(names["bert.embeddings.LayerNorm.weight"])] == (2e-5, 0.0)
-    same = teacher_mod._param_groups(model, cfg.model_copy(update={"head_learning_rate": None}))
+    same = teacher_fit._param_groups(model, cfg.model_copy(update={"head_learning_rate": None}))
     assert {g["lr"] for g in same} == {2e-5}
-    probe = teacher_mod._param_groups(model, cfg, probe=True)
+    probe = teacher_fit._param_groups(model, cfg, probe=True)
     probed = {id(p) for g in probe for p in g["params"]}
     heads = {id(p) for n, p in names.items() if n.startswith(("classifier", "bert.pooler"))}
     assert probed == heads and {g["lr"] for g in probe} == {cfg.linear_probe_learning_rate}
@@ -273,7 +293,7 @@ def test_head_learning_rate_applies_to_pooler_and_classifier_only(tiny_bert_dir)
 def test_linear_probe_moves_only_the_head(tmp_path, tiny_bert_dir, small_csv, monkeypatch):
     """During the probe epoch the encoder stays put; fine-tuning then moves everything."""
     snapshots = []
-    train_epoch = teacher_mod._train_epoch
+    train_epoch = teacher_fit._train_epoch
 
     def spy(model, *args):
         before = {n: p.detach().clone() for n, p in model.named_parameters()}
@@ -281,7 +301,7 @@ def test_linear_probe_moves_only_the_head(tmp_path, tiny_bert_dir, small_csv, mo
         snapshots.append({n: not torch.equal(before[n], p) for n, p in model.named_parameters()})
         return loss
 
-    monkeypatch.setattr(teacher_mod, "_train_epoch", spy)
+    monkeypatch.setattr(teacher_fit, "_train_epoch", spy)
     fit_teacher(_cfg(tiny_bert_dir, small_csv, epochs=1), tmp_path / "t", progress=False)
     probe, fine_tune = snapshots
     moved = {n for n, changed in probe.items() if changed}

@@ -1,9 +1,10 @@
 """Workers on a shared PostgreSQL study: exact budget, retries, SIGKILL and SIGTERM.
 
 The workers here are real ``kdtune worker`` processes on the embedded PostgreSQL server;
-only the objective is a fast stand-in (tests/worker_objectives.py, via $KDTUNE_OBJECTIVE)
-so the mechanics can be exercised in seconds. The distillation objective itself is tested
-in test_objective.py and, end to end through workers, in test_cli.py.
+only the objective is a fast stand-in (tests/worker_objectives.py, via the hidden
+``--objective module:function`` option) so the mechanics can be exercised in seconds. The
+distillation objective itself is tested in test_objective.py and, end to end through
+workers, in test_cli.py.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from kdtune.attrs import FAIL_REASON, RETRY_HISTORY
+from kdtune.study.budget import budget_counts
 from kdtune.study.config import validate
-from kdtune.study.service import budget_counts, create_study, open_study
+from kdtune.study.service import create_study, open_study
 
 REPO = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
@@ -35,12 +38,12 @@ def _cfg(n_trials: int, **extra):
 
 
 def _worker(name: str, objective: str, log: Path, index: int, delay: float = 0.3):
-    env = dict(os.environ, KDTUNE_OBJECTIVE=f"worker_objectives:{objective}",
-               KDTUNE_TEST_LOG=str(log), KDTUNE_TEST_DELAY=str(delay),
+    env = dict(os.environ, KDTUNE_TEST_LOG=str(log), KDTUNE_TEST_DELAY=str(delay),
                PYTHONPATH=os.pathsep.join([str(TESTS), str(REPO)]))
     return subprocess.Popen(
         [sys.executable, "-m", "kdtune.study.cli", "worker", "--study", name,
-         "--index", str(index)],
+         "--index", str(index), "--threads", "1",
+         "--objective", f"worker_objectives:{objective}"],
         env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -93,7 +96,7 @@ def test_sigkill_mid_trial_is_retried_and_budget_still_reached(tmp_path):
     assert counts["complete"] == 6 and counts["running"] == 0 and counts["waiting"] == 0
     dead = trials[killed_trial]
     assert dead.state == TrialState.FAIL
-    retries = [t for t in trials if killed_trial in t.system_attrs.get("retry_history", [])]
+    retries = [t for t in trials if killed_trial in t.system_attrs.get(RETRY_HISTORY, [])]
     assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
     assert retries[0].params == dead.params
 
@@ -112,7 +115,7 @@ def test_sigterm_fails_and_requeues_the_current_trial(tmp_path):
     study, _ = open_study(cfg.name, None)
     trials = study.get_trials()
     assert trials[0].state == TrialState.FAIL
-    assert "SIGTERM" in trials[0].user_attrs["fail_reason"]
+    assert "SIGTERM" in trials[0].user_attrs[FAIL_REASON]
     assert not [t for t in trials if t.state == TrialState.RUNNING]
     waiting = [t for t in trials if t.state == TrialState.WAITING]
     assert len(waiting) == 1 and waiting[0].params == trials[0].params
@@ -130,10 +133,10 @@ def test_raised_trials_are_retried_but_not_retryable_ones(tmp_path):
     by_state = Counter(t.state for t in trials)
     # trial 0 failed, its retry (a later number) is evaluated again; trial 1 fails for good
     assert trials[0].state == TrialState.FAIL and "transient" in trials[0].user_attrs[
-        "fail_reason"]
-    assert trials[1].state == TrialState.FAIL and "nan" in trials[1].user_attrs["fail_reason"]
-    assert not any(1 in t.system_attrs.get("retry_history", []) for t in trials)
-    retry_of_0 = [t for t in trials if 0 in t.system_attrs.get("retry_history", [])]
+        FAIL_REASON]
+    assert trials[1].state == TrialState.FAIL and "nan" in trials[1].user_attrs[FAIL_REASON]
+    assert not any(1 in t.system_attrs.get(RETRY_HISTORY, []) for t in trials)
+    retry_of_0 = [t for t in trials if 0 in t.system_attrs.get(RETRY_HISTORY, [])]
     assert len(retry_of_0) == 1
     # budget: finished = COMPLETE + final FAILs; trial 0's retry also fails (number 0 rule
     # applies only to number 0), so the count is exact either way
@@ -189,11 +192,11 @@ def test_a_trial_orphaned_before_its_first_heartbeat_is_requeued(tmp_path):
     counts = budget_counts(trials)
     assert counts["complete"] == 3 and counts["running"] == 0
     assert trials[orphan.number].state == TrialState.FAIL
-    assert any(orphan.number in t.system_attrs.get("retry_history", []) for t in trials)
+    assert any(orphan.number in t.system_attrs.get(RETRY_HISTORY, []) for t in trials)
 
 
 def test_database_counts_match_loaded_counts(tmp_path):
-    from kdtune.study.service import budget_counts_db
+    from kdtune.study.budget import budget_counts_db
 
     cfg = _cfg(4, max_retries=1)
     create_study(cfg)
@@ -201,3 +204,103 @@ def test_database_counts_match_loaded_counts(tmp_path):
     assert proc.wait(timeout=120) == 0
     study, _ = open_study(cfg.name, None)
     assert budget_counts_db(study) == budget_counts(study.get_trials())
+
+
+# --------------------------------------------------------------------------- arguments
+
+
+def test_objective_argument_forms():
+    from kdtune.errors import UsageError
+    from kdtune.study.worker import load_objective
+
+    cfg = _cfg(1)
+
+    def mine(trial):
+        return [0.0, 0.0]
+
+    assert load_objective(cfg, mine) is mine
+    assert callable(load_objective(cfg, "worker_objectives:sleepy"))
+    with pytest.raises(UsageError, match="not of the form module:function"):
+        load_objective(cfg, "worker_objectives")
+    with pytest.raises(UsageError, match="cannot be imported"):
+        load_objective(cfg, "worker_objectives:nothing_here")
+    with pytest.raises(UsageError, match="cannot be imported"):
+        load_objective(cfg, "no_such_module_kdtune:f")
+
+
+def test_default_objective_is_given_the_threads(monkeypatch):
+    import kdtune.objectives.trial as trial_module
+    from kdtune.study.worker import load_objective
+
+    seen = {}
+
+    def fake(base, space, objectives, **kwargs):
+        seen.update(base=base, objectives=objectives, **kwargs)
+        return "objective"
+
+    monkeypatch.setattr(trial_module, "make_objective", fake)
+    cfg = _cfg(1)
+    assert load_objective(cfg, None, threads=3) == "objective"
+    assert seen == {"base": cfg.distill, "objectives": cfg.objectives, "threads": 3}
+
+
+def test_bad_threads_is_a_usage_error():
+    from kdtune.errors import UsageError
+    from kdtune.study.worker import run_worker
+
+    with pytest.raises(UsageError, match="--threads must be 1 or more"):
+        run_worker("any", None, index=0, threads=0)
+
+
+def test_run_study_starts_workers_with_threads_not_environment(monkeypatch):
+    import kdtune.study.service as service
+
+    started = []
+
+    class FakeProcess:
+        def __init__(self, argv, env):
+            started.append((argv, env))
+
+        def poll(self):
+            return 0
+
+        def wait(self):
+            return 0
+
+    monkeypatch.setattr(service.subprocess, "Popen", FakeProcess)
+    monkeypatch.setattr(service, "create_study", lambda cfg: {})
+    monkeypatch.setattr(service, "_watch", lambda cfg, procs, progress: None)
+    monkeypatch.setattr(service, "study_status", lambda name, storage: {"study": name})
+    monkeypatch.delenv("KDTUNE_THREADS", raising=False)
+    cfg = _cfg(2)
+    assert service.run_study(cfg, workers=2, progress=False) == {"study": cfg.name}
+    threads = str(service.worker_threads(cfg, 2))
+    for i, (argv, env) in enumerate(started):
+        assert argv[-6:] == ["--study", cfg.name, "--index", str(i), "--threads", threads]
+        assert "KDTUNE_THREADS" not in env and "KDTUNE_OBJECTIVE" not in env
+    pinned = validate({**json_cfg(cfg), "distill": {"teacher": "unused", "threads": 3}})
+    assert service.worker_threads(pinned, 2) == 3
+
+
+def json_cfg(cfg) -> dict:
+    import json
+
+    return json.loads(cfg.model_dump_json())
+
+
+def test_sqlite_budget_lock_is_the_shared_file_lock(tmp_path):
+    import fcntl
+
+    from kdtune.study.budget import budget_lock
+
+    db = tmp_path / "s.db"
+    cfg = _cfg(1, storage=f"sqlite:///{db}")
+    create_study(cfg)
+    study, _ = open_study(cfg.name, cfg.storage)
+    lock = Path(f"{db}.kdtune-lock")
+    with budget_lock(study):
+        assert lock.exists()
+        with open(lock, "a+b") as fh, pytest.raises(BlockingIOError):
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    with open(lock, "a+b") as fh:  # released
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

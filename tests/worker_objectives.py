@@ -1,4 +1,4 @@
-"""Fast objectives for the worker tests (selected with $KDTUNE_OBJECTIVE).
+"""Fast objectives for the worker tests (``kdtune worker --objective worker_objectives:NAME``).
 
 They isolate the worker's mechanics (budget, retries, signals) from training. Each logs
 ``start N pid`` / ``end N pid`` lines to $KDTUNE_TEST_LOG so tests can see which process

@@ -1,0 +1,208 @@
+"""Checks of a config against what it names: the teacher checkpoint and the data source.
+
+Pydantic checks a config's keys and values on their own; these functions check the world
+they refer to, before anything is created: that the teacher directory (or hub id) holds a
+sequence classifier and its tokenizer, how deep and wide it is, that the data source exists
+with the named text and label columns and at least two classes, and that the data's labels
+are the teacher's. They write nothing: the teacher is read from its config and tokenizer
+files (no weights), the data through :func:`~kdtune.objectives.data.load_splits`, with the
+libraries' progress bars off.
+
+Every ``check_*`` function returns a list of problems, one line each, starting with the key
+path it is about (``distill.teacher: ...``, ``distill.data.label_column: ...``); an empty
+list means all is well.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import DistillConfig, SearchSpace, search_problems
+from .data import DataConfig, check_labels_match, load_splits
+from .fit_progress import library_progress
+from .oneline import one_line
+from .teacher_base import resolve_base
+
+__all__ = [
+    "TeacherFacts",
+    "check_data",
+    "check_distill",
+    "check_teacher",
+    "check_teacher_fit",
+    "teacher_facts",
+]
+
+_REQUIRED = ("num_hidden_layers", "hidden_size", "num_attention_heads")
+
+
+@dataclass(frozen=True)
+class TeacherFacts:
+    """What a config check needs to know about a teacher (read from its config file)."""
+
+    layers: int
+    hidden_size: int
+    heads: int
+    label_names: tuple[str, ...]
+
+
+def teacher_facts(teacher: str, *, classifier: bool = True) -> TeacherFacts:
+    """Read a teacher's (or base checkpoint's) config and tokenizer, not its weights.
+
+    Args:
+        teacher: a checkpoint directory or a hub model id.
+        classifier: require a ``...ForSequenceClassification`` architecture (a distillation
+            teacher); false for the base checkpoint ``kdtune teacher fit`` starts from.
+
+    Raises:
+        ValueError: one line: no such directory, not loadable, not a sequence classifier,
+            not BERT-like, or no tokenizer.
+    """
+    from transformers import AutoConfig, AutoTokenizer
+
+    local = Path(teacher).expanduser()
+    if local.exists():
+        source = str(local.resolve())
+    elif teacher.startswith(("/", "./", "../", "~", "\\")):
+        raise ValueError(f"{teacher!r}: no such checkpoint directory")
+    else:
+        source = teacher
+    kind = "local checkpoint" if local.exists() else "hub model id (or local directory)"
+    try:
+        with library_progress(False):
+            config = AutoConfig.from_pretrained(source)
+    except Exception as e:  # noqa: BLE001 - OSError, ValueError, hub errors alike
+        raise ValueError(f"could not load {teacher!r} as a {kind}: {one_line(e)}") from e
+    architectures = list(getattr(config, "architectures", None) or [])
+    if classifier and not any(a.endswith("ForSequenceClassification") for a in architectures):
+        raise ValueError(
+            f"{teacher!r} is not a sequence classifier (architectures: "
+            f"{', '.join(architectures) or 'none'}); fine-tune one with `kdtune teacher fit`"
+        )
+    missing = [name for name in _REQUIRED if not hasattr(config, name)]
+    if missing:
+        raise ValueError(f"{teacher!r} is not BERT-like: its config lacks {', '.join(missing)}")
+    try:
+        with library_progress(False):
+            AutoTokenizer.from_pretrained(source)
+    except Exception as e:  # noqa: BLE001 - missing or unreadable tokenizer files
+        raise ValueError(f"{teacher!r} has no loadable tokenizer: {one_line(e)}") from e
+    id2label = getattr(config, "id2label", None) or {}
+    return TeacherFacts(
+        layers=int(config.num_hidden_layers),
+        hidden_size=int(config.hidden_size),
+        heads=int(config.num_attention_heads),
+        label_names=tuple(str(id2label[k]) for k in sorted(id2label, key=int)),
+    )
+
+
+def check_teacher(teacher: str, key: str = "distill.teacher") -> list[str]:
+    """Problems with a distillation teacher: it must load as a sequence classifier."""
+    try:
+        teacher_facts(teacher)
+    except ValueError as e:
+        return [f"{key}: {e}"]
+    return []
+
+
+def check_data(data: DataConfig, key: str = "distill.data") -> list[str]:
+    """Problems with a data source: it must exist, with the named columns and two classes."""
+    return _load_labels(data, key)[1]
+
+
+def check_distill(
+    cfg: DistillConfig,
+    key: str = "distill",
+    space: SearchSpace | None = None,
+    space_key: str = "search",
+) -> list[str]:
+    """Every problem of a distillation config (and of the search over it) beyond pydantic's.
+
+    The teacher and the data (:func:`check_teacher`, :func:`check_data`), that the data's
+    labels are the teacher's, the cross-field rules of
+    :func:`~kdtune.objectives.config.search_problems` with the teacher's depth, the student
+    width against the teacher's, the reference class against the classes, and the
+    checkpoint ``init: checkpoint`` names.
+    """
+    at = (lambda name: f"{key}.{name}") if key else (lambda name: name)
+    problems: list[str] = []
+    try:
+        facts = teacher_facts(cfg.teacher)
+    except ValueError as e:
+        facts = None
+        problems.append(f"{at('teacher')}: {e}")
+    labels, data_problems = _load_labels(cfg.data, at("data"))
+    problems += data_problems
+    if facts is not None and labels is not None:
+        try:
+            check_labels_match(labels, facts.label_names)
+        except ValueError as e:
+            problems.append(f"{at('data.label_column')}: {e}")
+    depth = facts.layers if facts is not None else None
+    problems += search_problems(cfg, space, depth, base_key=key, space_key=space_key)
+    if facts is not None:
+        problems += _width_problems(cfg, facts, at)
+    classes = len(labels) if labels is not None else (
+        len(facts.label_names) if facts is not None else None)
+    if classes is not None and cfg.eval.reference_class >= classes:
+        problems.append(f"{at('eval.reference_class')}: class {cfg.eval.reference_class} "
+                        f"does not exist; accepted: 0..{classes - 1} ({classes} classes)")
+    if cfg.init == "checkpoint" and cfg.init_checkpoint \
+            and not Path(cfg.init_checkpoint).expanduser().is_dir():
+        problems.append(f"{at('init_checkpoint')}: no such student directory "
+                        f"{cfg.init_checkpoint!r}")
+    return problems
+
+
+def _width_problems(cfg: DistillConfig, facts: TeacherFacts, at) -> list[str]:
+    width = cfg.hidden_size
+    if width is None or width == facts.hidden_size:
+        return []
+    if cfg.init == "teacher-layers":
+        return [f"{at('hidden_size')}: init 'teacher-layers' copies teacher weights, which "
+                f"needs the teacher's width {facts.hidden_size}, got {width}; use init: "
+                "random (or checkpoint) for another width"]
+    if width % facts.heads:
+        return [f"{at('hidden_size')}: {width} is not a multiple of the teacher's "
+                f"{facts.heads} attention heads"]
+    return []
+
+
+def _load_labels(data: DataConfig, key: str) -> tuple[tuple[str, ...] | None, list[str]]:
+    """The data's label names, or None and the problem, named by the key it is about."""
+    try:
+        with library_progress(False):
+            return load_splits(data).label_names, []
+    except ValueError as e:
+        return None, [f"{key}.{_data_key(str(e), data)}: {e}"]
+
+
+def _data_key(message: str, data: DataConfig) -> str:
+    """Which key of a DataConfig a data problem is about (``source`` when no other)."""
+    before = message.split(" not found", 1)[0] if " not found" in message else ""
+    if repr(data.label_column) in before:
+        return "label_column"
+    if any(repr(c) in before for c in data.text_columns):
+        return "text_columns"
+    for size in ("train_size", "eval_size", "test_size"):
+        if f"{size.removesuffix('_size')}_size=" in message:
+            return size
+    if "split sizes" in message:
+        return "train_size"
+    if "has no split" in message:
+        return "train_split"
+    if "label" in message or "class" in message:
+        return "label_column"
+    if "text" in message:
+        return "text_columns"
+    return "source"
+
+
+def check_teacher_fit(base: str, data: DataConfig) -> list[str]:
+    """Problems of a ``kdtune teacher fit`` config: its base checkpoint and its data."""
+    problems = []
+    try:
+        teacher_facts(resolve_base(base), classifier=False)
+    except ValueError as e:
+        problems.append(f"base: {e}")
+    return problems + check_data(data, "data")

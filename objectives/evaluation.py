@@ -1,0 +1,102 @@
+"""Measuring a student: its probabilities, its metrics against the teacher, its latency.
+
+Predictions come from :func:`objectives.predict.predict_logits`, kdtune's one prediction
+loop; teacher logits come from the teacher-output cache when the run has it. The metrics are
+:func:`objectives.metrics.confidence_metrics` (on the evaluation split, and on the training
+split too when ``eval.on_train``), plus the served parameter count, the inference latency
+and the student's depth and layer mapping.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from .config import DistillConfig
+from .metrics import confidence_metrics, softmax
+from .predict import MODEL_INPUTS, predict_logits
+from .prepare import RunInputs, TeacherSignal
+from .student import Student, count_parameters
+
+EVAL_BATCH_SIZE = 64
+"""Inputs per forward when evaluating and when timing latency."""
+
+
+def probabilities(model: torch.nn.Module, dataset, inputs: RunInputs,
+                  device: torch.device) -> np.ndarray:
+    """Softmax probabilities (n, K) of ``model`` on every row of ``dataset``, in row order."""
+    from .tokens import data_collator
+
+    return softmax(predict_logits(model, dataset, data_collator(inputs.tokenizer), device,
+                                  EVAL_BATCH_SIZE))
+
+
+def teacher_probabilities(signal: TeacherSignal, inputs: RunInputs, device: torch.device,
+                          split: str = "eval") -> np.ndarray:
+    """The teacher's probabilities on ``split`` (``eval`` or ``train``): cached or predicted."""
+    cached = signal.eval if split == "eval" else signal.train
+    if cached is not None:
+        return softmax(np.asarray(cached.logits, dtype=np.float64))
+    dataset = inputs.eval if split == "eval" else inputs.train
+    return probabilities(signal.model, dataset, inputs, device)
+
+
+def accuracy(p: np.ndarray, labels: np.ndarray) -> float:
+    """Share of rows whose most probable class is the label."""
+    return float((p.argmax(1) == labels).mean())
+
+
+def final_metrics(cfg: DistillConfig, student: Student, inputs: RunInputs,
+                  signal: TeacherSignal, p_teacher: np.ndarray, p_student: np.ndarray | None,
+                  device: torch.device) -> dict:
+    """Every reported metric of the trained student.
+
+    ``p_teacher`` and ``p_student`` are the evaluation split's probabilities; ``p_student``
+    may be ``None`` (no prediction epoch evaluated the final student yet), then it is
+    computed here.
+    """
+    if p_student is None:
+        p_student = probabilities(student, inputs.eval, inputs, device)
+    metrics = confidence_metrics(p_teacher, p_student, np.asarray(inputs.eval["label"]),
+                                 reference_class=cfg.eval.reference_class, kappa=cfg.eval.kappa)
+    if cfg.eval.on_train:
+        train = confidence_metrics(
+            teacher_probabilities(signal, inputs, device, "train"),
+            probabilities(student, inputs.train, inputs, device),
+            np.asarray(inputs.train["label"]), reference_class=cfg.eval.reference_class,
+            kappa=cfg.eval.kappa)
+        metrics.update({f"train_{k}": v for k, v in train.items()})
+    metrics["params"] = count_parameters(student)
+    metrics["latency_ms"] = latency_ms(student, inputs, device, cfg.eval.latency_batches)
+    metrics["student_layers"] = cfg.student_layers
+    metrics["layer_mapping_layers"] = ",".join(str(g) for g in inputs.mapping)
+    return metrics
+
+
+@torch.inference_mode()
+def latency_ms(student: Student, inputs: RunInputs, device: torch.device,
+               n_batches: int) -> float:
+    """Median wall time of one student forward on an evaluation batch (64 inputs), in ms.
+
+    Times the first ``n_batches`` batches of the evaluation split in row order; nan when
+    ``n_batches`` is 0.
+    """
+    from .tokens import data_collator
+
+    if n_batches <= 0:
+        return float("nan")
+    collate = data_collator(inputs.tokenizer)
+    student.eval()
+    dataset = inputs.eval
+    times = []
+    for start in range(0, min(len(dataset), n_batches * EVAL_BATCH_SIZE), EVAL_BATCH_SIZE):
+        rows = [dataset[i] for i in range(start, min(start + EVAL_BATCH_SIZE, len(dataset)))]
+        batch = {k: v.to(device) for k, v in collate(rows).items() if k in MODEL_INPUTS}
+        t0 = time.perf_counter()
+        student(**batch)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append((time.perf_counter() - t0) * 1000)
+    return float(np.median(times)) if times else float("nan")

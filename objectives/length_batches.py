@@ -1,0 +1,51 @@
+"""Length-grouped batches: examples of similar length together, so padding wastes little."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import torch
+
+__all__ = ["LengthGroupedBatches"]
+
+
+class LengthGroupedBatches:
+    """A seeded batch sampler that puts examples of similar length in the same batch.
+
+    Each epoch: shuffle all indices, cut them into chunks of ``chunk_batches`` batches,
+    sort each chunk by length (longest first), cut it into batches, and shuffle the batch
+    order. Like the Hugging Face Trainer's ``group_by_length``; with dynamic padding it
+    roughly halves the tokens processed on short-text data. Deterministic for a seed: epoch
+    ``e`` uses seed ``seed + e``.
+    """
+
+    def __init__(
+        self, lengths: list[int], batch_size: int, seed: int = 0, chunk_batches: int = 50
+    ) -> None:
+        if batch_size < 1 or chunk_batches < 1:
+            raise ValueError(f"batch_size and chunk_batches must be at least 1, got "
+                             f"{batch_size} and {chunk_batches}")  # fmt: skip
+        self.lengths = list(lengths)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.chunk = batch_size * chunk_batches
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        n, bs, chunk = len(self.lengths), self.batch_size, self.chunk
+        full, rest = divmod(n, chunk)
+        return full * math.ceil(chunk / bs) + math.ceil(rest / bs)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        gen = torch.Generator().manual_seed(self.seed + self.epoch)
+        self.epoch += 1
+        order = torch.randperm(len(self.lengths), generator=gen).tolist()
+        batches: list[list[int]] = []
+        for start in range(0, len(order), self.chunk):
+            chunk = sorted(order[start : start + self.chunk], key=lambda i: -self.lengths[i])
+            batches += [
+                chunk[j : j + self.batch_size] for j in range(0, len(chunk), self.batch_size)
+            ]
+        for k in torch.randperm(len(batches), generator=gen).tolist():
+            yield batches[k]

@@ -1,0 +1,207 @@
+"""The one module that touches Optuna's private API.
+
+kdtune needs a few things Optuna does not publish: the SQLAlchemy engine and tables behind an
+RDB storage (to count trials and take a study-wide lock in SQL), a study's and a trial's
+database ids, the heartbeat thread ``Study.optimize`` runs, the storage's stale-trial
+callback, and Optuna's exact hypervolume code. Each is wrapped here in a small named
+function, so an Optuna upgrade that moves one of them changes this file only. Nothing else
+in kdtune may spell ``study._storage``, ``_study_id``, ``_trial_id``, ``optuna.storages._rdb``,
+``optuna.storages._heartbeat``, ``_backend`` or ``optuna._hypervolume``.
+
+Written against Optuna 5 (pyproject.toml pins the major version).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import optuna
+from optuna.storages import BaseStorage
+from optuna.trial import FrozenTrial, TrialState
+
+StaleTrialCallback = Callable[[optuna.Study, FrozenTrial], None]
+
+
+# --------------------------------------------------------------------------- studies, trials
+
+
+def study_storage(study: optuna.Study) -> BaseStorage:
+    """The storage object a loaded study reads and writes through."""
+    return study._storage
+
+
+def study_id(study: optuna.Study) -> int:
+    """The study's id in its storage (the ``study_id`` column of the ``trials`` table)."""
+    return study._study_id
+
+
+def trial_id(trial: optuna.Trial | FrozenTrial) -> int:
+    """The trial's id in its storage (unlike ``trial.number``, unique across studies)."""
+    return trial._trial_id
+
+
+def get_trial(study: optuna.Study, tid: int) -> FrozenTrial:
+    """The stored trial with id ``tid``, as the storage has it now."""
+    return study._storage.get_trial(tid)
+
+
+def frozen_trial(study: optuna.Study, trial: optuna.Trial) -> FrozenTrial:
+    """A live trial's stored state (its system attributes included) after a ``tell``."""
+    return get_trial(study, trial_id(trial))
+
+
+def fail_trial(study: optuna.Study, tid: int) -> bool:
+    """Mark RUNNING trial ``tid`` FAIL directly in the storage.
+
+    Returns False when another process changed its state first (Optuna's compare-and-set);
+    a trial that is already finished raises :class:`optuna.exceptions.UpdateFinishedTrialError`.
+    """
+    return study._storage.set_trial_state_values(tid, state=TrialState.FAIL)
+
+
+# --------------------------------------------------------------------------- RDB internals
+
+
+def rdb_engine(storage: BaseStorage | optuna.Study) -> Any:
+    """The SQLAlchemy engine behind an Optuna RDB storage (or a study's storage).
+
+    Unwraps Optuna's cache layer (``_CachedStorage._backend``). Raises TypeError naming the
+    storage type when it is not an RDB storage.
+    """
+    if isinstance(storage, optuna.Study):
+        storage = study_storage(storage)
+    backend = getattr(storage, "_backend", storage)
+    engine = getattr(backend, "engine", None)
+    if engine is None:
+        raise TypeError(f"{type(storage).__name__} is not an RDB storage; accepted: "
+                        "optuna.storages.RDBStorage (PostgreSQL or SQLite)")
+    return engine
+
+
+def trials_table() -> Any:
+    """The ``trials`` table (SQLAlchemy Core): trial_id, number, study_id, state, datetimes."""
+    from optuna.storages._rdb import models
+
+    return models.TrialModel.__table__
+
+
+def trial_system_attrs_table() -> Any:
+    """The ``trial_system_attributes`` table: trial_id, key, value_json."""
+    from optuna.storages._rdb import models
+
+    return models.TrialSystemAttributeModel.__table__
+
+
+def trial_params_table() -> Any:
+    """The ``trial_params`` table: trial_id, param_name, param_value, distribution_json."""
+    from optuna.storages._rdb import models
+
+    return models.TrialParamModel.__table__
+
+
+def trial_values_table() -> Any:
+    """The ``trial_values`` table: trial_id, objective, value, value_type."""
+    from optuna.storages._rdb import models
+
+    return models.TrialValueModel.__table__
+
+
+def trial_heartbeats_table() -> Any:
+    """The ``trial_heartbeats`` table: trial_id, heartbeat (UTC, naive)."""
+    from optuna.storages._rdb import models
+
+    return models.TrialHeartbeatModel.__table__
+
+
+# --------------------------------------------------------------------------- heartbeats
+
+
+def heartbeat(study: optuna.Study, trial: optuna.Trial) -> contextlib.AbstractContextManager:
+    """The heartbeat thread ``Study.optimize`` runs around a trial, as a context manager.
+
+    It records a heartbeat every ``heartbeat_interval`` seconds while the block runs; on a
+    storage without heartbeats it does nothing.
+    """
+    from optuna.storages._heartbeat import get_heartbeat_thread
+
+    return get_heartbeat_thread(trial_id(trial), study_storage(study))
+
+
+def stale_trial_callback(study: optuna.Study) -> StaleTrialCallback | None:
+    """The callback the study's storage runs on a trial it failed for lack of heartbeats."""
+    return study_storage(study).get_heartbeat_stale_trial_callback()
+
+
+def retry_stale_trials(max_retry: int | None) -> dict[str, Any]:
+    """The :class:`~optuna.storages.RDBStorage` keyword that re-queues stale trials.
+
+    Up to ``max_retry`` times (None: without limit), each as a WAITING copy with the same
+    parameters and ``failed_trial`` / ``retry_history`` system attributes.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # experimental-feature warnings
+        callback = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+    return {"heartbeat_stale_trial_callback": callback}
+
+
+@contextlib.contextmanager
+def quiet_experimental() -> Iterator[None]:
+    """Silence Optuna's ExperimentalWarning (heartbeats are an experimental feature)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        yield
+
+
+# --------------------------------------------------------------------------- hypervolume
+
+
+def hypervolume(points: Sequence[Sequence[float]], ref: Sequence[float]) -> float:
+    """Volume dominated by ``points`` and bounded by ``ref``, every objective minimised.
+
+    Optuna's exact computation (WFG; closed forms in 2 and 3 dimensions). Points not
+    strictly better than ``ref`` in every coordinate add nothing; dominated and repeated
+    points are allowed.
+    """
+    import numpy as np
+    from optuna._hypervolume import compute_hypervolume
+
+    ref_arr = np.asarray(ref, dtype=float)
+    pts = np.asarray([p for p in points if all(x < r for x, r in zip(p, ref, strict=True))],
+                     dtype=float).reshape(-1, len(ref_arr))
+    return float(compute_hypervolume(pts, ref_arr))
+
+
+def hypervolume_history(study: optuna.Study, ref: Sequence[float]) -> list[tuple[int, float]]:
+    """``(trial number, hypervolume)`` after each COMPLETE trial, as Optuna computes it.
+
+    ``ref`` is in metric units; maximised objectives are negated with their coordinate.
+    Infeasible trials (constraints > 0) and trials outside ``ref`` leave the value unchanged.
+    """
+    import numpy as np
+    from optuna.visualization._hypervolume_history import _get_hypervolume_history_info
+
+    info = _get_hypervolume_history_info(study, np.asarray(ref, dtype=float))
+    return [(int(n), float(h)) for n, h in zip(info.trial_numbers, info.values, strict=True)]
+
+
+__all__ = [
+    "fail_trial",
+    "frozen_trial",
+    "get_trial",
+    "heartbeat",
+    "hypervolume",
+    "hypervolume_history",
+    "quiet_experimental",
+    "rdb_engine",
+    "retry_stale_trials",
+    "stale_trial_callback",
+    "study_id",
+    "study_storage",
+    "trial_heartbeats_table",
+    "trial_id",
+    "trial_system_attrs_table",
+    "trials_table",
+]

@@ -1,0 +1,118 @@
+"""The report's charts as PNG bytes: the Pareto front, the hypervolume history, importances.
+
+matplotlib objects only (no pyplot, no global backend change): the Agg canvas renders
+without a display. matplotlib is imported on use.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import optuna
+from optuna.trial import FrozenTrial
+
+from .config import StudyConfig
+from .front import complete_trials, front_trials
+
+
+def _figure(width: float = 7.0, height: float = 5.0):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=110, layout="constrained")
+
+
+def _png(fig) -> bytes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)  # the Agg canvas renders PNGs without a display
+    out = io.BytesIO()
+    fig.savefig(out, format="png")
+    return out.getvalue()
+
+
+def _axis_label(name: str, direction: str) -> str:
+    return f"{name} ({'higher' if direction == 'maximize' else 'lower'} is better)"
+
+
+def plot_pareto(study: optuna.Study, cfg: StudyConfig) -> bytes:
+    """All complete trials in grey, the Pareto front highlighted, kappa marked for sigma.
+
+    Two or more objectives: the first two objectives as axes (the front is the one over all
+    objectives). One objective: the objective against the trial number.
+    """
+    trials = complete_trials(study)
+    front = front_trials(study, cfg)
+    fig = _figure()
+    ax = fig.add_subplot()
+    if len(cfg.objectives) == 1:
+        dims = [None, 0]
+        ax.set_xlabel("trial")
+    else:
+        dims = [0, 1]
+        ax.set_xlabel(_axis_label(cfg.objectives[0], cfg.directions[0]))
+
+    def coords(ts: list[FrozenTrial]) -> tuple[list[float], list[float]]:
+        xs = [t.number if dims[0] is None else t.values[dims[0]] for t in ts]
+        return xs, [t.values[dims[1]] for t in ts]
+
+    y_dim = dims[1]
+    ax.set_ylabel(_axis_label(cfg.objectives[y_dim], cfg.directions[y_dim]))
+    ax.scatter(*coords(trials), s=22, color="0.65", label=f"complete trials ({len(trials)})")
+    fx, fy = coords(front)
+    if len(cfg.objectives) >= 2 and len(front) > 1:
+        order = sorted(range(len(front)), key=lambda k: fx[k])
+        ax.plot([fx[k] for k in order], [fy[k] for k in order], color="tab:blue", lw=1,
+                ls=":", alpha=0.7)
+    ax.scatter(fx, fy, s=46, color="tab:blue", edgecolor="black", zorder=3,
+               label=f"Pareto front ({len(front)})")
+    if len(front) <= 20:
+        for t, x, y in zip(front, fx, fy, strict=True):
+            ax.annotate(f"#{t.number}", (x, y), textcoords="offset points", xytext=(4, 4),
+                        fontsize=7)
+    kappa = cfg.distill.eval.kappa
+    for dim, line in ((dims[0], ax.axvline), (dims[1], ax.axhline)):
+        if dim is not None and cfg.objectives[dim] == "sigma":
+            line(kappa, color="tab:red", ls="--", lw=1,
+                 label=f"kappa = {kappa:g} (phi_cnf holds at sigma <= kappa)")
+    title = f"{study.study_name}: Pareto front"
+    if len(cfg.objectives) > 2:
+        title += f" over {len(cfg.objectives)} objectives (first two shown)"
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def plot_hypervolume(history: list[tuple[int, float]], ref: Sequence[float], cfg: StudyConfig,
+                     study_name: str = "") -> bytes:
+    """The hypervolume after each complete trial, the reference point in the title."""
+    fig = _figure(7.0, 4.0)
+    ax = fig.add_subplot()
+    ax.plot([n for n, _ in history], [h for _, h in history], marker="o", ms=3,
+            drawstyle="steps-post", color="tab:green")
+    ax.set_xlabel("trial")
+    ax.set_ylabel("hypervolume")
+    shown = ", ".join(f"{m}={r:g}" for m, r in zip(cfg.objectives, ref, strict=True))
+    ax.set_title(f"{study_name}: hypervolume of the Pareto front\nreference point: {shown}",
+                 fontsize=10)
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def plot_importances(importances: dict[str, dict[str, float]]) -> bytes:
+    """One horizontal bar chart of parameter importances per objective."""
+    n = len(importances)
+    fig = _figure(4.5 * n, 0.4 * max(len(v) for v in importances.values()) + 1.6)
+    for k, (metric, imp) in enumerate(importances.items()):
+        ax = fig.add_subplot(1, n, k + 1)
+        names = list(imp)[::-1]  # most important at the top
+        ax.barh(names, [imp[p] for p in names], color="tab:purple")
+        ax.set_xlim(0, 1)
+        ax.set_title(f"importance for {metric}", fontsize=10)
+        ax.grid(axis="x", alpha=0.3)
+    return _png(fig)
+
+
+
+__all__ = ["plot_hypervolume", "plot_importances", "plot_pareto"]

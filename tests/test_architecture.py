@@ -1,0 +1,117 @@
+"""The layout rules of issue #10, checked on the source: layers point down, no import cycle,
+no module over 400 lines.
+
+Layers, lowest first: the ``kdtune`` base (``kdtune/*.py``), ``kdtune.storage``,
+``kdtune.objectives``, ``kdtune.study`` (the CLI lives in the study layer). A module may import
+its own layer and the ones below; every import counts, function-local ones included, so a
+cycle cannot hide inside a function.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FOLDERS = {"kdtune": "kdtune", "storage": "kdtune.storage",
+           "objectives": "kdtune.objectives", "study": "kdtune.study"}
+RANK = {"kdtune": 0, "kdtune.storage": 1, "kdtune.objectives": 2, "kdtune.study": 3}
+MAX_LINES = 400
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for folder, package in FOLDERS.items():
+        for path in sorted((ROOT / folder).glob("*.py")):
+            name = package if path.stem == "__init__" else f"{package}.{path.stem}"
+            out[name] = path
+    return out
+
+
+def _layer(module: str) -> str:
+    parts = module.split(".")
+    return ".".join(parts[:2]) if len(parts) > 1 and ".".join(parts[:2]) in RANK else "kdtune"
+
+
+def _imports(module: str, path: Path, known: set[str]) -> set[str]:
+    """The kdtune modules ``module`` imports (absolute or relative, anywhere in the file)."""
+    package = module if path.stem == "__init__" else module.rsplit(".", 1)[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            names = [target] + [f"{target}.{a.name}" for a in node.names]
+        else:
+            continue
+        for name in names:
+            while name and name not in known:
+                name = name.rpartition(".")[0]
+            if name and name != module:
+                found.add(name)
+    return found
+
+
+def _graph() -> dict[str, set[str]]:
+    mods = _modules()
+    return {m: _imports(m, p, set(mods)) for m, p in mods.items()}
+
+
+def test_layers_only_import_downwards():
+    upward = [
+        f"{m} -> {t}"
+        for m, targets in _graph().items()
+        for t in targets
+        if RANK[_layer(t)] > RANK[_layer(m)]
+    ]
+    assert upward == []
+
+
+def test_no_import_cycle():
+    graph = _graph()
+    # a package's __init__ only names its public objects lazily: leave it out of cycles
+    graph = {m: {t for t in ts if t not in FOLDERS.values()} for m, ts in graph.items()}
+    state: dict[str, int] = {}
+    cycles = []
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                cycles.append(" -> ".join(stack[stack.index(nxt):] + [node, nxt]))
+            elif nxt not in state:
+                visit(nxt, stack + [node])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [])
+    assert cycles == []
+
+
+@pytest.mark.parametrize("folder", [*FOLDERS, "bench"])
+def test_no_module_over_400_lines(folder):
+    long = {
+        str(p.relative_to(ROOT)): n
+        for p in sorted((ROOT / folder).glob("*.py"))
+        if (n := len(p.read_text().splitlines())) > MAX_LINES
+    }
+    assert long == {}
+
+
+def test_the_checker_sees_an_upward_import(tmp_path):
+    """The rule is live: an objectives module importing the study layer is caught."""
+    bad = tmp_path / "bad.py"
+    bad.write_text("from kdtune.study.config import StudyConfig\n")
+    known = set(_modules())
+    found = _imports("kdtune.objectives.bad", bad, known)
+    assert "kdtune.study.config" in found
+    assert RANK[_layer("kdtune.study.config")] > RANK[_layer("kdtune.objectives.bad")]
