@@ -56,6 +56,14 @@ def _print_json(data) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
+def _emit(as_json: bool, data, line: str) -> None:
+    """``data`` as JSON with ``--json``, else the one human-readable ``line``."""
+    if as_json:
+        _print_json(data)
+    else:
+        typer.echo(line)
+
+
 @app.callback(invoke_without_command=True)
 def _root(
     ctx: typer.Context,
@@ -107,11 +115,8 @@ def storage_status_cmd(as_json: JsonOpt = False) -> None:
 
     st = embedded.status()
     data = {"running": st.running, "data_dir": str(st.data_dir), "pid": st.pid, "url": st.url()}
-    if as_json:
-        _print_json(data)
-    else:
-        typer.echo(f"embedded PostgreSQL: {'running' if st.running else 'stopped'} "
-                   f"({st.data_dir})" + (f", pid {st.pid}, {st.url()}" if st.running else ""))
+    _emit(as_json, data, f"embedded PostgreSQL: {'running' if st.running else 'stopped'} "
+          f"({st.data_dir})" + (f", pid {st.pid}, {st.url()}" if st.running else ""))
 
 
 # --------------------------------------------------------------------------- teacher
@@ -130,11 +135,8 @@ def teacher_fit_cmd(
 
     cfg = load_teacher_fit(config, overrides or [], output)
     metrics = fit_teacher(cfg, output, progress=not as_json)
-    if as_json:
-        _print_json(metrics)
-    else:
-        typer.echo(f"teacher saved to {output}: test accuracy {metrics['test_accuracy']:.4f} "
-                   f"({metrics['seconds']:.0f} s)")
+    _emit(as_json, metrics, f"teacher saved to {output}: test accuracy "
+          f"{metrics['test_accuracy']:.4f} ({metrics['seconds']:.0f} s)")
 
 
 # --------------------------------------------------------------------------- studies
@@ -162,11 +164,8 @@ def create_cmd(
 
     cfg = load_study_config(config, overrides or [], storage)
     info = create_study(cfg)
-    if as_json:
-        _print_json(info)
-    else:
-        typer.echo(f"study {info['study']} ready in {info['storage']} "
-                   f"({info['trials']} trials so far)")
+    _emit(as_json, info, f"study {info['study']} ready in {info['storage']} "
+          f"({info['trials']} trials so far)")
 
 
 @app.command("run")
@@ -261,10 +260,7 @@ def export_cmd(
     from kdtune.study.export import export_trial
 
     info = export_trial(study, storage, pick, output)
-    if as_json:
-        _print_json(info)
-    else:
-        typer.echo(f"trial {info['trial']} ({pick}) exported to {output}")
+    _emit(as_json, info, f"trial {info['trial']} ({pick}) exported to {output}")
 
 
 @app.command("distill")
@@ -278,11 +274,8 @@ def distill_cmd(
     from kdtune.study.export import distill_from_file
 
     info = distill_from_file(config, output, overrides or [], progress=not as_json)
-    if as_json:
-        _print_json(info)
-    else:
-        typer.echo(f"student saved to {output}: accuracy {info['accuracy_student']:.4f}, "
-                   f"sigma {info['sigma']:.4f}, phi_cnf {'holds' if info['phi_cnf'] else 'fails'}")
+    _emit(as_json, info, f"student saved to {output}: accuracy {info['accuracy_student']:.4f}, "
+          f"sigma {info['sigma']:.4f}, phi_cnf {'holds' if info['phi_cnf'] else 'fails'}")
 
 
 @app.command("dashboard")
