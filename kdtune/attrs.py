@@ -12,6 +12,8 @@ STUDY_CONFIG = "kdtune_config"
 """The study's whole validated config as JSON: a worker needs only storage and name."""
 STUDY_VERSION = "kdtune_version"
 """The kdtune version that created the study."""
+STUDY_STOPPED = "kdtune_stopped"
+"""Why the study stopped itself (its first trials all failed with one error), as one line."""
 
 # --- trial user attributes
 TRIAL_CONFIG = "config"

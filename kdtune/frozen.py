@@ -7,6 +7,9 @@
   :class:`~kdtune.errors.ConfigError`, one line each, naming the key path and what is
   accepted. An optional ``check`` adds the problems pydantic cannot see (cross-field rules,
   the files and models a config names) to the same error.
+* :func:`read_yaml` (:func:`read_text` + :func:`parse_yaml`): a YAML config file -> its
+  mapping, or one ConfigError line naming the file and the problem (missing, not UTF-8, not
+  YAML, not a mapping).
 * :func:`dump_yaml`: a model back to YAML that :func:`load_config` reads.
 """
 
@@ -52,7 +55,14 @@ def parse_override(item: str) -> tuple[list[str], Any]:
 
 
 def apply_overrides(raw: dict, overrides: list[str] | tuple[str, ...]) -> dict:
-    """Return a copy of ``raw`` with dotted overrides applied (intermediate dicts created)."""
+    """Return a copy of ``raw`` with dotted overrides applied (intermediate dicts created).
+
+    Raises:
+        ConfigError: ``raw`` is not a mapping, an override is malformed, or it descends
+            into a key that is not a section.
+    """
+    if not isinstance(raw, dict):
+        raise ConfigError(f"the config must be a mapping of keys, got {type(raw).__name__}")
     data = json.loads(json.dumps(raw))  # deep copy of plain data
     for item in overrides:
         path, value = parse_override(item)
@@ -113,15 +123,56 @@ def validate_with_overrides(
     return validate(apply_overrides(base, overrides), model, check)
 
 
-def read_yaml(path: str | Path) -> Any:
-    """The plain data of a YAML file (``{}`` for an empty one); ConfigError if unreadable."""
+def read_yaml(path: str | Path) -> dict:
+    """The plain data of a YAML config file (``{}`` for an empty one).
+
+    Raises:
+        ConfigError: one line naming the file: it does not exist or cannot be read, is not
+            UTF-8, is not valid YAML (with the line and column), or is not a mapping of keys
+            (a YAML list or a single value).
+    """
+    return parse_yaml(read_text(path), str(path))
+
+
+def read_text(path: str | Path) -> str:
+    """The text of a config file; ConfigError (one line) if missing, unreadable or not UTF-8."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:
-        return yaml.safe_load(path.read_text()) or {}
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path} is not UTF-8 text (byte 0x{e.object[e.start]:02x} at "
+                          f"position {e.start}); re-save it as UTF-8") from e
+    except OSError as e:
+        raise ConfigError(f"cannot read {path}: {e.strerror or e}") from e
+
+
+def parse_yaml(text: str, name: str) -> dict:
+    """The plain data of YAML config ``text`` read from ``name`` (see :func:`read_yaml`)."""
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path} is not valid YAML: {e}".splitlines()[0]) from e
+        raise ConfigError(f"{name} is not valid YAML: {_yaml_problem(e)}") from e
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{name}: the config must be a mapping of keys (key: value lines), "
+                          f"got a YAML {_yaml_kind(data)}")
+    return data
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """A YAML error in one line: where (line, column) and what."""
+    mark = getattr(e, "problem_mark", None)
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    context = getattr(e, "context", None)
+    return f"{where}{problem}" + (f" ({context})" if context else "")
+
+
+def _yaml_kind(data: Any) -> str:
+    return "list" if isinstance(data, list) else f"single value ({type(data).__name__})"
 
 
 def load_config(

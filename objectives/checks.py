@@ -18,6 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from kdtune.errors import UsageError
+
+from .checkpoint_source import checkpoint_source
 from .config import DistillConfig, SearchSpace, search_problems
 from .data import DataConfig, check_labels_match, load_splits
 from .fit_progress import library_progress
@@ -55,19 +58,18 @@ def teacher_facts(teacher: str, *, classifier: bool = True) -> TeacherFacts:
             teacher); false for the base checkpoint ``kdtune teacher fit`` starts from.
 
     Raises:
-        ValueError: one line: no such directory, not loadable, not a sequence classifier,
-            not BERT-like, or no tokenizer.
+        ValueError: one line: no such directory (see
+            :func:`~kdtune.objectives.checkpoint_source.checkpoint_source`), not loadable,
+            not a sequence classifier, not BERT-like, or no tokenizer.
     """
     from transformers import AutoConfig, AutoTokenizer
 
-    local = Path(teacher).expanduser()
-    if local.exists():
-        source = str(local.resolve())
-    elif teacher.startswith(("/", "./", "../", "~", "\\")):
-        raise ValueError(f"{teacher!r}: no such checkpoint directory")
-    else:
-        source = teacher
-    kind = "local checkpoint" if local.exists() else "hub model id (or local directory)"
+    try:
+        source = checkpoint_source(teacher)
+    except UsageError as e:
+        raise UsageError(f"{teacher!r}: {e}") from e
+    local = Path(teacher).expanduser().exists()
+    kind = "local checkpoint" if local else "hub model id (or local directory)"
     try:
         with library_progress(False):
             config = AutoConfig.from_pretrained(source)
@@ -179,6 +181,8 @@ def _load_labels(data: DataConfig, key: str) -> tuple[tuple[str, ...] | None, li
 
 def _data_key(message: str, data: DataConfig) -> str:
     """Which key of a DataConfig a data problem is about (``source`` when no other)."""
+    if "is not UTF-8 text" in message or message.startswith("cannot read "):
+        return "source"  # the file itself, whatever its name says
     before = message.split(" not found", 1)[0] if " not found" in message else ""
     if repr(data.label_column) in before:
         return "label_column"

@@ -92,11 +92,47 @@ def _load_local(path: Path, source: str, split_names: Sequence[str]) -> dict[str
         data_files: dict[str, list[str]] = {"train": [str(path)]}
     else:
         builder, data_files = _directory_files(path, source, split_names)
+    if builder in _TEXT_BUILDERS:
+        for files in data_files.values():
+            for file in files:
+                _check_utf8(Path(file))
     try:
         loaded = load_dataset(builder, data_files=data_files)
     except Exception as e:  # noqa: BLE001 - any reader failure becomes one readable line
         raise DataError(f"could not read data source {source!r}: {one_line(e)}") from e
     return dict(loaded)
+
+
+_TEXT_BUILDERS = ("csv", "json")
+"""The ``datasets`` builders that read text files, which must be UTF-8."""
+
+
+def _check_utf8(path: Path, chunk: int = 1 << 20) -> None:
+    """DataError naming the first byte that is not UTF-8 (``datasets`` says only
+    "DatasetGenerationError"); the file is read in chunks, never whole."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    try:
+        with open(path, "rb") as fh:
+            while block := fh.read(chunk):
+                try:
+                    decoder.decode(block)
+                except UnicodeDecodeError as e:
+                    # decode() only reports what it could not finish: bytes held over from
+                    # the previous block come first in ``e.object``.
+                    held = len(e.object) - len(block)
+                    raise DataError(
+                        f"{path} is not UTF-8 text (byte 0x{e.object[e.start]:02x} at position "
+                        f"{offset - held + e.start}); re-save it as UTF-8") from e
+                offset += len(block)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError as e:  # the file ends inside a multi-byte character
+        raise DataError(f"{path} is not UTF-8 text (it ends inside a character at position "
+                        f"{offset - (len(e.object) - e.start)}); re-save it as UTF-8") from e
+    except OSError as e:
+        raise DataError(f"cannot read {path}: {e.strerror or e}") from e
 
 
 def _directory_files(

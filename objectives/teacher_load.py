@@ -14,6 +14,7 @@ from typing import Any
 
 from kdtune.errors import UsageError
 
+from .checkpoint_source import NO_DIRECTORY, checkpoint_source
 from .oneline import one_line
 
 __all__ = ["TEACHER_METADATA", "load_teacher", "read_teacher_metadata"]
@@ -29,16 +30,19 @@ def load_teacher(path: str | Path, attn_implementation: str = "eager") -> tuple[
         attn_implementation: ``"eager"`` by default, since SDPA returns no attention maps.
 
     Raises:
-        UsageError: the path is neither a loadable local directory nor a reachable hub id.
+        UsageError: the path is neither a loadable local directory nor a reachable hub id
+            (a missing directory is told at once, without trying the hub: see
+            :func:`~kdtune.objectives.checkpoint_source.checkpoint_source`).
     """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    source = str(path)
-    local = Path(source).expanduser()
-    if local.exists():
-        source = str(local.resolve())
-    elif isinstance(path, Path) or source.startswith(("/", "./", "../", "~", "\\")):
-        raise UsageError(f"teacher {str(path)!r}: no such checkpoint directory")
+    local = Path(str(path)).expanduser()
+    if isinstance(path, Path) and not local.exists():
+        raise UsageError(f"could not load teacher {str(path)!r}: {NO_DIRECTORY}")
+    try:
+        source = checkpoint_source(str(path))
+    except UsageError as e:
+        raise UsageError(f"could not load teacher {str(path)!r}: {e}") from e
     try:
         model = AutoModelForSequenceClassification.from_pretrained(
             source, attn_implementation=attn_implementation

@@ -12,7 +12,9 @@ Running as root works: pgserver runs the server as a ``pgserver`` system user it
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,8 +25,8 @@ DATABASE = "kdtune"
 
 
 def data_dir(home: Path | None = None) -> Path:
-    """The embedded server's data directory."""
-    return (home or kdtune_home()) / "postgres"
+    """The embedded server's data directory (nothing is created: see :func:`start`)."""
+    return (home or kdtune_home(create=False)) / "postgres"
 
 
 @dataclass(frozen=True)
@@ -75,30 +77,152 @@ def start(home: Path | None = None) -> str:
 
     Safe to call from many processes at once: pgserver serialises start-up with a file
     lock. The ``kdtune`` database is created the first time.
+
+    Raises:
+        StorageError: the server cannot start, in one line naming why (a data directory
+            that is not writable or a full disk, else PostgreSQL's own error); the server
+            log is named only when it exists.
     """
     pgserver = _import_pgserver()[0]
 
     pgdata = data_dir(home)
-    pgdata.parent.mkdir(parents=True, exist_ok=True)
-    # pgserver caches one handle per data directory and process; after `stop` that handle
-    # points at a dead server, so forget it and let get_server start a fresh one.
-    instances = pgserver.PostgresServer._instances
-    if pgdata.resolve() in instances and not status(home).running:
-        instances.pop(pgdata.resolve(), None)
-    try:
-        server = pgserver.get_server(pgdata, cleanup_mode=None)
-    except Exception as e:  # pgserver raises bare exceptions from initdb / pg_ctl
-        raise StorageError(
-            f"could not start the embedded PostgreSQL server in {pgdata}: {e} "
-            f"(see {pgdata / 'log'})"
-        ) from e
-    info = server.get_postmaster_info()
+    if not status(home).running:
+        problem = _unwritable(pgdata)
+        if problem:
+            raise StorageError(f"cannot start the embedded PostgreSQL server: {problem} "
+                               f"(set KDTUNE_HOME or give --storage)")
+        # pgserver caches one handle per data directory and process; after `stop` that
+        # handle points at a dead server, so forget it and let get_server start a fresh one.
+        pgserver.PostgresServer._instances.pop(pgdata.resolve(), None)
+    with _pgserver_log() as messages:
+        try:
+            server = pgserver.get_server(pgdata, cleanup_mode=None)
+        except Exception as e:  # pgserver raises bare exceptions from initdb / pg_ctl
+            raise StorageError(_start_failure(pgdata, e, messages)) from e
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}';")
     if "1 row" not in exists:
         out = server.psql(f"CREATE DATABASE {DATABASE};")
         if "already exists" not in out and "CREATE DATABASE" not in out:
-            raise StorageError(f"could not create database {DATABASE!r} in {pgdata}: {out}")
-    return _url(info.socket_dir)
+            raise StorageError(f"could not create database {DATABASE!r} in {pgdata}: "
+                               f"{_first_error(out) or out.strip()}")
+    return _url(server.get_postmaster_info().socket_dir)
+
+
+_MIN_FREE = 64 * 2**20
+"""Free bytes below which a failed start is blamed on the disk (initdb needs about 40 MB)."""
+
+
+def _unwritable(pgdata: Path) -> str | None:
+    """Why the server could not write its data directory, or None.
+
+    Creates the directory's parent (``$KDTUNE_HOME``) and writes a probe file there: the
+    data directory itself must stay empty until initdb has filled it.
+    """
+    import os
+    import tempfile
+
+    parent = pgdata.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".kdtune-probe-", dir=parent)
+        try:
+            os.write(fd, b"\0" * 4096)
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as e:
+        import errno
+
+        if e.errno == errno.ENOSPC:
+            return f"no space left on the device of {parent}"
+        existing = next((p for p in (parent, *parent.parents) if p.exists()), parent)
+        return f"{existing} is not writable ({e.strerror or e})"
+    if pgdata.exists() and not os.access(pgdata, os.W_OK):
+        return f"{pgdata} is not writable"
+    return None
+
+
+def _start_failure(pgdata: Path, e: Exception, messages: list[str]) -> str:
+    """One line on why pgserver could not start the server in ``pgdata``."""
+    import shutil
+
+    log = pgdata / "log"
+    reason = _first_error("\n".join(messages))
+    if not reason and log.is_file():
+        reason = _first_error(log.read_text(errors="replace"))
+    reason = reason or (str(e).strip().splitlines() or [type(e).__name__])[0]
+    try:
+        free = shutil.disk_usage(pgdata.parent).free
+    except OSError:
+        free = None
+    hint = ""
+    if free is not None and (free < _MIN_FREE or "No space left" in reason):
+        hint = f" ({free // 2**20} MB free in {pgdata.parent}; set KDTUNE_HOME or give --storage)"
+    elif log.is_file() and log.stat().st_size:
+        hint = f" (server log: {log})"
+    return f"cannot start the embedded PostgreSQL server in {pgdata}: {reason}{hint}"
+
+
+def _first_error(text: str) -> str | None:
+    """PostgreSQL's first FATAL/PANIC/ERROR message, or initdb's/pg_ctl's error, in ``text``."""
+    import re
+
+    for pattern in (r"(?:FATAL|PANIC|ERROR):\s+(.+)", r"\b((?:initdb|pg_ctl|postgres): .+)"):
+        m = re.search(pattern, text)
+        if m:
+            return m.group(1).strip()
+    return None
+
+
+@contextlib.contextmanager
+def _pgserver_log() -> Iterator[list[str]]:
+    """Collect pgserver's log messages instead of printing them (its failures fill pages)."""
+    import logging
+
+    messages: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            messages.append(record.getMessage())
+
+    logger = logging.getLogger("pgserver")
+    handler, propagate = Collect(logging.INFO), logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+def client_count(home: Path | None = None) -> int:
+    """Connections from clients (workers, dashboards, CLIs) to the running embedded server.
+
+    Counts the client backends in ``pg_stat_activity`` on any database, not this query's
+    own. 0 when the server is not running.
+
+    Raises:
+        StorageError: the server is running but cannot be queried.
+    """
+    import psycopg2
+
+    st = status(home)
+    if not st.running or st.socket_dir is None:
+        return 0
+    try:
+        conn = psycopg2.connect(host=str(st.socket_dir), user="postgres", dbname="postgres",
+                                connect_timeout=10)
+    except psycopg2.Error as e:
+        raise StorageError(f"cannot connect to the embedded PostgreSQL server in "
+                           f"{st.data_dir} ({str(e).strip().splitlines()[0]})") from e
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = "
+                        "'client backend' AND datname IS NOT NULL AND pid <> pg_backend_pid()")
+            return int(cur.fetchone()[0])
+    finally:
+        conn.close()
 
 
 def stop(home: Path | None = None) -> bool:

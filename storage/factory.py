@@ -27,6 +27,7 @@ import optuna
 from kdtune.errors import StorageError
 
 from . import embedded
+from .connection import connection_problem
 from .optuna_adapter import quiet_experimental, retry_stale_trials
 from .retry import reason
 from .urls import StorageSpec, mask_url, resolve_spec
@@ -68,8 +69,9 @@ def make_storage(
         settings: heartbeat, retry and pool settings.
 
     Raises:
-        StorageError: the database cannot be reached or refuses the login (the message
-            names the masked URL and the reason).
+        StorageError: the database cannot be reached or refuses the login (``cannot use
+            storage: cannot connect to <masked URL> (<reason>)``, e.g. "connection
+            refused"), or cannot be used (``cannot use storage <masked URL>: <reason>``).
         UsageError: the spec is not a storage spec (the message names the accepted forms).
     """
     settings = settings or StorageSettings()
@@ -100,6 +102,10 @@ def make_storage(
                 **heartbeat,
             )
     except Exception as e:  # sqlalchemy / psycopg2 errors carry the reason in their text
+        why = connection_problem(e, settings.connect_timeout)
+        if why is not None:
+            raise StorageError(f"cannot use storage: cannot connect to {describe(resolved)} "
+                               f"({why})") from e
         raise StorageError(f"cannot use storage {describe(resolved)}: {reason(e)}") from e
 
 

@@ -2,8 +2,9 @@
 
 kdtune needs a few things Optuna does not publish: the SQLAlchemy engine and tables behind an
 RDB storage (to count trials and take a study-wide lock in SQL), a study's and a trial's
-database ids, the heartbeat thread ``Study.optimize`` runs, the storage's stale-trial
-callback, and Optuna's exact hypervolume code. Each is wrapped here in a small named
+database ids, the heartbeat call (kdtune runs its own thread around it: Optuna's dies on
+the first failed beat), a trial failed with its reason in one transaction, the storage's
+stale-trial callback, and Optuna's exact hypervolume code. Each is wrapped here in a small named
 function, so an Optuna upgrade that moves one of them changes this file only. Nothing else
 in kdtune may spell ``study._storage``, ``_study_id``, ``_trial_id``, ``optuna.storages._rdb``,
 ``optuna.storages._heartbeat``, ``_backend`` or ``optuna._hypervolume``.
@@ -21,6 +22,9 @@ from typing import Any
 import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
+
+from .heartbeat import HeartbeatThread
+from .link import DatabaseLink
 
 StaleTrialCallback = Callable[[optuna.Study, FrozenTrial], None]
 
@@ -62,6 +66,44 @@ def fail_trial(study: optuna.Study, tid: int) -> bool:
     return study._storage.set_trial_state_values(tid, state=TrialState.FAIL)
 
 
+def claim_waiting_trial(study: optuna.Study, tid: int) -> bool:
+    """Make WAITING trial ``tid`` RUNNING; False when another process took it first."""
+    return study._storage.set_trial_state_values(tid, state=TrialState.RUNNING)
+
+
+def set_trial_user_attr(study: optuna.Study, tid: int, key: str, value: Any) -> None:
+    """Set a user attribute of the unfinished trial ``tid``."""
+    study._storage.set_trial_user_attr(tid, key, value)
+
+
+def fail_running_trial(study: optuna.Study, tid: int, user_attrs: dict[str, Any]) -> bool:
+    """Mark trial ``tid`` FAIL with ``user_attrs``, in one transaction, if it is RUNNING.
+
+    Returns False when it is not RUNNING (its worker told it, or another worker failed it
+    first). Unlike :func:`fail_trial`, the attributes (e.g. why it failed) are written
+    with the state, so a FAIL trial is never seen without them.
+    """
+    import datetime
+    import json
+
+    from sqlalchemy import delete, insert, update
+
+    trials, attrs = trials_table(), trial_user_attrs_table()
+    with rdb_engine(study).begin() as conn:
+        changed = conn.execute(
+            update(trials)
+            .where(trials.c.trial_id == tid, trials.c.state == TrialState.RUNNING)
+            .values(state=TrialState.FAIL, datetime_complete=datetime.datetime.now())
+        ).rowcount
+        if not changed:
+            return False
+        for key, value in user_attrs.items():
+            conn.execute(delete(attrs).where(attrs.c.trial_id == tid, attrs.c.key == key))
+            conn.execute(insert(attrs).values(trial_id=tid, key=key,
+                                              value_json=json.dumps(value)))
+    return True
+
+
 # --------------------------------------------------------------------------- RDB internals
 
 
@@ -95,6 +137,20 @@ def trial_system_attrs_table() -> Any:
     return models.TrialSystemAttributeModel.__table__
 
 
+def trial_user_attrs_table() -> Any:
+    """The ``trial_user_attributes`` table: trial_id, key, value_json."""
+    from optuna.storages._rdb import models
+
+    return models.TrialUserAttributeModel.__table__
+
+
+def study_user_attrs_table() -> Any:
+    """The ``study_user_attributes`` table: study_id, key, value_json."""
+    from optuna.storages._rdb import models
+
+    return models.StudyUserAttributeModel.__table__
+
+
 def trial_params_table() -> Any:
     """The ``trial_params`` table: trial_id, param_name, param_value, distribution_json."""
     from optuna.storages._rdb import models
@@ -119,15 +175,63 @@ def trial_heartbeats_table() -> Any:
 # --------------------------------------------------------------------------- heartbeats
 
 
-def heartbeat(study: optuna.Study, trial: optuna.Trial) -> contextlib.AbstractContextManager:
-    """The heartbeat thread ``Study.optimize`` runs around a trial, as a context manager.
+def heartbeat_interval(study: optuna.Study) -> int | None:
+    """Seconds between heartbeats the study's storage was opened with (None: no heartbeats)."""
+    storage = study_storage(study)
+    getter = getattr(storage, "get_heartbeat_interval", None)
+    return getter() if getter is not None else None
 
-    It records a heartbeat every ``heartbeat_interval`` seconds while the block runs; on a
-    storage without heartbeats it does nothing.
+
+def record_heartbeat(study: optuna.Study, tid: int) -> None:
+    """Record one heartbeat of trial ``tid`` in Optuna's heartbeat table."""
+    study_storage(study).record_heartbeat(tid)
+
+
+def heartbeat(study: optuna.Study, trial: optuna.Trial,
+              link: DatabaseLink | None = None) -> contextlib.AbstractContextManager:
+    """kdtune's heartbeat thread around a trial, as a context manager.
+
+    It records a heartbeat every ``heartbeat_interval`` seconds while the block runs and
+    keeps trying through a database outage (:class:`kdtune.storage.heartbeat.HeartbeatThread`);
+    on a storage without heartbeats it does nothing.
     """
-    from optuna.storages._heartbeat import get_heartbeat_thread
+    interval = heartbeat_interval(study)
+    if not interval:
+        return contextlib.nullcontext()
+    tid = trial_id(trial)
+    return HeartbeatThread(lambda: record_heartbeat(study, tid), interval, link)
 
-    return get_heartbeat_thread(trial_id(trial), study_storage(study))
+
+_STORAGE_CALLS = (
+    "create_new_study", "delete_study", "set_study_user_attr", "set_study_system_attr",
+    "get_study_id_from_name", "get_study_name_from_id", "get_study_directions",
+    "get_study_user_attrs", "get_study_system_attrs", "get_all_studies", "create_new_trial",
+    "set_trial_param", "get_trial_id_from_study_id_trial_number", "get_trial_number_from_id",
+    "get_trial_param", "set_trial_state_values", "set_trial_intermediate_value",
+    "set_trial_user_attr", "set_trial_system_attr", "get_trial", "get_all_trials",
+    "get_n_trials", "get_best_trial", "get_trial_params", "get_trial_user_attrs",
+    "get_trial_system_attrs",
+)
+
+
+def route_storage_calls(study: optuna.Study, link: DatabaseLink) -> None:
+    """Send every call the study (and its trials) make to its storage through ``link``.
+
+    So ``trial.suggest_*``, ``trial.set_user_attr``, ``study.ask`` and ``study.tell`` made
+    during a database outage wait for the database (:meth:`DatabaseLink.call`) instead of
+    failing the trial. The methods are replaced on this storage object only.
+    """
+    storage = study_storage(study)
+    for name in _STORAGE_CALLS:
+        method = getattr(storage, name, None)
+        if method is None or getattr(method, "_kdtune_routed", False):
+            continue
+
+        def routed(*args, _method=method, _name=name, **kwargs):
+            return link.call(lambda: _method(*args, **kwargs), _name.replace("_", " "))
+
+        routed._kdtune_routed = True  # type: ignore[attr-defined]
+        setattr(storage, name, routed)
 
 
 def stale_trial_callback(study: optuna.Study) -> StaleTrialCallback | None:
@@ -188,20 +292,28 @@ def hypervolume_history(study: optuna.Study, ref: Sequence[float]) -> list[tuple
 
 
 __all__ = [
+    "claim_waiting_trial",
+    "fail_running_trial",
     "fail_trial",
     "frozen_trial",
     "get_trial",
     "heartbeat",
+    "heartbeat_interval",
     "hypervolume",
     "hypervolume_history",
     "quiet_experimental",
     "rdb_engine",
+    "record_heartbeat",
     "retry_stale_trials",
+    "route_storage_calls",
+    "set_trial_user_attr",
     "stale_trial_callback",
     "study_id",
     "study_storage",
+    "study_user_attrs_table",
     "trial_heartbeats_table",
     "trial_id",
     "trial_system_attrs_table",
+    "trial_user_attrs_table",
     "trials_table",
 ]

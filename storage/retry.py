@@ -35,8 +35,14 @@ _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"]+")
 
 
 def reason(e: BaseException) -> str:
-    """The first meaningful line of a database error, with any URL in it masked."""
+    """The first meaningful line of a database error, with any URL in it masked.
+
+    Optuna's StorageInternalError ("invalid data in the commit, e.g. exceeding max
+    length") hides the real error, e.g. a lost connection, in its cause: that is used.
+    """
     cause: BaseException = e
+    while isinstance(cause, StorageInternalError) and cause.__cause__ is not None:
+        cause = cause.__cause__
     while getattr(cause, "orig", None) is not None:
         cause = cause.orig  # type: ignore[assignment]
     text = str(cause).strip().splitlines()
@@ -60,6 +66,27 @@ def database_errors(what: str) -> Iterator[None]:
         yield
     except DATABASE_ERRORS as e:
         raise translate(e, what) from e
+
+
+_CONNECTION_LOST = ("could not connect", "connection refused", "server closed the connection",
+                    "terminating connection", "the database system is", "no such file or "
+                    "directory", "connection to server", "connection timed out",
+                    "could not receive data", "could not send data", "ssl syscall error")
+"""Words of a connection-level failure that a restarted server cures (not a wrong password)."""
+
+
+def is_transient(e: BaseException) -> bool:
+    """Whether another try may succeed: a lost connection, a restarting server.
+
+    A StorageError says so with its ``retryable`` attribute; one without it (e.g. from the
+    storage factory) is transient when its cause is a connection that could not be made.
+    """
+    if isinstance(e, StorageError):
+        if hasattr(e, "retryable"):
+            return bool(e.retryable)
+        cause = e.__cause__
+        return cause is not None and any(w in reason(cause).lower() for w in _CONNECTION_LOST)
+    return isinstance(e, TRANSIENT_ERRORS)
 
 
 def _retryable(e: BaseException) -> bool:
@@ -98,5 +125,5 @@ def with_retries(fn: Callable[[], T], what: str, attempts: int = 8, delay: float
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-__all__ = ["DATABASE_ERRORS", "TRANSIENT_ERRORS", "database_errors", "reason", "translate",
-           "with_retries"]
+__all__ = ["DATABASE_ERRORS", "TRANSIENT_ERRORS", "database_errors", "is_transient", "reason",
+           "translate", "with_retries"]

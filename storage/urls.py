@@ -7,6 +7,12 @@ A *storage spec* is what a user gives kdtune to say where studies live:
 * a ``postgresql://`` URL (``postgres://`` and ``postgresql+psycopg2://`` are accepted and
   normalised to the psycopg2 driver);
 * a ``sqlite:///path.db`` URL, for single-process use.
+
+User and password: everything before the URL's *last* ``@`` is ``user:password``, so a
+password may contain a raw ``@``, ``/``, ``:`` or ``?`` (percent-encoding them, ``%40`` for
+``@``, works too). An ``@`` after the host (in the database name or a query value) must be
+percent-encoded. :func:`mask_url` follows the same rule, so no part of a password is ever
+printed.
 """
 
 from __future__ import annotations
@@ -44,12 +50,43 @@ class StorageSpec:
 def mask_url(url: str) -> str:
     """Return ``url`` with its password replaced by ``***``.
 
-    Covers a password in the authority part (``user:secret@host``) and one passed as a
-    ``password=`` query parameter. The rest of the URL is returned exactly as given.
+    Covers a password in the authority part (``user:secret@host``: everything between the
+    first ``:`` after the user and the URL's last ``@``, so raw ``@`` and ``/`` in a password
+    are masked too) and one passed as a ``password=`` query parameter. The rest of the URL
+    is returned exactly as given.
     """
-    masked = re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/@?#]*:)(.*)@", rf"\1{MASK}@", url)
-    masked = re.sub(r"([?&]password=)[^&]*", rf"\1{MASK}", masked, flags=re.IGNORECASE)
-    return masked
+    scheme, user, password, after = _split_userinfo(url)
+    masked = url if password is None else f"{scheme}{user}:{MASK}@{after}"
+    return re.sub(r"([?&]password=)[^&]*", rf"\1{MASK}", masked, flags=re.IGNORECASE)
+
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)(.*)$", re.DOTALL)
+
+
+def _split_userinfo(url: str) -> tuple[str, str, str | None, str]:
+    """``(scheme://, user, password, rest after the last @)``; password None when absent.
+
+    The user and password are everything before the URL's last ``@`` (the user ends at
+    the first ``:``). Without a scheme, an ``@`` or a ``:`` before it: ``("", "", None, url)``.
+    """
+    match = _SCHEME.match(url)
+    if match is None:
+        return "", "", None, url
+    scheme, rest = match.groups()
+    userinfo, at, after = rest.rpartition("@")
+    if not at or ":" not in userinfo:
+        return scheme, userinfo, None, url
+    user, _, password = userinfo.partition(":")
+    return scheme, user, password, after
+
+
+def _encode_raw_at(url: str) -> str:
+    """``url`` with any raw ``@`` in its user or password percent-encoded (``%40``), so that
+    a parser that ends the password at the first ``@`` sees the whole password."""
+    scheme, user, password, after = _split_userinfo(url)
+    if password is None or "@" not in user + password:
+        return url
+    return f"{scheme}{user.replace('@', '%40')}:{password.replace('@', '%40')}@{after}"
 
 
 def resolve_spec(spec: str | None = None) -> StorageSpec:
@@ -65,7 +102,7 @@ def resolve_spec(spec: str | None = None) -> StorageSpec:
     scheme = spec.split("://", 1)[0].lower() if "://" in spec else ""
     if scheme in ("postgresql", "postgres", "postgresql+psycopg2"):
         try:
-            parsed = make_url(spec.replace("postgres://", "postgresql://", 1))
+            parsed = make_url(_encode_raw_at(spec.replace("postgres://", "postgresql://", 1)))
         except (ArgumentError, ValueError) as e:
             raise UsageError(f"storage URL {mask_url(spec)!r} does not parse: {e}") from e
         parsed = parsed.set(drivername="postgresql+psycopg2")

@@ -7,11 +7,15 @@ Errors (:func:`main`): a :class:`~kdtune.errors.KdtuneError` prints one line per
 ``kdtune: error: <problem>``, and exits with its ``exit_code`` (2: a bad flag, config or
 input; 1: a runtime failure such as an unreachable storage); bad command lines exit 2. Any
 other exception is a bug: one line says so and that ``kdtune --debug`` shows its traceback.
+
+Signals (:mod:`kdtune.study.signals`): a command stopped by SIGINT exits 130 with
+``kdtune: interrupted``, by SIGTERM 143 with ``kdtune: terminated``; so does a worker that
+caught the signal itself to end its trial cleanly.
 """
 
 from __future__ import annotations
 
-import json
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -21,6 +25,19 @@ import typer
 
 from kdtune.errors import ConfigError, KdtuneError, UsageError
 
+from .cli_common import (
+    ConfigArg,
+    JsonOpt,
+    ObjectiveOpt,
+    SetOpt,
+    StorageOpt,
+    StudyOpt,
+    emit,
+    print_json,
+)
+from .cli_storage import storage_app
+from .signals import Stopped, StopSignals, as_stopped
+
 app = typer.Typer(
     name="kdtune",
     help="Hyperparameter optimisation for knowledge distillation of BERT classifiers: "
@@ -29,39 +46,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-storage_app = typer.Typer(help="Where studies live: the embedded PostgreSQL server or a URL.",
-                          no_args_is_help=True)
 teacher_app = typer.Typer(help="Teachers: fine-tune a BERT checkpoint into a classifier.",
                           no_args_is_help=True)
 app.add_typer(storage_app, name="storage")
 app.add_typer(teacher_app, name="teacher")
 
 _state = {"debug": False}
-
-StorageOpt = Annotated[
-    str | None,
-    typer.Option("--storage", help="postgresql:// or sqlite:/// URL; default $KDTUNE_STORAGE, "
-                 "else the embedded PostgreSQL server"),
-]
-StudyOpt = Annotated[str, typer.Option("--study", help="study name")]
-SetOpt = Annotated[
-    list[str] | None,
-    typer.Option("--set", help="dotted override, e.g. --set search.temperature.high=8"),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
-ConfigArg = Annotated[Path, typer.Argument(help="study config (YAML)")]
-
-
-def _print_json(data) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
-
-
-def _emit(as_json: bool, data, line: str) -> None:
-    """``data`` as JSON with ``--json``, else the one human-readable ``line``."""
-    if as_json:
-        _print_json(data)
-    else:
-        typer.echo(line)
 
 
 @app.callback(invoke_without_command=True)
@@ -80,45 +70,6 @@ def _root(
         typer.echo(ctx.get_help())
 
 
-# --------------------------------------------------------------------------- storage
-
-
-@storage_app.command("url")
-def storage_url_cmd(storage: StorageOpt = None) -> None:
-    """Print the storage URL (password masked), starting the embedded server if needed."""
-    from kdtune.storage import mask_url, storage_url
-
-    typer.echo(mask_url(storage_url(storage)))
-
-
-@storage_app.command("start")
-def storage_start_cmd() -> None:
-    """Start the embedded PostgreSQL server (it keeps running after this exits)."""
-    from kdtune.storage import embedded
-
-    url = embedded.start()
-    typer.echo(f"embedded PostgreSQL running in {embedded.data_dir()}: {url}")
-
-
-@storage_app.command("stop")
-def storage_stop_cmd() -> None:
-    """Stop the embedded PostgreSQL server."""
-    from kdtune.storage import embedded
-
-    typer.echo("stopped" if embedded.stop() else "not running")
-
-
-@storage_app.command("status")
-def storage_status_cmd(as_json: JsonOpt = False) -> None:
-    """Say whether the embedded PostgreSQL server is running."""
-    from kdtune.storage import embedded
-
-    st = embedded.status()
-    data = {"running": st.running, "data_dir": str(st.data_dir), "pid": st.pid, "url": st.url()}
-    _emit(as_json, data, f"embedded PostgreSQL: {'running' if st.running else 'stopped'} "
-          f"({st.data_dir})" + (f", pid {st.pid}, {st.url()}" if st.running else ""))
-
-
 # --------------------------------------------------------------------------- teacher
 
 
@@ -135,8 +86,8 @@ def teacher_fit_cmd(
 
     cfg = load_teacher_fit(config, overrides or [], output)
     metrics = fit_teacher(cfg, output, progress=not as_json)
-    _emit(as_json, metrics, f"teacher saved to {output}: test accuracy "
-          f"{metrics['test_accuracy']:.4f} ({metrics['seconds']:.0f} s)")
+    emit(as_json, metrics, f"teacher saved to {output}: test accuracy "
+         f"{metrics['test_accuracy']:.4f} ({metrics['seconds']:.0f} s)")
 
 
 # --------------------------------------------------------------------------- studies
@@ -164,8 +115,8 @@ def create_cmd(
 
     cfg = load_study_config(config, overrides or [], storage)
     info = create_study(cfg)
-    _emit(as_json, info, f"study {info['study']} ready in {info['storage']} "
-          f"({info['trials']} trials so far)")
+    emit(as_json, info, f"study {info['study']} ready in {info['storage']} "
+         f"({info['trials']} trials so far)")
 
 
 @app.command("run")
@@ -176,16 +127,18 @@ def run_cmd(
                                                help="trial budget (default: n_trials)")] = None,
     overrides: SetOpt = None,
     storage: StorageOpt = None,
+    objective: ObjectiveOpt = None,
 ) -> None:
     """Create the study and run local worker processes until the budget is finished.
 
     Each worker is a `kdtune worker --study NAME --index I --threads N` subprocess; the CPU
-    cores are shared out among them unless distill.threads is set.
+    cores are shared out among them unless distill.threads is set. Ctrl-C or SIGTERM is
+    passed on to the workers (each ends its trial cleanly), and `run` waits for them.
     """
     from kdtune.study.service import load_study_config, run_study
 
     cfg = load_study_config(config, overrides or [], storage, n_trials=trials)
-    run_study(cfg, workers=workers)
+    run_study(cfg, workers=workers, objective=objective)
 
 
 @app.command("worker")
@@ -197,16 +150,20 @@ def worker_cmd(
     threads: Annotated[int | None, typer.Option(
         "--threads", min=1, envvar="KDTUNE_THREADS",
         help="torch threads per trial whose config leaves distill.threads unset")] = None,
-    objective: Annotated[str | None, typer.Option(
-        "--objective", hidden=True,
-        help="module:function objective factory, called with the study config "
-        "(tests and benchmarks)")] = None,
+    db_wait: Annotated[float, typer.Option(
+        "--db-wait", min=0.001, envvar="KDTUNE_DB_WAIT",
+        help="seconds to wait for an unavailable database before giving up")] = 300.0,
+    objective: ObjectiveOpt = None,
 ) -> None:
-    """Join an existing study and pull trials until its budget is reached."""
+    """Join an existing study and pull trials until its budget is reached.
+
+    SIGINT/SIGTERM end the current trial cleanly (it is re-queued); the worker then exits
+    130/143.
+    """
     from kdtune.study.worker import run_worker
 
     run_worker(study, storage, index=None if index < 0 else index, objective=objective,
-               threads=threads)
+               threads=threads, db_wait=db_wait)
 
 
 @app.command("status")
@@ -216,7 +173,7 @@ def status_cmd(study: StudyOpt, storage: StorageOpt = None, as_json: JsonOpt = F
 
     info = study_status(study, storage)
     if as_json:
-        _print_json(info)
+        print_json(info)
     else:
         for k, v in info.items():
             typer.echo(f"{k:>16}: {v}")
@@ -260,7 +217,7 @@ def export_cmd(
     from kdtune.study.export import export_trial
 
     info = export_trial(study, storage, pick, output)
-    _emit(as_json, info, f"trial {info['trial']} ({pick}) exported to {output}")
+    emit(as_json, info, f"trial {info['trial']} ({pick}) exported to {output}")
 
 
 @app.command("distill")
@@ -270,12 +227,18 @@ def distill_cmd(
     overrides: SetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run a production distillation from an exported config and save the student."""
-    from kdtune.study.export import distill_from_file
+    """Run a production distillation from an exported config and save the student.
 
-    info = distill_from_file(config, output, overrides or [], progress=not as_json)
-    _emit(as_json, info, f"student saved to {output}: accuracy {info['accuracy_student']:.4f}, "
-          f"sigma {info['sigma']:.4f}, phi_cnf {'holds' if info['phi_cnf'] else 'fails'}")
+    Interrupted (Ctrl-C, SIGTERM), it saves nothing: no partial student directory is left.
+    """
+    try:
+        from kdtune.study.export import distill_from_file
+
+        info = distill_from_file(config, output, overrides or [], progress=not as_json)
+    except (KeyboardInterrupt, Stopped) as e:
+        raise as_stopped(e, f"no student saved to {output}") from e
+    emit(as_json, info, f"student saved to {output}: accuracy {info['accuracy_student']:.4f}, "
+         f"sigma {info['sigma']:.4f}, phi_cnf {'holds' if info['phi_cnf'] else 'fails'}")
 
 
 @app.command("dashboard")
@@ -319,7 +282,7 @@ def audit_cmd(
         report = audit_models(teacher, student, overrides or [], split=split, kappa=kappa,
                               reference_class=reference_class)
     if as_json:
-        _print_json(report)
+        print_json(report)
     else:
         print_audit(report)
 
@@ -339,36 +302,61 @@ def demo_cmd(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI and return its exit code (see the module docstring for errors)."""
+    """Run the CLI and return its exit code (see the module docstring for errors and signals)."""
     import warnings
-
-    import click
 
     # Optuna's experimental flags (heartbeats, metric names, retry callbacks), and its warning
     # on every ask about the heartbeats kdtune workers run themselves: nothing users can act on.
     warnings.filterwarnings("ignore", message=r".*(experimental|deprecated).*")
     warnings.filterwarnings("ignore", message=r"Heartbeat of storage is supposed to be used")
     _state["debug"] = False
+    stops = StopSignals()
+    try:
+        with stops:
+            code = _invoke(argv)
+    except KeyboardInterrupt:  # a signal between the command's end and the handlers' reset
+        return _stopped(Stopped(signal.SIGINT))
+    except Stopped as e:
+        return _stopped(e)
+    signum = stops.last()
+    if code == 0 and signum is not None:  # the command (a worker) caught the signal itself
+        return _stopped(Stopped(signum))
+    return code
+
+
+def _invoke(argv: list[str] | None) -> int:
+    """Run the command line; map every way it can end to an exit code."""
+    import click
+
     command = typer.main.get_command(app)
     # typer >= 0.29 raises its own copies of click's Exit/Abort/UsageError classes.
     exits = (click.exceptions.Exit, typer.Exit)
     aborts = (click.exceptions.Abort, typer.Abort)
     try:
-        command.main(args=argv, prog_name="kdtune", standalone_mode=False)
+        rv = command.main(args=argv, prog_name="kdtune", standalone_mode=False)
     except exits as e:
         return int(getattr(e, "exit_code", 0) or 0)
     except aborts:
         sys.stderr.write("kdtune: aborted\n")
         return 130
     except KeyboardInterrupt:
-        sys.stderr.write("kdtune: interrupted\n")
-        return 130
+        return _stopped(Stopped(signal.SIGINT))
+    except Stopped as e:
+        return _stopped(e)
     except Exception as e:
         if hasattr(e, "show") and hasattr(e, "exit_code"):  # click's usage errors
             e.show()
             return int(e.exit_code) or 2
         return _report(e)
+    if rv == 130:  # typer turns a KeyboardInterrupt into exit code 130, silently
+        return _stopped(Stopped(signal.SIGINT))
     return 0
+
+
+def _stopped(e: Stopped) -> int:
+    """Print a stop signal's one line; return its exit code (130 SIGINT, 143 SIGTERM)."""
+    sys.stderr.write(e.line + "\n")
+    return e.exit_code
 
 
 def _report(e: Exception) -> int:

@@ -55,6 +55,8 @@ class StudyConfig(FrozenModel):
     max_retries: int = Field(2, ge=0, description="re-queues of a trial that raised or died")
     heartbeat_interval: int = Field(10, ge=1, description="seconds between worker heartbeats")
     grace_period: int | None = Field(None, ge=1, description="default 3 x heartbeat_interval")
+    stop_after_failures: int = Field(3, ge=0, description="stop the study when its first N "
+                                     "trials all fail with the same error (0: never)")
 
     @field_validator("objectives")
     @classmethod

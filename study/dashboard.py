@@ -133,12 +133,39 @@ def dashboard_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}/dashboard"
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Bind ``host:port`` for a moment, as the dashboard's server will (address reuse on).
+
+    Raises:
+        KdtuneError: one line: ``port N is in use`` or why it cannot be listened on.
+    """
+    import errno
+    import socket
+
+    where = f"{host}:{port}"
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        raise KdtuneError(f"cannot serve on {where}: unknown host {host!r} ({e.strerror})") from e
+    family, kind, proto, _, address = infos[0]
+    try:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            raise KdtuneError(f"cannot serve on {where}: port {port} is in use; "
+                              "choose another with --port") from e
+        raise KdtuneError(f"cannot serve on {where}: {e.strerror or e}") from e
+
+
 def serve(storage: str | None = None, host: str = "127.0.0.1", port: int = 8080) -> None:
     """Serve optuna-dashboard on a kdtune storage until interrupted.
 
-    First saves a hypervolume chart into every kdtune study (:func:`publish_hypervolume`),
-    then prints the URL and serves. Warns on stderr when ``host`` is not a loopback
-    address: the dashboard has no authentication.
+    First checks that ``host:port`` can be listened on (:func:`check_port_free`), before
+    anything is printed or written; then saves a hypervolume chart into every kdtune study
+    (:func:`publish_hypervolume`), prints the URL and serves. Warns on stderr when ``host``
+    is not a loopback address: the dashboard has no authentication.
 
     Args:
         storage: a storage spec (None: ``$KDTUNE_STORAGE``, else the embedded server).
@@ -148,12 +175,14 @@ def serve(storage: str | None = None, host: str = "127.0.0.1", port: int = 8080)
     Raises:
         UsageError: ``port`` is out of range.
         StorageError: the storage cannot be reached.
-        KdtuneError: the port cannot be listened on (already in use, not permitted).
+        KdtuneError: the port cannot be listened on (already in use, not permitted, an
+            address not of this machine).
     """
     from optuna_dashboard import run_server
 
     if not 0 < port < 65536:
         raise UsageError(f"--port must be between 1 and 65535, got {port}")
+    check_port_free(host, port)
     st = make_storage(storage)
     charts = publish_hypervolume(st)
     saved = sum(1 for v in charts.values() if v == "saved")

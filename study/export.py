@@ -2,10 +2,11 @@
 
 ``kdtune export --pick P`` writes YAML with two sections: ``distill`` (the trial's complete
 :class:`~kdtune.objectives.config.DistillConfig`) and ``source`` (study, trial number, the
-pick rule, the metrics of the catalogue the trial reached, the kdtune version).
-``kdtune distill`` accepts that file, or a bare DistillConfig, validates it completely (keys,
-teacher, data, cross-field rules, a free output directory) before anything is written, and
-saves the student with ``save_pretrained``.
+pick rule, the metrics of the catalogue the trial reached, the kdtune version), under a
+checksum line (:mod:`kdtune.study.export_file`). ``kdtune distill`` accepts that file, or a
+bare DistillConfig, refuses an export whose checksum no longer matches (cut short or
+edited), validates it completely (keys, teacher, data, cross-field rules, a free output
+directory) before anything is written, and saves the student with ``save_pretrained``.
 
 Pick rules (over COMPLETE trials):
 
@@ -38,6 +39,7 @@ from kdtune.objectives.checks import check_distill
 from kdtune.objectives.config import DistillConfig
 
 from .config import output_problems
+from .export_file import check_writable, verify_export, with_checksum
 from .front import pareto_front
 from .service import open_study
 
@@ -119,9 +121,19 @@ def knee(front: list[FrozenTrial], directions: list[str]) -> FrozenTrial:
 
 
 def export_trial(study_name: str, storage: str | None, pick: str, output: Path) -> dict:
-    """Write the picked trial's complete DistillConfig and its provenance to ``output``."""
+    """Write the picked trial's complete DistillConfig and its provenance to ``output``.
+
+    The file appears whole or not at all, under a checksum line.
+
+    Raises:
+        UsageError: ``output`` cannot be written (checked before the study is opened), or
+            ``pick`` is not a pick rule.
+        KdtuneError: no trial fits the pick.
+    """
     from kdtune import __version__
 
+    output = Path(output)
+    check_writable(output)
     study, cfg = open_study(study_name, storage)
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
@@ -140,7 +152,10 @@ def export_trial(study_name: str, storage: str | None, pick: str, output: Path) 
     header = (f"# kdtune {__version__}: trial {trial.number} of study {study_name!r} "
               f"(pick: {pick}).\n# Run it with: kdtune distill {output.name} -o student/\n")
     body = yaml.safe_dump(json.loads(exported.model_dump_json()), sort_keys=False)
-    atomic_write_text(output, header + body)
+    try:
+        atomic_write_text(output, with_checksum(header + body))
+    except OSError as e:
+        raise UsageError(f"-o {output}: cannot write it ({e.strerror or e})") from e
     return {"study": study_name, "trial": trial.number, "pick": pick, "output": str(output),
             "metrics": metrics}
 
@@ -154,12 +169,15 @@ def read_distill_config(
 ) -> DistillConfig:
     """Read an export file (``distill:`` + ``source:``) or a bare DistillConfig YAML.
 
+    An export's checksum line must match the file
+    (:func:`~kdtune.study.export_file.verify_export`); a file without one is taken as
+    written (a hand-written config).
     With ``full_data`` the training-set size limit is lifted (``data.train_size: null``).
     With ``check`` the config is validated completely
     (:func:`~kdtune.objectives.checks.check_distill`, on the config as it will run): every
     problem in one :class:`~kdtune.errors.ConfigError`, keys named as in the file.
     """
-    raw = frozen.read_yaml(path)
+    raw = _read_config(Path(path))
     exported = isinstance(raw, dict) and "distill" in raw
 
     def problems(cfg: ExportedConfig | DistillConfig) -> list[str]:
@@ -174,6 +192,13 @@ def read_distill_config(
         cfg = frozen.validate_with_overrides(raw, overrides, DistillConfig,
                                              problems if check else None)
     return _as_run(cfg, full_data)
+
+
+def _read_config(path: Path) -> dict:
+    """The plain data of a distill config file, its checksum verified first if it has one."""
+    text = frozen.read_text(path)
+    verify_export(text, str(path))
+    return frozen.parse_yaml(text, str(path))
 
 
 def _as_run(cfg: DistillConfig, full_data: bool) -> DistillConfig:
@@ -195,9 +220,12 @@ def distill_from_file(config: Path, output: Path, overrides: list[str] | tuple[s
     Raises:
         ConfigError: every problem of the config and of ``output`` (not free), found before
             anything is created.
+        UsageError: ``output`` cannot be created (read-only or missing permission), found
+            before anything is trained.
     """
     from kdtune.objectives.distill import distill
 
+    output = Path(output)
     busy = output_problems(output)
     try:
         cfg = read_distill_config(config, overrides, full_data=full_data, check=True)
@@ -205,6 +233,7 @@ def distill_from_file(config: Path, output: Path, overrides: list[str] | tuple[s
         raise ConfigError(busy + e.problems) from e
     if busy:
         raise ConfigError(busy)
+    check_writable(output, directory=True)
     result = distill(cfg, progress=progress)
     with atomic_directory(output) as tmp:
         result.student.save_pretrained(tmp, result.tokenizer)

@@ -6,8 +6,9 @@ machine needs only the storage and the study name.
 
 :func:`run_study` starts local workers as ``kdtune worker`` subprocesses
 (``python -m kdtune.study.cli worker --study NAME --index I --threads N``), exactly the
-command other machines run; how many trials count against the budget is
-:mod:`kdtune.study.budget`'s business, the Pareto front :mod:`kdtune.study.front`'s.
+command other machines run, and passes stop signals on to them; how many trials count
+against the budget is :mod:`kdtune.study.budget`'s business, the Pareto front
+:mod:`kdtune.study.front`'s.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 import optuna
 
 from kdtune import __version__
-from kdtune.attrs import STUDY_CONFIG, STUDY_VERSION
+from kdtune.attrs import STUDY_CONFIG, STUDY_STOPPED, STUDY_VERSION
 from kdtune.errors import KdtuneError, StudyNotFound, UsageError
 from kdtune.frozen import apply_overrides, dump_yaml
 from kdtune.objectives import catalogue
@@ -39,6 +40,7 @@ from kdtune.storage import (
 from .budget import budget_counts, budget_counts_db
 from .config import StudyConfig, config_from_json, load_config, validate
 from .front import pareto_front
+from .signals import Stopped, stop_children
 
 SAMPLERS = ("nsga2", "tpe", "random", "gp")
 """The sampler names :func:`build_sampler` accepts."""
@@ -219,7 +221,11 @@ def _stored_config(plain: optuna.storages.BaseStorage, name: str, storage: str |
 
 
 def study_status(name: str, storage: str | None) -> dict:
-    """Trial counts, the budget and the Pareto front size of a study."""
+    """Trial counts, the budget and the Pareto front size of a study.
+
+    A study that stopped itself (its first trials all failed with one error) also has
+    ``stopped``: the reason, as the workers printed it.
+    """
     study, cfg = open_study(name, storage)
     with database_errors(f"reading study {name!r}"):
         counts = budget_counts(study.get_trials(deepcopy=False))
@@ -232,6 +238,7 @@ def study_status(name: str, storage: str | None) -> dict:
         "budget": cfg.n_trials,
         **counts,
         "pareto_front": len(front),
+        **({"stopped": stopped} if (stopped := study.user_attrs.get(STUDY_STOPPED)) else {}),
     }
 
 
@@ -244,15 +251,24 @@ def worker_threads(cfg: StudyConfig, workers: int) -> int:
     return cfg.distill.threads or max(1, (os.cpu_count() or 1) // workers)
 
 
-def run_study(cfg: StudyConfig, workers: int = 2, progress: bool = True) -> dict:
+def run_study(cfg: StudyConfig, workers: int = 2, progress: bool = True,
+              objective: str | None = None) -> dict:
     """Create the study, then run ``workers`` worker processes until the budget is done.
 
     Each worker is a ``kdtune worker`` subprocess (``python -m kdtune.study.cli worker
     --study NAME --index I --threads N``), exactly the command other machines run: one trial
     at a time each, all pulling from the shared storage. ``--index`` reseeds each worker's
-    sampler; ``--threads`` (:func:`worker_threads`) shares the CPU cores out. The storage URL
-    reaches them through ``$KDTUNE_STORAGE`` (never on a command line, where ``ps`` shows
-    passwords). Ctrl-C stops them cleanly: each fails and re-queues its current trial.
+    sampler; ``--threads`` (:func:`worker_threads`) shares the CPU cores out; ``objective``
+    (``module:function``, tests and benchmarks) is passed on as ``--objective``. The storage
+    URL reaches them through ``$KDTUNE_STORAGE`` (never on a command line, where ``ps`` shows
+    passwords).
+
+    The workers run in their own process group, so a Ctrl-C in the terminal reaches only
+    this process, which passes it on. Whatever ends this function early (Ctrl-C, SIGTERM
+    raised as :class:`~kdtune.study.signals.Stopped`, an error) is passed on to every worker
+    (SIGINT stays SIGINT, anything else becomes SIGTERM): each ends its trial cleanly
+    (FAIL, re-queued), and this function waits for all of them before it re-raises, so no
+    worker outlives it.
 
     Raises:
         UsageError: ``workers`` is below 1.
@@ -269,22 +285,18 @@ def run_study(cfg: StudyConfig, workers: int = 2, progress: bool = True) -> dict
     if progress:  # one progress bar (ours): no model-loading / tokenising bars from workers
         env.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         env.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "kdtune.study.cli", "worker", "--study", cfg.name,
-             "--index", str(i), "--threads", str(threads)],
-            env=env,
-        )
-        for i in range(workers)
-    ]
+    command = [sys.executable, "-m", "kdtune.study.cli", "worker",
+               *(["--objective", objective] if objective else []), "--study", cfg.name]
+    procs: list[subprocess.Popen] = []
     try:
+        for i in range(workers):
+            argv = [*command, "--index", str(i), "--threads", str(threads)]
+            procs.append(subprocess.Popen(argv, env=env, process_group=0))
         _watch(cfg, procs, progress)
-    except KeyboardInterrupt:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGINT)
-        for p in procs:
-            p.wait()
+    except BaseException as e:
+        signum = e.signum if isinstance(e, Stopped) else (
+            signal.SIGINT if isinstance(e, KeyboardInterrupt) else signal.SIGTERM)
+        stop_children(procs, signum)
         raise
     codes = [p.wait() for p in procs]
     status = study_status(cfg.name, cfg.storage)

@@ -12,14 +12,21 @@ Guarantees (each tested in tests/test_worker.py):
   to a SQLite file), so two workers can never both take the last slot.
 * **Dead workers' trials come back.** Each running trial sends heartbeats; a trial whose
   worker died (even by SIGKILL) goes stale after the grace period, another worker marks it
-  FAIL and re-queues it (same parameters) as a WAITING trial.
-* **A trial that raised is re-queued** up to ``max_retries`` times; an error whose
-  ``retryable`` attribute is False (a diverged, NaN/inf loss) fails with its reason and is
-  not retried (it would diverge again).
+  FAIL with the reason and re-queues it (same parameters) as a WAITING trial
+  (:mod:`kdtune.study.stale`).
+* **A trial that raised is re-queued** up to ``max_retries`` times; a usage, config or data
+  error, or one whose ``retryable`` attribute is False (a diverged, NaN/inf loss), fails
+  with its reason and is not retried (:mod:`kdtune.study.outcome`).
+* **A study that cannot succeed stops**: when its first ``stop_after_failures`` trials all
+  failed with the same error, every worker exits 1 with that reason
+  (:class:`~kdtune.study.outcome.StudyStopped`).
 * **SIGINT/SIGTERM** end the current trial cleanly: it is marked FAIL with the reason and
   re-queued, never left RUNNING.
-* **Database restarts** are survived: storage calls are retried with back-off
-  (:func:`kdtune.storage.with_retries`; ``pool_pre_ping`` replaces dead connections).
+* **Database outages are survived**: every storage call, the objective's included, waits
+  for the database (up to ``db_wait`` seconds, one line when it is lost and one when it is
+  back: :class:`kdtune.storage.link.DatabaseLink`); the heartbeat thread keeps beating
+  through it; no trial is judged stale until live workers have had time to beat again; a
+  trial failed as stale anyway has its result recorded on its retry.
 
 Which objective runs: the distillation objective of :mod:`kdtune.objectives.trial`, given
 the worker's thread count; or, for benchmarks and tests, the ``objective`` argument
@@ -29,8 +36,6 @@ and returning ``trial -> values``).
 
 from __future__ import annotations
 
-import copy
-import datetime
 import importlib
 import logging
 import os
@@ -40,18 +45,34 @@ import zlib
 from collections.abc import Callable
 
 import optuna
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
-from kdtune.attrs import FAIL_REASON, PRUNE_REASON
-from kdtune.errors import UsageError
-from kdtune.storage import optuna_adapter, with_retries
+from kdtune.attrs import PRUNE_REASON
+from kdtune.errors import KdtuneError, StorageError, UsageError
+from kdtune.storage import optuna_adapter
+from kdtune.storage.link import DatabaseLink
 
-from .budget import budget_counts_db, budget_lock, requeue
+from .budget import budget_counts_db, budget_lock
 from .config import StudyConfig
+from .outcome import (
+    STOPPED_PREFIX,
+    StudyStopped,
+    check_hopeless,
+    error_reason,
+    retryable,
+    stop_reason,
+    tell_complete,
+    tell_failed,
+)
 from .service import open_study
+from .stale import fail_heartbeatless_trials, fail_stale_trials
 
 Objective = Callable[[optuna.Trial], "list[float] | float"]
 _log = logging.getLogger("kdtune.worker")
+DB_WAIT_SECONDS = 300.0
+"""How long a worker waits for an unavailable database before giving up, by default."""
+"""Seconds a worker waits for an unavailable database before it gives up (default 300)."""
 
 
 class WorkerInterrupted(BaseException):
@@ -132,6 +153,7 @@ def run_worker(
     objective: Objective | str | None = None,
     poll_interval: float | None = None,
     threads: int | None = None,
+    db_wait: float | None = None,
 ) -> dict:
     """Pull trials from ``study_name`` until its budget is finished. Returns a summary.
 
@@ -146,71 +168,119 @@ def run_worker(
         poll_interval: seconds between budget checks while other workers hold the last
             trials (default: min(heartbeat_interval, 2)).
         threads: CPU threads the distillation objective trains with (None: its default).
+        db_wait: seconds to wait for an unavailable database before giving up (default:
+            :data:`DB_WAIT_SECONDS`; ``kdtune worker --db-wait``).
 
     Raises:
         StudyNotFound: no such study.
-        StorageError: the storage stayed unreachable through every retry.
-        UsageError: ``objective`` or ``threads`` is not usable.
+        StudyStopped: the study stopped itself (its first trials failed with one error).
+        StorageError: the database stayed unavailable for ``db_wait`` seconds.
+        UsageError: ``objective``, ``threads`` or ``db_wait`` is not usable.
     """
     if threads is not None and threads < 1:
         raise UsageError(f"--threads must be 1 or more, got {threads}")
+    if db_wait is not None and db_wait <= 0:
+        raise UsageError(f"db_wait must be a positive number of seconds, got {db_wait}")
     if index is None:
         index = default_worker_index()
-    study, cfg = with_retries(
-        lambda: open_study(study_name, storage, heartbeat=True, worker_index=index), "open study"
-    )
+    label = f"kdtune worker {index}"
+    link = DatabaseLink(label, db_wait if db_wait is not None else DB_WAIT_SECONDS,
+                        max_delay=2.0)
+    study, cfg = link.call(
+        lambda: open_study(study_name, storage, heartbeat=True, worker_index=index),
+        "open the study")
+    optuna_adapter.route_storage_calls(study, link)
     run_trial = load_objective(cfg, objective, threads)
     poll = poll_interval if poll_interval is not None else min(cfg.heartbeat_interval, 2)
 
-    ran = {"complete": 0, "pruned": 0, "failed": 0, "requeued": 0}
+    ran = {"complete": 0, "pruned": 0, "failed": 0, "requeued": 0, "dropped": 0}
     with _Signals() as sig:
         while not sig.stop:
-            trial = with_retries(lambda: next_trial(study, cfg), "ask for a trial")
+            trial = link.call(lambda: next_trial(study, cfg, link), "ask for a trial")
             if trial == "done":
                 break
             if trial is None:
                 time.sleep(poll)
                 continue
             if sig.stop:  # a signal arrived while asking
-                _fail(study, trial, f"worker stopped by {sig.signal_name}", cfg, ran, retry=True)
+                _count(ran, tell_failed(study, trial, f"{STOPPED_PREFIX} {sig.signal_name}",
+                                        cfg, True, link, label))
                 break
-            with optuna_adapter.heartbeat(study, trial):
-                try:
-                    sig.in_trial = True
-                    values = run_trial(trial)
-                    sig.in_trial = False
-                except WorkerInterrupted as e:
-                    sig.in_trial = False
-                    _fail(study, trial, f"worker stopped by {e}", cfg, ran, retry=True)
-                    break
-                except optuna.TrialPruned as e:
-                    sig.in_trial = False
-                    trial.set_user_attr(PRUNE_REASON, str(e) or "pruned")
-                    with_retries(lambda t=trial: study.tell(t, state=TrialState.PRUNED), "tell")
-                    ran["pruned"] += 1
-                    continue
-                except Exception as e:
-                    # An error may say retrying cannot help (a diverged loss would diverge
-                    # again): objectives.distill.Diverged sets ``retryable = False``.
-                    sig.in_trial = False
-                    retry = getattr(e, "retryable", True)
-                    if retry:
-                        _log.exception("trial %d raised", trial.number)
-                    _fail(study, trial, f"{type(e).__name__}: {e}", cfg, ran, retry=retry)
-                    continue
-            with_retries(lambda t=trial, v=values: study.tell(t, v), "tell")
-            ran["complete"] += 1
+            outcome = _run_one(study, trial, run_trial, cfg, link, label, sig)
+            if outcome in ("complete", "pruned", "dropped"):
+                ran[outcome] += 1
+            else:
+                _count(ran, outcome)
+            if sig.stop:
+                break
+            if outcome in ("failed", "requeued"):
+                why = link.call(lambda: check_hopeless(study, cfg), "check the failures")
+                if why:
+                    raise StudyStopped(why)
     return {"worker": index, **ran, "stopped_by_signal": sig.stop}
 
 
-def next_trial(study: optuna.Study, cfg: StudyConfig):
+def _count(ran: dict, outcome: str) -> None:
+    if outcome in ("failed", "requeued"):
+        ran["failed"] += 1
+        ran["requeued"] += outcome == "requeued"
+
+
+def _run_one(study, trial, run_trial, cfg, link, label, sig) -> str:
+    """Run one trial with heartbeats and record how it ended; returns the outcome."""
+    with optuna_adapter.heartbeat(study, trial, link):
+        try:
+            sig.in_trial = True
+            values = run_trial(trial)
+            sig.in_trial = False
+        except WorkerInterrupted as e:
+            sig.in_trial = False
+            return tell_failed(study, trial, f"{STOPPED_PREFIX} {e}", cfg, True, link, label)
+        except optuna.TrialPruned as e:
+            sig.in_trial = False
+            try:
+                if link.call(lambda: _still_running(study, trial), "read a trial"):
+                    trial.set_user_attr(PRUNE_REASON, str(e) or "pruned")
+                    link.call(lambda: study.tell(trial, state=TrialState.PRUNED,
+                                                 skip_if_finished=True), "tell")
+            except UpdateFinishedTrialError:
+                pass  # failed as stale meanwhile: it was re-queued
+            return "pruned"
+        except UpdateFinishedTrialError:
+            sig.in_trial = False  # the objective wrote to a trial failed as stale meanwhile
+            _log.warning("%s: trial %d was failed as stale by another worker while it ran; "
+                         "moving on", label, trial.number)
+            return "dropped"
+        except Exception as e:
+            sig.in_trial = False
+            if isinstance(e, StorageError) and link.down:
+                raise  # the database stayed away for db_wait seconds: this worker gives up
+            retry = retryable(e)
+            if isinstance(e, KdtuneError):
+                _log.warning("%s: trial %d failed: %s", label, trial.number, error_reason(e))
+            else:
+                _log.exception("%s: trial %d raised", label, trial.number)
+            return tell_failed(study, trial, error_reason(e), cfg, retry, link, label)
+        return tell_complete(study, trial, values, link, label)  # still beating meanwhile
+
+
+def _still_running(study, trial) -> bool:
+    return optuna_adapter.frozen_trial(study, trial).state == TrialState.RUNNING
+
+
+def next_trial(study: optuna.Study, cfg: StudyConfig, link: DatabaseLink | None = None):
     """Under the budget lock: fail stale trials, then ask for a trial if the budget allows.
 
     Returns a Trial, None (others hold the remaining slots: wait and look again) or "done".
+
+    Raises:
+        StudyStopped: the study stopped itself.
     """
+    why = stop_reason(study)
+    if why:
+        raise StudyStopped(why)
     with budget_lock(study):
-        optuna.storages.fail_stale_trials(study)
-        fail_heartbeatless_trials(study, cfg.grace_period or 3 * cfg.heartbeat_interval)
+        fail_stale_trials(study, cfg, link)
         counts = budget_counts_db(study)
         if counts["finished"] >= cfg.n_trials:
             return "done"
@@ -219,51 +289,5 @@ def next_trial(study: optuna.Study, cfg: StudyConfig):
         return study.ask()
 
 
-def fail_heartbeatless_trials(study: optuna.Study, grace_period: int) -> None:
-    """Fail (and re-queue) RUNNING trials that sent no heartbeat within ``grace_period`` s.
-
-    Optuna's stale-trial check skips trials with no heartbeat row, so a worker that died
-    between ``study.ask()`` and its first heartbeat (or an ask whose reply was lost to a
-    database restart and then retried) would leave a trial RUNNING forever, holding a
-    budget slot.
-    """
-    from sqlalchemy import select
-
-    trials = optuna_adapter.trials_table()
-    beats = optuna_adapter.trial_heartbeats_table()
-    now_utc = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)  # as Optuna stores it
-    cutoff = now_utc - datetime.timedelta(seconds=grace_period)
-    with optuna_adapter.rdb_engine(study).connect() as conn:
-        ids = conn.execute(
-            select(trials.c.trial_id)
-            .outerjoin(beats, beats.c.trial_id == trials.c.trial_id)
-            .where(trials.c.study_id == optuna_adapter.study_id(study),
-                   trials.c.state == TrialState.RUNNING,
-                   beats.c.trial_id.is_(None),
-                   trials.c.datetime_start < cutoff)
-        ).scalars().all()
-    callback = optuna_adapter.stale_trial_callback(study)
-    for trial_id in ids:
-        try:
-            if not optuna_adapter.fail_trial(study, trial_id):
-                continue
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue
-        _log.warning("trial id %d never sent a heartbeat; failed it", trial_id)
-        if callback is not None:
-            callback(study, copy.deepcopy(optuna_adapter.get_trial(study, trial_id)))
-
-
-def _fail(study, trial, reason: str, cfg: StudyConfig, ran: dict, retry: bool) -> None:
-    """Mark ``trial`` FAIL with ``reason``; re-queue it (under the lock) when allowed."""
-
-    def tell_and_requeue() -> None:
-        with budget_lock(study):
-            trial.set_user_attr(FAIL_REASON, reason[:500])
-            study.tell(trial, state=TrialState.FAIL)
-            if retry:
-                frozen = optuna_adapter.frozen_trial(study, trial)
-                ran["requeued"] += int(requeue(study, frozen, cfg.max_retries))
-
-    with_retries(tell_and_requeue, "record a failed trial")
-    ran["failed"] += 1
+__all__ = ["DB_WAIT_SECONDS", "WorkerInterrupted", "default_worker_index",
+           "fail_heartbeatless_trials", "load_objective", "next_trial", "run_worker"]

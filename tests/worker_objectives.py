@@ -1,6 +1,7 @@
 """Fast objectives for the worker tests (``kdtune worker --objective worker_objectives:NAME``).
 
-They isolate the worker's mechanics (budget, retries, signals) from training. Each logs
+They isolate the worker's mechanics (budget, retries, signals, outages, studies that
+cannot succeed) from training. Each logs
 ``start N pid`` / ``end N pid`` lines to $KDTUNE_TEST_LOG so tests can see which process
 evaluated which trial.
 """
@@ -45,5 +46,28 @@ def flaky(cfg):
         if trial.number == 1:
             raise NotRetryable("loss became nan")
         return [0.5, 1.0 / t]
+
+    return objective
+
+
+def broken(cfg):
+    """Always raises the same error (a study that can never succeed)."""
+
+    def objective(trial):
+        trial.suggest_float("temperature", 1.0, 20.0, log=True)
+        _log(f"start {trial.number} {os.getpid()}")
+        raise RuntimeError("the teacher's tokenizer is missing")
+
+    return objective
+
+
+def bad_data(cfg):
+    """Raises a DataError (retrying cannot help) on every trial."""
+    from kdtune.errors import DataError
+
+    def objective(trial):
+        trial.suggest_float("temperature", 1.0, 20.0, log=True)
+        _log(f"start {trial.number} {os.getpid()}")
+        raise DataError("data file train.csv has no column 'label'")
 
     return objective

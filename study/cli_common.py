@@ -1,0 +1,45 @@
+"""What every ``kdtune`` command module shares: option types and output helpers."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+StorageOpt = Annotated[
+    str | None,
+    typer.Option("--storage", help="postgresql:// or sqlite:/// URL; default $KDTUNE_STORAGE, "
+                 "else the embedded PostgreSQL server"),
+]
+StudyOpt = Annotated[str, typer.Option("--study", help="study name")]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="dotted override, e.g. --set search.temperature.high=8"),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
+ConfigArg = Annotated[Path, typer.Argument(help="study config (YAML)")]
+ObjectiveOpt = Annotated[str | None, typer.Option(
+    "--objective", hidden=True,
+    help="module:function objective factory, called with the study config "
+    "(tests and benchmarks)")]
+
+
+def print_json(data) -> None:
+    """``data`` as indented JSON on stdout."""
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def emit(as_json: bool, data, line: str) -> None:
+    """``data`` as JSON with ``--json``, else the one human-readable ``line``."""
+    if as_json:
+        print_json(data)
+    else:
+        typer.echo(line)
+
+
+def warn(line: str) -> None:
+    """One ``kdtune: warning:`` line on stderr."""
+    sys.stderr.write(f"kdtune: warning: {line}\n")
