@@ -28,8 +28,15 @@ PHI_CNF = "phi_cnf"
 """Whether the confidence-preservation property held (sigma <= kappa)."""
 SECONDS_PREFIX = "seconds_"
 """Prefix of the per-phase wall times, e.g. ``seconds_train``."""
+PARAMS_CAP = "params_cap"
+"""The most parameters the trial's student could have (the study's size cap), when capped."""
 EPOCH_ACCURACY_PREFIX = "eval_accuracy_epoch_"
 """Prefix of the evaluation accuracy after each epoch, e.g. ``eval_accuracy_epoch_1``."""
+
+# --- trial constraints (Optuna's ``trial.set_constraint``; read as ``FrozenTrial.constraints``)
+MAX_PARAMS_CONSTRAINT = "max_params"
+"""Student parameters minus the cap: > 0 infeasible (stored as system attr
+``constraints:max_params``); only on trials of a capped study."""
 
 # --- trial system attributes
 FAILED_TRIAL = "failed_trial"

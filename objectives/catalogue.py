@@ -74,6 +74,13 @@ _METRICS = (
     Metric("n_all", "inputs evaluated"),
     Metric("n_eval", "inputs evaluated"),
     Metric("n_both_correct", "inputs both models classify correctly (sigma's inputs)"),
+    Metric("sigma_per_class", "sigma with each class as the reference class, class 0 first "
+           "(a list of K)"),
+    # paired bootstrap 95% percentile intervals (objectives/bootstrap.py), [low, high]
+    Metric("accuracy_student_ci", "95% paired bootstrap interval of accuracy_student"),
+    Metric("sigma_ci", "95% paired bootstrap interval of sigma"),
+    Metric("sigma_max_ci", "95% paired bootstrap interval of sigma_max"),
+    Metric("n_resamples", "bootstrap resamples behind each interval"),
 )
 
 METRICS: dict[str, Metric] = {m.name: m for m in _METRICS}

@@ -143,7 +143,7 @@ def check_distill(
     depth = facts.layers if facts is not None else None
     problems += search_problems(cfg, space, depth, base_key=key, space_key=space_key)
     if facts is not None:
-        problems += _width_problems(cfg, facts, at)
+        problems += _width_problems(cfg, facts, at, space, space_key)
     classes = len(labels) if labels is not None else (
         len(facts.label_names) if facts is not None else None)
     if classes is not None and cfg.eval.reference_class >= classes:
@@ -156,18 +156,25 @@ def check_distill(
     return problems
 
 
-def _width_problems(cfg: DistillConfig, facts: TeacherFacts, at) -> list[str]:
-    width = cfg.hidden_size
-    if width is None or width == facts.hidden_size:
+def _width_problems(cfg: DistillConfig, facts: TeacherFacts, at, space: SearchSpace | None,
+                    space_key: str) -> list[str]:
+    """Widths above the teacher's with ``init: teacher-layers`` (it selects teacher weights)."""
+    if cfg.init != "teacher-layers":
         return []
-    if cfg.init == "teacher-layers":
-        return [f"{at('hidden_size')}: init 'teacher-layers' copies teacher weights, which "
-                f"needs the teacher's width {facts.hidden_size}, got {width}; use init: "
-                "random (or checkpoint) for another width"]
-    if width % facts.heads:
-        return [f"{at('hidden_size')}: {width} is not a multiple of the teacher's "
-                f"{facts.heads} attention heads"]
-    return []
+    problems = []
+    width = cfg.hidden_size
+    if width is not None and width > facts.hidden_size:
+        problems.append(
+            f"{at('hidden_size')}: init 'teacher-layers' selects teacher weights, which needs "
+            f"a width up to the teacher's width {facts.hidden_size}, got {width}; use init: "
+            "random (or checkpoint) for a wider student")
+    widths = space.width_choices(facts.hidden_size, facts.heads) if space else None
+    wider = [w for w in widths or () if w > facts.hidden_size]
+    if wider:
+        problems.append(
+            f"{space_key}.hidden_size: {wider[0]} is wider than the teacher ({facts.hidden_size})"
+            f"; init 'teacher-layers' needs widths up to the teacher's")
+    return problems
 
 
 def _load_labels(data: DataConfig, key: str) -> tuple[tuple[str, ...] | None, list[str]]:

@@ -10,6 +10,12 @@ config and search space shows (every value a trial may draw is valid, every sear
 is below the teacher's, every mapping fits every depth). The checks against the files the
 config names (teacher, data) are :mod:`kdtune.objectives.checks`'.
 
+Size. A student's size is its depth (``student_layers``) and its width (``hidden_size``;
+heads and feed-forward size follow it, :mod:`kdtune.objectives.student_size`). A search
+varies both and caps the student's parameter count (``SearchSpace.max_params`` or
+``max_params_ratio``, by default one third of the teacher's): a trial whose student is over
+the cap is not trained (:mod:`kdtune.objectives.trial`).
+
 alpha convention (kdtune): ``L = alpha*L_soft + (1 - alpha)*L_hard + beta*L_intermediate``,
 so alpha weights the distillation (soft) term. torchdistill's alpha weights the hard term
 instead; TextBrewer has separate weights.
@@ -26,6 +32,7 @@ from kdtune.frozen import FrozenModel
 from .data import DataConfig
 from .mapping import MAPPING_KINDS, layer_mapping
 from .runtime import check_device_name
+from .student_size import auto_widths
 
 Schedule = Literal["joint", "two-stage"]
 Init = Literal["teacher-layers", "random", "checkpoint"]
@@ -54,6 +61,16 @@ class DistillConfig(FrozenModel):
     ``schedule``: ``joint`` optimises the total loss for ``epochs`` epochs; ``two-stage``
     (TinyBERT) first trains the intermediate losses alone for ``intermediate_epochs``
     epochs, then the prediction losses for ``epochs`` epochs.
+
+    ``hidden_size`` is the student's width H_S (None: the teacher's). Its attention heads
+    keep the teacher's head size (H_S / d_T heads, at least 1) and its feed-forward size the
+    teacher's ratio (4 x H_S for BERT); the intermediate losses project its hidden states to
+    the teacher's width with a learned W_h, and the attention loss averages the teacher's
+    heads into the student's head count (:mod:`kdtune.objectives.prepare`).
+    ``init``: ``teacher-layers`` (default) initialises the student from the mapped teacher
+    layers, selecting a subset of each weight's rows and columns for a narrower student
+    (any width up to the teacher's; :mod:`kdtune.objectives.student_init`); ``random`` uses
+    the model's own initialiser; ``checkpoint`` loads ``init_checkpoint``.
     """
 
     teacher: str = Field(description="teacher checkpoint directory or hub id")
@@ -157,10 +174,23 @@ class ChoiceParam(FrozenModel):
     choices: tuple[str | int | float, ...] = Field(min_length=1)
 
 
+DEFAULT_MAX_PARAMS_RATIO = 1 / 3
+"""The default size cap: a student has at most this fraction of the teacher's parameters."""
+
+
 class SearchSpace(FrozenModel):
     """What a trial samples. A parameter set to ``null`` is not searched: the base
     DistillConfig's value is used. ``student_layers: null`` means 1..N-1 for a teacher of N
-    layers (a choice, so every depth is tried evenly)."""
+    layers (a choice, so every depth is tried evenly).
+
+    Size: ``hidden_size: null`` searches the widths 1/4, 1/3, 1/2 and 2/3 of the teacher's
+    (multiples of its head size; :func:`auto_widths`: 96, 128, 192, 256 for MiniLM), unless
+    ``search_hidden_size`` is false; ``{choices: [...]}`` names them. Every trial's student
+    must have at most ``max_params`` parameters, or, when that is null, at most
+    ``max_params_ratio`` x the teacher's (default 1/3; both null: no cap). The count is the
+    served model's (embeddings included), computed before training; an over-cap trial is not
+    trained and ends PRUNED with its constraint recorded (:mod:`kdtune.objectives.trial`).
+    """
 
     temperature: FloatParam | None = FloatParam(low=1.0, high=20.0, log=True)
     alpha: FloatParam | None = FloatParam(low=0.0, high=1.0)
@@ -170,6 +200,17 @@ class SearchSpace(FrozenModel):
     epochs: IntParam | None = IntParam(low=1, high=3)
     beta: FloatParam | None = FloatParam(low=0.0, high=1.0)
     schedule: ChoiceParam | None = ChoiceParam(choices=("joint", "two-stage"))
+    hidden_size: ChoiceParam | None = None
+    search_hidden_size: bool = Field(
+        True, description="search width over 1/4..2/3 of the teacher's when hidden_size is null"
+    )
+    max_params: int | None = Field(
+        None, ge=1, description="cap on a student's parameters; wins over max_params_ratio"
+    )
+    max_params_ratio: float | None = Field(
+        DEFAULT_MAX_PARAMS_RATIO, gt=0,
+        description="cap on a student's parameters as a fraction of the teacher's",
+    )
     search_student_layers: bool = Field(
         True, description="search depth over 1..N-1 when student_layers is null"
     )
@@ -186,6 +227,38 @@ class SearchSpace(FrozenModel):
         if bad:
             raise ValueError(f"student depths must be ints >= 1, got {bad[0]!r}")
         return v
+
+    @field_validator("hidden_size")
+    @classmethod
+    def _widths(cls, v: ChoiceParam | None) -> ChoiceParam | None:
+        bad = [c for c in (v.choices if v else ()) if not isinstance(c, int) or c < 8]
+        if bad:
+            raise ValueError(f"student widths must be ints >= 8, got {bad[0]!r}")
+        return v
+
+    def width_choices(
+        self, teacher_width: int | None, teacher_heads: int | None = None
+    ) -> tuple[int, ...] | None:
+        """The student widths trials draw, or None when trials keep the base config's.
+
+        ``hidden_size`` when given; else :func:`auto_widths` of the teacher (unless
+        ``search_hidden_size`` is false); ``()`` while the teacher is unknown.
+        """
+        if self.hidden_size is not None:
+            return tuple(int(c) for c in self.hidden_size.choices)
+        if not self.search_hidden_size:
+            return None
+        if teacher_width is None:
+            return ()
+        return auto_widths(teacher_width, teacher_heads or 1)
+
+    def params_cap(self, teacher_params: int) -> int | None:
+        """The most parameters a trial's student may have (None: no cap)."""
+        if self.max_params is not None:
+            return self.max_params
+        if self.max_params_ratio is None:
+            return None
+        return int(self.max_params_ratio * teacher_params)
 
     def depth_choices(self, teacher_layers: int | None) -> tuple[int, ...] | None:
         """The student depths trials draw, or None when trials keep the base config's.
@@ -260,7 +333,8 @@ def search_problems(
 
 _NOTHING_SEARCHED = SearchSpace(
     temperature=None, alpha=None, layer_mapping=None, learning_rate=None, epochs=None,
-    beta=None, schedule=None, search_student_layers=False,
+    beta=None, schedule=None, search_student_layers=False, search_hidden_size=False,
+    max_params_ratio=None,
 )
 
 

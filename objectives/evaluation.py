@@ -3,8 +3,10 @@
 Predictions come from :func:`objectives.predict.predict_logits`, kdtune's one prediction
 loop; teacher logits come from the teacher-output cache when the run has it. The metrics are
 :func:`objectives.metrics.confidence_metrics` (on the evaluation split, and on the training
-split too when ``eval.on_train``), plus the served parameter count, the inference latency
-and the student's depth and layer mapping.
+split too when ``eval.on_train``), paired bootstrap 95% intervals of accuracy, sigma and
+sigma_max on the evaluation split (:func:`objectives.bootstrap.paired_bootstrap`), plus the
+served parameter count, the inference latency and the student's depth, width and layer
+mapping.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import time
 import numpy as np
 import torch
 
+from .bootstrap import DEFAULT_RESAMPLES, interval_key, paired_bootstrap
 from .config import DistillConfig
 from .metrics import confidence_metrics, softmax
 from .predict import MODEL_INPUTS, predict_logits
@@ -55,12 +58,17 @@ def final_metrics(cfg: DistillConfig, student: Student, inputs: RunInputs,
 
     ``p_teacher`` and ``p_student`` are the evaluation split's probabilities; ``p_student``
     may be ``None`` (no prediction epoch evaluated the final student yet), then it is
-    computed here.
+    computed here. Beside :func:`~objectives.metrics.confidence_metrics`' figures:
+    ``accuracy_student_ci``, ``sigma_ci`` and ``sigma_max_ci`` (``[low, high]``, paired
+    bootstrap 95% percentile intervals, :func:`interval_ci`), ``n_resamples``, ``params``,
+    ``latency_ms``, ``student_layers``, ``student_hidden_size`` and ``layer_mapping_layers``.
     """
     if p_student is None:
         p_student = probabilities(student, inputs.eval, inputs, device)
-    metrics = confidence_metrics(p_teacher, p_student, np.asarray(inputs.eval["label"]),
+    labels = np.asarray(inputs.eval["label"])
+    metrics = confidence_metrics(p_teacher, p_student, labels,
                                  reference_class=cfg.eval.reference_class, kappa=cfg.eval.kappa)
+    metrics.update(interval_ci(p_teacher, p_student, labels, cfg.eval.reference_class, cfg.seed))
     if cfg.eval.on_train:
         train = confidence_metrics(
             teacher_probabilities(signal, inputs, device, "train"),
@@ -71,8 +79,23 @@ def final_metrics(cfg: DistillConfig, student: Student, inputs: RunInputs,
     metrics["params"] = count_parameters(student)
     metrics["latency_ms"] = latency_ms(student, inputs, device, cfg.eval.latency_batches)
     metrics["student_layers"] = cfg.student_layers
+    metrics["student_hidden_size"] = student.hidden_size
     metrics["layer_mapping_layers"] = ",".join(str(g) for g in inputs.mapping)
     return metrics
+
+
+def interval_ci(p_teacher: np.ndarray, p_student: np.ndarray, labels: np.ndarray,
+                reference_class: int, seed: int,
+                n_resamples: int = DEFAULT_RESAMPLES) -> dict[str, list[float] | int]:
+    """The stored intervals: ``{accuracy_student_ci, sigma_ci, sigma_max_ci: [low, high],
+    n_resamples}``, paired bootstrap (teacher and student resampled together, the
+    both-correct set recomputed in each resample) with the run's ``seed``."""
+    intervals = paired_bootstrap(p_teacher, p_student, labels, reference_class=reference_class,
+                                 n_resamples=n_resamples, seed=seed)
+    out: dict[str, list[float] | int] = {interval_key(name): interval.as_list()
+                                         for name, interval in intervals.items()}
+    out["n_resamples"] = n_resamples
+    return out
 
 
 @torch.inference_mode()

@@ -170,7 +170,7 @@ def confidence_metrics(
     reference_class: int = 0,
     kappa: float = 0.05,
     n_bins: int = 15,
-) -> dict[str, float | int | bool]:
+) -> dict[str, float | int | bool | list[float]]:
     """Accuracy, confidence-preservation and calibration metrics of a student vs its teacher.
 
     Args:
@@ -196,8 +196,12 @@ def confidence_metrics(
       on each input's true class). For K = 2 it differs from sigma when BOTH holds both
       classes, since then Δ on class c is +(true-class difference) for one class and − for
       the other. nan when |BOTH| < 2.
-    * ``sigma_max``: max over c in 0..K-1 of sigma_c (sigma with reference class c). For
-      K = 2, p(0) = 1 - p(1) makes every sigma_c equal, so sigma_max == sigma.
+    * ``sigma_per_class``: [sigma_0, ..., sigma_{K-1}], sigma_c being sigma with reference
+      class c (a list of K floats; nan each when |BOTH| < 2). On K > 2 classes sigma on one
+      class is diluted by the inputs of the others (their Δ on c is near 0), so read each.
+    * ``sigma_max``: max over c of sigma_c, the largest entry of ``sigma_per_class`` (the
+      default objective when K > 2). For K = 2, p(0) = 1 - p(1) makes every sigma_c equal,
+      so sigma_max == sigma.
     * ``mean_abs_delta``: mean of |Δ_i| over BOTH (reference class c); nan when BOTH is empty.
     * ``kl_teacher_student``: mean over all n inputs of KL(p_T || p_S) =
       sum_k p_T[i,k] * (log p_T[i,k] - log max(p_S[i,k], 1e-12)), terms with p_T = 0
@@ -228,9 +232,8 @@ def confidence_metrics(
     delta = delta_by_class[:, reference_class]
     delta_label = delta_by_class[np.arange(n_both), labels[both]]
     sigma = _population_std(delta)
-    sigma_max = (
-        float("nan") if n_both < 2 else max(_population_std(delta_by_class[:, c]) for c in range(k))
-    )
+    sigma_per_class = [_population_std(delta_by_class[:, c]) for c in range(k)]
+    sigma_max = float("nan") if n_both < 2 else max(sigma_per_class)
 
     positive = p_teacher > 0
     log_ratio = np.zeros_like(p_teacher)
@@ -255,6 +258,7 @@ def confidence_metrics(
         "kappa": float(kappa),
         "sigma_label": _population_std(delta_label),
         "sigma_max": sigma_max,
+        "sigma_per_class": sigma_per_class,
         "mean_abs_delta": float(np.mean(np.abs(delta))) if n_both > 0 else float("nan"),
         "kl_teacher_student": float(kl_per_input.mean()),
         "n_all": n,

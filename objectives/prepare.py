@@ -4,7 +4,20 @@
 per batch) and chooses the layer mapping. :func:`teacher_signal` decides where the losses
 read the teacher's outputs from: the on-disk teacher-output cache when enabled (computed
 once per fingerprint, shared by every trial and every local worker), else a live teacher
-forward in each batch. :func:`prepare_student` builds the student on the run's device.
+forward in each batch. :func:`prepare_student` builds the student on the run's device,
+shaped by :func:`~kdtune.objectives.student_size.student_shape`.
+
+Attention loss across head counts. A student narrower than its teacher keeps the teacher's
+head *size*, so it has fewer heads (MiniLM at width 128: 4 heads, the teacher 12). The
+attention loss still compares score maps head by head: when the counts match, the
+teacher's heads are used as they are; otherwise the teacher's heads are averaged into the
+student's count (:func:`average_heads`: student head i gets the mean of teacher heads
+i*A_T/A_S up to (i+1)*A_T/A_S, adaptive average pooling over the head axis; 12 -> 4
+averages heads in threes). The mean of several heads' scores Q_h·K_hᵀ/sqrt(d) is itself the
+score of one head whose query and key concatenate theirs, so a student head can match it
+exactly; dropping the attention term instead would remove TinyBERT's strongest
+intermediate signal from every narrower trial. Cached teacher outputs keep all heads
+(the cache does not depend on the student).
 """
 
 from __future__ import annotations
@@ -21,6 +34,7 @@ from .config import DistillConfig
 from .mapping import attention_pairs, hidden_state_pairs, layer_mapping
 from .student import Student
 from .student_build import build_student
+from .student_size import student_shape
 from .teacher_forward import forward_teacher
 
 
@@ -102,6 +116,8 @@ class TeacherSignal:
             intermediates over the cache's memory budget).
         hidden: the teacher ``hidden_states`` indices the intermediate losses read.
         attention: the teacher ``attentions`` indices the attention loss reads.
+        heads: the student's attention heads; teacher attentions are averaged into this
+            many heads (:func:`average_heads`) when it differs from the teacher's.
     """
 
     model: Any
@@ -110,6 +126,7 @@ class TeacherSignal:
     live: bool
     hidden: tuple[int, ...]
     attention: tuple[int, ...]
+    heads: int | None = None
 
     def for_batch(self, batch: dict, idx: torch.Tensor, device: torch.device) -> dict:
         """Teacher logits (and the needed hidden states / attentions) for one batch.
@@ -120,12 +137,30 @@ class TeacherSignal:
         """
         seq_len = batch["input_ids"].shape[1]
         if not self.live:
-            return self.train.batch(idx.tolist(), seq_len, device=device)
-        with torch.no_grad():
-            out = forward_teacher(self.model, batch, self.hidden, self.attention)
-        if self.train is not None:  # cached logits keep trials identical with or without it
-            out["logits"] = self.train.batch(idx.tolist(), seq_len, device=device)["logits"]
+            out = self.train.batch(idx.tolist(), seq_len, device=device)
+        else:
+            with torch.no_grad():
+                out = forward_teacher(self.model, batch, self.hidden, self.attention)
+            if self.train is not None:  # cached logits keep trials identical either way
+                out["logits"] = self.train.batch(idx.tolist(), seq_len, device=device)["logits"]
+        if self.heads is not None and out.get("attentions"):
+            out["attentions"] = {i: average_heads(a, self.heads)
+                                 for i, a in out["attentions"].items()}
         return out
+
+
+def average_heads(scores: torch.Tensor, heads: int) -> torch.Tensor:
+    """(B, A_T, L, L) attention maps -> (B, ``heads``, L, L), each output head the mean of
+    its window of input heads (adaptive average pooling over the head axis; a window of
+    one repeats a head when ``heads`` > A_T). Unchanged when the counts agree."""
+    n = scores.shape[1]
+    if n == heads:
+        return scores
+    weights = torch.zeros(heads, n, dtype=torch.float32, device=scores.device)
+    for i in range(heads):
+        lo, hi = (i * n) // heads, -(-(i + 1) * n // heads)
+        weights[i, lo:hi] = 1.0 / (hi - lo)
+    return torch.einsum("sh,bhij->bsij", weights, scores.float()).to(scores.dtype)
 
 
 def teacher_signal(cfg: DistillConfig, inputs: RunInputs, device: torch.device) -> TeacherSignal:
@@ -150,15 +185,22 @@ def teacher_signal(cfg: DistillConfig, inputs: RunInputs, device: torch.device) 
         train_out = outputs("train", inputs.train, hidden, attention)
         eval_out = outputs("eval", inputs.eval, (), ())
     live = train_out is None or (cfg.uses_intermediate and train_out.needs_live_teacher)
+    heads = student_shape(inputs.teacher.config, cfg.hidden_size)[1]
     return TeacherSignal(model=inputs.teacher, train=train_out, eval=eval_out, live=live,
-                         hidden=hidden, attention=attention)
+                         hidden=hidden, attention=attention,
+                         heads=heads if heads != inputs.teacher.config.num_attention_heads
+                         else None)
 
 
 def prepare_student(cfg: DistillConfig, inputs: RunInputs, signal: TeacherSignal,
                     device: torch.device) -> Student:
-    """Build the student on ``device``; move the teacher to the CPU if nothing needs it here."""
-    student = build_student(inputs.teacher, inputs.mapping, hidden_size=cfg.hidden_size,
-                            init=cfg.init, checkpoint=cfg.init_checkpoint)
+    """Build the student on ``device``; move the teacher to the CPU if nothing needs it here.
+
+    Its heads and feed-forward size follow its width (:func:`student_shape`)."""
+    width, heads, ffn = student_shape(inputs.teacher.config, cfg.hidden_size)
+    student = build_student(inputs.teacher, inputs.mapping, hidden_size=width,
+                            init=cfg.init, checkpoint=cfg.init_checkpoint,
+                            num_attention_heads=heads, intermediate_size=ffn)
     student.to(device)
     if not signal.live and signal.eval is not None and device.type != "cpu":
         inputs.teacher.cpu()  # every teacher output the run needs is cached

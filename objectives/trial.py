@@ -22,6 +22,21 @@ confidences hover near the prior), so it could sit on the Pareto front. Such a t
 metrics but ends PRUNED with the reason (the worker records it under
 :data:`kdtune.attrs.PRUNE_REASON`).
 
+Size cap: the student's parameter count depends on its depth and width only, so it is
+computed before anything is trained (:func:`kdtune.objectives.student_size.student_parameters`,
+exact) and stored as the ``params`` user attribute. In a capped study
+(``SearchSpace.max_params`` / ``max_params_ratio``) every trial records the constraint
+``params - cap`` with Optuna's ``trial.set_constraint`` under
+:data:`kdtune.attrs.MAX_PARAMS_CONSTRAINT` (<= 0 feasible; the cap itself under
+:data:`kdtune.attrs.PARAMS_CAP`). A trial over the cap is *not trained*: it ends PRUNED,
+its reason saying by how much. Choice and consequences: no made-up metric values exist
+anywhere (reports, the dashboard, the hypervolume and the Pareto front count COMPLETE
+trials, which are all feasible; ``study.best_trials`` also drops infeasible trials of a
+constrained study by itself); TPE (c-TPE) reads the constraints of pruned trials and ranks
+them below every feasible trial by their excess; NSGA-II and GP learn from COMPLETE trials
+only, so for them an over-cap configuration costs one instant trial of the budget and is
+never a parent (rather than being ranked as a worst parent).
+
 Early stopping: Optuna's pruners refuse multi-objective studies, so kdtune brings its own
 rule (``DistillConfig.min_relative_accuracy``): after each epoch a trial whose evaluation
 accuracy is below that fraction of the teacher's is stopped and ends PRUNED, with the reason.
@@ -38,6 +53,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from kdtune.attrs import (
     DUPLICATE_OF,
+    MAX_PARAMS_CONSTRAINT,
+    PARAMS_CAP,
     SECONDS_PREFIX,
     TRIAL_CONFIG,
     epoch_accuracy_key,
@@ -47,6 +64,7 @@ from kdtune.attrs import (
 from .config import ChoiceParam, DistillConfig, FloatParam, IntParam, SearchSpace
 from .distill import EarlyStopped, distill
 from .prepare import teacher_depth
+from .student_size import student_parameters, teacher_config, teacher_parameters
 
 
 def _suggest(trial: optuna.Trial, name: str, spec):
@@ -60,12 +78,15 @@ def _suggest(trial: optuna.Trial, name: str, spec):
 
 
 def suggest_config(
-    trial: optuna.Trial, base: DistillConfig, space: SearchSpace, teacher_layers: int
+    trial: optuna.Trial, base: DistillConfig, space: SearchSpace, teacher_layers: int,
+    teacher_width: int | None = None, teacher_heads: int | None = None,
 ) -> DistillConfig:
     """Sample the searched parameters and return the trial's complete DistillConfig.
 
     ``student_layers`` unset in the space (the default) is searched over 1..N-1 for a
-    teacher of N layers, unless ``search_student_layers`` is false.
+    teacher of N layers, unless ``search_student_layers`` is false. ``hidden_size`` unset
+    is searched over :func:`~kdtune.objectives.student_size.auto_widths` of the teacher
+    when its width (and head count) is given, unless ``search_hidden_size`` is false.
     """
     updates: dict = {}
     for name in ("temperature", "alpha", "layer_mapping", "learning_rate", "epochs", "beta",
@@ -78,6 +99,9 @@ def suggest_config(
         depth_spec = ChoiceParam(choices=tuple(range(1, teacher_layers)))
     if depth_spec is not None:
         updates["student_layers"] = int(_suggest(trial, "student_layers", depth_spec))
+    widths = space.width_choices(teacher_width, teacher_heads)
+    if widths:
+        updates["hidden_size"] = int(_suggest(trial, "hidden_size", ChoiceParam(choices=widths)))
     data = base.model_dump()
     data.update(updates)
     return DistillConfig.model_validate(data)
@@ -114,6 +138,21 @@ def metric_values(metrics: dict, objectives: Sequence[str]) -> list[float]:
     return values
 
 
+def check_size(trial: optuna.Trial, params: int, cap: int | None) -> None:
+    """Record the student's parameter count and, in a capped study, the constraint
+    ``params - cap``; an over-cap trial ends PRUNED here, untrained (module docstring)."""
+    trial.set_user_attr("params", params)
+    if cap is None:
+        return
+    trial.set_user_attr(PARAMS_CAP, cap)
+    trial.set_constraint(MAX_PARAMS_CONSTRAINT, float(params - cap))
+    if params > cap:
+        raise optuna.TrialPruned(
+            f"student has {params:,} parameters, over the cap of {cap:,} by "
+            f"{params - cap:,} ({params / cap:.2f} x); not trained"
+        )
+
+
 def make_objective(
     base: DistillConfig, space: SearchSpace, objectives: Sequence[str],
     run: Callable[..., object] = distill, threads: int | None = None,
@@ -128,12 +167,16 @@ def make_objective(
         threads: torch threads for a trial whose config leaves ``threads`` unset (the
             worker's share of the machine); ``None`` uses every available core.
     """
-    depth = teacher_depth(base.teacher)
+    depth = teacher_depth(base.teacher)  # a UsageError naming the teacher if it is missing
+    t_cfg = teacher_config(base.teacher)
+    cap = space.params_cap(teacher_parameters(t_cfg))
+    shape = (int(t_cfg.hidden_size), int(t_cfg.num_attention_heads))
 
     def objective(trial: optuna.Trial) -> list[float]:
-        cfg = suggest_config(trial, base, space, depth)
+        cfg = suggest_config(trial, base, space, depth, *shape)
         config = json.loads(cfg.model_dump_json())
         trial.set_user_attr(TRIAL_CONFIG, config)
+        check_size(trial, student_parameters(t_cfg, cfg.student_layers, cfg.hidden_size), cap)
         twin = finished_twin(trial) if space.reuse_repeats else None
         if twin is not None and twin.user_attrs.get(TRIAL_CONFIG) == config:
             # Same parameters and same full configuration: the result would be the same.

@@ -1,4 +1,5 @@
-"""The report's charts as PNG bytes: the Pareto front, the hypervolume history, importances.
+"""The report's charts as PNG bytes: the Pareto front, the hypervolume history, importances,
+sigma by student size.
 
 matplotlib objects only (no pyplot, no global backend change): the Agg canvas renders
 without a display. matplotlib is imported on use.
@@ -12,8 +13,11 @@ from collections.abc import Sequence
 import optuna
 from optuna.trial import FrozenTrial
 
+from kdtune.objectives.bootstrap import interval_key
+
 from .config import StudyConfig
 from .front import complete_trials, front_trials
+from .size import sigma_metric, size_label, sized_trials
 
 
 def _figure(width: float = 7.0, height: float = 5.0):
@@ -114,5 +118,49 @@ def plot_importances(importances: dict[str, dict[str, float]]) -> bytes:
     return _png(fig)
 
 
+def _errorbar(ax, trials: list[FrozenTrial], metric: str, **style) -> None:
+    xs = [t.user_attrs["params"] / 1e6 for t in trials]
+    ys = [t.user_attrs[metric] for t in trials]
+    lows, highs = [], []
+    for t, y in zip(trials, ys, strict=True):
+        ci = t.user_attrs.get(interval_key(metric))
+        ok = ci is not None and all(isinstance(v, (int, float)) and v == v for v in ci)
+        lows.append(max(y - ci[0], 0.0) if ok else 0.0)
+        highs.append(max(ci[1] - y, 0.0) if ok else 0.0)
+    ax.errorbar(xs, ys, yerr=[lows, highs], fmt="o", capsize=3, **style)
 
-__all__ = ["plot_hypervolume", "plot_importances", "plot_pareto"]
+
+def plot_sigma_by_size(trials: Sequence[FrozenTrial], cfg: StudyConfig,
+                       study_name: str = "") -> bytes | None:
+    """sigma (the study's sigma objective, :func:`~kdtune.study.size.sigma_metric`) against
+    student parameters (millions), each trial with its 95% bootstrap interval as an error
+    bar; the lowest-sigma trial of each student size in blue, labelled with the size; kappa
+    as a line. None when no trial stored a parameter count."""
+    metric = sigma_metric(cfg)
+    sized = sized_trials(trials, metric)
+    if not sized:
+        return None
+    best: dict[str, FrozenTrial] = {}
+    for t in sized:
+        label = size_label(t)
+        if label not in best or t.user_attrs[metric] < best[label].user_attrs[metric]:
+            best[label] = t
+    fig = _figure(7.0, 4.5)
+    ax = fig.add_subplot()
+    _errorbar(ax, sized, metric, color="0.7", ms=4, label=f"complete trials ({len(sized)})")
+    _errorbar(ax, list(best.values()), metric, color="tab:blue", ms=6, zorder=3,
+              label="lowest sigma per size")
+    for label, t in best.items():
+        ax.annotate(label, (t.user_attrs["params"] / 1e6, t.user_attrs[metric]),
+                    textcoords="offset points", xytext=(5, 4), fontsize=7)
+    kappa = cfg.distill.eval.kappa
+    ax.axhline(kappa, color="tab:red", ls="--", lw=1, label=f"kappa = {kappa:g}")
+    ax.set_xlabel("student parameters (millions, embeddings included)")
+    ax.set_ylabel(f"{metric} (95% paired bootstrap interval)")
+    ax.set_title(f"{study_name}: {metric} by student size", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+__all__ = ["plot_hypervolume", "plot_importances", "plot_pareto", "plot_sigma_by_size"]

@@ -23,13 +23,21 @@ from kdtune import frozen
 from kdtune.errors import ConfigError
 from kdtune.frozen import FrozenModel
 from kdtune.objectives import catalogue
-from kdtune.objectives.checks import check_distill, check_teacher_fit
+from kdtune.objectives.checks import check_distill, check_teacher_fit, teacher_facts
 from kdtune.objectives.config import DistillConfig, SearchSpace
 
 if TYPE_CHECKING:  # pragma: no cover
     from kdtune.objectives.teacher_fit import TeacherFitConfig
 
 SamplerName = Literal["nsga2", "tpe", "random", "gp"]
+
+BINARY_OBJECTIVES = ("accuracy_student", "sigma")
+"""The default objectives for a binary teacher (K = 2): the paper's sigma, on class
+``distill.eval.reference_class``."""
+
+MULTICLASS_OBJECTIVES = ("accuracy_student", "sigma_max")
+"""The default objectives when the teacher has K > 2 classes: sigma on one class is diluted
+by the inputs of the others (their Δ on it is near 0), so the largest per-class sigma."""
 
 
 class SamplerConfig(FrozenModel):
@@ -43,13 +51,26 @@ class SamplerConfig(FrozenModel):
 
 
 class StudyConfig(FrozenModel):
-    """A kdtune study: what to distil, what to search, what to optimise, where to store it."""
+    """A kdtune study: what to distil, what to search, what to optimise, where to store it.
+
+    ``objectives`` are metric names from :mod:`kdtune.objectives.catalogue`. Left out, they
+    default to the teacher's number of classes K: ``[accuracy_student, sigma]`` for K = 2
+    (the paper's binary definition, sigma on class ``distill.eval.reference_class``) and
+    ``[accuracy_student, sigma_max]`` for K > 2 (the largest sigma over reference classes;
+    every trial also stores ``sigma_per_class``). The teacher is looked at only by the
+    complete check (:func:`load_config`, :func:`validate_with_overrides` with ``check``),
+    which writes the resolved objectives into the config the study stores; :func:`validate`
+    alone looks nothing up and keeps the binary default. ``sigma`` stays available by name
+    for any K (``objectives: [accuracy_student, sigma]``).
+    """
 
     name: str = Field(min_length=1)
     storage: str | None = Field(None, description="null: embedded PostgreSQL")
     distill: DistillConfig
     search: SearchSpace = SearchSpace()
-    objectives: tuple[str, ...] = ("accuracy_student", "sigma")
+    objectives: tuple[str, ...] = Field(
+        BINARY_OBJECTIVES, description="default: [accuracy_student, sigma] for a binary "
+        "teacher, [accuracy_student, sigma_max] for more than two classes")
     sampler: SamplerConfig = SamplerConfig()
     n_trials: int = Field(20, ge=1, description="trial budget across all workers")
     max_retries: int = Field(2, ge=0, description="re-queues of a trial that raised or died")
@@ -89,8 +110,35 @@ def study_problems(cfg: StudyConfig) -> list[str]:
     return check_distill(cfg.distill, "distill", cfg.search, "search")
 
 
+def default_objectives(classes: int) -> tuple[str, ...]:
+    """The default objectives for a teacher with ``classes`` classes (K)."""
+    return MULTICLASS_OBJECTIVES if classes > 2 else BINARY_OBJECTIVES
+
+
+def resolve_objectives(cfg: StudyConfig, classes: int | None = None) -> StudyConfig:
+    """``cfg`` with its default objectives chosen for the teacher's K (see
+    :class:`StudyConfig`); unchanged when the config names its objectives.
+
+    ``classes`` defaults to the number of labels the teacher's config declares (read from
+    its config file, no weights).
+    """
+    if "objectives" in cfg.model_fields_set:
+        return cfg
+    if classes is None:
+        classes = len(teacher_facts(cfg.distill.teacher).label_names)
+    return cfg.model_copy(update={"objectives": default_objectives(classes)})
+
+
+def _checked(cfg: StudyConfig) -> StudyConfig:
+    try:
+        return resolve_objectives(cfg)
+    except ValueError as e:  # the check read the same teacher, so this is rare
+        raise ConfigError([f"distill.teacher: {e}"]) from e
+
+
 def validate(raw: dict) -> StudyConfig:
-    """Plain data -> StudyConfig: keys, types and values only (nothing is looked up)."""
+    """Plain data -> StudyConfig: keys, types and values only (nothing is looked up, so
+    left-out objectives keep the binary default; see :func:`resolve_objectives`)."""
     return frozen.validate(raw, StudyConfig)
 
 
@@ -99,8 +147,9 @@ def validate_with_overrides(
 ) -> StudyConfig:
     """Plain data with ``--set`` overrides -> StudyConfig; with ``check`` also
     :func:`study_problems`, all problems in one :class:`~kdtune.errors.ConfigError`."""
-    return frozen.validate_with_overrides(raw, overrides, StudyConfig,
-                                          study_problems if check else None)
+    if not check:
+        return frozen.validate_with_overrides(raw, overrides, StudyConfig)
+    return _checked(frozen.validate_with_overrides(raw, overrides, StudyConfig, study_problems))
 
 
 def load_config(
@@ -111,10 +160,12 @@ def load_config(
     With ``check`` (the default) the teacher and the data are looked at too
     (:func:`study_problems`): every problem is reported in one
     :class:`~kdtune.errors.ConfigError` before anything is created. ``check=False`` checks
-    the file's keys and values only.
+    the file's keys and values only. The complete check also resolves the default
+    objectives for the teacher's number of classes (:func:`resolve_objectives`).
     """
-    return frozen.load_config(path, StudyConfig, overrides,
-                              study_problems if check else None)
+    if not check:
+        return frozen.load_config(path, StudyConfig, overrides)
+    return _checked(frozen.load_config(path, StudyConfig, overrides, study_problems))
 
 
 def output_problems(output: str | Path, key: str = "--output") -> list[str]:

@@ -1,7 +1,9 @@
 """``kdtune report``: an HTML report with PNG charts on a study.
 
-:func:`write_report` writes ``pareto.png``, ``hypervolume.png``, ``importances.png`` and an
-``index.html`` that shows them with the Pareto front, the trial counts and the study config.
+:func:`write_report` writes ``pareto.png``, ``hypervolume.png``, ``importances.png``,
+``sigma_by_size.png`` and an ``index.html`` that shows them with the Pareto front (each
+objective beside its 95% paired bootstrap interval where the trial stored one), sigma by
+student size (:mod:`kdtune.study.size`), the trial counts and the study config.
 The HTML needs no network: inline CSS, images by relative path. The numbers come from
 :mod:`kdtune.study.front` (front, reference point, hypervolume), :mod:`kdtune.study.tables`
 (rows) and :mod:`kdtune.study.importance`; the charts from :mod:`kdtune.study.charts`.
@@ -27,17 +29,19 @@ from kdtune.objectives.catalogue import meaning
 from kdtune.storage import mask_url
 
 from .budget import budget_counts
-from .charts import plot_hypervolume, plot_importances, plot_pareto
+from .charts import plot_hypervolume, plot_importances, plot_pareto, plot_sigma_by_size
 from .config import StudyConfig
 from .front import complete_trials, hypervolume_history, reference_point
 from .importance import param_importances
 from .service import open_study
-from .tables import cell, columns, front_rows
+from .size import sigma_metric, size_rows
+from .tables import cell, columns, display_rows, front_rows
 
 REPORT_FILES = {
     "pareto": "pareto.png",
     "hypervolume": "hypervolume.png",
     "importances": "importances.png",
+    "size": "sigma_by_size.png",
     "html": "index.html",
 }
 """The files :func:`write_report` may write, by the key it returns them under."""
@@ -51,6 +55,7 @@ pre{background:#f7f7f7;padding:1em;overflow:auto}.note{color:#8a5a00}"""
 
 
 def _html_table(rows: Sequence[dict[str, Any]]) -> str:
+    rows = display_rows(rows)
     cols = columns(rows)
     head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
     body = "".join(
@@ -66,6 +71,17 @@ def _image(name: str, alt: str) -> str:
 
 def _note(text: str) -> str:
     return f'<p class="note">{html.escape(text)}</p>'
+
+
+def _intervals_note(trials: Sequence[optuna.trial.FrozenTrial]) -> str:
+    resamples = sorted({t.user_attrs["n_resamples"] for t in trials
+                        if t.user_attrs.get("n_resamples") is not None})
+    if not resamples:
+        return ""
+    shown = ", ".join(f"{n:,}" for n in resamples)
+    return ("<p>[low, high]: 95% paired bootstrap percentile intervals over the evaluation "
+            f"split, {shown} resamples (teacher and student resampled together, the "
+            "both-correct set recomputed in each resample).</p>")
 
 
 def _render(study: optuna.Study, cfg: StudyConfig) -> dict[str, bytes]:
@@ -101,6 +117,16 @@ def _render(study: optuna.Study, cfg: StudyConfig) -> dict[str, bytes]:
         imp_html = (_image(REPORT_FILES["importances"], "parameter importances")
                     + _html_table(table))
 
+    size_chart = plot_sigma_by_size(trials, cfg, study.study_name)
+    if size_chart is None:
+        size_html = _note("No trial stored its parameter count.")
+    else:
+        written["size"] = size_chart
+        size_html = (f"<p>{html.escape(sigma_metric(cfg))} by student size: per size, the "
+                     "trial with the lowest value and its 95% paired bootstrap interval.</p>"
+                     + _image(REPORT_FILES["size"], "sigma by student size")
+                     + _html_table(size_rows(trials, cfg)))
+
     objectives = ", ".join(f"{m} ({d}: {meaning(m)})"
                            for m, d in zip(cfg.objectives, cfg.directions, strict=True))
     state_line = ", ".join(f"{k} {counts[k]}" for k in
@@ -116,6 +142,9 @@ kappa = {cfg.distill.eval.kappa:g}: phi_cnf holds when sigma &le; kappa.</p>
 <h2>Pareto front ({len(rows)} trials)</h2>
 {_html_table(rows)}
 {_image(REPORT_FILES["pareto"], "Pareto front")}
+{_intervals_note(trials)}
+<h2>Sigma by student size</h2>
+{size_html}
 <h2>Hypervolume history</h2>
 {hv_html}
 <h2>Parameter importances</h2>
@@ -153,7 +182,9 @@ def write_report(study_name: str, storage: str | None, output_dir: str | Path) -
     """Write an HTML report with PNG charts on a study into ``output_dir``.
 
     Files: ``pareto.png`` (every complete trial in grey, the Pareto front highlighted, the
-    kappa line where sigma is an axis), ``hypervolume.png`` (two or more objectives),
+    kappa line where sigma is an axis), ``sigma_by_size.png`` (sigma with its intervals
+    against student parameters, when trials stored them), ``hypervolume.png`` (two or more
+    objectives),
     ``importances.png`` (at least
     :data:`~kdtune.study.importance.MIN_TRIALS_FOR_IMPORTANCE` complete trials; else the
     HTML says why it is missing) and ``index.html`` (the Pareto front table, the charts,
@@ -164,7 +195,8 @@ def write_report(study_name: str, storage: str | None, output_dir: str | Path) -
     atomically, ``index.html`` last. Other files in an existing ``output_dir`` are left alone.
 
     Returns:
-        ``{"pareto": path, "hypervolume": path, "importances": path, "html": path}``,
+        ``{"pareto": path, "hypervolume": path, "importances": path, "size": path,
+        "html": path}``,
         without the charts that were not written.
 
     Raises:

@@ -1,7 +1,10 @@
 """The Pareto front as rows: a table, JSON or CSV (``kdtune pareto``).
 
 Rows come from :func:`kdtune.study.front.front_trials`: one per Pareto-optimal COMPLETE
-trial, best first on the first objective.
+trial, best first on the first objective. An objective with a stored bootstrap interval
+(``accuracy_student_ci``, ``sigma_ci``, ``sigma_max_ci``: ``[low, high]``, see
+:mod:`kdtune.objectives.bootstrap`) has it beside it: one cell ``0.7450 [0.702, 0.786]`` in
+a table, ``<name>_ci_low`` / ``<name>_ci_high`` columns in CSV, the list in JSON.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from optuna.trial import FrozenTrial
 
 from kdtune.attrs import PHI_CNF
 from kdtune.errors import UsageError
+from kdtune.objectives.bootstrap import interval_key
 
 from .config import StudyConfig
 from .front import front_trials
@@ -28,7 +32,11 @@ PARETO_FORMATS = ("table", "json", "csv")
 
 def _row(t: FrozenTrial, cfg: StudyConfig) -> dict[str, Any]:
     row: dict[str, Any] = {"trial": t.number}
-    row.update(zip(cfg.objectives, t.values, strict=True))
+    for name, value in zip(cfg.objectives, t.values, strict=True):
+        row[name] = value
+        ci = t.user_attrs.get(interval_key(name))
+        if ci is not None:
+            row[interval_key(name)] = list(ci)
     for name, value in t.params.items():
         row[name if name not in row else f"param_{name}"] = value
     row[PHI_CNF] = t.user_attrs.get(PHI_CNF)
@@ -43,10 +51,11 @@ def front_rows(study: optuna.Study, cfg: StudyConfig) -> list[dict[str, Any]]:
 def pareto_rows(study_name: str, storage: str | None) -> list[dict[str, Any]]:
     """The Pareto front of a study, one dict per Pareto-optimal COMPLETE trial.
 
-    Keys, in order: ``trial`` (the trial number), each objective by its metric name, each
-    searched parameter by name (``param_<name>`` if it clashes with an earlier key) and
-    ``phi_cnf`` (None when the trial did not record it). Rows are sorted best first on the
-    first objective.
+    Keys, in order: ``trial`` (the trial number), each objective by its metric name
+    (followed by ``<name>_ci``, its ``[low, high]`` 95% bootstrap interval, when the trial
+    stored one), each searched parameter by name (``param_<name>`` if it clashes with an
+    earlier key) and ``phi_cnf`` (None when the trial did not record it). Rows are sorted
+    best first on the first objective.
 
     Raises:
         StudyNotFound: no such study.
@@ -74,12 +83,51 @@ def cell(value: Any) -> str:
     return str(value)
 
 
+def interval_text(value: Any, ci: Any) -> str:
+    """A value with its interval, as tables show it: ``0.7450 [0.702, 0.786]``."""
+    if not isinstance(ci, (list, tuple)) or len(ci) != 2:
+        return cell(value)
+    low, high = (cell(v) if not isinstance(v, float) else f"{v:.3f}" for v in ci)
+    return f"{cell(value)} [{low}, {high}]"
+
+
+def display_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows as a table shows them: each ``<name>_ci`` joined into its ``<name>`` cell
+    (:func:`interval_text`), the separate ``_ci`` column dropped."""
+    out = []
+    for row in rows:
+        shown = {}
+        for key, value in row.items():
+            if key.endswith("_ci") and key.removesuffix("_ci") in row:
+                continue
+            ci = row.get(interval_key(key))
+            shown[key] = interval_text(value, ci) if ci is not None else value
+        out.append(shown)
+    return out
+
+
+def flat_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows as CSV writes them: each ``[low, high]`` list as ``_low`` and ``_high`` columns."""
+    out = []
+    for row in rows:
+        flat: dict[str, Any] = {}
+        for key, value in row.items():
+            if isinstance(value, (list, tuple)) and len(value) == 2 and key.endswith("_ci"):
+                flat[f"{key}_low"], flat[f"{key}_high"] = value
+            else:
+                flat[key] = value
+        out.append(flat)
+    return out
+
+
 def print_pareto(rows: Sequence[dict[str, Any]], fmt: str = "table",
                  file: TextIO | None = None) -> None:
     """Print Pareto rows (from :func:`pareto_rows`) to ``file`` (default stdout).
 
-    ``fmt``: ``table`` (a rich table), ``json`` (a list of objects, numbers unrounded) or
-    ``csv`` (a header line, then one line per row; a parameter a trial lacks is empty).
+    ``fmt``: ``table`` (a rich table; intervals in the cell of their metric), ``json`` (a
+    list of objects, numbers unrounded, intervals as ``[low, high]``) or ``csv`` (a header
+    line, then one line per row; intervals as ``<name>_ci_low`` and ``<name>_ci_high``; a
+    parameter a trial lacks is empty).
 
     Raises:
         UsageError: ``fmt`` is not one of :data:`PARETO_FORMATS`.
@@ -87,23 +135,29 @@ def print_pareto(rows: Sequence[dict[str, Any]], fmt: str = "table",
     if fmt not in PARETO_FORMATS:
         raise UsageError(f"--format {fmt!r} is not one of {', '.join(PARETO_FORMATS)}")
     out = file if file is not None else sys.stdout
-    cols = columns(rows)
     if fmt == "json":
         out.write(json.dumps(list(rows), indent=2, default=str) + "\n")
     elif fmt == "csv":
-        writer = csv.DictWriter(out, fieldnames=cols, restval="", lineterminator="\n")
+        flat = flat_rows(rows)
+        writer = csv.DictWriter(out, fieldnames=columns(flat), restval="", lineterminator="\n")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(flat)
     else:
         from rich.console import Console
         from rich.table import Table
 
+        rows = display_rows(rows)
+        cols = columns(rows)
         table = Table(title=f"Pareto front ({len(rows)} trials)")
         for c in cols:
             table.add_column(c, justify="left" if c == "layer_mapping" else "right")
         for row in rows:
             table.add_row(*(cell(row.get(c)) for c in cols))
-        Console(file=out).print(table)
+        # a terminal wraps at its width; a file or pipe gets every cell on one line
+        width = sum(max([len(c), *(len(cell(r.get(c))) for r in rows)]) + 3 for c in cols) + 1
+        tty = hasattr(out, "isatty") and out.isatty()
+        Console(file=out, width=None if tty else max(width, 80)).print(table)
 
 
-__all__ = ["PARETO_FORMATS", "cell", "columns", "front_rows", "pareto_rows", "print_pareto"]
+__all__ = ["PARETO_FORMATS", "cell", "columns", "display_rows", "flat_rows", "front_rows",
+           "interval_text", "pareto_rows", "print_pareto"]

@@ -30,8 +30,13 @@ distill:
     eval_size: 400
     max_length: 64
   student_layers: 2           # searched below unless search.search_student_layers is false
+  hidden_size: null           # student width (null: the teacher's); searched below. Heads keep
+                              # the teacher's head size (MiniLM at 128: 4 heads of 32), the
+                              # feed-forward layer the teacher's ratio (4 x width)
   layer_mapping: uniform      # uniform | top | bottom | an explicit list like [2, 4]
-  init: teacher-layers        # teacher-layers | random | checkpoint
+  init: teacher-layers        # teacher-layers: the mapped teacher layers, a narrower student
+                              # taking evenly spaced rows/columns of each teacher weight
+                              # (Xu et al. 2023); random | checkpoint
   temperature: 1.0
   t2_scaling: true            # multiply the soft loss by t^2
   alpha: 0.5                  # L = alpha*L_soft + (1-alpha)*L_hard + beta*L_intermediate
@@ -54,13 +59,24 @@ search:
   alpha: {low: 0.0, high: 1.0}
   layer_mapping: {choices: [uniform, top, bottom]}
   student_layers: null        # null: 1 .. teacher depth - 1
+  hidden_size: null           # null: 1/4, 1/3, 1/2, 2/3 of the teacher's width (96, 128, 192,
+                              # 256 for MiniLM); or {choices: [128, 192, 256]}
+  # Size cap: a trial's student has at most max_params parameters (embeddings included), or
+  # max_params_ratio x the teacher's when max_params is null; null for both: no cap. The
+  # count is known before training: an over-cap trial is not trained (it ends PRUNED and
+  # Optuna records its constraint, params - cap > 0). MiniLM (22.7M, 11.7M of it the word
+  # embeddings) fits a third at width 128 (any depth) or 192 (up to 3 layers).
+  max_params: null
+  max_params_ratio: 0.3333
   learning_rate: {low: 2.0e-5, high: 2.0e-4, log: true}
   epochs: {low: 1, high: 3}
   beta: {low: 0.0, high: 1.0}
   schedule: {choices: [joint, two-stage]}
   reuse_repeats: true         # a repeated configuration copies the earlier trial's result
 
-objectives: [accuracy_student, sigma]   # maximise accuracy, minimise sigma
+# objectives: [accuracy_student, sigma]   # the default for a 2-class teacher; with more
+#   classes the default is [accuracy_student, sigma_max] (sigma on class 0 is diluted there).
+#   Add params or latency_ms to trade size or speed off as well.
 sampler:
   name: nsga2                 # nsga2 | tpe | random | gp
   seed: 0                     # each worker adds its index

@@ -37,6 +37,7 @@ EXPECTED_KEYS = {
     "ece_gap_abs",
     "n_eval",
     "accuracy_majority",
+    "sigma_per_class",
 }
 
 
@@ -62,6 +63,7 @@ def test_sigma_by_hand() -> None:
     assert m["sigma"] == pytest.approx(_pop_std([0.1, 0.1, -0.2, 0.1]), abs=1e-12)
     assert m["mean_abs_delta"] == pytest.approx((0.1 + 0.1 + 0.2 + 0.1) / 4)
     assert m["sigma_max"] == pytest.approx(m["sigma"])  # K = 2
+    assert m["sigma_per_class"] == pytest.approx([m["sigma"], m["sigma"]])  # p(0) = 1 - p(1)
     assert m["phi_cnf"] is False  # 0.1299 > 0.05
     assert m["kappa"] == 0.05
     assert _metrics(kappa=0.2)["phi_cnf"] is True
@@ -168,6 +170,8 @@ def test_three_classes_sigma_max() -> None:
     m = confidence_metrics(p_t, p_s, labels)
     assert m["sigma"] == pytest.approx(sigma_0, abs=1e-12)
     assert m["sigma_max"] == pytest.approx(sigma_2, abs=1e-12)
+    assert m["sigma_per_class"] == pytest.approx([sigma_0, sigma_1, sigma_2], abs=1e-12)
+    assert m["sigma_max"] == max(m["sigma_per_class"])
     assert m["f1_student"] == pytest.approx(1.0)  # macro F1
     m2 = confidence_metrics(p_t, p_s, labels, reference_class=2)
     assert m2["sigma"] == pytest.approx(sigma_2, abs=1e-12)
@@ -183,6 +187,7 @@ def test_sigma_nan_below_two_inputs() -> None:
     assert m["n_both_correct"] == 1
     for key in ("sigma", "sigma_label", "sigma_max"):
         assert math.isnan(m[key])
+    assert len(m["sigma_per_class"]) == 2 and all(map(math.isnan, m["sigma_per_class"]))
     assert m["phi_cnf"] is False
     assert m["mean_abs_delta"] == pytest.approx(0.2)
     # none correct by both: mean_abs_delta is nan too
@@ -227,7 +232,7 @@ def test_softmax() -> None:
 
 
 def test_metric_directions() -> None:
-    not_objectives = {"n_both_correct", "n_all", "n_eval", "kappa", "phi_cnf"}
+    not_objectives = {"n_both_correct", "n_all", "n_eval", "kappa", "phi_cnf", "sigma_per_class"}
     teacher_only = {"accuracy_teacher", "ece_teacher", "accuracy_majority"}  # same every trial
     numeric = EXPECTED_KEYS - not_objectives - teacher_only
     assert numeric | {"params", "latency_ms"} == set(catalogue.OBJECTIVES)

@@ -12,6 +12,12 @@ from kdtune.objectives.data import DataConfig
 from kdtune.objectives.distill import Diverged, distill
 from kdtune.objectives.trial import make_objective, metric_values, suggest_config
 
+# These tests predate width search and the size cap: depth-only, uncapped (tests/test_size.py
+# covers both). The tiny teacher's MiniLM vocabulary makes its embeddings 95% of it, so no
+# student of it fits the default cap of a third of its parameters.
+DEPTH_ONLY = {"search_hidden_size": False, "max_params_ratio": None}
+SPACE = SearchSpace(**DEPTH_ONLY)
+
 PARAMS = {"temperature": 4.0, "alpha": 0.7, "layer_mapping": "top", "learning_rate": 1e-3,
           "epochs": 1, "beta": 0.5, "schedule": "joint", "student_layers": 2}
 
@@ -43,7 +49,7 @@ def test_depth_is_searched_over_one_to_n_minus_one(tiny_teacher_dir, synthetic_c
 
 def test_objective_on_fixed_trial_records_metrics(tiny_teacher_dir, synthetic_csv):
     base = _base(tiny_teacher_dir, synthetic_csv)
-    objective = make_objective(base, SearchSpace(), ("accuracy_student", "sigma", "params"))
+    objective = make_objective(base, SPACE, ("accuracy_student", "sigma", "params"))
     trial = optuna.trial.FixedTrial(PARAMS)
     values = objective(trial)
     attrs = trial.user_attrs
@@ -80,7 +86,7 @@ def test_two_stage_schedule_runs_both_stages(tiny_teacher_dir, synthetic_csv):
 def test_early_stopping_prunes_a_hopeless_trial(tiny_teacher_dir, synthetic_csv):
     base = _base(tiny_teacher_dir, synthetic_csv, init="random", learning_rate=1e-7,
                  min_relative_accuracy=0.95)
-    objective = make_objective(base, SearchSpace(learning_rate=None),
+    objective = make_objective(base, SearchSpace(learning_rate=None, **DEPTH_ONLY),
                                ("accuracy_student", "sigma"))
     params = {k: v for k, v in PARAMS.items() if k != "learning_rate"}
     with pytest.raises(optuna.TrialPruned, match="below 0.95 x teacher accuracy"):
@@ -149,7 +155,7 @@ def test_repeated_parameters_reuse_the_finished_trial(tiny_teacher_dir, syntheti
         calls.append(cfg.temperature)
         return distill(cfg, **kw)
 
-    objective = make_objective(base, SearchSpace(), ("accuracy_student", "sigma"),
+    objective = make_objective(base, SPACE, ("accuracy_student", "sigma"),
                                run=counting_distill)
     study = optuna.create_study(directions=["maximize", "minimize"])
     repeated = {**PARAMS, "learning_rate": 2e-4}  # inside the default search range
@@ -165,7 +171,7 @@ def test_repeated_parameters_reuse_the_finished_trial(tiny_teacher_dir, syntheti
     assert "duplicate_of" not in first.user_attrs and "duplicate_of" not in new.user_attrs
 
     calls.clear()  # reuse_repeats off: every trial trains
-    objective = make_objective(base, SearchSpace(reuse_repeats=False),
+    objective = make_objective(base, SearchSpace(reuse_repeats=False, **DEPTH_ONLY),
                                ("accuracy_student", "sigma"), run=counting_distill)
     again = optuna.create_study(directions=["maximize", "minimize"])
     again.enqueue_trial(repeated)
@@ -185,7 +191,7 @@ def test_a_student_at_majority_class_accuracy_is_pruned(tiny_teacher_dir, synthe
             result.metrics["accuracy_student"] = result.metrics["accuracy_majority"]
         return result
 
-    objective = make_objective(base, SearchSpace(), ("accuracy_student", "sigma"),
+    objective = make_objective(base, SPACE, ("accuracy_student", "sigma"),
                                run=maybe_forgetful_distill)
     study = optuna.create_study(directions=["maximize", "minimize"])
     params = {**PARAMS, "learning_rate": 2e-4}
@@ -219,7 +225,7 @@ def test_threads_are_an_argument_not_an_environment_variable(tiny_teacher_dir, s
         return Result()
 
     base = _base(tiny_teacher_dir, synthetic_csv)
-    objective = make_objective(base, SearchSpace(), ("accuracy_student", "sigma"),
+    objective = make_objective(base, SPACE, ("accuracy_student", "sigma"),
                                run=recording_run, threads=1)
     assert objective(optuna.trial.FixedTrial(PARAMS)) == [0.9, 0.01]
     assert seen == [1]

@@ -126,8 +126,8 @@ def test_invalid_mapping(teacher, mapping, match):
 
 
 def test_invalid_arguments(teacher, tmp_path):
-    with pytest.raises(ValueError, match="init='random'"):
-        build_student(teacher, [2, 4], hidden_size=16)
+    with pytest.raises(ValueError, match="init='random'"):  # wider than the teacher (32)
+        build_student(teacher, [2, 4], hidden_size=64)
     with pytest.raises(ValueError, match="init must be one of"):
         build_student(teacher, [2, 4], init="teacher")
     with pytest.raises(ValueError, match="not divisible by num_attention_heads 2"):

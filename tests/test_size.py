@@ -1,0 +1,241 @@
+"""Student size (issue #12, item 1): width as a search knob, weight-selection init, the
+parameter count, and the size cap as an Optuna constraint."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+import torch
+
+from kdtune.attrs import MAX_PARAMS_CONSTRAINT, PARAMS_CAP
+from kdtune.objectives.config import DistillConfig, SearchSpace
+from kdtune.objectives.data import DataConfig
+from kdtune.objectives.distill import distill
+from kdtune.objectives.prepare import average_heads
+from kdtune.objectives.student import count_parameters
+from kdtune.objectives.student_build import build_student
+from kdtune.objectives.student_init import select
+from kdtune.objectives.student_size import (
+    auto_widths,
+    student_parameters,
+    student_shape,
+    teacher_parameters,
+)
+from kdtune.objectives.trial import make_objective
+
+
+@pytest.fixture(scope="module")
+def wide_dir(tmp_path_factory, minilm_path):
+    """A random 3-layer BERT classifier 64 wide (4 heads of 16, FFN 256), real tokenizer."""
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("wide-bert")
+    tok = AutoTokenizer.from_pretrained(str(minilm_path))
+    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=64, num_hidden_layers=3,
+                     num_attention_heads=4, intermediate_size=256, max_position_embeddings=64,
+                     num_labels=2, id2label={0: "negative", 1: "positive"},
+                     label2id={"negative": 0, "positive": 1})
+    BertForSequenceClassification(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def wide(wide_dir):
+    from transformers import AutoModelForSequenceClassification
+
+    return AutoModelForSequenceClassification.from_pretrained(
+        str(wide_dir), attn_implementation="eager").eval()
+
+
+def test_heads_and_ffn_follow_the_width(wide):
+    assert student_shape(wide.config, None) == (64, 4, 256)
+    assert student_shape(wide.config, 32) == (32, 2, 128)  # heads of 16 kept, FFN 4x
+    assert student_shape(wide.config, 8) == (8, 1, 32)  # narrower than one head: one head
+    assert student_shape(wide.config, 40) == (40, 2, 160)  # 40/16 -> 2 heads of 20
+    assert auto_widths(384, 12) == (96, 128, 192, 256)  # MiniLM
+    assert auto_widths(768, 12) == (192, 256, 384, 512)  # BERT-base
+    assert auto_widths(64, 4) == (16, 32, 48)
+
+
+@pytest.mark.parametrize("selection", ["even", "first"])
+def test_teacher_subset_init_copies_the_selected_slices(wide, selection):
+    width, heads, ffn = student_shape(wide.config, 32)
+    student = build_student(wide, [1, 3], hidden_size=width, num_attention_heads=heads,
+                            intermediate_size=ffn, selection=selection)
+    s, t = dict(student.model.named_parameters()), dict(wide.named_parameters())
+    h = select(64, 32, selection)
+    f = select(256, 128, selection)
+    kept_heads = select(4, 2, selection)
+    a = [k * 16 + d for k in kept_heads for d in range(16)]  # whole heads of 16
+    if selection == "even":
+        assert h[:3] == [0, 2, 4] and kept_heads == [0, 2] and f[:2] == [0, 2]
+    else:
+        assert h[:3] == [0, 1, 2] and kept_heads == [0, 1]
+    H, A, F = torch.tensor(h), torch.tensor(a), torch.tensor(f)  # noqa: N806
+    emb = "bert.embeddings."
+    for name in ("word_embeddings.weight", "position_embeddings.weight",
+                 "token_type_embeddings.weight"):
+        assert torch.equal(s[emb + name], t[emb + name][:, H]), name
+    for name in ("LayerNorm.weight", "LayerNorm.bias"):
+        assert torch.equal(s[emb + name], t[emb + name][H]), name
+    for m, g in enumerate([1, 3]):
+        sp, tp = f"bert.encoder.layer.{m}.", f"bert.encoder.layer.{g - 1}."
+        for qkv in ("query", "key", "value"):
+            w = f"attention.self.{qkv}."
+            assert torch.equal(s[sp + w + "weight"], t[tp + w + "weight"][A][:, H])
+            assert torch.equal(s[sp + w + "bias"], t[tp + w + "bias"][A])
+        o = "attention.output."
+        assert torch.equal(s[sp + o + "dense.weight"], t[tp + o + "dense.weight"][H][:, A])
+        assert torch.equal(s[sp + o + "LayerNorm.weight"], t[tp + o + "LayerNorm.weight"][H])
+        assert torch.equal(s[sp + "intermediate.dense.weight"],
+                           t[tp + "intermediate.dense.weight"][F][:, H])
+        assert torch.equal(s[sp + "output.dense.weight"], t[tp + "output.dense.weight"][H][:, F])
+        assert torch.equal(s[sp + "output.dense.bias"], t[tp + "output.dense.bias"][H])
+    assert torch.equal(s["bert.pooler.dense.weight"], t["bert.pooler.dense.weight"][H][:, H])
+    assert torch.equal(s["classifier.weight"], t["classifier.weight"][:, H])
+    assert torch.equal(s["classifier.bias"], t["classifier.bias"])
+
+
+def test_full_width_subset_init_is_an_exact_copy(wide):
+    student = build_student(wide, [2], hidden_size=64, num_attention_heads=4)
+    t = dict(wide.named_parameters())
+    for key, value in student.model.named_parameters():
+        src = key.replace("encoder.layer.0.", "encoder.layer.1.")
+        assert torch.equal(value, t[src]), key
+
+
+@pytest.mark.parametrize(("layers", "width"), [(1, None), (2, 32), (3, 16), (2, 8)])
+def test_parameter_count_matches_the_built_student(wide, layers, width):
+    shape = student_shape(wide.config, width)
+    student = build_student(wide, list(range(1, layers + 1)), hidden_size=shape[0],
+                            num_attention_heads=shape[1], intermediate_size=shape[2])
+    assert student_parameters(wide.config, layers, width) == count_parameters(student)
+    assert teacher_parameters(wide.config) == sum(p.numel() for p in wide.parameters())
+
+
+def test_average_heads_pools_the_teacher_into_the_students_count():
+    scores = torch.arange(4.0).reshape(1, 4, 1, 1).expand(2, 4, 3, 3)
+    pooled = average_heads(scores, 2)
+    assert pooled.shape == (2, 2, 3, 3)
+    assert pooled[0, :, 0, 0].tolist() == [0.5, 2.5]  # heads (0, 1) and (2, 3)
+    assert average_heads(scores, 4) is scores
+    assert average_heads(scores, 3)[0, :, 0, 0].tolist() == [0.5, 1.5, 2.5]  # 4 -> 3 windows
+
+
+def _data(csv) -> DataConfig:
+    return DataConfig(source=str(csv), train_size=64, eval_size=40, test_size=40,
+                      max_length=16)
+
+
+def test_a_narrower_student_trains_with_every_intermediate_loss(wide_dir, synthetic_csv):
+    """hidden 32 against a 64-wide teacher: 2 heads, W_h, teacher heads averaged 4 -> 2."""
+    from transformers import AutoConfig
+
+    cfg = DistillConfig(teacher=str(wide_dir), data=_data(synthetic_csv), student_layers=2,
+                        hidden_size=32, beta=1.0, epochs=1, batch_size=16, threads=2,
+                        learning_rate=1e-3, eval={"latency_batches": 1})
+    for cache in (True, False):
+        r = distill(cfg.model_copy(update={"teacher_cache": cache}))
+        assert r.student.hidden_size == 32 and r.student.config.num_attention_heads == 2
+        assert r.student.config.intermediate_size == 128
+        assert r.student.projection is not None
+        losses = r.history[0]
+        for term in ("loss_hidden", "loss_embedding", "loss_attention", "loss_soft"):
+            assert losses[term] > 0, term
+        assert r.metrics["params"] == student_parameters(r.student.model.config, 2, None)
+        assert r.metrics["params"] == student_parameters(
+            AutoConfig.from_pretrained(str(wide_dir)), 2, 32)
+
+
+def test_default_ratio_cap_excludes_a_full_width_student(minilm_path):
+    from transformers import AutoConfig
+
+    t_cfg = AutoConfig.from_pretrained(str(minilm_path))
+    space = SearchSpace()
+    assert space.max_params_ratio == pytest.approx(1 / 3) and space.max_params is None
+    teacher = teacher_parameters(t_cfg)
+    assert 22_000_000 < teacher < 23_000_000
+    cap = space.params_cap(teacher)
+    assert cap == int(teacher / 3)
+    assert student_parameters(t_cfg, 1, None) > cap  # even one full-width layer is over
+    widths = space.width_choices(384, 12)
+    assert widths == (96, 128, 192, 256)
+    fits = {(d, w) for d in range(1, 6) for w in widths if student_parameters(t_cfg, d, w) <= cap}
+    assert {(d, 128) for d in range(1, 6)} <= fits and (3, 192) in fits
+    assert (1, 256) not in fits
+    assert SearchSpace(max_params=10**9).params_cap(teacher) == 10**9  # absolute cap wins
+    assert SearchSpace(max_params_ratio=None).params_cap(teacher) is None
+
+
+def test_the_constraint_reaches_the_sampler_and_infeasible_trials_are_never_on_the_front(
+        wide_dir, synthetic_csv):
+    """Cap between the 16- and 32-wide students: 32 is pruned untrained, 16 trains."""
+    from optuna.samplers._tpe.sampler import _get_infeasible_trial_score
+    from optuna.study._constrained_optimization import _get_feasible_trials
+    from transformers import AutoConfig
+
+    from kdtune.study.front import pareto_front
+
+    base = DistillConfig(teacher=str(wide_dir), data=_data(synthetic_csv), batch_size=16)
+    t_cfg = AutoConfig.from_pretrained(str(wide_dir))
+    small, big = student_parameters(t_cfg, 1, 16), student_parameters(t_cfg, 1, 32)
+    cap = (small + big) // 2
+    space = SearchSpace(temperature=None, alpha=None, layer_mapping=None, learning_rate=None,
+                        epochs=None, beta=None, schedule=None,
+                        student_layers={"choices": [1]}, max_params=cap)
+    trained = []
+
+    class Result:
+        metrics = {"accuracy_student": 0.9, "accuracy_majority": 0.5, "sigma": 0.01}
+        timings = {"train": 1.0}
+
+    def run(cfg, **kw):
+        trained.append(cfg.hidden_size)
+        return Result()
+
+    objective = make_objective(base, space, ("accuracy_student", "sigma"), run=run)
+    sampler = optuna.samplers.TPESampler(seed=0, n_startup_trials=2)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    study.enqueue_trial({"student_layers": 1, "hidden_size": 32})
+    study.enqueue_trial({"student_layers": 1, "hidden_size": 16})
+    study.optimize(objective, n_trials=2)
+    over, fits = study.trials
+    assert trained == [16]  # the over-cap student was never trained
+    assert over.state == optuna.trial.TrialState.PRUNED
+    assert over.constraints == {MAX_PARAMS_CONSTRAINT: float(big - cap)}
+    assert over.user_attrs["params"] == big and over.user_attrs[PARAMS_CAP] == cap
+    assert fits.state == optuna.trial.TrialState.COMPLETE
+    assert fits.constraints[MAX_PARAMS_CONSTRAINT] == float(small - cap) <= 0
+    assert fits.user_attrs["params"] == small
+    # What the samplers read: Optuna's constrained-optimisation view of the trials.
+    assert [t.number for t in _get_feasible_trials(study.trials)] == [fits.number]
+    assert _get_infeasible_trial_score(over) == big - cap > 0  # c-TPE ranks it by excess
+    # A COMPLETE infeasible trial (e.g. one told by hand) stays off every front too.
+    forced = optuna.trial.create_trial(
+        params={"student_layers": 1, "hidden_size": 32},
+        distributions=fits.distributions, values=[0.99, 0.0],
+        constraints={MAX_PARAMS_CONSTRAINT: 1.0})
+    study.add_trial(forced)
+    forced = study.trials[-1]
+    assert [t.number for t in study.best_trials] == [fits.number]
+    assert [t.number for t in pareto_front(study)] == [fits.number]
+    for _ in range(4):  # the sampler runs on a study holding the infeasible trials
+        study.optimize(objective, n_trials=1)
+    assert all(t.user_attrs["params"] <= cap for t in study.trials
+               if t.state == optuna.trial.TrialState.COMPLETE and t.number != forced.number)
+
+
+def test_width_search_is_checked_against_the_teacher(wide_dir, synthetic_csv):
+    from kdtune.objectives.checks import check_distill
+
+    base = DistillConfig(teacher=str(wide_dir), data=_data(synthetic_csv))
+    assert check_distill(base, space=SearchSpace()) == []
+    wider = check_distill(base, space=SearchSpace(hidden_size={"choices": [32, 128]}))
+    assert len(wider) == 1 and wider[0].startswith("search.hidden_size: 128 is wider")
+    fixed = check_distill(base.model_copy(update={"hidden_size": 96}))
+    assert len(fixed) == 1 and "width up to the teacher's width 64" in fixed[0]
+    assert check_distill(base.model_copy(update={"hidden_size": 96, "init": "random"})) == []
+    with pytest.raises(ValueError, match="student widths must be ints >= 8"):
+        SearchSpace(hidden_size={"choices": [4]})
