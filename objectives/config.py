@@ -196,7 +196,7 @@ class SearchSpace(FrozenModel):
     alpha: FloatParam | None = FloatParam(low=0.0, high=1.0)
     layer_mapping: ChoiceParam | None = ChoiceParam(choices=("uniform", "top", "bottom"))
     student_layers: ChoiceParam | None = None
-    learning_rate: FloatParam | None = FloatParam(low=2e-5, high=2e-4, log=True)
+    learning_rate: FloatParam | None = FloatParam(low=1e-4, high=2e-3, log=True)
     epochs: IntParam | None = IntParam(low=1, high=3)
     beta: FloatParam | None = FloatParam(low=0.0, high=1.0)
     schedule: ChoiceParam | None = ChoiceParam(choices=("joint", "two-stage"))

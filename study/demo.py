@@ -41,7 +41,7 @@ def demo_study_config(teacher: Path, trials: int, name: str):
         "search": {
             "epochs": {"low": 1, "high": 2},
             "student_layers": {"choices": [1, 2, 3]},
-            "learning_rate": {"low": 5e-5, "high": 3e-4, "log": True},
+            "learning_rate": {"low": 2e-4, "high": 2e-3, "log": True},
         },
         "n_trials": trials,
         "sampler": {"name": "nsga2", "population_size": 4, "seed": 0},
@@ -85,8 +85,8 @@ def run_demo(workers: int = 2, trials: int = 8, output: Path = Path("kdtune-demo
                   f"failed {status['failed']}")
 
     console.print("[bold]4/4[/] Pareto front and export")
-    keep = ("trial", "accuracy_student", "sigma", "student_layers", "temperature", "alpha",
-            "schedule", "phi_cnf")  # the full table: kdtune pareto --study NAME
+    keep = ("trial", "accuracy_student", "sigma", "student_layers", "hidden_size", "alpha",
+            "temperature", "phi_cnf")  # the full table: kdtune pareto --study NAME
     print_pareto([{k: r[k] for k in keep if k in r} for r in pareto_rows(name, None)], "table")
     output.mkdir(parents=True, exist_ok=True)
     best = output / "best.yaml"

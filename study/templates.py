@@ -68,7 +68,7 @@ search:
   # embeddings) fits a third at width 128 (any depth) or 192 (up to 3 layers).
   max_params: null
   max_params_ratio: 0.3333
-  learning_rate: {low: 2.0e-5, high: 2.0e-4, log: true}
+  learning_rate: {low: 1.0e-4, high: 2.0e-3, log: true}  # narrow students need more
   epochs: {low: 1, high: 3}
   beta: {low: 0.0, high: 1.0}
   schedule: {choices: [joint, two-stage]}
