@@ -247,6 +247,7 @@ def audit_models(
     split: str = "test",
     kappa: float = 0.05,
     reference_class: int = 0,
+    base: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Confidence-preservation report of two checkpoints on one split of a dataset.
 
@@ -262,10 +263,14 @@ def audit_models(
         split: ``"train"``, ``"eval"`` or ``"test"``.
         kappa: phi_cnf holds when sigma <= kappa.
         reference_class: the class c whose probability sigma compares.
+        base: :class:`AuditConfig` data the ``overrides`` apply on top of, e.g. a study's
+            ``{"data": {..., "max_length": 64}}`` (``kdtune audit --config``): with the
+            study's data, split seed and max length, auditing a trial's student on the
+            ``eval`` split reproduces the trial's sigma.
 
     Returns:
         :func:`objectives.metrics.confidence_metrics`'s dict plus ``source``:
-        ``{"kind": "models", "teacher", "student", "data", "split", "n"}``.
+        ``{"kind": "models", "teacher", "student", "data", "split", "n", "max_length"}``.
 
     Raises:
         UsageError: bad overrides (a :class:`~kdtune.errors.ConfigError`), an unloadable
@@ -274,7 +279,7 @@ def audit_models(
     """
     if split not in SPLIT_NAMES:
         raise UsageError(f"split must be one of {', '.join(SPLIT_NAMES)}, got {split!r}")
-    cfg: AuditConfig = validate_with_overrides({}, list(overrides), AuditConfig)
+    cfg: AuditConfig = validate_with_overrides(dict(base or {}), list(overrides), AuditConfig)
     device = resolve_device(cfg.device)
     teacher_model, teacher_tok = load_teacher(teacher)
     student_model, student_tok = load_teacher(student)
@@ -303,6 +308,7 @@ def audit_models(
         "data": cfg.data.source,
         "split": split,
         "n": len(dataset),
+        "max_length": cfg.data.max_length,
     }
     return report
 
@@ -355,7 +361,8 @@ def print_audit(report: dict[str, Any]) -> None:
     if source.get("kind") == "models":
         title = (
             f"teacher {source['teacher']} vs student {source['student']} "
-            f"({source['data']}, {source['split']} split, n={source['n']})"
+            f"({source['data']}, {source['split']} split, n={source['n']}, "
+            f"max length {source.get('max_length', '?')})"
         )
     elif source:
         title = (

@@ -45,7 +45,11 @@ class EarlyStopped(TrialError):
 
 @dataclass
 class DistillResult:
-    """What a run produced: the student, its tokenizer, metrics and where the time went."""
+    """What a run produced: the student, its tokenizer, metrics and where the time went.
+
+    ``teacher`` and ``splits`` are the run's loaded teacher and data, for measuring the
+    student further (the production check on the test split) without loading them again.
+    """
 
     student: object
     tokenizer: object
@@ -54,6 +58,8 @@ class DistillResult:
     timings: dict = field(default_factory=dict)
     history: list = field(default_factory=list)
     label_names: tuple = ()
+    teacher: object = None
+    splits: object = None
 
 
 def distill(
@@ -101,7 +107,8 @@ def distill(
 
     return DistillResult(student=student, tokenizer=inputs.tokenizer, config=cfg,
                          metrics=metrics, timings=timings, history=history,
-                         label_names=tuple(inputs.splits.label_names))
+                         label_names=tuple(inputs.splits.label_names),
+                         teacher=inputs.teacher, splits=inputs.splits)
 
 
 def _train(cfg: DistillConfig, student: Student, inputs: RunInputs, signal: TeacherSignal,

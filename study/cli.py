@@ -210,14 +210,16 @@ def export_cmd(
     pick: Annotated[str, typer.Option("--pick", help="knee, max-accuracy, min-sigma, feasible "
                                       "or trial:N")] = "knee",
     output: Annotated[Path, typer.Option("-o", "--output")] = Path("best.yaml"),
+    rule: Annotated[str, typer.Option("--rule", help="feasible: plain (sigma <= kappa) or "
+                                      "interval (sigma_ci upper end <= kappa)")] = "plain",
     storage: StorageOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Write the chosen trial as a complete distillation config for `kdtune distill`."""
     from kdtune.study.export import export_trial
 
-    info = export_trial(study, storage, pick, output)
-    emit(as_json, info, f"trial {info['trial']} ({pick}) exported to {output}")
+    info = export_trial(study, storage, pick, output, rule)
+    emit(as_json, info, f"trial {info['trial']} ({info['picked_by']}) exported to {output}")
 
 
 @app.command("distill")
@@ -238,7 +240,8 @@ def distill_cmd(
     except (KeyboardInterrupt, Stopped) as e:
         raise as_stopped(e, f"no student saved to {output}") from e
     emit(as_json, info, f"student saved to {output}: accuracy {info['accuracy_student']:.4f}, "
-         f"sigma {info['sigma']:.4f}, phi_cnf {'holds' if info['phi_cnf'] else 'fails'}")
+         f"sigma {info['sigma']:.4f}, phi_cnf {'holds' if info['phi_cnf'] else 'fails'} "
+         f"(eval split); {info['production_check']['verdict']}")
 
 
 @app.command("dashboard")
@@ -261,16 +264,22 @@ def audit_cmd(
     student: Annotated[str | None, typer.Option("--student", help="student directory")] = None,
     overrides: SetOpt = None,
     split: Annotated[str, typer.Option("--split", help="train, eval or test")] = "test",
-    kappa: Annotated[float, typer.Option("--kappa")] = 0.05,
-    reference_class: Annotated[int, typer.Option("--reference-class")] = 0,
+    kappa: Annotated[float | None, typer.Option("--kappa", help="default 0.05")] = None,
+    reference_class: Annotated[int | None, typer.Option("--reference-class")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="study or exported config: "
+                                                "its teacher, data and max length")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Confidence-preservation report from prediction files or from two model directories.
 
-    Data options for model directories are given as --set data.source=... overrides.
+    Data options for model directories come from --config (a study's or `kdtune export`'s
+    file: --split eval then reproduces a trial's sigma) and --set data.source=... overrides.
     """
     from kdtune.objectives.audit import audit, audit_models, print_audit
+    from kdtune.study.audit_options import audit_options
 
+    opts = audit_options(config, teacher, student, kappa, reference_class)
+    teacher, kappa, reference_class = opts["teacher"], opts["kappa"], opts["reference_class"]
     given = [x is not None for x in (teacher_preds, student_preds, teacher, student)]
     if given not in ([True, True, False, False], [False, False, True, True]):
         raise UsageError("give --teacher-preds and --student-preds, or --teacher and "
@@ -280,7 +289,7 @@ def audit_cmd(
                        reference_class=reference_class)
     else:
         report = audit_models(teacher, student, overrides or [], split=split, kappa=kappa,
-                              reference_class=reference_class)
+                              reference_class=reference_class, base=opts["base"])
     if as_json:
         print_json(report)
     else:

@@ -14,15 +14,25 @@ Pick rules (over COMPLETE trials):
   objective to [0, 1] over the front (the usual "knee" of a 2-D front);
 * ``max-accuracy``: the highest ``accuracy_student``;
 * ``min-sigma``: the lowest ``sigma``;
-* ``feasible``: the most accurate trial whose sigma is at most the study's kappa (phi_cnf
-  holds);
+* ``feasible``: the most accurate trial that meets phi_cnf by the chosen ``rule``:
+  ``plain`` (the default) takes sigma <= the study's kappa; ``interval`` requires the upper
+  end of the trial's stored 95% paired bootstrap interval (``sigma_ci``) to be <= kappa, so
+  a trial without a stored interval cannot qualify;
 * ``trial:N``: trial number N.
+
+The export's ``source`` records the pick and, for ``feasible``, the rule.
+
+``kdtune distill`` also runs the production check (:mod:`kdtune.objectives.heldout`): the
+student and its teacher on the test split, which no trial reads, with paired bootstrap
+intervals, beside the trial's selection-split figures from the export; written to
+``production_check.json`` beside the student and into the model card.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -34,16 +44,21 @@ from kdtune import frozen
 from kdtune.attrs import TRIAL_CONFIG
 from kdtune.errors import ConfigError, KdtuneError, UsageError
 from kdtune.fileio import atomic_directory, atomic_write_text
-from kdtune.objectives.catalogue import METRICS, meaning
+from kdtune.objectives.bootstrap import interval_key
+from kdtune.objectives.catalogue import METRICS
 from kdtune.objectives.checks import check_distill
 from kdtune.objectives.config import DistillConfig
+from kdtune.objectives.heldout import interval_upper
 
+from .card import model_card
 from .config import output_problems
-from .export_file import check_writable, verify_export, with_checksum
+from .export_file import check_writable, read_checked, with_checksum
 from .front import pareto_front
 from .service import open_study
 
 PICKS = ("knee", "max-accuracy", "min-sigma", "feasible", "trial:N")
+RULES = ("plain", "interval")
+"""How ``--pick feasible`` reads phi_cnf: sigma <= kappa, or sigma_ci's upper end <= kappa."""
 
 
 class ExportSource(BaseModel):
@@ -54,6 +69,7 @@ class ExportSource(BaseModel):
     pick: str
     kdtune_version: str
     metrics: dict
+    rule: str | None = None
 
 
 class ExportedConfig(BaseModel):
@@ -70,9 +86,28 @@ def _metric(t: FrozenTrial, name: str) -> float:
     return float(v) if v is not None and math.isfinite(float(v)) else float("nan")
 
 
+def check_rule(pick: str, rule: str) -> None:
+    """UsageError unless ``rule`` is one of :data:`RULES` and fits ``pick``."""
+    if rule not in RULES:
+        raise UsageError(f"--rule {rule!r} is not one of {', '.join(RULES)}")
+    if rule != "plain" and pick != "feasible":
+        raise UsageError(f"--rule {rule} applies to --pick feasible only, not {pick!r}")
+
+
+def pick_description(pick: str, rule: str, kappa: float) -> str:
+    """How the trial was picked, in words, e.g. ``feasible, interval rule: ...``."""
+    if pick != "feasible":
+        return pick
+    if rule == "interval":
+        return f"feasible, interval rule: sigma_ci upper end <= kappa {kappa:g}"
+    return f"feasible, plain rule: sigma <= kappa {kappa:g}"
+
+
 def pick_trial(trials: list[FrozenTrial], best: list[FrozenTrial], directions: list[str],
-               pick: str, kappa: float) -> FrozenTrial:
-    """Choose one COMPLETE trial by ``pick`` (see the module docstring)."""
+               pick: str, kappa: float, rule: str = "plain") -> FrozenTrial:
+    """Choose one COMPLETE trial by ``pick`` and, for ``feasible``, ``rule`` (see the module
+    docstring)."""
+    check_rule(pick, rule)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     if pick.startswith("trial:"):
         try:
@@ -97,6 +132,8 @@ def pick_trial(trials: list[FrozenTrial], best: list[FrozenTrial], directions: l
         if not ok:
             raise KdtuneError("no complete trial has a finite sigma")
         return min(ok, key=lambda t: (_metric(t, "sigma"), t.number))
+    if pick == "feasible" and rule == "interval":
+        return _feasible_by_interval(complete, kappa)
     if pick == "feasible":
         ok = [t for t in complete if _metric(t, "sigma") <= kappa]
         if not ok:
@@ -105,6 +142,27 @@ def pick_trial(trials: list[FrozenTrial], best: list[FrozenTrial], directions: l
                               f"(lowest sigma: {lowest:.4f}); try --pick min-sigma")
         return max(ok, key=lambda t: (_metric(t, "accuracy_student"), -t.number))
     return knee(best, directions)
+
+
+def _feasible_by_interval(complete: list[FrozenTrial], kappa: float) -> FrozenTrial:
+    """The most accurate trial whose stored ``sigma_ci`` upper end is <= ``kappa``."""
+    upper = {t.number: interval_upper(t.user_attrs.get(interval_key("sigma")))
+             for t in complete}
+    ok = [t for t in complete if upper[t.number] is not None and upper[t.number] <= kappa]
+    if ok:
+        return max(ok, key=lambda t: (_metric(t, "accuracy_student"), -t.number))
+    missing = sum(1 for v in upper.values() if v is None)
+    without = (f"{missing} of {len(complete)} complete trials have no stored sigma interval "
+               "(sigma_ci) and cannot qualify under --rule interval")
+    known = [(v, n) for n, v in upper.items() if v is not None]
+    if not known:
+        raise KdtuneError(f"no trial qualifies under --rule interval: {without}; "
+                          "use --rule plain (sigma <= kappa)")
+    lowest, number = min(known)
+    extra = f"; {without}" if missing else ""
+    raise KdtuneError(f"no trial's sigma interval has its upper end <= kappa={kappa:g} "
+                      f"(lowest upper end: {lowest:.4f}, trial {number}){extra}; try "
+                      "--rule plain or --pick min-sigma")
 
 
 def knee(front: list[FrozenTrial], directions: list[str]) -> FrozenTrial:
@@ -120,25 +178,32 @@ def knee(front: list[FrozenTrial], directions: list[str]) -> FrozenTrial:
     return front[int(np.argmin(dist))]
 
 
-def export_trial(study_name: str, storage: str | None, pick: str, output: Path) -> dict:
+def export_trial(study_name: str, storage: str | None, pick: str, output: Path,
+                 rule: str = "plain") -> dict:
     """Write the picked trial's complete DistillConfig and its provenance to ``output``.
 
-    The file appears whole or not at all, under a checksum line.
+    The file appears whole or not at all, under a checksum line. ``rule`` is how
+    ``feasible`` reads phi_cnf (:data:`RULES`); the file's ``source.rule`` and the returned
+    ``rule`` and ``picked_by`` say which one was used.
 
     Raises:
         UsageError: ``output`` cannot be written (checked before the study is opened), or
-            ``pick`` is not a pick rule.
+            ``pick`` is not a pick rule, or ``rule`` does not fit it.
         KdtuneError: no trial fits the pick.
     """
     from kdtune import __version__
 
     output = Path(output)
+    check_rule(pick, rule)
     check_writable(output)
     study, cfg = open_study(study_name, storage)
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     best = pareto_front(study) if complete else []  # repeats listed once
-    trial = pick_trial(trials, best, cfg.directions, pick, cfg.distill.eval.kappa)
+    kappa = cfg.distill.eval.kappa
+    trial = pick_trial(trials, best, cfg.directions, pick, kappa, rule)
+    used_rule = rule if pick == "feasible" else None
+    picked_by = pick_description(pick, rule, kappa)
     raw = trial.user_attrs.get(TRIAL_CONFIG)
     if raw is None:
         raise KdtuneError(f"trial {trial.number} has no stored config (not a kdtune trial)")
@@ -147,17 +212,20 @@ def export_trial(study_name: str, storage: str | None, pick: str, output: Path) 
     exported = ExportedConfig(
         distill=distill_cfg,
         source=ExportSource(study=study_name, trial=trial.number, pick=pick,
-                            kdtune_version=__version__, metrics=metrics),
+                            kdtune_version=__version__, metrics=metrics, rule=used_rule),
     )
     header = (f"# kdtune {__version__}: trial {trial.number} of study {study_name!r} "
-              f"(pick: {pick}).\n# Run it with: kdtune distill {output.name} -o student/\n")
-    body = yaml.safe_dump(json.loads(exported.model_dump_json()), sort_keys=False)
+              f"(pick: {picked_by}).\n# Run it with: kdtune distill {output.name} -o student/\n")
+    data = json.loads(exported.model_dump_json())
+    if used_rule is None:
+        del data["source"]["rule"]
+    body = yaml.safe_dump(data, sort_keys=False)
     try:
         atomic_write_text(output, with_checksum(header + body))
     except OSError as e:
         raise UsageError(f"-o {output}: cannot write it ({e.strerror or e})") from e
-    return {"study": study_name, "trial": trial.number, "pick": pick, "output": str(output),
-            "metrics": metrics}
+    return {"study": study_name, "trial": trial.number, "pick": pick, "rule": used_rule,
+            "picked_by": picked_by, "output": str(output), "metrics": metrics}
 
 
 def read_distill_config(
@@ -196,9 +264,7 @@ def read_distill_config(
 
 def _read_config(path: Path) -> dict:
     """The plain data of a distill config file, its checksum verified first if it has one."""
-    text = frozen.read_text(path)
-    verify_export(text, str(path))
-    return frozen.parse_yaml(text, str(path))
+    return read_checked(path)
 
 
 def _as_run(cfg: DistillConfig, full_data: bool) -> DistillConfig:
@@ -217,6 +283,13 @@ def distill_from_file(config: Path, output: Path, overrides: list[str] | tuple[s
     (metrics, config) and a model card ``README.md``, written with
     :func:`~kdtune.fileio.atomic_directory`: a failed run leaves nothing half-written.
 
+    After training, the production check (:mod:`kdtune.objectives.heldout`) measures the
+    student on the test split with paired bootstrap intervals and writes
+    ``production_check.json`` beside it (also in the model card and in the returned
+    ``production_check``): the trial's selection-split figures from the export (none for a
+    hand-written config), the test figures, and whether phi_cnf holds on test, by sigma and
+    by its interval's upper end. The run's own evaluation-split metrics are unchanged.
+
     Raises:
         ConfigError: every problem of the config and of ``output`` (not free), found before
             anything is created.
@@ -224,6 +297,7 @@ def distill_from_file(config: Path, output: Path, overrides: list[str] | tuple[s
             before anything is trained.
     """
     from kdtune.objectives.distill import distill
+    from kdtune.objectives.heldout import CHECK_FILE, measure_test_split, production_check
 
     output = Path(output)
     busy = output_problems(output)
@@ -234,53 +308,31 @@ def distill_from_file(config: Path, output: Path, overrides: list[str] | tuple[s
     if busy:
         raise ConfigError(busy)
     check_writable(output, directory=True)
+    source = export_source(config)
     result = distill(cfg, progress=progress)
+    started = time.perf_counter()
+    test = measure_test_split(cfg, result.student, result.tokenizer, teacher=result.teacher,
+                              splits=result.splits)
+    result.timings["test"] = time.perf_counter() - started
+    provenance = {**{k: v for k, v in (source or {}).items() if k != "metrics"},
+                  "config": str(config), "overrides": list(overrides), "full_data": full_data}
+    check = production_check(cfg, test, None if source is None else source.get("metrics"),
+                             provenance, result.metrics)
     with atomic_directory(output) as tmp:
         result.student.save_pretrained(tmp, result.tokenizer)
         info = {"metrics": result.metrics, "timings": result.timings,
                 "config": json.loads(cfg.model_dump_json())}
         (tmp / "kdtune_distill.json").write_text(json.dumps(info, indent=2, default=str))
-        (tmp / "README.md").write_text(model_card(cfg, result.metrics))
-    return {**result.metrics, "output": str(output)}
+        (tmp / CHECK_FILE).write_text(json.dumps(check, indent=2, default=str))
+        (tmp / "README.md").write_text(model_card(cfg, result.metrics, check))
+    return {**result.metrics, "output": str(output), "production_check": check}
 
 
-_CARD_METRICS = ("accuracy_student", "accuracy_teacher", "sigma", "phi_cnf", "n_both_correct",
-                 "params")
-"""The metrics a model card shows, described by the catalogue's meanings."""
-
-
-def model_card(cfg: DistillConfig, m: dict) -> str:
-    """A short model card: what was distilled, accuracy, sigma and the phi_cnf verdict."""
-    labels = {"sigma": f"sigma (class {cfg.eval.reference_class})",
-              "phi_cnf": f"phi_cnf (kappa = {cfg.eval.kappa:g})"}
-    rows = [f"| {labels.get(name, name)}: {meaning(name)} | {_shown(name, m.get(name))} |"
-            for name in _CARD_METRICS]
-    table = "\n".join(rows)
-    return f"""---
-library_name: transformers
-pipeline_tag: text-classification
-tags: [kdtune, knowledge-distillation]
----
-# Distilled student ({cfg.student_layers} layers)
-
-Distilled with kdtune from teacher `{cfg.teacher}` on `{cfg.data.source}`.
-
-| metric (evaluation split) | value |
-|---|---|
-{table}
-
-sigma is the population standard deviation, over the inputs both teacher and student
-classify correctly, of p_T(c|x) - p_S(c|x) (Vengertsev and Sherman, 2024).
-
-Hyperparameters: temperature {cfg.temperature:g}, alpha {cfg.alpha:g} (weight of the
-distillation term), beta {cfg.beta:g}, layer mapping {cfg.layer_mapping}, schedule
-{cfg.schedule}, learning rate {cfg.learning_rate:g}, {cfg.epochs} epochs.
-"""
-
-
-def _shown(name: str, value) -> str:
-    if name == "phi_cnf":
-        return "holds" if value else "does not hold"
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    return "?" if value is None else str(value)
+def export_source(path: Path) -> dict | None:
+    """The ``source`` section of an export file (study, trial, pick, rule, the trial's
+    metrics); ``None`` for a hand-written config."""
+    raw = _read_config(Path(path))
+    if not isinstance(raw, dict) or "distill" not in raw:
+        return None
+    source = raw.get("source")
+    return dict(source) if isinstance(source, dict) else None

@@ -24,9 +24,10 @@ import re
 import tempfile
 from pathlib import Path
 
+from kdtune import frozen
 from kdtune.errors import ConfigError, UsageError
 
-__all__ = ["MARKER", "check_writable", "verify_export", "with_checksum"]
+__all__ = ["MARKER", "check_writable", "read_checked", "verify_export", "with_checksum"]
 
 MARKER = "# kdtune-export sha256:"
 _LINE = re.compile(r"^# kdtune-export sha256:([0-9a-fA-F]*)[^\n]*\n?", re.MULTILINE)
@@ -59,6 +60,13 @@ def verify_export(text: str, name: str) -> bool:
             f"{name}: export is incomplete or was edited (checksum mismatch); re-export it or "
             "remove the checksum line to use it as a hand-written config")
     return True
+
+
+def read_checked(path: Path) -> dict:
+    """The plain YAML data of a config file, its checksum line verified first if it has one."""
+    text = frozen.read_text(path)
+    verify_export(text, str(path))
+    return frozen.parse_yaml(text, str(path))
 
 
 def check_writable(output: Path, flag: str = "-o", *, directory: bool = False) -> None:

@@ -1,0 +1,132 @@
+"""The model card ``kdtune distill`` writes, with its production-check section.
+
+The check itself (:func:`kdtune.objectives.heldout.production_check`) is a dict written to
+``production_check.json`` beside the student; this module only formats it. Intervals are
+shown as ``value [low, high]``: 95% paired bootstrap percentile intervals.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from kdtune.objectives.catalogue import meaning
+from kdtune.objectives.config import DistillConfig
+
+__all__ = ["card_section", "model_card"]
+
+_CARD_METRICS = ("accuracy_student", "accuracy_teacher", "sigma", "phi_cnf", "n_both_correct",
+                 "params")
+"""The metrics a model card shows, described by the catalogue's meanings."""
+
+
+def model_card(cfg: DistillConfig, m: dict, check: dict | None = None) -> str:
+    """A short model card: what was distilled, accuracy, sigma and the phi_cnf verdict, and
+    the production check on the test split when ``check`` is given
+    (:func:`card_section`)."""
+    labels = {"sigma": f"sigma (class {cfg.eval.reference_class})",
+              "phi_cnf": f"phi_cnf (kappa = {cfg.eval.kappa:g})"}
+    rows = [f"| {labels.get(name, name)}: {meaning(name)} | {_shown(name, m.get(name))} |"
+            for name in _CARD_METRICS]
+    table = "\n".join(rows)
+    return f"""---
+library_name: transformers
+pipeline_tag: text-classification
+tags: [kdtune, knowledge-distillation]
+---
+# Distilled student ({cfg.student_layers} layers)
+
+Distilled with kdtune from teacher `{cfg.teacher}` on `{cfg.data.source}`.
+
+| metric (evaluation split) | value |
+|---|---|
+{table}
+
+sigma is the population standard deviation, over the inputs both teacher and student
+classify correctly, of p_T(c|x) - p_S(c|x) (Vengertsev and Sherman, 2024).
+
+Hyperparameters: temperature {cfg.temperature:g}, alpha {cfg.alpha:g} (weight of the
+distillation term), beta {cfg.beta:g}, layer mapping {cfg.layer_mapping}, schedule
+{cfg.schedule}, learning rate {cfg.learning_rate:g}, {cfg.epochs} epochs.
+""" + ("" if check is None else "\n" + card_section(check, cfg.eval.reference_class))
+
+
+def _shown(name: str, value) -> str:
+    if name == "phi_cnf":
+        return "holds" if value else "does not hold"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return "?" if value is None else str(value)
+
+
+_ROWS = ("accuracy_student", "sigma", "sigma_max", "accuracy_teacher", "n_both_correct",
+         "n_all", "phi_cnf")
+"""The metrics the card's production table compares, in order."""
+
+
+def card_section(check: dict[str, Any], reference_class: int = 0) -> str:
+    """The model card's "Production check" section (Markdown) for ``check``."""
+    trial, test, source = check.get("trial"), check["test"], check.get("source") or {}
+    kappa = check["kappa"]
+    if trial is not None:
+        what = f"trial {source.get('trial')} of study {source.get('study')!r}"
+        pick = source.get("pick")
+        if pick:
+            what += f", pick {pick}" + (f", {source['rule']} rule" if source.get("rule") else "")
+        trial_head = f"{what} (selection split, {check.get('selection_split', 'eval')})"
+    else:
+        trial_head = "trial (none: a hand-written config)"
+    labels = {"sigma": f"sigma (class {reference_class})",
+              "phi_cnf": f"phi_cnf (kappa = {kappa:g})"}
+    rows = []
+    for name in _ROWS:
+        if name not in test and (trial is None or name not in trial):
+            continue
+        left = "-" if trial is None else _cell(name, trial)
+        rows.append(f"| {labels.get(name, name)}: {meaning(name)} | {left} | "
+                    f"{_cell(name, test)} |")
+    sigma, upper = test.get("sigma"), check.get("sigma_test_upper")
+    by_sigma = _against(sigma, kappa, check["phi_cnf_test"])
+    by_upper = _against(upper, kappa, check["phi_cnf_test_upper"])
+    n_resamples = test.get("n_resamples")
+    return f"""## Production check (test split, never read by the search)
+
+| metric | {trial_head} | this student, test split (n = {test.get("n_all")}) |
+|---|---|---|
+{chr(10).join(rows)}
+
+phi_cnf on the test split:
+
+- by sigma: {by_sigma};
+- by the upper end of sigma's interval: {by_upper}.
+
+Intervals in brackets are 95% paired bootstrap percentile intervals ({n_resamples}
+resamples, seed {test.get("seed")}): teacher and student are resampled together and the
+inputs both classify correctly are recomputed in each resample. Test inputs are tokenised
+as in the study (max length {test.get("max_length")}).
+"""
+
+
+def _against(value: Any, kappa: float, holds: bool) -> str:
+    """``holds (0.0312 <= kappa 0.05)`` and the like."""
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        return "cannot be judged (undefined: fewer than 2 inputs both models get right)"
+    relation = "<=" if value <= kappa else ">"
+    return f"{'holds' if holds else 'does not hold'} ({value:.4f} {relation} kappa {kappa:g})"
+
+
+def _cell(name: str, figures: dict[str, Any]) -> str:
+    value = figures.get(name)
+    if value is None:
+        return "n/a"
+    if name == "phi_cnf":
+        return "holds" if value else "does not hold"
+    if isinstance(value, float):
+        text = "nan" if math.isnan(value) else f"{value:.4f}"
+    else:
+        text = str(value)
+    ci = figures.get(f"{name}_ci")
+    if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(
+            isinstance(c, (int, float)) and math.isfinite(c) for c in ci):
+        text += f" [{ci[0]:.4f}, {ci[1]:.4f}]"
+    return text
