@@ -22,6 +22,7 @@ intermediate signal from every narrower trial. Cached teacher outputs keep all h
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -156,11 +157,19 @@ def average_heads(scores: torch.Tensor, heads: int) -> torch.Tensor:
     n = scores.shape[1]
     if n == heads:
         return scores
-    weights = torch.zeros(heads, n, dtype=torch.float32, device=scores.device)
+    weights = _head_pool(n, heads).to(scores.device)
+    return torch.einsum("sh,bhij->bsij", weights, scores.float()).to(scores.dtype)
+
+
+@functools.lru_cache(maxsize=16)
+def _head_pool(n: int, heads: int) -> torch.Tensor:
+    """(heads, n) averaging weights of :func:`average_heads`, built once per shape (it runs
+    on every batch of every attention layer)."""
+    weights = torch.zeros(heads, n, dtype=torch.float32)
     for i in range(heads):
         lo, hi = (i * n) // heads, -(-(i + 1) * n // heads)
         weights[i, lo:hi] = 1.0 / (hi - lo)
-    return torch.einsum("sh,bhij->bsij", weights, scores.float()).to(scores.dtype)
+    return weights
 
 
 def teacher_signal(cfg: DistillConfig, inputs: RunInputs, device: torch.device) -> TeacherSignal:
