@@ -17,14 +17,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kdtune.errors import UsageError
 
 from .checkpoint_source import checkpoint_source
 from .config import DistillConfig, SearchSpace, search_problems
-from .data import DataConfig, check_labels_match, load_splits
+from .data import DataConfig, Splits, check_labels_match, load_splits
 from .fit_progress import library_progress
 from .oneline import one_line
+from .protocol import describe_protocol, protocol_problems
+from .student_size import student_parameters, teacher_parameters
 from .teacher_base import resolve_base
 
 __all__ = [
@@ -47,6 +50,7 @@ class TeacherFacts:
     hidden_size: int
     heads: int
     label_names: tuple[str, ...]
+    config: Any = None
 
 
 def teacher_facts(teacher: str, *, classifier: bool = True) -> TeacherFacts:
@@ -95,6 +99,7 @@ def teacher_facts(teacher: str, *, classifier: bool = True) -> TeacherFacts:
         hidden_size=int(config.hidden_size),
         heads=int(config.num_attention_heads),
         label_names=tuple(str(id2label[k]) for k in sorted(id2label, key=int)),
+        config=config,
     )
 
 
@@ -109,7 +114,7 @@ def check_teacher(teacher: str, key: str = "distill.teacher") -> list[str]:
 
 def check_data(data: DataConfig, key: str = "distill.data") -> list[str]:
     """Problems with a data source: it must exist, with the named columns and two classes."""
-    return _load_labels(data, key)[1]
+    return _load_splits(data, key)[1]
 
 
 def check_distill(
@@ -123,8 +128,10 @@ def check_distill(
     The teacher and the data (:func:`check_teacher`, :func:`check_data`), that the data's
     labels are the teacher's, the cross-field rules of
     :func:`~kdtune.objectives.config.search_problems` with the teacher's depth, the student
-    width against the teacher's, the reference class against the classes, and the
-    checkpoint ``init: checkpoint`` names.
+    width against the teacher's, a size cap that the smallest student of the space can
+    meet, the reference class against the classes, the checkpoint ``init: checkpoint``
+    names, and the split protocol (:func:`~kdtune.objectives.protocol.protocol_problems`:
+    no selection or test row in the teacher's training data or the transfer data).
     """
     at = (lambda name: f"{key}.{name}") if key else (lambda name: name)
     problems: list[str] = []
@@ -133,8 +140,12 @@ def check_distill(
     except ValueError as e:
         facts = None
         problems.append(f"{at('teacher')}: {e}")
-    labels, data_problems = _load_labels(cfg.data, at("data"))
+    splits, data_problems = _load_splits(cfg.data, at("data"))
+    labels = splits.label_names if splits is not None else None
     problems += data_problems
+    if splits is not None and facts is not None:
+        problems += protocol_problems(
+            describe_protocol(cfg.data, splits, cfg.teacher), at("data"))
     if facts is not None and labels is not None:
         try:
             check_labels_match(labels, facts.label_names)
@@ -144,6 +155,7 @@ def check_distill(
     problems += search_problems(cfg, space, depth, base_key=key, space_key=space_key)
     if facts is not None:
         problems += _width_problems(cfg, facts, at, space, space_key)
+        problems += _cap_problems(cfg, facts, space, space_key)
     classes = len(labels) if labels is not None else (
         len(facts.label_names) if facts is not None else None)
     if classes is not None and cfg.eval.reference_class >= classes:
@@ -177,11 +189,32 @@ def _width_problems(cfg: DistillConfig, facts: TeacherFacts, at, space: SearchSp
     return problems
 
 
-def _load_labels(data: DataConfig, key: str) -> tuple[tuple[str, ...] | None, list[str]]:
-    """The data's label names, or None and the problem, named by the key it is about."""
+def _cap_problems(cfg: DistillConfig, facts: TeacherFacts, space: SearchSpace | None,
+                  space_key: str) -> list[str]:
+    """A size cap that even the smallest student trials can draw is over: every trial would
+    be pruned untrained."""
+    if space is None or facts.config is None:
+        return []
+    cap = space.params_cap(teacher_parameters(facts.config))
+    if cap is None:
+        return []
+    depth = min(space.depth_choices(facts.layers) or (cfg.student_layers,))
+    width = min(space.width_choices(facts.hidden_size, facts.heads)
+                or (cfg.hidden_size or facts.hidden_size,))
+    smallest = student_parameters(facts.config, depth, width)
+    if smallest <= cap:
+        return []
+    key = "max_params" if space.max_params is not None else "max_params_ratio"
+    return [f"{space_key}.{key}: the cap of {cap:,} parameters is below the smallest student "
+            f"the search can draw ({depth} layer(s), width {width}: {smallest:,}); every "
+            "trial would be pruned: raise the cap or allow fewer layers or a narrower width"]
+
+
+def _load_splits(data: DataConfig, key: str) -> tuple[Splits | None, list[str]]:
+    """The data's splits, or None and the problem, named by the key it is about."""
     try:
         with library_progress(False):
-            return load_splits(data).label_names, []
+            return load_splits(data), []
     except ValueError as e:
         return None, [f"{key}.{_data_key(str(e), data)}: {e}"]
 
@@ -195,7 +228,7 @@ def _data_key(message: str, data: DataConfig) -> str:
         return "label_column"
     if any(repr(c) in before for c in data.text_columns):
         return "text_columns"
-    for size in ("train_size", "eval_size", "test_size"):
+    for size in ("train_size", "eval_size", "test_size", "transfer_size"):
         if f"{size.removesuffix('_size')}_size=" in message:
             return size
     if "split sizes" in message:

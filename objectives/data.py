@@ -33,17 +33,19 @@ from kdtune.frozen import FrozenModel
 
 from .data_labels import Part, label_ids, read_part
 from .data_sources import pool_split_name, read_source
-from .data_splitting import SPLIT_NAMES, assign_rows, build_split
+from .data_splitting import SPLIT_NAMES, TRANSFER, assign_rows, build_split
 
 if TYPE_CHECKING:  # pragma: no cover
     from datasets import Dataset
 
 __all__ = [
     "SPLIT_NAMES",
+    "TRANSFER",
     "DataConfig",
     "NonEmptyStr",
     "Splits",
     "check_labels_match",
+    "content_fingerprint",
     "load_splits",
 ]
 
@@ -72,6 +74,12 @@ class DataConfig(FrozenModel):
         train_size, eval_size, test_size: rows per split; ``None`` takes the whole given split
             or, for splits carved from the training pool, 10% of the pool each (train gets
             the rest).
+        transfer_size: labelled rows for the students only, carved from the training pool
+            after test and evaluation and before train (the four-way protocol: the teacher
+            trains on ``train``, students learn on ``transfer``, the search selects on
+            ``eval``, ``test`` is read only after the search). ``None``: no transfer split,
+            students learn on the train split, which is the teacher's own training data
+            when the teacher was fitted on this config (nearly one-hot soft targets).
         seed: seed of the stratified splitting and subsetting.
         max_length: maximum tokens per example (truncation) when the data is tokenised.
         train_split, eval_split, test_split: split names in the source.
@@ -84,6 +92,7 @@ class DataConfig(FrozenModel):
     train_size: int | None = Field(default=None, ge=1)
     eval_size: int | None = Field(default=None, ge=1)
     test_size: int | None = Field(default=None, ge=1)
+    transfer_size: int | None = Field(default=None, ge=1)
     seed: int = 0
     max_length: int = Field(default=128, ge=8, le=8192)
     train_split: NonEmptyStr = "train"
@@ -115,16 +124,21 @@ class DataConfig(FrozenModel):
 
 @dataclass(frozen=True, eq=False)
 class Splits:
-    """Train, evaluation and test splits with normalised columns.
+    """Train, evaluation and test splits (and the optional transfer split), normalised.
 
     Each split is a ``datasets.Dataset`` with ``text`` (and ``text_pair`` for pair tasks) and
-    ``label`` (ids ``0..K-1``, a ``ClassLabel`` named by ``label_names``).
+    ``label`` (ids ``0..K-1``, a ``ClassLabel`` named by ``label_names``). ``transfer`` is
+    ``None`` unless the config asked for ``transfer_size`` rows.
     """
 
     train: Dataset
     eval: Dataset
     test: Dataset
     label_names: tuple[str, ...]
+    transfer: Dataset | None = None
+    row_ids: dict[str, tuple[str, np.ndarray]] = field(default_factory=dict, repr=False)
+    """Per split: the source part its rows came from and their indices there (row identity,
+    for overlap checks between splits of one source)."""
     _fingerprints: dict[str, str] = field(default_factory=dict, init=False, repr=False)
 
     @property
@@ -137,15 +151,31 @@ class Splits:
         """Whether examples are sentence pairs (a ``text_pair`` column is present)."""
         return "text_pair" in self.train.column_names
 
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The splits present: train, eval, test, and transfer when there is one."""
+        return SPLIT_NAMES + ((TRANSFER,) if self.transfer is not None else ())
+
+    @property
+    def students(self) -> Dataset:
+        """The labelled rows students learn on: the transfer split, else the train split."""
+        return self.transfer if self.transfer is not None else self.train
+
+    @property
+    def students_split(self) -> str:
+        """The name of :attr:`students`' split."""
+        return TRANSFER if self.transfer is not None else "train"
+
     def split(self, name: str) -> Dataset:
-        """Return the split called ``name`` (``"train"``, ``"eval"`` or ``"test"``)."""
-        if name not in SPLIT_NAMES:
-            raise UsageError(f"split must be one of {', '.join(SPLIT_NAMES)}, got {name!r}")
+        """Return the split called ``name`` (``"train"``, ``"eval"``, ``"test"``, or
+        ``"transfer"`` when present)."""
+        if name not in self.names:
+            raise UsageError(f"split must be one of {', '.join(self.names)}, got {name!r}")
         return getattr(self, name)
 
     def sizes(self) -> dict[str, int]:
         """Rows per split, e.g. ``{"train": 3200, "eval": 400, "test": 400}``."""
-        return {name: len(self.split(name)) for name in SPLIT_NAMES}
+        return {name: len(self.split(name)) for name in self.names}
 
     def fingerprint(self, split: str) -> str:
         """A stable hash of one split's content (rows in order, label names), for caches.
@@ -153,7 +183,7 @@ class Splits:
         The same data and seed give the same fingerprint in any process and on any machine.
         """
         if split not in self._fingerprints:
-            self._fingerprints[split] = _fingerprint(self.split(split), self.label_names)
+            self._fingerprints[split] = content_fingerprint(self.split(split), self.label_names)
         return self._fingerprints[split]
 
 
@@ -191,13 +221,15 @@ def load_splits(cfg: DataConfig) -> Splits:
             f"{cfg.label_column!r}; need at least two"
         )
 
-    sizes = {"train": cfg.train_size, "eval": cfg.eval_size, "test": cfg.test_size}
+    sizes = {"train": cfg.train_size, "eval": cfg.eval_size, "test": cfg.test_size,
+             TRANSFER: cfg.transfer_size}
     names = {"train": pool_name, "eval": cfg.eval_split, "test": cfg.test_split}
     rows = assign_rows(ids, sizes, cfg.seed, names, desc)
     return Splits(
         **{role: build_split(parts[src], idx, label_names, ids[src])
            for role, (src, idx) in rows.items()},
         label_names=label_names,
+        row_ids={role: (names[src], idx) for role, (src, idx) in rows.items()},
     )  # fmt: skip
 
 
@@ -228,7 +260,7 @@ def check_labels_match(
 # --------------------------------------------------------------------------- fingerprints
 
 
-def _fingerprint(ds: Dataset, label_names: tuple[str, ...]) -> str:
+def content_fingerprint(ds: Dataset, label_names: tuple[str, ...]) -> str:
     """SHA-256 over the label names, the columns and every row in order (JSON-encoded)."""
     h = hashlib.sha256()
     columns = [c for c in ("text", "text_pair", "label") if c in ds.column_names]

@@ -8,8 +8,10 @@ Rules, all deterministic for a given seed (same seed, same splits, in any proces
   with no sizes given, each takes :data:`DEFAULT_HELDOUT_FRACTION` of the pool (80/10/10
   for data that comes unsplit).
 * Explicit sizes take stratified subsets of exactly those sizes. The test split is drawn
-  first, then evaluation, then train, so changing the train size leaves the test and
-  evaluation splits unchanged.
+  first, then evaluation, then transfer (only when a ``transfer`` size is given), then
+  train, so changing the train size leaves the other splits unchanged, and a teacher fitted
+  with the same seed and sizes never trained on the transfer, evaluation or test rows.
+* The transfer split is always carved from the training pool (sources have no such split).
 """
 
 from __future__ import annotations
@@ -25,9 +27,12 @@ from .data_labels import Part
 if TYPE_CHECKING:  # pragma: no cover
     from datasets import Dataset
 
-__all__ = ["DEFAULT_HELDOUT_FRACTION", "SPLIT_NAMES", "assign_rows", "build_split", "stratified"]
+__all__ = ["DEFAULT_HELDOUT_FRACTION", "SPLIT_NAMES", "TRANSFER", "assign_rows", "build_split",
+           "stratified"]
 
 SPLIT_NAMES = ("train", "eval", "test")
+TRANSFER = "transfer"
+"""The optional fourth split: labelled rows for the students only (see :func:`assign_rows`)."""
 DEFAULT_HELDOUT_FRACTION = 0.1
 
 
@@ -44,7 +49,8 @@ def assign_rows(
         ids: class ids per source part: ``"train"`` (the pool) always, ``"eval"`` and
             ``"test"`` when the source provides them.
         sizes: the requested rows per role (``None``: the whole given split, or 10% of the
-            pool for a carved split, train taking the rest).
+            pool for a carved split, train taking the rest); an optional ``"transfer"``
+            size carves that many rows from the pool after test and evaluation.
         seed: the splitting seed.
         split_names: the source's name of each role's split, for error messages.
         desc: the source, for error messages.
@@ -72,6 +78,9 @@ def assign_rows(
     n_pool = len(labels)
     carved = [r for r in ("test", "eval") if r not in ids]
     held = {r: sizes[r] or max(1, round(DEFAULT_HELDOUT_FRACTION * n_pool)) for r in carved}
+    if sizes.get(TRANSFER):
+        carved.append(TRANSFER)
+        held[TRANSFER] = sizes[TRANSFER]
     held_out = sum(held.values())
     train_size = sizes["train"] or n_pool - held_out
     if held_out + train_size > n_pool or train_size < 1:
@@ -86,7 +95,7 @@ def assign_rows(
                         np.random.default_rng(seed))  # fmt: skip
     for role, idx in zip(order, chosen, strict=True):
         out[role] = ("train", idx)
-    return {role: out[role] for role in SPLIT_NAMES}
+    return {role: out[role] for role in (*SPLIT_NAMES, TRANSFER) if role in out}
 
 
 def stratified(labels: np.ndarray, sizes: list[int], rng: np.random.Generator) -> list[np.ndarray]:

@@ -69,11 +69,13 @@ def final_metrics(cfg: DistillConfig, student: Student, inputs: RunInputs,
     metrics = confidence_metrics(p_teacher, p_student, labels,
                                  reference_class=cfg.eval.reference_class, kappa=cfg.eval.kappa)
     metrics.update(interval_ci(p_teacher, p_student, labels, cfg.eval.reference_class, cfg.seed))
-    if cfg.eval.on_train:
+    if cfg.eval.on_train:  # the labelled rows of the transfer set (unlabelled ones are -1)
+        train_labels = np.asarray(inputs.train["label"])
+        labelled = train_labels >= 0
         train = confidence_metrics(
-            teacher_probabilities(signal, inputs, device, "train"),
-            probabilities(student, inputs.train, inputs, device),
-            np.asarray(inputs.train["label"]), reference_class=cfg.eval.reference_class,
+            teacher_probabilities(signal, inputs, device, "train")[labelled],
+            probabilities(student, inputs.train, inputs, device)[labelled],
+            train_labels[labelled], reference_class=cfg.eval.reference_class,
             kappa=cfg.eval.kappa)
         metrics.update({f"train_{k}": v for k, v in train.items()})
     metrics["params"] = count_parameters(student)

@@ -47,7 +47,11 @@ class RunInputs:
         teacher: the teacher classifier, in eval mode, on the run's device.
         tokenizer: the teacher's tokenizer (the student shares it).
         splits: the loaded :class:`kdtune.objectives.data.Splits`.
-        train, eval: the tokenized training and evaluation splits (unpadded).
+        train, eval: the tokenized training and evaluation splits (unpadded). ``train`` is
+            the students' transfer set: the labelled transfer split (or the train split
+            when the config has none), then any unlabelled and augmented rows (label -1).
+        train_fingerprint: the content fingerprint of ``train`` before tokenising (the
+            teacher-output cache key's data part).
         mapping: [g(1), ..., g(M)], the teacher layer of each student layer.
         hidden_pairs: (student, teacher) ``hidden_states`` indices, embeddings first.
         attention_pairs: (student, teacher) ``attentions`` indices.
@@ -58,6 +62,7 @@ class RunInputs:
     splits: Any
     train: Any
     eval: Any
+    train_fingerprint: str
     mapping: list[int]
     hidden_pairs: list[tuple[int, int]]
     attention_pairs: list[tuple[int, int]]
@@ -85,7 +90,7 @@ def load_inputs(cfg: DistillConfig, device: torch.device, splits=None) -> RunInp
         ValueError: a teacher that does not load, data whose labels are not the teacher's,
             or a bad layer mapping.
     """
-    from .data import check_labels_match, load_splits
+    from .data import check_labels_match, content_fingerprint, load_splits
     from .teacher_load import load_teacher
     from .tokens import tokenize
 
@@ -96,13 +101,21 @@ def load_inputs(cfg: DistillConfig, device: torch.device, splits=None) -> RunInp
     check_labels_match(splits, _label_names(teacher))
     mapping = layer_mapping(cfg.layer_mapping, teacher.config.num_hidden_layers,
                             cfg.student_layers)
+    train = students_transfer_set(cfg, splits, teacher, tokenizer)
     return RunInputs(
         teacher=teacher, tokenizer=tokenizer, splits=splits,
-        train=tokenize(splits.train, tokenizer, cfg.data.max_length),
+        train=tokenize(train, tokenizer, cfg.data.max_length),
+        train_fingerprint=content_fingerprint(train, splits.label_names),
         eval=tokenize(splits.eval, tokenizer, cfg.data.max_length),
         mapping=mapping, hidden_pairs=hidden_state_pairs(mapping),
         attention_pairs=attention_pairs(mapping),
     )
+
+
+def students_transfer_set(cfg: DistillConfig, splits, teacher, tokenizer):
+    """The rows students learn on: :attr:`Splits.students` (the labelled transfer split, or
+    the train split), extended by ``cfg.data.transfer``'s unlabelled and augmented text."""
+    return splits.students
 
 
 @dataclass(frozen=True)
@@ -184,8 +197,10 @@ def teacher_signal(cfg: DistillConfig, inputs: RunInputs, device: torch.device) 
         tok_name = getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__
 
         def outputs(split: str, dataset, hidden_idx, attention_idx):
+            data_key = (inputs.train_fingerprint if split == "train"
+                        else inputs.splits.fingerprint(split))
             fingerprint = teacher_fingerprint(
-                cfg.teacher, inputs.splits.fingerprint(split), split, tok_name,
+                cfg.teacher, data_key, split, tok_name,
                 cfg.data.max_length, tuple(hidden_idx), bool(attention_idx))
             return compute_or_load(inputs.teacher, tokenizer, dataset, fingerprint,
                                    list(hidden_idx), list(attention_idx),

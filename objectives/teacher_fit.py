@@ -48,7 +48,11 @@ class TeacherFitConfig(FrozenModel):
     Attributes:
         base: checkpoint to fine-tune: ``"minilm"`` (the packaged all-MiniLM-L6-v2), a local
             Hugging Face checkpoint directory, or a hub model id.
-        data: the dataset and its splits; ``data.max_length`` truncates the inputs.
+        data: the dataset and its splits; ``data.max_length`` truncates the inputs. The
+            teacher trains on ``train`` only: the default keeps 800 rows of the pool out of it
+            as the students' transfer split (``transfer_size``), so a study with the same
+            data config distils on sentences the teacher never saw (polarity's 4,000
+            sentences: 400 test, 400 evaluation, 800 transfer, 2,400 teacher training).
         linear_probe_epochs: epochs that train only the classification head (the pooler and
             the classifier: the parts a sentence-embedding checkpoint never trained for
             classification) with the encoder frozen, before the fine-tuning epochs; 0 skips
@@ -68,7 +72,7 @@ class TeacherFitConfig(FrozenModel):
     """
 
     base: NonEmptyStr = MINILM
-    data: DataConfig = DataConfig()
+    data: DataConfig = DataConfig(transfer_size=800)
     linear_probe_epochs: int = Field(default=1, ge=0)
     linear_probe_learning_rate: float = Field(default=1e-3, gt=0)
     epochs: int = Field(default=3, ge=1)

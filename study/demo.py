@@ -14,12 +14,13 @@ from pathlib import Path
 
 from rich.console import Console
 
-DEMO_TRAIN, DEMO_EVAL = 800, 400
+DEMO_TRANSFER, DEMO_EVAL = 800, 400
 
 
 def demo_teacher_config():
-    """The demo teacher: ``kdtune teacher fit``'s defaults, MiniLM fine-tuned on the 3,200
-    training sentences of polarity's default split (400 validation, 400 test)."""
+    """The demo teacher: ``kdtune teacher fit``'s defaults, MiniLM fine-tuned on the 2,400
+    training sentences of polarity's default split (400 test, 400 evaluation and 800 transfer
+    sentences kept out of its training)."""
     from kdtune.objectives.teacher_fit import TeacherFitConfig
 
     return TeacherFitConfig()
@@ -33,7 +34,8 @@ def demo_study_config(teacher: Path, trials: int, name: str):
         "name": name,
         "distill": {
             "teacher": str(teacher),
-            "data": {"train_size": DEMO_TRAIN, "eval_size": DEMO_EVAL, "max_length": 64},
+            "data": {"transfer_size": DEMO_TRANSFER, "eval_size": DEMO_EVAL,
+                     "max_length": 64},
             "epochs": 1,
             "batch_size": 32,
             "min_relative_accuracy": 0.6,

@@ -22,12 +22,18 @@ distill:
   # Teacher: a fine-tuned classifier directory or hub id. Make one with
   #   kdtune teacher fit -o teacher/
   teacher: teacher
+  # Four disjoint splits, seeded (data.seed) and recorded with the study: test (drawn first,
+  # read only after the search: kdtune test, kdtune distill), eval (the selection split the
+  # search optimises), transfer (labelled sentences the students learn on), train (the
+  # teacher's). kdtune teacher fit keeps the same 800 transfer rows out of the teacher's
+  # training by default, so students learn where the teacher's confidences are not one-hot;
+  # kdtune create refuses a selection or test row the teacher trained on.
   data:
     source: polarity          # built-in Pang & Lee sentences; or a hub id / csv / json / parquet
     text_columns: [text]      # two columns for sentence pairs
     label_column: label
-    train_size: 800           # small subsets keep trials fast; kdtune distill uses all data
-    eval_size: 400
+    transfer_size: 800        # null: students learn on the train split (the teacher's own)
+    eval_size: 400            # test_size: null takes 10% of the pool (400 here)
     max_length: 64
   student_layers: 2           # searched below unless search.search_student_layers is false
   hidden_size: null           # student width (null: the teacher's); searched below. Heads keep

@@ -74,6 +74,8 @@ def _study(files: dict, tmp_path: Path, patch: dict) -> dict:
                      "test_size": 40, "max_length": 16},
             "batch_size": 16,
         },
+        # The tiny teacher's word embedding alone is over a third of it: no default cap.
+        "search": {"max_params_ratio": None},
         "n_trials": 2,
     }
     return _merge(base, _resolve(patch, files))
@@ -136,6 +138,8 @@ ROWS = [
      [("distill.eval.reference_class:", "0..1")]),
     ("width-with-copied-layers", {"distill": {"hidden_size": 64}},
      [("distill.hidden_size:", "width 32")]),
+    ("cap-below-the-smallest-student", {"search": {"max_params": 1000}},
+     [("search.max_params:", "1,000", "smallest student")]),
     ("train-size-beyond-the-data", {"distill": {"data": {"train_size": 5000}}},
      [("distill.data.train_size:", "5000")]),
     ("missing-teacher-key", {"distill": {"teacher": "<delete>"}},

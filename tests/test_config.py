@@ -100,7 +100,8 @@ def _cli(*args):
 def test_cli_bad_input_is_one_line_and_nonzero(tmp_path, tiny_bert_dir, synthetic_csv,
                                                content, expected, code):
     valid = {"name": "x", "distill": {"teacher": str(tiny_bert_dir),
-                                      "data": {"source": str(synthetic_csv)}}}
+                                      "data": {"source": str(synthetic_csv)}},
+             "search": {"max_params_ratio": None}}  # the tiny teacher is mostly embedding
     out = _cli("create", str(_write(tmp_path, {**valid, **content})))
     assert out.returncode == code, out.stderr
     assert out.stderr.startswith("kdtune: error: ") and out.stderr.count("\n") == 1

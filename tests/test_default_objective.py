@@ -69,7 +69,8 @@ def test_the_complete_check_picks_sigma_max_for_three_classes(three_class):
     teacher, data = three_class
     raw = {"name": "k3", "distill": {"teacher": str(teacher), "student_layers": 1,
                                      "data": {"source": str(data), "train_size": 100,
-                                              "eval_size": 50, "test_size": 50}}}
+                                              "eval_size": 50, "test_size": 50}},
+           "search": {"max_params_ratio": None}}  # a tiny teacher is mostly embedding
     cfg = validate_with_overrides(raw, [], check=True)
     assert cfg.objectives == MULTICLASS_OBJECTIVES
     named = validate_with_overrides(raw, ["objectives=[accuracy_student,sigma]"], check=True)
@@ -79,5 +80,6 @@ def test_the_complete_check_picks_sigma_max_for_three_classes(three_class):
 
 def test_the_complete_check_keeps_sigma_for_a_binary_teacher(tiny_bert_dir, synthetic_csv):
     raw = {"name": "k2", "distill": {"teacher": str(tiny_bert_dir), "student_layers": 2,
-                                     "data": {"source": str(synthetic_csv)}}}
+                                     "data": {"source": str(synthetic_csv)}},
+           "search": {"max_params_ratio": None}}
     assert validate_with_overrides(raw, [], check=True).objectives == BINARY_OBJECTIVES

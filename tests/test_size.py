@@ -231,8 +231,10 @@ def test_width_search_is_checked_against_the_teacher(wide_dir, synthetic_csv):
     from kdtune.objectives.checks import check_distill
 
     base = DistillConfig(teacher=str(wide_dir), data=_data(synthetic_csv))
-    assert check_distill(base, space=SearchSpace()) == []
-    wider = check_distill(base, space=SearchSpace(hidden_size={"choices": [32, 128]}))
+    uncapped = SearchSpace(max_params_ratio=None)
+    assert check_distill(base, space=uncapped) == []
+    wider = check_distill(base, space=uncapped.model_copy(
+        update={"hidden_size": SearchSpace(hidden_size={"choices": [32, 128]}).hidden_size}))
     assert len(wider) == 1 and wider[0].startswith("search.hidden_size: 128 is wider")
     fixed = check_distill(base.model_copy(update={"hidden_size": 96}))
     assert len(fixed) == 1 and "width up to the teacher's width 64" in fixed[0]

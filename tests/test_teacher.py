@@ -209,7 +209,8 @@ def test_cached_teacher_fits_once(tmp_path, tiny_bert_dir, small_csv, monkeypatc
 
 def test_config_validation():
     cfg = TeacherFitConfig()
-    assert cfg.base == "minilm" and cfg.data == DataConfig() and cfg.epochs == 3
+    assert cfg.base == "minilm" and cfg.epochs == 3
+    assert cfg.data == DataConfig(transfer_size=800)  # students' rows kept out of its training
     with pytest.raises(ValidationError, match="learning_rat"):
         TeacherFitConfig(learning_rat=1e-4)
     with pytest.raises(ValidationError, match="'auto', 'cpu', 'cuda' or 'cuda:N'"):
@@ -319,7 +320,7 @@ def test_teacher_fit_cli(tmp_path, tiny_bert_dir, small_csv):
         )
 
     data = [f"data.source={small_csv}", "data.text_columns=[review]",
-            "data.label_column=sentiment", "data.max_length=32"]
+            "data.label_column=sentiment", "data.max_length=32", "data.transfer_size=null"]
     sets = [arg for kv in [f"base={tiny_bert_dir}", *data, "epochs=1", "linear_probe_epochs=0",
                            "threads=1"] for arg in ("--set", kv)]
     out = tmp_path / "teacher"
