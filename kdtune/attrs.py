@@ -15,6 +15,15 @@ STUDY_VERSION = "kdtune_version"
 STUDY_STOPPED = "kdtune_stopped"
 """Why the study stopped itself (its first trials all failed with one error), as one line."""
 
+PROTOCOL = "kdtune.protocol"
+"""The split protocol recorded when the study is created
+(:func:`~kdtune.objectives.protocol.describe_protocol`)."""
+TEST_PREFIX = "kdtune.test:"
+"""Prefix of a front trial's test verdict (``kdtune test``): ``kdtune.test:<number>``."""
+TINYBERT_PREFIX = "kdtune.tinybert:"
+"""Prefix of the TinyBERT recipe's results at one student size:
+``kdtune.tinybert:<layers>x<width>`` (width ``full``: the teacher's, when unknown)."""
+
 # --- trial user attributes
 TRIAL_CONFIG = "config"
 """The trial's distillation configuration (a JSON-able dict), as the objective trained it."""

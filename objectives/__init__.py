@@ -29,10 +29,15 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "TeacherFitConfig": ".teacher_fit",
     # data
     "Splits": ".data",
+    "describe_protocol": ".protocol",
     "load_splits": ".data",
     "check_labels_match": ".data",
     "tokenize": ".tokens",
     "data_collator": ".tokens",
+    # fixed recipes and the retrain-and-test step
+    "tinybert_recipe": ".recipes",
+    "retrain_and_test": ".recipes",
+    "config_hash": ".recipes",
     # teacher
     "fit_teacher": ".teacher_fit",
     "load_teacher": ".teacher_load",

@@ -129,7 +129,7 @@ def copy_teacher_weights(teacher: nn.Module, student: nn.Module, layers: list[in
         picked = src.detach()
         for axis, role in enumerate(roles):
             if role is not None:
-                picked = picked.index_select(axis, torch.tensor(index[role]))
+                picked = picked.index_select(axis, torch.tensor(index[role], device=picked.device))
         if picked.shape != value.shape:
             raise ValueError(f"cannot copy student parameter {key!r} from teacher parameter "
                              f"{src_key!r}: shapes differ")

@@ -35,6 +35,7 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "print_pareto": ".tables",
     "write_report": ".report",
     "export_trial": ".export",
+    "test_front": ".verdict",
     "distill_from_file": ".export",
     "serve": ".dashboard",
 })

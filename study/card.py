@@ -1,5 +1,9 @@
 """The model card ``kdtune distill`` writes, with its production-check section.
 
+When the export carries the study's test verdict of its trial (``source.test_verdict``,
+stored by ``kdtune test``), the section shows those test figures too, beside the trial's
+selection figures and the production student's.
+
 The check itself (:func:`kdtune.objectives.heldout.production_check`) is a dict written to
 ``production_check.json`` beside the student; this module only formats it. Intervals are
 shown as ``value [low, high]``: 95% paired bootstrap percentile intervals.
@@ -78,23 +82,28 @@ def card_section(check: dict[str, Any], reference_class: int = 0) -> str:
         trial_head = "trial (none: a hand-written config)"
     labels = {"sigma": f"sigma (class {reference_class})",
               "phi_cnf": f"phi_cnf (kappa = {kappa:g})"}
+    tested = source.get("test_verdict") or {}
+    retrained = tested.get("test")
     rows = []
     for name in _ROWS:
-        if name not in test and (trial is None or name not in trial):
+        if all(name not in f for f in (test, trial or {}, retrained or {})):
             continue
         left = "-" if trial is None else _cell(name, trial)
-        rows.append(f"| {labels.get(name, name)}: {meaning(name)} | {left} | "
+        middle = "" if retrained is None else f" {_cell(name, retrained)} |"
+        rows.append(f"| {labels.get(name, name)}: {meaning(name)} | {left} |{middle} "
                     f"{_cell(name, test)} |")
+    middle_head = "" if retrained is None else (
+        f" the trial retrained after the search, test split (n = {retrained.get('n_all')}) |")
     sigma, upper = test.get("sigma"), check.get("sigma_test_upper")
     by_sigma = _against(sigma, kappa, check["phi_cnf_test"])
     by_upper = _against(upper, kappa, check["phi_cnf_test_upper"])
     n_resamples = test.get("n_resamples")
     return f"""## Production check (test split, never read by the search)
 
-| metric | {trial_head} | this student, test split (n = {test.get("n_all")}) |
-|---|---|---|
+| metric | {trial_head} |{middle_head} this student, test split (n = {test.get("n_all")}) |
+|---|---|---|{"" if retrained is None else "---|"}
 {chr(10).join(rows)}
-
+{_retrained_note(tested)}
 phi_cnf on the test split:
 
 - by sigma: {by_sigma};
@@ -105,6 +114,18 @@ resamples, seed {test.get("seed")}): teacher and student are resampled together 
 inputs both classify correctly are recomputed in each resample. Test inputs are tokenised
 as in the study (max length {test.get("max_length")}).
 """
+
+
+def _retrained_note(tested: dict[str, Any]) -> str:
+    """A paragraph on the study's test verdict of the trial ("" without one)."""
+    if not tested:
+        return ""
+    deltas = ", ".join(f"|difference in {k}| {v:.2g}"
+                       for k, v in (tested.get("selection_delta") or {}).items())
+    state = "reproduced" if tested.get("reproduced") else "did NOT reproduce"
+    return (f"\n`kdtune test` retrained the trial's configuration after the search (kdtune "
+            f"{tested.get('kdtune_version')}): on the selection split the retrained student "
+            f"{state} the trial's figures ({deltas}).\n")
 
 
 def _against(value: Any, kappa: float, holds: bool) -> str:

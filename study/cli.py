@@ -36,6 +36,7 @@ from .cli_common import (
     print_json,
 )
 from .cli_storage import storage_app
+from .cli_verdict import register_front_commands, test_after_run
 from .signals import Stopped, StopSignals, as_stopped
 
 app = typer.Typer(
@@ -128,17 +129,21 @@ def run_cmd(
     overrides: SetOpt = None,
     storage: StorageOpt = None,
     objective: ObjectiveOpt = None,
+    no_test: Annotated[bool, typer.Option("--no-test", help="skip `kdtune test` after it")] = False,
 ) -> None:
     """Create the study and run local worker processes until the budget is finished.
 
     Each worker is a `kdtune worker --study NAME --index I --threads N` subprocess; the CPU
     cores are shared out among them unless distill.threads is set. Ctrl-C or SIGTERM is
     passed on to the workers (each ends its trial cleanly), and `run` waits for them.
+    Then, unless --no-test, `kdtune test` measures the Pareto front on the test split.
     """
-    from kdtune.study.service import load_study_config, run_study
+    from kdtune.study.service import load_study_config, run_study, worker_threads
 
     cfg = load_study_config(config, overrides or [], storage, n_trials=trials)
     run_study(cfg, workers=workers, objective=objective)
+    if not no_test:
+        test_after_run(cfg.name, cfg.storage, worker_threads(cfg, workers))
 
 
 @app.command("worker")
@@ -179,16 +184,7 @@ def status_cmd(study: StudyOpt, storage: StorageOpt = None, as_json: JsonOpt = F
             typer.echo(f"{k:>16}: {v}")
 
 
-@app.command("pareto")
-def pareto_cmd(
-    study: StudyOpt,
-    storage: StorageOpt = None,
-    fmt: Annotated[str, typer.Option("--format", help="table, json or csv")] = "table",
-) -> None:
-    """The Pareto front: trial number, objectives and parameters."""
-    from kdtune.study.tables import pareto_rows, print_pareto
-
-    print_pareto(pareto_rows(study, storage), fmt)
+register_front_commands(app)  # pareto and test (kdtune.study.cli_verdict)
 
 
 @app.command("report")

@@ -57,8 +57,9 @@ def run_demo(workers: int = 2, trials: int = 8, output: Path = Path("kdtune-demo
     from kdtune.objectives.teacher_registry import cached_teacher
     from kdtune.storage import describe
 
+    from .cli_verdict import test_after_run
     from .export import export_trial
-    from .service import run_study
+    from .service import run_study, worker_threads
     from .tables import pareto_rows, print_pareto
 
     console = Console()
@@ -86,10 +87,12 @@ def run_demo(workers: int = 2, trials: int = 8, output: Path = Path("kdtune-demo
     console.print(f"    complete {status['complete']}, pruned {status['pruned']}, "
                   f"failed {status['failed']}")
 
-    console.print("[bold]4/4[/] Pareto front and export")
-    keep = ("trial", "accuracy_student", "sigma", "student_layers", "hidden_size", "alpha",
-            "temperature", "phi_cnf")  # the full table: kdtune pareto --study NAME
-    print_pareto([{k: r[k] for k in keep if k in r} for r in pareto_rows(name, None)], "table")
+    console.print("[bold]4/4[/] Pareto front on the selection and test splits, and export")
+    test_after_run(name, None, worker_threads(cfg, workers))  # retrains the front; see kdtune test
+    keep = ("trial", "accuracy_student", "sigma", "accuracy_test", "sigma_test",
+            "student_layers", "hidden_size", "reproduced")  # all: kdtune pareto --study NAME --test
+    rows = pareto_rows(name, None, test=True)
+    print_pareto([{k: r[k] for k in keep if k in r} for r in rows], "table")
     output.mkdir(parents=True, exist_ok=True)
     best = output / "best.yaml"
     info = export_trial(name, None, "knee", best)

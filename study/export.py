@@ -20,7 +20,11 @@ Pick rules (over COMPLETE trials):
   a trial without a stored interval cannot qualify;
 * ``trial:N``: trial number N.
 
-The export's ``source`` records the pick and, for ``feasible``, the rule.
+The export's ``source`` records the pick and, for ``feasible``, the rule; and, once
+``kdtune test`` measured the trial, its stored test verdict as ``test_verdict``
+(:mod:`kdtune.study.verdict`: the retrained trial's test-split figures with intervals, its
+retrained selection figures and whether they reproduced the trial's), which the model card
+of ``kdtune distill`` shows beside the selection figures.
 
 ``kdtune distill`` also runs the production check (:mod:`kdtune.objectives.heldout`): the
 student and its teacher on the test split, which no trial reads, with paired bootstrap
@@ -55,10 +59,13 @@ from .config import output_problems
 from .export_file import check_writable, read_checked, with_checksum
 from .front import pareto_front
 from .service import open_study
+from .verdict import fresh_verdict, stored_verdicts
 
 PICKS = ("knee", "max-accuracy", "min-sigma", "feasible", "trial:N")
 RULES = ("plain", "interval")
 """How ``--pick feasible`` reads phi_cnf: sigma <= kappa, or sigma_ci's upper end <= kappa."""
+TEST_VERDICT = "test_verdict"
+"""The export ``source`` key of the trial's stored test verdict (when ``kdtune test`` ran)."""
 
 
 class ExportSource(BaseModel):
@@ -184,7 +191,8 @@ def export_trial(study_name: str, storage: str | None, pick: str, output: Path,
 
     The file appears whole or not at all, under a checksum line. ``rule`` is how
     ``feasible`` reads phi_cnf (:data:`RULES`); the file's ``source.rule`` and the returned
-    ``rule`` and ``picked_by`` say which one was used.
+    ``rule`` and ``picked_by`` say which one was used. The returned ``test_verdict`` is the
+    trial's stored test verdict (also in the file's ``source``), or ``None``.
 
     Raises:
         UsageError: ``output`` cannot be written (checked before the study is opened), or
@@ -209,10 +217,12 @@ def export_trial(study_name: str, storage: str | None, pick: str, output: Path,
         raise KdtuneError(f"trial {trial.number} has no stored config (not a kdtune trial)")
     distill_cfg = DistillConfig.model_validate(raw)
     metrics = {k: trial.user_attrs[k] for k in METRICS if k in trial.user_attrs}
+    tested = fresh_verdict(trial, stored_verdicts(study))
     exported = ExportedConfig(
         distill=distill_cfg,
         source=ExportSource(study=study_name, trial=trial.number, pick=pick,
-                            kdtune_version=__version__, metrics=metrics, rule=used_rule),
+                            kdtune_version=__version__, metrics=metrics, rule=used_rule,
+                            **({} if tested is None else {TEST_VERDICT: tested})),
     )
     header = (f"# kdtune {__version__}: trial {trial.number} of study {study_name!r} "
               f"(pick: {picked_by}).\n# Run it with: kdtune distill {output.name} -o student/\n")
@@ -225,7 +235,8 @@ def export_trial(study_name: str, storage: str | None, pick: str, output: Path,
     except OSError as e:
         raise UsageError(f"-o {output}: cannot write it ({e.strerror or e})") from e
     return {"study": study_name, "trial": trial.number, "pick": pick, "rule": used_rule,
-            "picked_by": picked_by, "output": str(output), "metrics": metrics}
+            "picked_by": picked_by, "output": str(output), "metrics": metrics,
+            TEST_VERDICT: tested}
 
 
 def read_distill_config(

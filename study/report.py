@@ -3,7 +3,9 @@
 :func:`write_report` writes ``pareto.png``, ``hypervolume.png``, ``importances.png``,
 ``sigma_by_size.png`` and an ``index.html`` that shows them with the Pareto front (each
 objective beside its 95% paired bootstrap interval where the trial stored one), sigma by
-student size (:mod:`kdtune.study.size`), the trial counts and the study config.
+student size (:mod:`kdtune.study.size`), tuned students against the TinyBERT recipe at the
+same size and, once ``kdtune test`` stored them, the front's test-split figures
+(:mod:`kdtune.study.report_recipe`), the trial counts and the study config.
 The HTML needs no network: inline CSS, images by relative path. The numbers come from
 :mod:`kdtune.study.front` (front, reference point, hypervolume), :mod:`kdtune.study.tables`
 (rows) and :mod:`kdtune.study.importance`; the charts from :mod:`kdtune.study.charts`.
@@ -22,6 +24,7 @@ from typing import Any
 
 import optuna
 
+from kdtune.attrs import PROTOCOL
 from kdtune.errors import KdtuneError, UsageError
 from kdtune.fileio import atomic_directory, atomic_write_bytes
 from kdtune.frozen import dump_yaml
@@ -33,6 +36,7 @@ from .charts import plot_hypervolume, plot_importances, plot_pareto, plot_sigma_
 from .config import StudyConfig
 from .front import complete_trials, hypervolume_history, reference_point
 from .importance import param_importances
+from .report_recipe import front_test_note, has_test_figures, recipe_section
 from .service import open_study
 from .size import sigma_metric, size_rows
 from .tables import cell, columns, display_rows, front_rows
@@ -84,11 +88,36 @@ def _intervals_note(trials: Sequence[optuna.trial.FrozenTrial]) -> str:
             "both-correct set recomputed in each resample).</p>")
 
 
+def _protocol_html(protocol: dict | None) -> str:
+    """The four splits recorded at creation: rows, and the overlaps (all must be 0 but
+    teacher train & transfer, which is 0 only with a transfer split)."""
+    if not protocol:
+        return _note("No split protocol recorded (a study created before kdtune recorded it).")
+    if "error" in protocol:
+        return _note(f"The split protocol could not be measured: {protocol['error']}")
+    splits = protocol["splits"]
+    teacher = splits["teacher_train"]
+    rows = [{"split": "teacher train", "rows": teacher.get("rows"),
+             "role": "the teacher's training data" if teacher.get("known")
+             else f"unknown: {teacher.get('reason')}"},
+            {"split": f"transfer ({protocol['students_split']})",
+             "rows": splits["transfer"]["rows"], "role": "what the students learn on"},
+            {"split": "selection (eval)", "rows": splits["selection"]["rows"],
+             "role": "what the search optimises"},
+            {"split": "test", "rows": splits["test"]["rows"],
+             "role": "read only by kdtune test and kdtune distill"}]
+    shared = ", ".join(f"{k.replace('&', ' & ').replace('_', ' ')}: {v}"
+                       for k, v in protocol["overlaps"].items())
+    return (_html_table(rows) + f"<p>Seed {protocol['seed']}. Rows shared: "
+            f"{html.escape(shared)}.</p>")
+
+
 def _render(study: optuna.Study, cfg: StudyConfig) -> dict[str, bytes]:
     """The charts and index.html as ``{key: file contents}`` (keys of :data:`REPORT_FILES`)."""
     written: dict[str, bytes] = {}
     trials = complete_trials(study)
-    rows = front_rows(study, cfg)  # raises when there are no complete trials
+    tested = has_test_figures(study)
+    rows = front_rows(study, cfg, tested)  # raises when there are no complete trials
     counts = budget_counts(study.get_trials(deepcopy=False))
 
     written["pareto"] = plot_pareto(study, cfg)
@@ -141,8 +170,12 @@ def _render(study: optuna.Study, cfg: StudyConfig) -> dict[str, bytes]:
 kappa = {cfg.distill.eval.kappa:g}: phi_cnf holds when sigma &le; kappa.</p>
 <h2>Pareto front ({len(rows)} trials)</h2>
 {_html_table(rows)}
+{front_test_note(study, rows) if tested else ""}
 {_image(REPORT_FILES["pareto"], "Pareto front")}
 {_intervals_note(trials)}
+{recipe_section(study, cfg, _html_table)}
+<h2>Splits</h2>
+{_protocol_html(study.user_attrs.get(PROTOCOL))}
 <h2>Sigma by student size</h2>
 {size_html}
 <h2>Hypervolume history</h2>

@@ -25,7 +25,7 @@ from pathlib import Path
 import optuna
 
 from kdtune import __version__
-from kdtune.attrs import STUDY_CONFIG, STUDY_STOPPED, STUDY_VERSION
+from kdtune.attrs import PROTOCOL, STUDY_CONFIG, STUDY_STOPPED, STUDY_VERSION
 from kdtune.errors import KdtuneError, StudyNotFound, UsageError
 from kdtune.frozen import apply_overrides, dump_yaml
 from kdtune.objectives import catalogue
@@ -136,6 +136,7 @@ def _create(storage: optuna.storages.BaseStorage, cfg: StudyConfig) -> dict:
         study.set_metric_names(metric_names(cfg.objectives))
         study.set_user_attr(STUDY_CONFIG, public)
         study.set_user_attr(STUDY_VERSION, __version__)
+        study.set_user_attr(PROTOCOL, _protocol(cfg))
         _save_note(study, cfg.model_copy(update={"storage": None}))
     elif stored != public:
         _log.warning("study %r exists with a different config; keeping the stored one", cfg.name)
@@ -147,6 +148,19 @@ def _create(storage: optuna.storages.BaseStorage, cfg: StudyConfig) -> dict:
         "trials": len(study.get_trials(deepcopy=False)),
         "n_trials": cfg.n_trials,
     }
+
+
+def _protocol(cfg: StudyConfig) -> dict:
+    """The split protocol recorded with the study (or why it could not be measured)."""
+    from kdtune.objectives.data import load_splits
+    from kdtune.objectives.protocol import describe_protocol
+
+    data = cfg.distill.data
+    try:
+        return {**describe_protocol(data, load_splits(data), cfg.distill.teacher),
+                "transfer_config": data.model_dump(mode="json").get("transfer")}
+    except ValueError as e:
+        return {"error": str(e)}
 
 
 def metric_names(objectives: list[str] | tuple[str, ...]) -> list[str]:

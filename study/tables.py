@@ -5,6 +5,13 @@ trial, best first on the first objective. An objective with a stored bootstrap i
 (``accuracy_student_ci``, ``sigma_ci``, ``sigma_max_ci``: ``[low, high]``, see
 :mod:`kdtune.objectives.bootstrap`) has it beside it: one cell ``0.7450 [0.702, 0.786]`` in
 a table, ``<name>_ci_low`` / ``<name>_ci_high`` columns in CSV, the list in JSON.
+
+With ``test`` (``kdtune pareto --test``) each row also has the front trial's test-split
+figures, which the search never read (:mod:`kdtune.study.verdict`, stored by ``kdtune
+test``): ``accuracy_test`` and ``<sigma>_test`` (the study's sigma objective) with their
+``_ci`` intervals, ``phi_cnf_test`` and ``reproduced`` (whether retraining the trial's
+configuration gave its selection figures again). A trial not measured yet has them all
+``None`` (:func:`untested_trials`).
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ from kdtune.objectives.bootstrap import interval_key
 from .config import StudyConfig
 from .front import front_trials
 from .service import open_study
+from .size import sigma_metric
+from .verdict import fresh_verdict, stored_verdicts
 
 PARETO_FORMATS = ("table", "json", "csv")
 """Formats accepted by :func:`print_pareto`."""
@@ -43,26 +52,48 @@ def _row(t: FrozenTrial, cfg: StudyConfig) -> dict[str, Any]:
     return row
 
 
-def front_rows(study: optuna.Study, cfg: StudyConfig) -> list[dict[str, Any]]:
+def test_columns(verdict: dict | None, metric: str) -> dict[str, Any]:
+    """A row's test-split columns from its stored verdict (all ``None`` without one)."""
+    test = (verdict or {}).get("test", {})
+    out: dict[str, Any] = {}
+    for name, source in (("accuracy_test", "accuracy_student"), (f"{metric}_test", metric)):
+        out[name] = test.get(source)
+        out[interval_key(name)] = test.get(interval_key(source))
+    out["phi_cnf_test"] = test.get(PHI_CNF)
+    out["reproduced"] = None if verdict is None else verdict.get("reproduced")
+    return out
+
+
+def front_rows(study: optuna.Study, cfg: StudyConfig, test: bool = False) -> list[dict[str, Any]]:
     """:func:`pareto_rows` for an open study."""
-    return [_row(t, cfg) for t in front_trials(study, cfg)]
+    trials = front_trials(study, cfg)
+    if not test:
+        return [_row(t, cfg) for t in trials]
+    verdicts, metric = stored_verdicts(study), sigma_metric(cfg)
+    return [{**_row(t, cfg), **test_columns(fresh_verdict(t, verdicts), metric)}
+            for t in trials]
 
 
-def pareto_rows(study_name: str, storage: str | None) -> list[dict[str, Any]]:
+def untested_trials(rows: Sequence[dict[str, Any]]) -> list[int]:
+    """The trials of ``test`` rows that have no test figures yet (``kdtune test``)."""
+    return [r["trial"] for r in rows if "reproduced" in r and r["reproduced"] is None]
+
+
+def pareto_rows(study_name: str, storage: str | None, test: bool = False) -> list[dict[str, Any]]:
     """The Pareto front of a study, one dict per Pareto-optimal COMPLETE trial.
 
     Keys, in order: ``trial`` (the trial number), each objective by its metric name
     (followed by ``<name>_ci``, its ``[low, high]`` 95% bootstrap interval, when the trial
     stored one), each searched parameter by name (``param_<name>`` if it clashes with an
-    earlier key) and ``phi_cnf`` (None when the trial did not record it). Rows are sorted
-    best first on the first objective.
+    earlier key) and ``phi_cnf`` (None when the trial did not record it); with ``test``,
+    then :func:`test_columns`. Rows are sorted best first on the first objective.
 
     Raises:
         StudyNotFound: no such study.
         KdtuneError: the study has no complete trials yet.
     """
     study, cfg = open_study(study_name, storage)
-    return front_rows(study, cfg)
+    return front_rows(study, cfg, test)
 
 
 def columns(rows: Sequence[dict[str, Any]]) -> list[str]:
@@ -107,13 +138,15 @@ def display_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def flat_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows as CSV writes them: each ``[low, high]`` list as ``_low`` and ``_high`` columns."""
+    """Rows as CSV writes them: each ``[low, high]`` list as ``_low`` and ``_high`` columns
+    (both empty for an interval that is ``None``)."""
     out = []
     for row in rows:
         flat: dict[str, Any] = {}
         for key, value in row.items():
-            if isinstance(value, (list, tuple)) and len(value) == 2 and key.endswith("_ci"):
-                flat[f"{key}_low"], flat[f"{key}_high"] = value
+            if key.endswith("_ci") and (value is None or (
+                    isinstance(value, (list, tuple)) and len(value) == 2)):
+                flat[f"{key}_low"], flat[f"{key}_high"] = value or (None, None)
             else:
                 flat[key] = value
         out.append(flat)
@@ -160,4 +193,4 @@ def print_pareto(rows: Sequence[dict[str, Any]], fmt: str = "table",
 
 
 __all__ = ["PARETO_FORMATS", "cell", "columns", "display_rows", "flat_rows", "front_rows",
-           "interval_text", "pareto_rows", "print_pareto"]
+           "interval_text", "pareto_rows", "print_pareto", "test_columns", "untested_trials"]

@@ -47,6 +47,12 @@ def test_run_export_distill_pipeline(tmp_path, tiny_teacher_dir, synthetic_csv):
     # one progress display: no library bars or heartbeat warnings from the workers
     for noise in ("Tokenizing", "Loading weights", "Heartbeat of storage"):
         assert noise not in run.stderr, noise
+    # then `kdtune test`: each front trial retrained in this process reproduces what its
+    # worker process measured (same seed, same thread count)
+    tested = [line for line in run.stdout.splitlines() if line.startswith("trial ")]
+    assert tested and all(", reproduced by the retrained student" in t for t in tested), \
+        run.stdout
+    assert any(line.startswith("TinyBERT ") for line in run.stdout.splitlines())
 
     status = json.loads(_kdtune("status", "--study", name, "--json").stdout)
     assert status["finished"] == 4 and status["running"] == 0

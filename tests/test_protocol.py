@@ -113,3 +113,30 @@ def test_a_teacher_from_elsewhere_has_unknown_training_data(tiny_bert_dir, synth
     protocol = describe_protocol(data, load_splits(data), str(tiny_bert_dir))
     assert protocol["splits"]["teacher_train"]["known"] is False
     assert not any(k.startswith("teacher_train") for k in protocol["overlaps"])
+
+
+def test_the_study_records_its_protocol_and_the_report_shows_it(tmp_path, tiny_teacher_dir,
+                                                                synthetic_csv):
+    from kdtune.attrs import PROTOCOL
+    from kdtune.study.config import validate_with_overrides
+    from kdtune.study.report import _protocol_html
+    from kdtune.study.service import create_study, open_study
+
+    cfg = validate_with_overrides({
+        "name": "protocol", "storage": f"sqlite:///{tmp_path / 's.db'}",
+        "distill": {"teacher": str(tiny_teacher_dir),
+                    "data": {"source": str(synthetic_csv), "eval_size": 80, "test_size": 80,
+                             "transfer_size": 40}},
+        "search": {"max_params_ratio": None}}, [], check=False)
+    create_study(cfg)
+    study, _ = open_study("protocol", cfg.storage)
+    protocol = study.user_attrs[PROTOCOL]
+    assert protocol["students_split"] == "transfer"
+    assert protocol["splits"]["transfer"]["rows"] == 40
+    # The tiny teacher trained on all 240 remaining rows, the 40 transfer rows included.
+    assert protocol["overlaps"]["teacher_train&transfer"] == 40
+    assert protocol["overlaps"]["teacher_train&test"] == 0
+    assert any("transfer split are in the teacher's training data" in p
+               for p in protocol_problems(protocol))
+    html = _protocol_html(protocol)
+    assert "teacher train" in html and "240" in html and "teacher train &amp; transfer: 40" in html

@@ -1,0 +1,113 @@
+"""The CLI commands on the Pareto front: ``kdtune pareto`` (``--test``) and ``kdtune test``.
+
+``kdtune test`` measures the front, and the TinyBERT recipe at its sizes, on the test split
+(:func:`kdtune.study.verdict.test_front`); ``kdtune run`` calls :func:`test_after_run` when
+its search ends, unless ``--no-test``. Registered on the app by :func:`register_front_commands`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from kdtune.errors import KdtuneError
+
+from .cli_common import JsonOpt, StorageOpt, StudyOpt, print_json, warn
+
+TEST_HELP = ("measure the Pareto front and the TinyBERT recipe at the same sizes on the test "
+             "split (retrains each; the search never reads it)")
+
+
+def register_front_commands(app: typer.Typer) -> None:
+    """Add ``pareto`` and ``test`` to ``app``."""
+    app.command("pareto")(pareto_cmd)
+    app.command("test", help=TEST_HELP)(test_cmd)
+
+
+def pareto_cmd(
+    study: StudyOpt,
+    storage: StorageOpt = None,
+    fmt: Annotated[str, typer.Option("--format", help="table, json or csv")] = "table",
+    test: Annotated[bool, typer.Option("--test", help="add the test-split figures that "
+                                       "`kdtune test` stored, beside the selection ones")] = False,
+) -> None:
+    """The Pareto front: trial number, objectives and parameters."""
+    from .tables import pareto_rows, print_pareto, untested_trials
+
+    rows = pareto_rows(study, storage, test)
+    print_pareto(rows, fmt)
+    missing = untested_trials(rows)
+    if missing:
+        shown = ", ".join(str(n) for n in missing)
+        warn(f"front trials {shown} have no test figures yet: run kdtune test {study}")
+
+
+def test_cmd(
+    study: Annotated[str, typer.Argument(help="study name")],
+    storage: StorageOpt = None,
+    no_baselines: Annotated[bool, typer.Option("--no-baselines", help="skip the TinyBERT "
+                                               "recipe at the front's sizes")] = False,
+    threads: Annotated[int | None, typer.Option("--threads", min=1, help="torch threads per "
+                                                "run (default: every core)")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    from .verdict import test_front
+
+    entries = test_front(study, storage, baselines=not no_baselines, progress=not as_json,
+                         threads=threads)
+    if as_json:
+        print_json(entries)
+    else:
+        for entry in entries:
+            typer.echo(entry_line(entry))
+        trained = sum(1 for e in entries if e["trained"] and "error" not in e)
+        typer.echo(f"{trained} trained, {sum(not e['trained'] for e in entries)} already "
+                   f"stored; see kdtune pareto --study {study} --test and kdtune report")
+    _raise_failures(entries)
+
+
+def test_after_run(name: str, storage: str | None, threads: int | None) -> None:
+    """``kdtune run``'s last step: :func:`test_cmd`'s work on the finished study; a study
+    without complete trials only gets a warning."""
+    from .verdict import test_front
+
+    try:
+        entries = test_front(name, storage, threads=threads)
+    except KdtuneError as e:
+        if "no complete trials" not in str(e):
+            raise
+        warn(f"no test-split figures: {e}")
+        return
+    for entry in entries:
+        typer.echo(entry_line(entry))
+    _raise_failures(entries)
+
+
+def _raise_failures(entries: list[dict[str, Any]]) -> None:
+    failed = [f"{e['label']}: {e['error']}" for e in entries if "error" in e]
+    if failed:
+        raise KdtuneError("\n".join(["retraining failed (nothing stored; run kdtune test "
+                                     "again to retry):", *failed]))
+
+
+def entry_line(entry: dict[str, Any]) -> str:
+    """One line on a :func:`~kdtune.study.verdict.test_front` entry."""
+    from .tables import interval_text
+
+    if "error" in entry:
+        return f"{entry['label']}: FAILED: {entry['error']}"
+    sel, test = entry["selection"], entry["test"]
+    how = f"trained in {entry['seconds']:.0f} s" if entry["trained"] else "stored"
+
+    def shown(figures: dict, name: str) -> str:
+        return interval_text(figures.get(name), figures.get(f"{name}_ci"))
+
+    line = (f"{entry['label']} ({how}): test accuracy {shown(test, 'accuracy_student')}, "
+            f"sigma {shown(test, 'sigma')}; selection accuracy "
+            f"{shown(sel, 'accuracy_student')}, sigma {shown(sel, 'sigma')}")
+    if entry["kind"] != "trial":
+        return line
+    deltas = ", ".join(f"|d {k}| {v:.2g}" for k, v in entry["selection_delta"].items())
+    state = "reproduced" if entry["reproduced"] else "NOT reproduced"
+    return f"{line}, {state} by the retrained student ({deltas})"

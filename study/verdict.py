@@ -1,0 +1,272 @@
+"""The held-out verdict: the Pareto front and the TinyBERT recipe measured on the test split.
+
+The search never reads the test split: trials optimise the selection split (the data
+config's ``eval`` split). After the search, :func:`test_front` retrains each Pareto-optimal
+trial's complete configuration (the one ``kdtune export`` writes: the trial's
+:data:`~kdtune.attrs.TRIAL_CONFIG`) and measures the student on the test split with paired
+bootstrap intervals (:func:`kdtune.objectives.recipes.retrain_and_test`). Training is
+seeded by the configuration, so the retrained student should reproduce the trial's
+selection figures; each verdict stores the retrained selection figures, their absolute
+differences from the trial's (``selection_delta``) and whether all are within
+:data:`~kdtune.objectives.recipes.REPRODUCE_TOLERANCE` (``reproduced``). A mismatch is
+stored and shown, never hidden. Measured: exact (differences 0) when the retrain runs on the
+device kind and thread count the trial ran on, in the same or a fresh process (CPU; an H200
+GPU); CPU threads 1 against 2 moved sigma by about 1e-10; a GPU trial retrained on the CPU
+did NOT reproduce (sigma off by about 5e-4, one accuracy by 0.025). So retrain where the
+trials ran: ``kdtune run`` passes its workers' thread count.
+
+Then, for each distinct student size on the front (depth x width), it trains the TinyBERT
+recipe at that size (:func:`kdtune.objectives.recipes.tinybert_recipe` on the study's
+``distill`` config) and measures it the same way: the baseline the tuned students are
+compared with (:mod:`kdtune.study.report_recipe`).
+
+Storage: finished Optuna trials take no new attributes, so results are STUDY user
+attributes, one per trial (:func:`test_key`) and one per size (:func:`tinybert_key`), each
+a JSON-able dict written as soon as its run ends. A result names the configuration it
+measured by :func:`~kdtune.objectives.recipes.config_hash`; :func:`test_front` skips every
+trial and size whose stored result has the current configuration's hash, so it is
+idempotent and resumes where an interrupted run stopped. Readers use
+:func:`stored_verdicts`, :func:`stored_baselines` and :func:`fresh_verdict`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial
+
+from kdtune.attrs import TEST_PREFIX, TINYBERT_PREFIX, TRIAL_CONFIG
+from kdtune.errors import KdtuneError, TrialError
+from kdtune.objectives.config import DistillConfig
+from kdtune.objectives.recipes import (
+    REPRODUCE_TOLERANCE,
+    config_hash,
+    retrain_and_test,
+    selection_deltas,
+    tinybert_recipe,
+)
+from kdtune.storage import database_errors
+
+from .config import StudyConfig
+from .front import front_trials
+from .service import open_study
+
+RECIPE = "tinybert"
+"""The recipe name a baseline records."""
+
+
+def test_key(number: int) -> str:
+    """The study user attribute holding trial ``number``'s test verdict."""
+    return f"{TEST_PREFIX}{number}"
+
+
+def tinybert_key(size: str) -> str:
+    """The study user attribute holding the TinyBERT recipe's results at ``size``."""
+    return f"{TINYBERT_PREFIX}{size}"
+
+
+def trial_config(trial: FrozenTrial) -> DistillConfig:
+    """The trial's complete DistillConfig, as ``kdtune export`` writes it.
+
+    Raises:
+        KdtuneError: the trial stored no config (not a kdtune trial).
+    """
+    raw = trial.user_attrs.get(TRIAL_CONFIG)
+    if raw is None:
+        raise KdtuneError(f"trial {trial.number} has no stored config (not a kdtune trial)")
+    return DistillConfig.model_validate(raw)
+
+
+def trial_size(trial: FrozenTrial, cfg: DistillConfig) -> tuple[int, int | None, str]:
+    """``(student_layers, hidden_size, size key)`` of the trial's student.
+
+    The width is the config's ``hidden_size``, else the width the trial measured
+    (``student_hidden_size``), else ``None`` (the teacher's, unknown here: key ``full``).
+    """
+    hidden = cfg.hidden_size
+    if hidden is None and isinstance(trial.user_attrs.get("student_hidden_size"), int):
+        hidden = trial.user_attrs["student_hidden_size"]
+    return cfg.student_layers, hidden, f"{cfg.student_layers}x{hidden or 'full'}"
+
+
+def stored_verdicts(study: optuna.Study) -> dict[int, dict]:
+    """Every stored test verdict of the study, by trial number (stale ones included)."""
+    out = {}
+    for key, value in study.user_attrs.items():
+        number = key.removeprefix(TEST_PREFIX)
+        if key.startswith(TEST_PREFIX) and re.fullmatch(r"\d+", number):
+            out[int(number)] = value
+    return out
+
+
+def stored_baselines(study: optuna.Study) -> dict[str, dict]:
+    """Every stored TinyBERT baseline of the study, by size key (e.g. ``"2x128"``)."""
+    return {key.removeprefix(TINYBERT_PREFIX): value for key, value in study.user_attrs.items()
+            if key.startswith(TINYBERT_PREFIX)}
+
+
+def fresh_verdict(trial: FrozenTrial, verdicts: dict[int, dict]) -> dict | None:
+    """The trial's stored verdict when it measured the trial's current configuration.
+
+    ``None`` when there is none, or when its config hash differs from the trial's config
+    validated by this kdtune (a version whose config means something else runs again).
+    """
+    verdict = verdicts.get(trial.number)
+    if verdict is None or TRIAL_CONFIG not in trial.user_attrs:
+        return None
+    return verdict if verdict.get("config_hash") == config_hash(trial_config(trial)) else None
+
+
+def _job(kind: str, label: str, key: str, cfg: DistillConfig,
+         make: Callable[[dict], dict]) -> dict:
+    return {"kind": kind, "label": label, "key": key, "cfg": cfg,
+            "hash": config_hash(cfg), "make": make}
+
+
+def _trial_job(trial: FrozenTrial) -> dict:
+    cfg = trial_config(trial)
+
+    def make(run: dict) -> dict:
+        deltas = selection_deltas(run["selection"], trial.user_attrs)
+        return {"trial": trial.number, **run, "selection_delta": deltas,
+                "reproduced": bool(deltas) and max(deltas.values()) <= REPRODUCE_TOLERANCE,
+                "tolerance": REPRODUCE_TOLERANCE}
+
+    return _job("trial", f"trial {trial.number}", test_key(trial.number), cfg, make)
+
+
+def _baseline_jobs(front: list[FrozenTrial], base: DistillConfig) -> list[dict]:
+    """One TinyBERT job per distinct student size on the front, in front order."""
+    jobs, seen = [], set()
+    for trial in front:
+        layers, hidden, size = trial_size(trial, trial_config(trial))
+        if size in seen:
+            continue
+        seen.add(size)
+        cfg = tinybert_recipe(base, layers, hidden)
+
+        def make(run: dict, size=size, layers=layers, hidden=hidden, cfg=cfg) -> dict:
+            return {"recipe": RECIPE, "size": size, "student_layers": layers,
+                    "hidden_size": hidden, **run, "config": cfg.model_dump(mode="json")}
+
+        jobs.append(_job(RECIPE, f"TinyBERT {size}", tinybert_key(size), cfg, make))
+    return jobs
+
+
+def plan(study: optuna.Study, cfg: StudyConfig, baselines: bool = True) -> list[dict]:
+    """Every front trial's job, then (``baselines``) every size's TinyBERT job, each with
+    ``stored``: the stored result whose config hash matches, or ``None`` (to run)."""
+    front = front_trials(study, cfg)
+    jobs = [_trial_job(t) for t in front]
+    if baselines:
+        jobs += _baseline_jobs(front, cfg.distill)
+    attrs = study.user_attrs
+    for job in jobs:
+        stored = attrs.get(job["key"])
+        job["stored"] = stored if (stored or {}).get("config_hash") == job["hash"] else None
+    return jobs
+
+
+def test_front(study_name: str, storage: str | None, *, baselines: bool = True,
+               progress: bool = True, threads: int | None = None) -> list[dict]:
+    """Measure the study's Pareto front, and the TinyBERT recipe at its sizes, on test.
+
+    Each front trial (:func:`kdtune.study.front.front_trials`) without a stored verdict for
+    its configuration is retrained and measured (module docstring); with ``baselines``,
+    each distinct size on the front gets the TinyBERT recipe the same way. Each result is
+    stored as soon as its run ends; what is stored already is skipped. Loaded data splits
+    are shared by every run on the same data config.
+
+    Args:
+        study_name: the study.
+        storage: its storage URL (``None``: ``$KDTUNE_STORAGE`` or the embedded server).
+        baselines: also train the TinyBERT recipe at each front size.
+        progress: a progress bar on stderr.
+        threads: torch threads per run when a config leaves ``threads`` unset (``None``:
+            every core; pass the workers' share to reproduce their floating point exactly).
+
+    Returns:
+        One dict per front trial, then per size: ``kind`` (``trial`` or ``tinybert``),
+        ``label``, ``key`` (the study user attribute), ``trained`` (False: it was stored
+        already) and the stored result; or ``error`` (one line) for a run that failed
+        (nothing stored: the next call tries it again).
+
+    Raises:
+        StudyNotFound: no such study.
+        KdtuneError: the study has no complete trials, or a front trial has no stored config.
+    """
+    study, cfg = open_study(study_name, storage)
+    with database_errors(f"reading study {study_name!r}"):
+        jobs = plan(study, cfg, baselines)
+    todo = [job for job in jobs if job["stored"] is None]
+    out: dict[str, dict] = {job["key"]: _entry(job, job["stored"], False)
+                            for job in jobs if job["stored"] is not None}
+    with _bar(progress, len(todo)) as (bar, task):
+        splits: dict[str, Any] = {}
+        for job in todo:
+            bar.update(task, description=job["label"])
+            out[job["key"]] = _run(study, job, splits, threads)
+            bar.advance(task)
+    return [out[job["key"]] for job in jobs]
+
+
+def _run(study: optuna.Study, job: dict, splits: dict[str, Any], threads: int | None) -> dict:
+    """Train and measure one job, store its result; an ``error`` entry when training fails."""
+    from kdtune import __version__
+
+    cfg: DistillConfig = job["cfg"]
+    data_key = cfg.data.model_dump_json()
+    if data_key not in splits:
+        from kdtune.objectives.data import load_splits
+
+        splits[data_key] = load_splits(cfg.data)
+    try:
+        run = retrain_and_test(cfg, splits[data_key], threads=threads)
+    except TrialError as e:
+        return {**_entry(job, {}, True), "error": str(e).splitlines()[0]}
+    result = job["make"](run)
+    result.update(config_hash=job["hash"], kdtune_version=__version__)
+    with database_errors(f"storing {job['key']!r}"):
+        study.set_user_attr(job["key"], _jsonable(result))
+    return _entry(job, result, True)
+
+
+def _entry(job: dict, result: dict, trained: bool) -> dict:
+    return {"kind": job["kind"], "label": job["label"], "key": job["key"],
+            "trained": trained, **result}
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` with numpy scalars as Python numbers (as trials store their metrics)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        return value.item()
+    return value
+
+
+@contextlib.contextmanager
+def _bar(enabled: bool, total: int) -> Iterator[tuple[Any, Any]]:
+    """A rich progress bar on stderr as ``(progress, task)`` (disabled: a no-op), with the
+    libraries' own bars silenced."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from kdtune.objectives.fit_progress import library_progress
+
+    bar = Progress(TextColumn("[bold]retrain + test"), TextColumn("{task.description}"),
+                   BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=Console(stderr=True), disable=not enabled or total == 0)
+    with library_progress(False), bar:
+        yield bar, bar.add_task("", total=total)
+
+
+__all__ = ["RECIPE", "TEST_PREFIX", "TINYBERT_PREFIX", "fresh_verdict", "plan",
+           "stored_baselines", "stored_verdicts", "test_front", "test_key", "tinybert_key",
+           "trial_config", "trial_size"]
