@@ -69,9 +69,11 @@ def tinybert_recipe(cfg: DistillConfig, student_layers: int,
       floor is a search shortcut, not part of the recipe).
 
     Everything else, notably ``learning_rate``, ``epochs``, ``intermediate_epochs``,
-    ``batch_size``, ``init``, ``data`` and ``seed``, is ``cfg``'s: given a study's ``distill``
-    config (its hand-set defaults), tuned and recipe students differ only in what the
-    search tuned.
+    ``batch_size``, ``init``, ``data`` and ``seed``, is ``cfg``'s: given the tuned trial's
+    config (as ``kdtune test`` does), tuned and recipe students differ only in the
+    distillation recipe (temperature, alpha, beta, mapping, schedule, losses), not in the
+    optimiser budget. (The study's hand-set ``distill`` defaults are no fair base: MiniLM's
+    5e-5 learning rate leaves a narrow student at the majority class.)
 
     Raises:
         pydantic.ValidationError: the size is not a valid DistillConfig value.

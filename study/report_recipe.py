@@ -46,7 +46,7 @@ def _fresh_baseline(trial: FrozenTrial, cfg: StudyConfig,
     """The trial's size key and the stored recipe result at that size, when it is current."""
     layers, hidden, size = trial_size(trial, trial_config(trial))
     stored = baselines.get(size)
-    want = config_hash(tinybert_recipe(cfg.distill, layers, hidden))
+    want = config_hash(tinybert_recipe(trial_config(trial), layers, hidden))
     return size, stored if stored is not None and stored.get("config_hash") == want else None
 
 
@@ -99,8 +99,8 @@ def recipe_section(study: optuna.Study, cfg: StudyConfig,
             f"that size by {html.escape(first)}) and TinyBERT's task distillation at the same "
             "size (two-stage: intermediate losses [hidden, embedding, attention] with beta 1 "
             "first, then the soft prediction loss alone, alpha 1, temperature 1; uniform "
-            "layer mapping; learning rate, epochs, initialisation and data as the study's "
-            "distill config). Columns without _test are on the selection split the search "
+            "layer mapping; learning rate, epochs, initialisation and data as the tuned "
+            "student's). Columns without _test are on the selection split the search "
             "optimised; _test columns on the test split, after retraining. [low, high]: 95% "
             "paired bootstrap percentile intervals.</p>")
     missing = [r["size"] for r in rows if r.get("tinybert_accuracy") is None]

@@ -292,6 +292,8 @@ def run_study(cfg: StudyConfig, workers: int = 2, progress: bool = True,
         raise UsageError(f"--workers must be 1 or more, got {workers}")
     warn_if_shared_sqlite(cfg.storage, workers)
     create_study(cfg)
+    # An existing study keeps its stored config (budget included): show what workers run.
+    cfg = open_study(cfg.name, cfg.storage)[1].model_copy(update={"storage": cfg.storage})
     env = dict(os.environ)
     if cfg.storage:
         env["KDTUNE_STORAGE"] = cfg.storage

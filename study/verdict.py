@@ -16,9 +16,10 @@ did NOT reproduce (sigma off by about 5e-4, one accuracy by 0.025). So retrain w
 trials ran: ``kdtune run`` passes its workers' thread count.
 
 Then, for each distinct student size on the front (depth x width), it trains the TinyBERT
-recipe at that size (:func:`kdtune.objectives.recipes.tinybert_recipe` on the study's
-``distill`` config) and measures it the same way: the baseline the tuned students are
-compared with (:mod:`kdtune.study.report_recipe`).
+recipe at that size (:func:`kdtune.objectives.recipes.tinybert_recipe` on the config of
+that size's tuned trial, the best front trial of the size by the first objective, so the
+learning rate, epochs, data and initialisation are the tuned student's) and measures it
+the same way: the baseline the tuned students are compared with (:mod:`kdtune.study.report_recipe`).
 
 Storage: finished Optuna trials take no new attributes, so results are STUDY user
 attributes, one per trial (:func:`test_key`) and one per size (:func:`tinybert_key`), each
@@ -139,15 +140,18 @@ def _trial_job(trial: FrozenTrial) -> dict:
     return _job("trial", f"trial {trial.number}", test_key(trial.number), cfg, make)
 
 
-def _baseline_jobs(front: list[FrozenTrial], base: DistillConfig) -> list[dict]:
-    """One TinyBERT job per distinct student size on the front, in front order."""
+def _baseline_jobs(front: list[FrozenTrial]) -> list[dict]:
+    """One TinyBERT job per distinct student size on the front, in front order (best first
+    on the first objective): the recipe on top of the size's first (tuned) trial's config,
+    so the two differ only in the recipe's fields."""
     jobs, seen = [], set()
     for trial in front:
-        layers, hidden, size = trial_size(trial, trial_config(trial))
+        tuned = trial_config(trial)
+        layers, hidden, size = trial_size(trial, tuned)
         if size in seen:
             continue
         seen.add(size)
-        cfg = tinybert_recipe(base, layers, hidden)
+        cfg = tinybert_recipe(tuned, layers, hidden)
 
         def make(run: dict, size=size, layers=layers, hidden=hidden, cfg=cfg) -> dict:
             return {"recipe": RECIPE, "size": size, "student_layers": layers,
@@ -163,7 +167,7 @@ def plan(study: optuna.Study, cfg: StudyConfig, baselines: bool = True) -> list[
     front = front_trials(study, cfg)
     jobs = [_trial_job(t) for t in front]
     if baselines:
-        jobs += _baseline_jobs(front, cfg.distill)
+        jobs += _baseline_jobs(front)
     attrs = study.user_attrs
     for job in jobs:
         stored = attrs.get(job["key"])
