@@ -249,4 +249,7 @@ def check_teacher_fit(base: str, data: DataConfig) -> list[str]:
         teacher_facts(resolve_base(base), classifier=False)
     except ValueError as e:
         problems.append(f"base: {e}")
+    if data.transfer.enabled:
+        problems.append("data.transfer: a teacher trains on labelled data only; transfer "
+                        "text is for the students (set it in the study's distill.data)")
     return problems + check_data(data, "data")

@@ -34,6 +34,7 @@ from kdtune.frozen import FrozenModel
 from .data_labels import Part, label_ids, read_part
 from .data_sources import pool_split_name, read_source
 from .data_splitting import SPLIT_NAMES, TRANSFER, assign_rows, build_split
+from .transfer import TransferConfig
 
 if TYPE_CHECKING:  # pragma: no cover
     from datasets import Dataset
@@ -80,6 +81,9 @@ class DataConfig(FrozenModel):
             ``eval``, ``test`` is read only after the search). ``None``: no transfer split,
             students learn on the train split, which is the teacher's own training data
             when the teacher was fitted on this config (nearly one-hot soft targets).
+        transfer: unlabelled and augmented text added to the students' rows
+            (:class:`~kdtune.objectives.transfer.TransferConfig`); ignored by
+            :func:`load_splits`, refused by ``kdtune teacher fit``.
         seed: seed of the stratified splitting and subsetting.
         max_length: maximum tokens per example (truncation) when the data is tokenised.
         train_split, eval_split, test_split: split names in the source.
@@ -93,6 +97,7 @@ class DataConfig(FrozenModel):
     eval_size: int | None = Field(default=None, ge=1)
     test_size: int | None = Field(default=None, ge=1)
     transfer_size: int | None = Field(default=None, ge=1)
+    transfer: TransferConfig = TransferConfig()
     seed: int = 0
     max_length: int = Field(default=128, ge=8, le=8192)
     train_split: NonEmptyStr = "train"

@@ -99,16 +99,19 @@ def kl_divergence(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
 
 
 def hard_cross_entropy(student_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Ordinary cross-entropy with the gold labels.
+    """Ordinary cross-entropy with the gold labels, over the labelled rows only.
 
-    L = (1/B) * sum_i -log_softmax(z_S)[i, y_i]
+    L = (1/|B_l|) * sum_{i in B_l} -log_softmax(z_S)[i, y_i], B_l = {i : y_i >= 0}
+
+    Rows labelled -1 (unlabelled or augmented transfer text) are skipped; a batch without a
+    labelled row gives exactly 0 (still attached to the graph).
 
     Args:
         student_logits: (B, K) student logits z_S.
-        labels: (B,) integer class indices in 0..K-1.
+        labels: (B,) integer class indices in 0..K-1, or -1 for no label.
 
     Returns:
-        A scalar tensor in nats per example, >= 0.
+        A scalar tensor in nats per labelled example, >= 0.
     """
     if student_logits.dim() != 2:
         raise ValueError(
@@ -121,7 +124,9 @@ def hard_cross_entropy(student_logits: torch.Tensor, labels: torch.Tensor) -> to
         )
     if labels.dtype.is_floating_point or labels.dtype == torch.bool:
         raise ValueError(f"labels must be integer class indices, got dtype {labels.dtype}")
-    return F.cross_entropy(student_logits, labels)
+    if bool((labels < 0).all()):
+        return student_logits.sum() * 0.0
+    return F.cross_entropy(student_logits, labels, ignore_index=-1)
 
 
 def hidden_mse(

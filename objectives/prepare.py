@@ -114,8 +114,16 @@ def load_inputs(cfg: DistillConfig, device: torch.device, splits=None) -> RunInp
 
 def students_transfer_set(cfg: DistillConfig, splits, teacher, tokenizer):
     """The rows students learn on: :attr:`Splits.students` (the labelled transfer split, or
-    the train split), extended by ``cfg.data.transfer``'s unlabelled and augmented text."""
-    return splits.students
+    the train split), extended by ``cfg.data.transfer``'s unlabelled and augmented text
+    (:func:`~kdtune.objectives.transfer.transfer_set`, label -1)."""
+    from .transfer import transfer_set
+
+    labelled = splits.students
+    if not cfg.data.transfer.enabled:
+        return labelled
+    memo = f"{cfg.teacher}|{splits.fingerprint(splits.students_split)}"
+    return transfer_set(labelled, cfg.data.transfer, tokenizer,
+                        teacher.get_input_embeddings().weight, cfg.data.seed, memo_key=memo)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,10 @@ def teacher_cache_key(cfg: TeacherFitConfig) -> str:
     teacher is fitted, not what is fitted).
     """
     payload = {"kind": "kdtune-teacher", "v": 1, **cfg.model_dump(mode="json")}
+    data = payload["data"]  # keys added later keep earlier teachers' names when unset
+    data.pop("transfer")  # students only: teacher fit refuses it
+    if data.get("transfer_size") is None:
+        data.pop("transfer_size")
     for key in _CACHE_EXCLUDE:
         payload.pop(key)
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))

