@@ -16,8 +16,9 @@ the earlier trial's metrics and values instead, and records that trial's number 
 Threads: a worker passes its share of the machine's cores to :func:`make_objective`, which
 passes it on to every trial's distillation (a config's own ``threads`` wins).
 
-Trivial students: a student no more accurate than always predicting the evaluation split's
-most common label (``accuracy_majority``) has learnt nothing, yet its sigma can be low (its
+Trivial students: a student not shown to be more accurate than always predicting the
+evaluation split's most common label (``accuracy_majority``: the lower end of its 95%
+accuracy interval is at or below it) may have learnt nothing, yet its sigma can be low (its
 confidences hover near the prior), so it could sit on the Pareto front. Such a trial keeps its
 metrics but ends PRUNED with the reason (the worker records it under
 :data:`kdtune.attrs.PRUNE_REASON`).
@@ -200,10 +201,11 @@ def make_objective(
         for key, value in result.timings.items():
             trial.set_user_attr(seconds_key(key), value)
         acc, majority = result.metrics["accuracy_student"], result.metrics["accuracy_majority"]
-        if acc <= majority:
+        low = (result.metrics.get("accuracy_student_ci") or [acc])[0]
+        if low <= majority:
             raise optuna.TrialPruned(
-                f"student accuracy {acc:.4f} is no better than always predicting the most "
-                f"common label ({majority:.4f})"
+                f"student accuracy {acc:.4f} (95% interval from {low:.4f}) is no better than "
+                f"always predicting the most common label ({majority:.4f})"
             )
         return metric_values(result.metrics, objectives)
 
