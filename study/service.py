@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import optuna
 
 from kdtune import __version__
@@ -66,14 +67,22 @@ def load_study_config(
     return validate(apply_overrides(raw, []))
 
 
-def build_sampler(cfg: StudyConfig, worker_index: int = 0) -> optuna.samplers.BaseSampler:
-    """The configured sampler, seeded with ``seed + worker_index``.
+def sampler_seed(seed: int, worker_index: int) -> int:
+    """Worker ``worker_index``'s sampler seed in a study seeded ``seed``: 32 bits drawn from
+    NumPy's ``SeedSequence([seed, worker_index])``.
 
-    Reseeding per worker matters: NSGA-II and random workers sharing one seed would suggest
-    identical parameters in parallel.
+    Reseeding per worker matters (workers sharing one seed would suggest identical
+    parameters in parallel), and hashing matters too: with ``seed + worker_index``, study
+    seed 1's first worker replayed study seed 0's second worker's stream.
     """
+    return int(np.random.SeedSequence([seed, worker_index]).generate_state(1)[0])
+
+
+def build_sampler(cfg: StudyConfig, worker_index: int = 0) -> optuna.samplers.BaseSampler:
+    """The configured sampler, seeded with :func:`sampler_seed` of the study's seed and
+    ``worker_index`` (unseeded when the study's seed is null)."""
     s = cfg.sampler
-    seed = None if s.seed is None else s.seed + worker_index
+    seed = None if s.seed is None else sampler_seed(s.seed, worker_index)
     if s.name == "nsga2":
         return optuna.samplers.NSGAIISampler(population_size=s.population_size, seed=seed)
     if s.name == "tpe":

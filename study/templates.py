@@ -91,7 +91,7 @@ search:
 #   Add params or latency_ms to trade size or speed off as well.
 sampler:
   name: nsga2                 # nsga2 | tpe | random | gp
-  seed: 0                     # each worker adds its index
+  seed: 0                     # each worker draws its own stream from (seed, index)
   population_size: 8
 n_trials: 40                  # budget across all workers
 max_retries: 2                # re-queues of a trial that raised or whose worker died

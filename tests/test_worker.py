@@ -305,3 +305,19 @@ def test_sqlite_budget_lock_is_the_shared_file_lock(tmp_path):
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     with open(lock, "a+b") as fh:  # released
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def test_sampler_seed_streams_do_not_overlap_across_studies_and_workers():
+    from kdtune.study.service import build_sampler, sampler_seed
+
+    seeds = {(s, i): sampler_seed(s, i) for s in range(4) for i in range(4)}
+    assert len(set(seeds.values())) == len(seeds)  # seed 1 / worker 0 is not seed 0 / worker 1
+    assert seeds[(0, 1)] == sampler_seed(0, 1)  # and stable
+
+    def first_draws(index: int) -> list[float]:
+        import optuna
+
+        study = optuna.create_study(sampler=build_sampler(_cfg(2), index))
+        return [study.ask().suggest_float("x", 0, 1) for _ in range(3)]
+
+    assert first_draws(0) == first_draws(0) != first_draws(1)
