@@ -88,13 +88,26 @@ def suggest_config(
     teacher of N layers, unless ``search_student_layers`` is false. ``hidden_size`` unset
     is searched over :func:`~kdtune.objectives.student_size.auto_widths` of the teacher
     when its width (and head count) is given, unless ``search_hidden_size`` is false.
+
+    ``beta`` is conditional: it weights the intermediate losses only in the ``joint``
+    schedule. In ``two-stage`` the intermediate stage trains those losses alone, so beta's
+    value has no effect (only beta > 0 switches the stage on): a two-stage trial does not
+    sample it and runs with beta 1.0 (the base's beta when that is positive), so the sampler
+    does not model a parameter that changes nothing. No intermediate losses named: beta is
+    never sampled.
     """
     updates: dict = {}
-    for name in ("temperature", "alpha", "layer_mapping", "learning_rate", "epochs", "beta",
+    for name in ("temperature", "alpha", "layer_mapping", "learning_rate", "epochs",
                  "schedule"):
         spec = getattr(space, name)
         if spec is not None:
             updates[name] = _suggest(trial, name, spec)
+    schedule = updates.get("schedule", base.schedule)
+    if space.beta is not None and base.intermediate:
+        if schedule == "joint":
+            updates["beta"] = _suggest(trial, "beta", space.beta)
+        else:
+            updates["beta"] = base.beta if base.beta > 0 else 1.0
     depth_spec = space.student_layers
     if depth_spec is None and space.search_student_layers and teacher_layers > 1:
         depth_spec = ChoiceParam(choices=tuple(range(1, teacher_layers)))

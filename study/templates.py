@@ -82,7 +82,7 @@ search:
   max_params_ratio: 0.3333
   learning_rate: {low: 1.0e-4, high: 2.0e-3, log: true}  # narrow students need more
   epochs: {low: 1, high: 3}
-  beta: {low: 0.0, high: 1.0}
+  beta: {low: 0.0, high: 1.0}    # joint schedule only: two-stage trials run with beta 1
   schedule: {choices: [joint, two-stage]}
   reuse_repeats: true         # a repeated configuration copies the earlier trial's result
 

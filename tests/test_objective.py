@@ -243,3 +243,18 @@ def test_threads_are_an_argument_not_an_environment_variable(tiny_teacher_dir, s
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(previous)
+
+
+def test_beta_is_sampled_only_where_it_weights_something(tiny_teacher_dir, synthetic_csv):
+    from kdtune.objectives.training import stages
+
+    base = _base(tiny_teacher_dir, synthetic_csv)
+    joint = optuna.trial.FixedTrial({**PARAMS, "schedule": "joint", "beta": 0.25})
+    assert suggest_config(joint, base, SPACE, 4).beta == 0.25 and "beta" in joint.params
+    staged = optuna.trial.FixedTrial({**PARAMS, "schedule": "two-stage"})
+    cfg = suggest_config(staged, base, SPACE, 4)
+    assert "beta" not in staged.params and cfg.beta == 1.0  # switches the stage on
+    assert [s.name for s in stages(cfg)] == ["intermediate", "prediction"]
+    none = base.model_copy(update={"intermediate": ()})
+    plain = optuna.trial.FixedTrial({**PARAMS, "schedule": "joint"})
+    assert "beta" not in plain.params and suggest_config(plain, none, SPACE, 4).beta == 0.0
