@@ -81,13 +81,15 @@ def _suggest(trial: optuna.Trial, name: str, spec):
 def suggest_config(
     trial: optuna.Trial, base: DistillConfig, space: SearchSpace, teacher_layers: int,
     teacher_width: int | None = None, teacher_heads: int | None = None,
+    widths: Sequence[int] | None = None,
 ) -> DistillConfig:
     """Sample the searched parameters and return the trial's complete DistillConfig.
 
     ``student_layers`` unset in the space (the default) is searched over 1..N-1 for a
     teacher of N layers, unless ``search_student_layers`` is false. ``hidden_size`` unset
     is searched over :func:`~kdtune.objectives.student_size.auto_widths` of the teacher
-    when its width (and head count) is given, unless ``search_hidden_size`` is false.
+    when its width (and head count) is given, unless ``search_hidden_size`` is false;
+    ``widths`` replaces those automatic widths (:func:`feasible_widths`).
 
     ``beta`` is conditional: it weights the intermediate losses only in the ``joint``
     schedule. In ``two-stage`` the intermediate stage trains those losses alone, so beta's
@@ -113,7 +115,8 @@ def suggest_config(
         depth_spec = ChoiceParam(choices=tuple(range(1, teacher_layers)))
     if depth_spec is not None:
         updates["student_layers"] = int(_suggest(trial, "student_layers", depth_spec))
-    widths = space.width_choices(teacher_width, teacher_heads)
+    if widths is None or space.hidden_size is not None or not space.search_hidden_size:
+        widths = space.width_choices(teacher_width, teacher_heads)
     if widths:
         updates["hidden_size"] = int(_suggest(trial, "hidden_size", ChoiceParam(choices=widths)))
     data = base.model_dump()
@@ -167,6 +170,20 @@ def check_size(trial: optuna.Trial, params: int, cap: int | None) -> None:
         )
 
 
+def feasible_widths(space: SearchSpace, t_cfg, teacher_layers: int, cap: int | None,
+                    base_layers: int = 1) -> tuple[int, ...] | None:
+    """The automatic widths (``search.hidden_size`` unset) at which the shallowest student
+    the space allows is within the cap: a width over the cap at every depth (MiniLM at
+    256 under a third: its word embedding alone is 7.8M of the 7.6M allowed) would only
+    spend trials that end pruned. ``None`` when widths are not automatic or nothing is
+    capped. Explicit ``search.hidden_size`` choices are kept as given."""
+    if cap is None or space.hidden_size is not None or not space.search_hidden_size:
+        return None
+    auto = space.width_choices(int(t_cfg.hidden_size), int(t_cfg.num_attention_heads)) or ()
+    depth = min(space.depth_choices(teacher_layers) or (base_layers,))
+    return tuple(w for w in auto if student_parameters(t_cfg, depth, w) <= cap) or None
+
+
 def make_objective(
     base: DistillConfig, space: SearchSpace, objectives: Sequence[str],
     run: Callable[..., object] = distill, threads: int | None = None,
@@ -185,9 +202,10 @@ def make_objective(
     t_cfg = teacher_config(base.teacher)
     cap = space.params_cap(teacher_parameters(t_cfg))
     shape = (int(t_cfg.hidden_size), int(t_cfg.num_attention_heads))
+    widths = feasible_widths(space, t_cfg, depth, cap, base.student_layers)
 
     def objective(trial: optuna.Trial) -> list[float]:
-        cfg = suggest_config(trial, base, space, depth, *shape)
+        cfg = suggest_config(trial, base, space, depth, *shape, widths=widths)
         config = json.loads(cfg.model_dump_json())
         trial.set_user_attr(TRIAL_CONFIG, config)
         check_size(trial, student_parameters(t_cfg, cfg.student_layers, cfg.hidden_size), cap)

@@ -72,7 +72,8 @@ search:
   layer_mapping: {choices: [uniform, top, bottom]}
   student_layers: null        # null: 1 .. teacher depth - 1
   hidden_size: null           # null: 1/4, 1/3, 1/2, 2/3 of the teacher's width (96, 128, 192,
-                              # 256 for MiniLM); or {choices: [128, 192, 256]}
+                              # 256 for MiniLM) less those over the cap at any depth (256
+                              # here); or {choices: [128, 192, 256]}
   # Size cap: a trial's student has at most max_params parameters (embeddings included), or
   # max_params_ratio x the teacher's when max_params is null; null for both: no cap. The
   # count is known before training: an over-cap trial is not trained (it ends PRUNED and

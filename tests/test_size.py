@@ -184,7 +184,8 @@ def test_the_constraint_reaches_the_sampler_and_infeasible_trials_are_never_on_t
     cap = (small + big) // 2
     space = SearchSpace(temperature=None, alpha=None, layer_mapping=None, learning_rate=None,
                         epochs=None, beta=None, schedule=None,
-                        student_layers={"choices": [1]}, max_params=cap)
+                        student_layers={"choices": [1]}, max_params=cap,
+                        hidden_size={"choices": [16, 32]})  # explicit: 32 stays searchable
     trained = []
 
     class Result:
@@ -241,3 +242,18 @@ def test_width_search_is_checked_against_the_teacher(wide_dir, synthetic_csv):
     assert check_distill(base.model_copy(update={"hidden_size": 96, "init": "random"})) == []
     with pytest.raises(ValueError, match="student widths must be ints >= 8"):
         SearchSpace(hidden_size={"choices": [4]})
+
+
+def test_automatic_widths_that_no_depth_fits_under_the_cap_are_not_searched(minilm_path):
+    from kdtune.objectives.student_size import teacher_config, teacher_parameters
+    from kdtune.objectives.trial import feasible_widths
+
+    t_cfg = teacher_config(str(minilm_path))
+    space = SearchSpace()
+    cap = space.params_cap(teacher_parameters(t_cfg))
+    # MiniLM under a third: 256 wide, even one layer is over the cap (its word embedding).
+    assert feasible_widths(space, t_cfg, 6, cap) == (96, 128, 192)
+    assert student_parameters(t_cfg, 1, 256) > cap >= student_parameters(t_cfg, 1, 192)
+    assert feasible_widths(SearchSpace(max_params_ratio=None), t_cfg, 6, None) is None
+    explicit = SearchSpace(hidden_size={"choices": [128, 256]})
+    assert feasible_widths(explicit, t_cfg, 6, cap) is None  # the user's choices stand
