@@ -54,6 +54,16 @@ RETRY_HISTORY = "retry_history"
 """On a re-queued trial: the numbers of every earlier attempt, oldest first."""
 
 
+RUNG_PREFIX = "rung_"
+"""Prefix of a trial's objective values at a successive-halving rung, e.g. ``rung_1``
+(after one prediction epoch; :mod:`kdtune.objectives.halving`)."""
+
+
+def rung_key(epochs: int) -> str:
+    """The user-attribute key of the objective values after ``epochs`` prediction epochs."""
+    return f"{RUNG_PREFIX}{epochs}"
+
+
 def seconds_key(phase: str) -> str:
     """The user-attribute key of a phase's wall time."""
     return f"{SECONDS_PREFIX}{phase}"

@@ -30,6 +30,7 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator, mo
 from kdtune.frozen import FrozenModel
 
 from .data import DataConfig
+from .halving import HalvingConfig
 from .mapping import MAPPING_KINDS, layer_mapping
 from .runtime import check_device_name
 from .student_size import auto_widths
@@ -213,6 +214,10 @@ class SearchSpace(FrozenModel):
     )
     search_student_layers: bool = Field(
         True, description="search depth over 1..N-1 when student_layers is null"
+    )
+    halving: HalvingConfig | None = Field(
+        None, description="multi-objective successive halving along prediction epochs "
+        "(rungs, eta); null: every trial trains to the end"
     )
     reuse_repeats: bool = Field(
         True, description="a trial whose configuration a finished trial already had copies "

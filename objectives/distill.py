@@ -31,6 +31,7 @@ from kdtune.errors import TrialError
 
 from .config import DistillConfig
 from .evaluation import accuracy, final_metrics, probabilities, teacher_probabilities
+from .metrics import confidence_metrics
 from .prepare import RunInputs, TeacherSignal, load_inputs, prepare_student, teacher_signal
 from .runtime import configure_threads, resolve_device
 from .student import Student
@@ -69,6 +70,7 @@ def distill(
     splits=None,
     *,
     threads: int | None = None,
+    on_figures: Callable[[int, dict], None] | None = None,
 ) -> DistillResult:
     """Distil ``cfg.teacher`` into a student as ``cfg`` says, and measure it.
 
@@ -79,6 +81,10 @@ def distill(
         splits: already-loaded :class:`kdtune.objectives.data.Splits` (reused across calls).
         threads: torch threads when ``cfg.threads`` is unset (a worker's share of the
             machine); ``None`` for both uses every available core.
+        on_figures: called after each prediction-stage epoch with (prediction epochs so
+            far, :func:`~kdtune.objectives.metrics.confidence_metrics` of the student on the
+            evaluation split); successive halving ranks trials by them. It may raise
+            :class:`EarlyStopped` to stop the run.
 
     Raises:
         Diverged: the loss became NaN or infinite.
@@ -100,8 +106,15 @@ def distill(
     with _timed(timings, "eval"):
         p_teacher = teacher_probabilities(signal, inputs, device)
     teacher_accuracy = accuracy(p_teacher, np.asarray(inputs.eval["label"]))
+    figures = None
+    if on_figures is not None:
+        labels = np.asarray(inputs.eval["label"])
+
+        def figures(n: int, p: np.ndarray) -> None:
+            on_figures(n, confidence_metrics(p_teacher, p, labels, kappa=cfg.eval.kappa,
+                                             reference_class=cfg.eval.reference_class))
     history, p_student = _train(cfg, student, inputs, signal, teacher_accuracy, device,
-                                timings, on_epoch, progress)
+                                timings, on_epoch, progress, figures)
     with _timed(timings, "eval"):
         metrics = final_metrics(cfg, student, inputs, signal, p_teacher, p_student, device)
 
@@ -114,7 +127,8 @@ def distill(
 def _train(cfg: DistillConfig, student: Student, inputs: RunInputs, signal: TeacherSignal,
            teacher_accuracy: float, device: torch.device, timings: dict[str, float],
            on_epoch: Callable[[int, float], None] | None,
-           progress: bool) -> tuple[list[dict], np.ndarray | None]:
+           progress: bool, figures: Callable[[int, np.ndarray], None] | None = None,
+           ) -> tuple[list[dict], np.ndarray | None]:
     """Every stage's epochs; returns the history and the final student's eval probabilities.
 
     The probabilities are ``None`` when no epoch evaluated the final student (the schedule
@@ -140,6 +154,8 @@ def _train(cfg: DistillConfig, student: Student, inputs: RunInputs, signal: Teac
                 if on_epoch is not None:
                     on_epoch(epoch, acc)
                 _check_floor(cfg, acc, teacher_accuracy, epoch)
+                if figures is not None:
+                    figures(sum(r["stage"] != "intermediate" for r in history) + 1, p_student)
             history.append(record)
     return history, p_student
 

@@ -59,11 +59,14 @@ from kdtune.attrs import (
     SECONDS_PREFIX,
     TRIAL_CONFIG,
     epoch_accuracy_key,
+    rung_key,
     seconds_key,
 )
 
+from .catalogue import direction
 from .config import ChoiceParam, DistillConfig, FloatParam, IntParam, SearchSpace
 from .distill import EarlyStopped, distill
+from .halving import HalvingConfig, decide
 from .prepare import teacher_depth
 from .student_size import student_parameters, teacher_config, teacher_parameters
 
@@ -184,6 +187,34 @@ def feasible_widths(space: SearchSpace, t_cfg, teacher_layers: int, cap: int | N
     return tuple(w for w in auto if student_parameters(t_cfg, depth, w) <= cap) or None
 
 
+def rung_check(trial: optuna.Trial, halving: HalvingConfig, objectives: Sequence[str],
+               directions: Sequence[str]) -> Callable[[int, dict], None]:
+    """The ``on_figures`` callback of a trial under successive halving
+    (:mod:`kdtune.objectives.halving`): at a rung it stores the trial's objective values
+    (``rung_<epochs>``; ``params`` from the trial, objectives measured only at the end, such
+    as latency, left out of the ranking) and raises :class:`EarlyStopped` unless the trial is
+    among the best 1/eta recorded at that rung."""
+    def check(epochs: int, figures: dict) -> None:
+        if epochs not in halving.rungs:
+            return
+        known = {**figures, "params": trial.user_attrs.get("params")}
+        used = [i for i, name in enumerate(objectives) if known.get(name) is not None]
+        values = [float(known[objectives[i]]) for i in used]
+        trial.set_user_attr(rung_key(epochs), values)
+        peers = [t for t in trial.study.get_trials(deepcopy=False)
+                 if t.number != trial.number and isinstance(t.user_attrs.get(rung_key(epochs)),
+                                                            list)]
+        points = [t.user_attrs[rung_key(epochs)] for t in peers] + [values]
+        keep, place, kept = decide(points, len(points) - 1, [directions[i] for i in used],
+                                   halving.eta)
+        if not keep:
+            raise EarlyStopped(
+                f"successive halving: after {epochs} epoch(s) the trial ranks {place} of "
+                f"{len(points)} by non-dominated sorting; only the best {kept} continue")
+
+    return check
+
+
 def make_objective(
     base: DistillConfig, space: SearchSpace, objectives: Sequence[str],
     run: Callable[..., object] = distill, threads: int | None = None,
@@ -194,7 +225,8 @@ def make_objective(
         base: the study's distillation config; each trial overrides the searched keys.
         space: what is searched, and whether repeated configurations are reused.
         objectives: the metric names whose values the objective returns, in order.
-        run: the distillation, called as ``run(cfg, on_epoch=..., threads=threads)``.
+        run: the distillation, called as ``run(cfg, on_epoch=..., threads=threads)`` (and
+            ``on_figures=`` under successive halving, :func:`rung_check`).
         threads: torch threads for a trial whose config leaves ``threads`` unset (the
             worker's share of the machine); ``None`` uses every available core.
     """
@@ -203,6 +235,7 @@ def make_objective(
     cap = space.params_cap(teacher_parameters(t_cfg))
     shape = (int(t_cfg.hidden_size), int(t_cfg.num_attention_heads))
     widths = feasible_widths(space, t_cfg, depth, cap, base.student_layers)
+    directions = [direction(name) for name in objectives]
 
     def objective(trial: optuna.Trial) -> list[float]:
         cfg = suggest_config(trial, base, space, depth, *shape, widths=widths)
@@ -221,8 +254,10 @@ def make_objective(
         def on_epoch(epoch: int, acc: float) -> None:
             trial.set_user_attr(epoch_accuracy_key(epoch), acc)
 
+        halving = {} if space.halving is None else {
+            "on_figures": rung_check(trial, space.halving, objectives, directions)}
         try:
-            result = run(cfg, on_epoch=on_epoch, threads=threads)
+            result = run(cfg, on_epoch=on_epoch, threads=threads, **halving)
         except EarlyStopped as e:
             raise optuna.TrialPruned(str(e)) from e
         # Diverged propagates: the worker fails the trial with its reason and, because

@@ -301,6 +301,7 @@ __all__ = [
     "heartbeat_interval",
     "hypervolume",
     "hypervolume_history",
+    "non_domination_rank",
     "quiet_experimental",
     "rdb_engine",
     "record_heartbeat",
@@ -317,3 +318,12 @@ __all__ = [
     "trial_user_attrs_table",
     "trials_table",
 ]
+
+
+def non_domination_rank(loss_values: Any) -> Any:
+    """Non-domination rank (0: the first front) of each row of ``loss_values`` ((n, m),
+    every objective minimised): Optuna's own fast non-dominated sort, whose private name
+    this module keeps out of the rest of kdtune."""
+    from optuna.study._multi_objective import _fast_non_domination_rank
+
+    return _fast_non_domination_rank(loss_values)

@@ -86,6 +86,10 @@ search:
   beta: {low: 0.0, high: 1.0}    # joint schedule only: two-stage trials run with beta 1
   schedule: {choices: [joint, two-stage]}
   reuse_repeats: true         # a repeated configuration copies the earlier trial's result
+  halving: null               # multi-objective successive halving, e.g. {rungs: [1, 2], eta: 3}:
+                              # after 1 and 2 prediction epochs a trial continues only while
+                              # in the best 1/3 (non-dominated rank, then crowding distance)
+                              # of the trials recorded at that epoch; off until benchmarked
 
 # objectives: [accuracy_student, sigma]   # the default for a 2-class teacher; with more
 #   classes the default is [accuracy_student, sigma_max] (sigma on class 0 is diluted there).
