@@ -4,14 +4,18 @@ Optuna's pruners refuse multi-objective studies, so kdtune ranks trials itself. 
 is the number of prediction-stage epochs a trial has trained. At each rung (``rungs``, e.g.
 after epochs 1 and 2) a trial stores its objective values on the selection split as the trial
 user attribute ``rung_<epochs>`` (:func:`kdtune.attrs.rung_key`), in the study's storage, so
-every worker on every machine sees the same ladder. It then continues only while it is among
-the best ``max(1, n // eta)`` of the ``n`` trials that have reached that rung so far, itself
-included (asynchronous: it is compared with what has been recorded, not with a full rung);
-with fewer than ``eta`` recorded it continues. A trial that stops ends PRUNED with the rung
-and its place in the reason. A worker that dies mid-rung loses that rung only: the trial is
-re-queued and trains again from the start, while the values other trials recorded stay.
+every worker on every machine sees the same ladder (``{"values": [...], "trivial": bool}``).
+It then continues only while it is among the best ``max(1, n // eta)`` of the ``n`` trials
+that have reached that rung so far, itself included (asynchronous: it is compared with what
+has been recorded, not with a full rung); with fewer than ``eta`` recorded it continues. A
+trial that stops ends PRUNED with the rung and its place in the reason. A worker that dies
+mid-trial loses that trial's training: kdtune re-queues it as a new trial that starts from
+epoch 0; the rungs the dead attempt recorded stay in the ladder (they were measured).
 
-Ranking (:func:`rank_order`): non-dominated sorting (Optuna's fast non-domination rank),
+Ranking (:func:`rank_order`): trivial students last (accuracy at a rung no better than
+always predicting the majority class: their confidences sit near the prior, so their sigma
+is low and they would otherwise be non-dominated and crowd out students that learn), then
+non-dominated sorting (Optuna's fast non-domination rank),
 then, within one front, larger crowding distance first (NSGA-II's distance: per objective,
 the gap between a point's neighbours over the front's range, boundary points infinite), then
 the earlier trial first. So among equally good trade-offs the ones in sparse regions of the
@@ -66,9 +70,10 @@ def crowding_distance(points: np.ndarray) -> np.ndarray:
     return distance
 
 
-def rank_order(points: Sequence[Sequence[float]], directions: Sequence[str]) -> list[int]:
-    """Indices of ``points`` best first: non-domination rank, then crowding distance
-    (larger first) within a rank, then index."""
+def rank_order(points: Sequence[Sequence[float]], directions: Sequence[str],
+               trivial: Sequence[bool] | None = None) -> list[int]:
+    """Indices of ``points`` best first: non-trivial before ``trivial`` ones, then
+    non-domination rank, then crowding distance (larger first) within a rank, then index."""
     from kdtune.storage.optuna_adapter import non_domination_rank
 
     values = np.asarray(points, dtype=float)
@@ -78,17 +83,18 @@ def rank_order(points: Sequence[Sequence[float]], directions: Sequence[str]) -> 
     for r in np.unique(ranks):
         members = np.flatnonzero(ranks == r)
         crowd[members] = crowding_distance(values[members])
-    return sorted(range(len(values)), key=lambda i: (ranks[i], -crowd[i], i))
+    last = list(trivial) if trivial is not None else [False] * len(values)
+    return sorted(range(len(values)), key=lambda i: (last[i], ranks[i], -crowd[i], i))
 
 
 def decide(points: Sequence[Sequence[float]], own: int, directions: Sequence[str],
-           eta: int) -> tuple[bool, int, int]:
+           eta: int, trivial: Sequence[bool] | None = None) -> tuple[bool, int, int]:
     """Whether the point at index ``own`` continues past its rung.
 
     Returns ``(continues, place, kept)``: its 1-based place in :func:`rank_order` and how
     many of the ``len(points)`` continue (``max(1, n // eta)``; everyone while n < eta).
     """
     n = len(points)
-    place = rank_order(points, directions).index(own) + 1
+    place = rank_order(points, directions, trivial).index(own) + 1
     kept = n if n < eta else max(1, n // eta)
     return place <= kept, place, kept

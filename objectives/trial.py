@@ -191,8 +191,9 @@ def rung_check(trial: optuna.Trial, halving: HalvingConfig, objectives: Sequence
                directions: Sequence[str]) -> Callable[[int, dict], None]:
     """The ``on_figures`` callback of a trial under successive halving
     (:mod:`kdtune.objectives.halving`): at a rung it stores the trial's objective values
-    (``rung_<epochs>``; ``params`` from the trial, objectives measured only at the end, such
-    as latency, left out of the ranking) and raises :class:`EarlyStopped` unless the trial is
+    (``rung_<epochs>``: the values, ``params`` from the trial, objectives measured only at
+    the end, such as latency, left out; and whether the student is trivial, no more accurate
+    than the majority class) and raises :class:`EarlyStopped` unless the trial is
     among the best 1/eta recorded at that rung."""
     def check(epochs: int, figures: dict) -> None:
         if epochs not in halving.rungs:
@@ -200,17 +201,21 @@ def rung_check(trial: optuna.Trial, halving: HalvingConfig, objectives: Sequence
         known = {**figures, "params": trial.user_attrs.get("params")}
         used = [i for i, name in enumerate(objectives) if known.get(name) is not None]
         values = [float(known[objectives[i]]) for i in used]
-        trial.set_user_attr(rung_key(epochs), values)
-        peers = [t for t in trial.study.get_trials(deepcopy=False)
-                 if t.number != trial.number and isinstance(t.user_attrs.get(rung_key(epochs)),
-                                                            list)]
-        points = [t.user_attrs[rung_key(epochs)] for t in peers] + [values]
-        keep, place, kept = decide(points, len(points) - 1, [directions[i] for i in used],
-                                   halving.eta)
+        trivial = figures["accuracy_student"] <= figures["accuracy_majority"]
+        trial.set_user_attr(rung_key(epochs), {"values": values, "trivial": bool(trivial)})
+        records = [t.user_attrs.get(rung_key(epochs)) for t in trial.study.get_trials(
+            deepcopy=False) if t.number != trial.number]
+        records = [r for r in records if isinstance(r, dict) and len(r["values"]) == len(used)]
+        records.append({"values": values, "trivial": bool(trivial)})
+        keep, place, kept = decide([r["values"] for r in records], len(records) - 1,
+                                   [directions[i] for i in used], halving.eta,
+                                   [r["trivial"] for r in records])
         if not keep:
             raise EarlyStopped(
                 f"successive halving: after {epochs} epoch(s) the trial ranks {place} of "
-                f"{len(points)} by non-dominated sorting; only the best {kept} continue")
+                f"{len(records)} by non-dominated sorting"
+                f"{' (no better than the majority class: ranked last)' if trivial else ''}; "
+                f"only the best {kept} continue")
 
     return check
 

@@ -48,6 +48,13 @@ def test_decide_keeps_the_best_third_and_everyone_while_few():
     assert decide(six, 3, MAX_MIN, 3) == (False, 3, 2)
 
 
+def test_trivial_students_rank_after_every_learning_one():
+    points = [(0.50, 0.08), (0.58, 0.44), (0.62, 0.30)]  # 0: at the majority class
+    assert rank_order(points, MAX_MIN)[0] in (0, 2)  # non-dominated on sigma alone
+    assert rank_order(points, MAX_MIN, [True, False, False]) == [2, 1, 0]
+    assert decide(points, 0, MAX_MIN, 3, [True, False, False]) == (False, 3, 1)
+
+
 def test_rungs_must_increase():
     assert HalvingConfig().rungs == (1, 2) and HalvingConfig().eta == 3
     for bad in ([], [2, 1], [0, 1], [1, 1]):
@@ -87,7 +94,8 @@ def _study_objective(tiny_teacher_dir, synthetic_csv, quality):
 def test_a_dominated_trial_stops_at_its_rung_and_the_ladder_is_in_the_study(
         tmp_path, tiny_teacher_dir, synthetic_csv):
     def quality(t, epoch):  # lower temperature: better on both objectives, at every rung
-        return {"accuracy_student": 0.9 - 0.02 * t + 0.01 * epoch, "sigma": 0.01 * t}
+        return {"accuracy_student": 0.9 - 0.02 * t + 0.01 * epoch, "sigma": 0.01 * t,
+                "accuracy_majority": 0.5}
 
     objective, reached = _study_objective(tiny_teacher_dir, synthetic_csv, quality)
     study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'h.db'}",
@@ -100,11 +108,11 @@ def test_a_dominated_trial_stops_at_its_rung_and_the_ladder_is_in_the_study(
     assert states[2.0].state.name == "COMPLETE" and states[1.0].state.name == "COMPLETE"
     nine = states[9.0]
     assert nine.state.name == "PRUNED" and (9.0, 1) not in reached
-    assert nine.user_attrs[rung_key(1)] == pytest.approx([0.73, 0.09])
+    assert nine.user_attrs[rung_key(1)]["values"] == pytest.approx([0.73, 0.09])
     assert rung_key(2) not in nine.user_attrs
     # 5.0 ranks 3 of 4 after epoch 1 (keep 2): stopped there too.
     assert states[5.0].state.name == "PRUNED"
-    assert states[1.0].user_attrs[rung_key(2)] == pytest.approx([0.90, 0.01])
+    assert states[1.0].user_attrs[rung_key(2)]["values"] == pytest.approx([0.90, 0.01])
 
 
 def test_the_real_distillation_reports_figures_after_each_prediction_epoch(
