@@ -71,3 +71,36 @@ def bad_data(cfg):
         raise DataError("data file train.csv has no column 'label'")
 
     return objective
+
+
+def halving(cfg):
+    """kdtune's successive-halving check (``rung_check``) on a stand-in training: three
+    "epochs" of $KDTUNE_TEST_DELAY seconds whose figures grow with the suggested alpha
+    (alpha 1: best on both objectives). Logs ``rung N epoch`` after each epoch it passes."""
+    import optuna
+
+    from kdtune.objectives.distill import EarlyStopped
+    from kdtune.objectives.halving import HalvingConfig
+    from kdtune.objectives.trial import rung_check
+
+    delay = float(os.environ.get("KDTUNE_TEST_DELAY", "0.3"))
+    ladder = HalvingConfig(rungs=(1, 2), eta=2)
+
+    def objective(trial):
+        a = trial.suggest_float("alpha", 0.0, 1.0)
+        check = rung_check(trial, ladder, ("accuracy_student", "sigma"),
+                           ("maximize", "minimize"))
+        figures = {"accuracy_student": 0.55 + 0.4 * a, "sigma": 0.3 - 0.2 * a,
+                   "accuracy_majority": 0.5}
+        _log(f"start {trial.number} {os.getpid()}")
+        try:
+            for epoch in (1, 2, 3):
+                time.sleep(delay)
+                check(epoch, figures)
+                _log(f"rung {trial.number} {epoch}")
+        except EarlyStopped as e:
+            raise optuna.TrialPruned(str(e)) from e
+        _log(f"end {trial.number} {os.getpid()}")
+        return [figures["accuracy_student"], figures["sigma"]]
+
+    return objective
