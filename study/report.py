@@ -24,7 +24,7 @@ from typing import Any
 
 import optuna
 
-from kdtune.attrs import PROTOCOL
+from kdtune.attrs import PROTOCOL, PRUNE_REASON, rung_key
 from kdtune.errors import KdtuneError, UsageError
 from kdtune.fileio import atomic_directory, atomic_write_bytes
 from kdtune.frozen import dump_yaml
@@ -86,6 +86,28 @@ def _intervals_note(trials: Sequence[optuna.trial.FrozenTrial]) -> str:
     return ("<p>[low, high]: 95% paired bootstrap percentile intervals over the evaluation "
             f"split, {shown} resamples (teacher and student resampled together, the "
             "both-correct set recomputed in each resample).</p>")
+
+
+def _halving_html(trials: Sequence[optuna.trial.FrozenTrial], cfg: StudyConfig) -> str:
+    """Successive halving's ladder: per rung, the trials that recorded it and those stopped
+    there (nothing when the study does not use it)."""
+    halving = cfg.search.halving
+    if halving is None:
+        return ""
+    rows = []
+    for epochs in halving.rungs:
+        reached = [t for t in trials if rung_key(epochs) in t.user_attrs]
+        stopped = [t for t in reached if t.state == optuna.trial.TrialState.PRUNED
+                   and f"after {epochs} epoch(s)" in t.user_attrs.get(PRUNE_REASON, "")]
+        trivial = sum(1 for t in reached if t.user_attrs[rung_key(epochs)].get("trivial"))
+        rows.append({"rung (epochs)": epochs, "trials recorded": len(reached),
+                     "no better than the majority class": trivial,
+                     "stopped here": len(stopped)})
+    return (f"<h2>Successive halving (eta {halving.eta})</h2>" + _html_table(rows)
+            + _note("A trial continues past a rung while it is among the best n // eta of "
+                    "the n trials recorded there (trivial students last, then non-dominated "
+                    "rank, then crowding distance); the per-trial values are the user "
+                    "attributes rung_<epochs> in the dashboard."))
 
 
 def _protocol_html(protocol: dict | None) -> str:
@@ -174,6 +196,7 @@ kappa = {cfg.distill.eval.kappa:g}: phi_cnf holds when sigma &le; kappa.</p>
 {_image(REPORT_FILES["pareto"], "Pareto front")}
 {_intervals_note(trials)}
 {recipe_section(study, cfg, _html_table)}
+{_halving_html(study.get_trials(deepcopy=False), cfg)}
 <h2>Splits</h2>
 {_protocol_html(study.user_attrs.get(PROTOCOL))}
 <h2>Sigma by student size</h2>

@@ -4,6 +4,7 @@ the study, and stopping through the real objective and distillation."""
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import optuna
@@ -133,3 +134,28 @@ def test_the_real_distillation_reports_figures_after_each_prediction_epoch(
     with pytest.raises(EarlyStopped, match="first rung"):
         distill(cfg, on_figures=on_figures)
     assert len(seen) == 1 and seen[0][0] == 1 and 0.0 <= seen[0][1] <= 1.0
+
+
+def test_the_report_shows_the_ladder():
+    from kdtune.study.config import validate
+    from kdtune.study.report import _halving_html
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for number, rungs, reason in ((0, (1, 2), None), (1, (1,), "after 1 epoch(s) the trial "),
+                                  (2, (1, 2), "after 2 epoch(s) the trial ")):
+        trial = study.ask()
+        for e in rungs:
+            trial.set_user_attr(rung_key(e), {"values": [0.6, 0.1], "trivial": number == 1})
+        if reason:
+            trial.set_user_attr("prune_reason", reason)
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        else:
+            study.tell(trial, [0.7, 0.1])
+    cfg = validate({"name": "x", "distill": {"teacher": "unused"},
+                    "search": {"halving": {"rungs": [1, 2], "eta": 3}}})
+    page = _halving_html(study.get_trials(), cfg)
+    assert "Successive halving (eta 3)" in page
+    cells = re.findall(r"<td>([^<]*)</td>", page)
+    assert cells == ["1", "3", "1", "1", "2", "2", "0", "1"]
+    assert _halving_html(study.get_trials(), validate({"name": "x", "distill": {
+        "teacher": "unused"}})) == ""
