@@ -88,8 +88,9 @@ def suggest_config(
 ) -> DistillConfig:
     """Sample the searched parameters and return the trial's complete DistillConfig.
 
-    ``student_layers`` unset in the space (the default) is searched over 1..N-1 for a
-    teacher of N layers, unless ``search_student_layers`` is false. ``hidden_size`` unset
+    ``student_layers`` unset in the space (the default) is searched as an integer in 1..N-1
+    for a teacher of N layers (ordered, unlike explicit ``choices``), unless
+    ``search_student_layers`` is false. ``hidden_size`` unset
     is searched over :func:`~kdtune.objectives.student_size.auto_widths` of the teacher
     when its width (and head count) is given, unless ``search_hidden_size`` is false;
     ``widths`` replaces those automatic widths (:func:`feasible_widths`).
@@ -115,7 +116,8 @@ def suggest_config(
             updates["beta"] = base.beta if base.beta > 0 else 1.0
     depth_spec = space.student_layers
     if depth_spec is None and space.search_student_layers and teacher_layers > 1:
-        depth_spec = ChoiceParam(choices=tuple(range(1, teacher_layers)))
+        # An ordered integer, not a category: samplers can use "3 is between 2 and 4".
+        depth_spec = IntParam(low=1, high=teacher_layers - 1)
     if depth_spec is not None:
         updates["student_layers"] = int(_suggest(trial, "student_layers", depth_spec))
     if widths is None or space.hidden_size is not None or not space.search_hidden_size:

@@ -258,3 +258,17 @@ def test_beta_is_sampled_only_where_it_weights_something(tiny_teacher_dir, synth
     none = base.model_copy(update={"intermediate": ()})
     plain = optuna.trial.FixedTrial({**PARAMS, "schedule": "joint"})
     assert "beta" not in plain.params and suggest_config(plain, none, SPACE, 4).beta == 0.0
+
+
+def test_automatic_depth_is_an_ordered_integer(tiny_teacher_dir, synthetic_csv):
+    study = optuna.create_study()
+    trial = study.ask()
+    cfg = suggest_config(trial, _base(tiny_teacher_dir, synthetic_csv), SearchSpace(), 4)
+    dist = study.trials[0].distributions["student_layers"]
+    assert isinstance(dist, optuna.distributions.IntDistribution)
+    assert (dist.low, dist.high) == (1, 3) and 1 <= cfg.student_layers <= 3
+    other = optuna.create_study()  # a study keeps one distribution kind per parameter
+    suggest_config(other.ask(), _base(tiny_teacher_dir, synthetic_csv),
+                   SearchSpace(student_layers={"choices": [1, 3]}), 4)
+    assert isinstance(other.trials[0].distributions["student_layers"],
+                      optuna.distributions.CategoricalDistribution)
