@@ -23,9 +23,16 @@ instead; TextBrewer has separate weights.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from kdtune.frozen import FrozenModel
 
@@ -34,6 +41,7 @@ from .halving import HalvingConfig
 from .mapping import MAPPING_KINDS, layer_mapping
 from .runtime import check_device_name
 from .student_size import auto_widths
+from .warm_start import check_entry
 
 Schedule = Literal["joint", "two-stage"]
 Init = Literal["teacher-layers", "random", "checkpoint"]
@@ -219,6 +227,8 @@ class SearchSpace(FrozenModel):
         None, description="multi-objective successive halving along prediction epochs "
         "(rungs, eta); null: every trial trains to the end"
     )
+    warm_start: tuple[Annotated[Any, AfterValidator(check_entry)], ...] = Field(
+        (), description="configurations tried first: 'tinybert' or {param: value}")
     reuse_repeats: bool = Field(
         True, description="a trial whose configuration a finished trial already had copies "
         "that trial's result instead of training again (training is seeded, so it would "

@@ -30,6 +30,7 @@ from kdtune.attrs import PROTOCOL, STUDY_CONFIG, STUDY_STOPPED, STUDY_VERSION
 from kdtune.errors import KdtuneError, StudyNotFound, UsageError
 from kdtune.frozen import apply_overrides, dump_yaml
 from kdtune.objectives import catalogue
+from kdtune.objectives.warm_start import warm_start_params
 from kdtune.storage import (
     StorageSettings,
     database_errors,
@@ -146,6 +147,8 @@ def _create(storage: optuna.storages.BaseStorage, cfg: StudyConfig) -> dict:
         study.set_user_attr(STUDY_CONFIG, public)
         study.set_user_attr(STUDY_VERSION, __version__)
         study.set_user_attr(PROTOCOL, _protocol(cfg))
+        for params in warm_start_params(cfg.search):  # tried first, once
+            study.enqueue_trial(params, skip_if_exists=True)
         _save_note(study, cfg.model_copy(update={"storage": None}))
     elif stored != public:
         _log.warning("study %r exists with a different config; keeping the stored one", cfg.name)

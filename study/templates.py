@@ -86,6 +86,8 @@ search:
   beta: {low: 0.0, high: 1.0}    # joint schedule only: two-stage trials run with beta 1
   schedule: {choices: [joint, two-stage]}
   reuse_repeats: true         # a repeated configuration copies the earlier trial's result
+  warm_start: []              # tried first, once: [tinybert] (TinyBERT's recipe: t 1, alpha 1,
+                              # uniform, two-stage) and/or {temperature: 2.0, alpha: 0.5}
   halving: null               # multi-objective successive halving, e.g. {rungs: [1, 2], eta: 3}:
                               # after 1 and 2 prediction epochs a trial continues only while
                               # in the best 1/3 (non-dominated rank, then crowding distance)
