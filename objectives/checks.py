@@ -156,6 +156,7 @@ def check_distill(
     if facts is not None:
         problems += _width_problems(cfg, facts, at, space, space_key)
         problems += _cap_problems(cfg, facts, space, space_key)
+    problems += _halving_problems(cfg, space, space_key)
     classes = len(labels) if labels is not None else (
         len(facts.label_names) if facts is not None else None)
     if classes is not None and cfg.eval.reference_class >= classes:
@@ -186,6 +187,24 @@ def _width_problems(cfg: DistillConfig, facts: TeacherFacts, at, space: SearchSp
         problems.append(
             f"{space_key}.hidden_size: {wider[0]} is wider than the teacher ({facts.hidden_size})"
             f"; init 'teacher-layers' needs widths up to the teacher's")
+    return problems
+
+
+def _halving_problems(cfg: DistillConfig, space: SearchSpace | None,
+                      space_key: str) -> list[str]:
+    """Successive halving makes epochs the fidelity: not searched, and enough to reach the
+    rungs."""
+    if space is None or space.halving is None:
+        return []
+    problems = []
+    if space.epochs is not None:
+        problems.append(f"{space_key}.epochs: with {space_key}.halving, epochs are the "
+                        "fidelity, not a searched value: set it to null and distill.epochs "
+                        "to the last rung or beyond")
+    last = space.halving.rungs[-1]
+    if cfg.epochs < last:
+        problems.append(f"{space_key}.halving.rungs: the last rung ({last} epochs) is beyond "
+                        f"distill.epochs ({cfg.epochs}); no trial would reach it")
     return problems
 
 

@@ -91,7 +91,8 @@ search:
   halving: null               # multi-objective successive halving, e.g. {rungs: [1, 2], eta: 3}:
                               # after 1 and 2 prediction epochs a trial continues only while
                               # in the best 1/3 (non-dominated rank, then crowding distance)
-                              # of the trials recorded at that epoch; off until benchmarked
+                              # of the trials recorded at that epoch; off until benchmarked.
+                              # Needs epochs: null above and distill.epochs >= the last rung
 
 # objectives: [accuracy_student, sigma]   # the default for a 2-class teacher; with more
 #   classes the default is [accuracy_student, sigma_max] (sigma on class 0 is diluted there).

@@ -159,3 +159,17 @@ def test_the_report_shows_the_ladder():
     assert cells == ["1", "3", "1", "1", "2", "2", "0", "1"]
     assert _halving_html(study.get_trials(), validate({"name": "x", "distill": {
         "teacher": "unused"}})) == ""
+
+
+def test_halving_makes_epochs_the_fidelity(tiny_teacher_dir, synthetic_csv):
+    from kdtune.objectives.checks import check_distill
+
+    base = DistillConfig(teacher=str(tiny_teacher_dir), epochs=3, data=DataConfig(
+        source=str(synthetic_csv), eval_size=80, test_size=80))
+    halving = {"halving": {"rungs": [1, 2]}, "max_params_ratio": None}
+    searched = check_distill(base, space=SearchSpace(**halving))
+    assert [p.split(":")[0] for p in searched] == ["search.epochs"]
+    assert check_distill(base, space=SearchSpace(epochs=None, **halving)) == []
+    short = check_distill(base.model_copy(update={"epochs": 1}),
+                          space=SearchSpace(epochs=None, **halving))
+    assert len(short) == 1 and "beyond distill.epochs (1)" in short[0]
