@@ -105,7 +105,8 @@ def load_inputs(cfg: DistillConfig, device: torch.device, splits=None) -> RunInp
     return RunInputs(
         teacher=teacher, tokenizer=tokenizer, splits=splits,
         train=tokenize(train, tokenizer, cfg.data.max_length),
-        train_fingerprint=content_fingerprint(train, splits.label_names),
+        train_fingerprint=(splits.fingerprint(splits.students_split) if train is splits.students
+                           else content_fingerprint(train, splits.label_names)),
         eval=tokenize(splits.eval, tokenizer, cfg.data.max_length),
         mapping=mapping, hidden_pairs=hidden_state_pairs(mapping),
         attention_pairs=attention_pairs(mapping),

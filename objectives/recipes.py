@@ -25,6 +25,7 @@ import time
 from typing import Any
 
 from .config import DistillConfig
+from .warm_start import TINYBERT_PARAMS
 
 __all__ = ["REPRODUCE_TOLERANCE", "SELECTION_FIGURES", "TINYBERT_FIELDS", "config_hash",
            "retrain_and_test", "selection_deltas", "tinybert_recipe"]
@@ -79,9 +80,9 @@ def tinybert_recipe(cfg: DistillConfig, student_layers: int,
         pydantic.ValidationError: the size is not a valid DistillConfig value.
     """
     data = cfg.model_dump()
-    data.update(student_layers=student_layers, hidden_size=hidden_size, schedule="two-stage",
-                intermediate=("hidden", "embedding", "attention"), beta=1.0, temperature=1.0,
-                alpha=1.0, layer_mapping="uniform", min_relative_accuracy=None)
+    data.update(TINYBERT_PARAMS, student_layers=student_layers, hidden_size=hidden_size,
+                intermediate=("hidden", "embedding", "attention"), beta=1.0,
+                min_relative_accuracy=None)
     return DistillConfig.model_validate(data)
 
 

@@ -20,8 +20,9 @@ SEARCHED = ("temperature", "alpha", "layer_mapping", "learning_rate", "epochs", 
 
 TINYBERT_PARAMS = {"temperature": 1.0, "alpha": 1.0, "layer_mapping": "uniform",
                    "schedule": "two-stage"}
-"""The recipe ``"tinybert"`` stands for (kdtune's alpha weights the soft loss: 1 is
-TinyBERT's soft-only prediction loss)."""
+"""The searched values of TinyBERT's recipe, which ``"tinybert"`` stands for (kdtune's
+alpha weights the soft loss: 1 is TinyBERT's soft-only prediction loss); the whole recipe,
+these and its fixed losses, is :func:`kdtune.objectives.recipes.tinybert_recipe`."""
 
 
 def check_entry(entry: Any) -> Any:

@@ -45,7 +45,6 @@ from optuna.trial import FrozenTrial, TrialState
 from pydantic import BaseModel, ConfigDict
 
 from kdtune import frozen
-from kdtune.attrs import TRIAL_CONFIG
 from kdtune.errors import ConfigError, KdtuneError, UsageError
 from kdtune.fileio import atomic_directory, atomic_write_text
 from kdtune.objectives.bootstrap import interval_key
@@ -59,7 +58,7 @@ from .config import output_problems
 from .export_file import check_writable, read_checked, with_checksum
 from .front import pareto_front
 from .service import open_study
-from .verdict import fresh_verdict, stored_verdicts
+from .verdict import fresh_verdict, stored_verdicts, trial_config
 
 PICKS = ("knee", "max-accuracy", "min-sigma", "feasible", "trial:N")
 RULES = ("plain", "interval")
@@ -212,10 +211,7 @@ def export_trial(study_name: str, storage: str | None, pick: str, output: Path,
     trial = pick_trial(trials, best, cfg.directions, pick, kappa, rule)
     used_rule = rule if pick == "feasible" else None
     picked_by = pick_description(pick, rule, kappa)
-    raw = trial.user_attrs.get(TRIAL_CONFIG)
-    if raw is None:
-        raise KdtuneError(f"trial {trial.number} has no stored config (not a kdtune trial)")
-    distill_cfg = DistillConfig.model_validate(raw)
+    distill_cfg = trial_config(trial)
     metrics = {k: trial.user_attrs[k] for k in METRICS if k in trial.user_attrs}
     tested = fresh_verdict(trial, stored_verdicts(study))
     exported = ExportedConfig(

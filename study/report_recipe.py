@@ -15,15 +15,14 @@ import html
 from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial
 
 from kdtune.objectives.bootstrap import interval_key
-from kdtune.objectives.recipes import config_hash, tinybert_recipe
+from kdtune.objectives.recipes import config_hash
 
 from .config import StudyConfig
 from .front import front_trials
 from .size import sigma_metric
-from .verdict import fresh_verdict, stored_baselines, stored_verdicts, trial_config, trial_size
+from .verdict import baseline_config, fresh_verdict, stored_baselines, stored_verdicts
 
 RECIPE_TITLE = "Tuned students against the TinyBERT recipe at the same size"
 
@@ -41,15 +40,6 @@ def _figures(prefix: str, figures: dict | None, metric: str, split: str) -> dict
     return out
 
 
-def _fresh_baseline(trial: FrozenTrial, cfg: StudyConfig,
-                    baselines: dict[str, dict]) -> tuple[str, dict | None]:
-    """The trial's size key and the stored recipe result at that size, when it is current."""
-    layers, hidden, size = trial_size(trial, trial_config(trial))
-    stored = baselines.get(size)
-    want = config_hash(tinybert_recipe(trial_config(trial), layers, hidden))
-    return size, stored if stored is not None and stored.get("config_hash") == want else None
-
-
 def recipe_rows(study: optuna.Study, cfg: StudyConfig) -> list[dict[str, Any]]:
     """One row per student size on the front, smallest first (by parameter count).
 
@@ -64,18 +54,20 @@ def recipe_rows(study: optuna.Study, cfg: StudyConfig) -> list[dict[str, Any]]:
     verdicts, baselines = stored_verdicts(study), stored_baselines(study)
     rows: dict[str, dict[str, Any]] = {}
     for trial in front_trials(study, cfg):  # best first by the first objective
-        size, baseline = _fresh_baseline(trial, cfg, baselines)
+        size, recipe = baseline_config(trial)
         if size in rows:
             continue
+        baseline = baselines.get(size) or {}
+        if baseline.get("config_hash") != config_hash(recipe):
+            baseline = {}  # none stored, or for another configuration: shown as missing
         verdict = fresh_verdict(trial, verdicts) or {}
-        layers, hidden, _ = trial_size(trial, trial_config(trial))
         rows[size] = {
-            "size": f"{layers} x {hidden or 'teacher width'}",
+            "size": f"{recipe.student_layers} x {recipe.hidden_size or 'teacher width'}",
             "params": trial.user_attrs.get("params"), "tuned_trial": trial.number,
             **_figures("tuned", trial.user_attrs, metric, "selection"),
             **_figures("tuned", verdict.get("test"), metric, "test"),
-            **_figures("tinybert", (baseline or {}).get("selection"), metric, "selection"),
-            **_figures("tinybert", (baseline or {}).get("test"), metric, "test"),
+            **_figures("tinybert", baseline.get("selection"), metric, "selection"),
+            **_figures("tinybert", baseline.get("test"), metric, "test"),
         }
     return sorted(rows.values(), key=lambda r: (r["params"] is None, r["params"] or 0))
 

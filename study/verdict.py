@@ -94,6 +94,15 @@ def trial_size(trial: FrozenTrial, cfg: DistillConfig) -> tuple[int, int | None,
     return cfg.student_layers, hidden, f"{cfg.student_layers}x{hidden or 'full'}"
 
 
+def baseline_config(trial: FrozenTrial) -> tuple[str, DistillConfig]:
+    """``(size key, config)`` of the TinyBERT baseline for the size of ``trial`` (its tuned
+    student): the recipe on top of the trial's config, so the two differ only in the
+    recipe's fields."""
+    tuned = trial_config(trial)
+    layers, hidden, size = trial_size(trial, tuned)
+    return size, tinybert_recipe(tuned, layers, hidden)
+
+
 def stored_verdicts(study: optuna.Study) -> dict[int, dict]:
     """Every stored test verdict of the study, by trial number (stale ones included)."""
     out = {}
@@ -146,16 +155,15 @@ def _baseline_jobs(front: list[FrozenTrial]) -> list[dict]:
     so the two differ only in the recipe's fields."""
     jobs, seen = [], set()
     for trial in front:
-        tuned = trial_config(trial)
-        layers, hidden, size = trial_size(trial, tuned)
+        size, cfg = baseline_config(trial)
         if size in seen:
             continue
         seen.add(size)
-        cfg = tinybert_recipe(tuned, layers, hidden)
 
-        def make(run: dict, size=size, layers=layers, hidden=hidden, cfg=cfg) -> dict:
-            return {"recipe": RECIPE, "size": size, "student_layers": layers,
-                    "hidden_size": hidden, **run, "config": cfg.model_dump(mode="json")}
+        def make(run: dict, size=size, cfg=cfg) -> dict:
+            return {"recipe": RECIPE, "size": size, "student_layers": cfg.student_layers,
+                    "hidden_size": cfg.hidden_size, **run,
+                    "config": cfg.model_dump(mode="json")}
 
         jobs.append(_job(RECIPE, f"TinyBERT {size}", tinybert_key(size), cfg, make))
     return jobs

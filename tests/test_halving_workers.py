@@ -5,11 +5,9 @@ its rung records in the ladder while its trial is retried."""
 from __future__ import annotations
 
 import re
-import signal
-import time
 
 from optuna.trial import TrialState
-from test_worker import _cfg, _log_lines, _worker
+from test_worker import _cfg, _kill_then_finish, _log_lines, _worker
 
 from kdtune.attrs import PRUNE_REASON, RETRY_HISTORY, rung_key
 from kdtune.study.service import create_study, open_study
@@ -54,16 +52,8 @@ def test_a_worker_killed_mid_trial_keeps_its_rung_and_the_trial_is_retried(tmp_p
     cfg = _cfg(4)
     create_study(cfg)
     log = tmp_path / "log"
-    victim = _worker(cfg.name, "halving", log, 0, delay=3.0)
-    deadline = time.time() + 90
-    while time.time() < deadline and not (log.exists() and _log_lines(log, "rung")):
-        time.sleep(0.1)
-    dead_number = _log_lines(log, "rung")[0][0]  # passed rung 1, now in epoch 2
-    victim.send_signal(signal.SIGKILL)
-    victim.wait()
-    survivor = _worker(cfg.name, "halving", log, 1, delay=0.2)
-    out = survivor.communicate(timeout=180)[0]
-    assert survivor.returncode == 0, out
+    # Killed once its first trial passed rung 1, during epoch 2.
+    dead_number = _kill_then_finish(cfg.name, "halving", log, "rung", delay=3.0)
     study, _ = open_study(cfg.name, None)
     trials = study.get_trials()
     dead = trials[dead_number]

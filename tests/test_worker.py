@@ -56,6 +56,22 @@ def _log_lines(log: Path, kind: str) -> list[tuple[int, int]]:
     return out
 
 
+def _kill_then_finish(name: str, objective: str, log: Path, kind: str, delay: float) -> int:
+    """Worker 0 (slow) runs until the log's first ``kind`` line, is SIGKILLed, and worker 1
+    (fast) finishes the budget; returns the trial number of that first line."""
+    victim = _worker(name, objective, log, 0, delay=delay)
+    deadline = time.time() + 90
+    while time.time() < deadline and not (log.exists() and _log_lines(log, kind)):
+        time.sleep(0.1)
+    killed = _log_lines(log, kind)[0][0]
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    survivor = _worker(name, objective, log, 1, delay=0.2)
+    out = survivor.communicate(timeout=180)[0]
+    assert survivor.returncode == 0, out
+    return killed
+
+
 def test_two_workers_finish_exactly_the_budget_without_duplicates(tmp_path):
     cfg = _cfg(10)
     create_study(cfg)
@@ -80,16 +96,7 @@ def test_sigkill_mid_trial_is_retried_and_budget_still_reached(tmp_path):
     cfg = _cfg(6)
     create_study(cfg)
     log = tmp_path / "log"
-    victim = _worker(cfg.name, "sleepy", log, 0, delay=4.0)
-    deadline = time.time() + 60
-    while time.time() < deadline and not (log.exists() and _log_lines(log, "start")):
-        time.sleep(0.1)
-    killed_trial = _log_lines(log, "start")[0][0]
-    victim.send_signal(signal.SIGKILL)
-    victim.wait()
-    survivor = _worker(cfg.name, "sleepy", log, 1, delay=0.2)
-    out = survivor.communicate(timeout=120)[0]
-    assert survivor.returncode == 0, out
+    killed_trial = _kill_then_finish(cfg.name, "sleepy", log, "start", delay=4.0)
     study, _ = open_study(cfg.name, None)
     trials = study.get_trials()
     counts = budget_counts(trials)
