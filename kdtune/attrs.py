@@ -39,6 +39,9 @@ SECONDS_PREFIX = "seconds_"
 """Prefix of the per-phase wall times, e.g. ``seconds_train``."""
 PARAMS_CAP = "params_cap"
 """The most parameters the trial's student could have (the study's size cap), when capped."""
+EPOCHS_TRAINED = "epochs_trained"
+"""Epochs the trial has trained so far, intermediate-stage epochs included (the compute a
+study's ``epoch_budget`` counts; 0 or absent for an untrained or reused trial)."""
 EPOCH_ACCURACY_PREFIX = "eval_accuracy_epoch_"
 """Prefix of the evaluation accuracy after each epoch, e.g. ``eval_accuracy_epoch_1``."""
 

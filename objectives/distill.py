@@ -76,7 +76,8 @@ def distill(
 
     Args:
         cfg: the complete run description.
-        on_epoch: called after each prediction-stage epoch with (epoch, eval accuracy).
+        on_epoch: called after each prediction-stage epoch with (epoch, eval accuracy);
+            ``epoch`` counts every epoch trained so far, intermediate-stage ones included.
         progress: show a progress bar per epoch.
         splits: already-loaded :class:`kdtune.objectives.data.Splits` (reused across calls).
         threads: torch threads when ``cfg.threads`` is unset (a worker's share of the

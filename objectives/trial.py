@@ -54,6 +54,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from kdtune.attrs import (
     DUPLICATE_OF,
+    EPOCHS_TRAINED,
     MAX_PARAMS_CONSTRAINT,
     PARAMS_CAP,
     SECONDS_PREFIX,
@@ -253,13 +254,16 @@ def make_objective(
         if twin is not None and twin.user_attrs.get(TRIAL_CONFIG) == config:
             # Same parameters and same full configuration: the result would be the same.
             for key, value in twin.user_attrs.items():
-                if not key.startswith(SECONDS_PREFIX) and key != DUPLICATE_OF:
+                if not key.startswith(SECONDS_PREFIX) and key not in (DUPLICATE_OF,
+                                                                         EPOCHS_TRAINED):
                     trial.set_user_attr(key, value)
             trial.set_user_attr(DUPLICATE_OF, twin.number)
             return list(twin.values)
 
         def on_epoch(epoch: int, acc: float) -> None:
+            # ``epoch`` counts every epoch trained so far, intermediate-stage ones included
             trial.set_user_attr(epoch_accuracy_key(epoch), acc)
+            trial.set_user_attr(EPOCHS_TRAINED, epoch)
 
         halving = {} if space.halving is None else {
             "on_figures": rung_check(trial, space.halving, objectives, directions)}

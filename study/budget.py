@@ -22,7 +22,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from kdtune.attrs import FAILED_TRIAL, RETRY_HISTORY
+from kdtune.attrs import EPOCHS_TRAINED, FAILED_TRIAL, RETRY_HISTORY
 from kdtune.fileio import file_lock
 from kdtune.storage import database_errors, optuna_adapter
 
@@ -93,6 +93,24 @@ def budget_counts_db(study: optuna.Study) -> dict[str, int]:
     return _counts(states.get(TrialState.COMPLETE, 0), states.get(TrialState.PRUNED, 0),
                    failed, final_fail, states.get(TrialState.RUNNING, 0),
                    states.get(TrialState.WAITING, 0))
+
+
+def epochs_trained_db(study: optuna.Study) -> int:
+    """Epochs trained by all of ``study``'s trials so far (their
+    :data:`~kdtune.attrs.EPOCHS_TRAINED`, running trials included), summed from the database:
+    the compute that a study's ``epoch_budget`` counts."""
+    from sqlalchemy import select
+
+    trials = optuna_adapter.trials_table()
+    attrs = optuna_adapter.trial_user_attrs_table()
+    sid = optuna_adapter.study_id(study)
+    with database_errors("counting epochs"), optuna_adapter.rdb_engine(study).connect() as conn:
+        values = conn.execute(
+            select(attrs.c.value_json)
+            .join(trials, attrs.c.trial_id == trials.c.trial_id)
+            .where(trials.c.study_id == sid, attrs.c.key == EPOCHS_TRAINED)
+        ).scalars()
+        return sum(int(json.loads(v)) for v in values)
 
 
 @contextlib.contextmanager

@@ -73,6 +73,9 @@ class StudyConfig(FrozenModel):
         "teacher, [accuracy_student, sigma_max] for more than two classes")
     sampler: SamplerConfig = SamplerConfig()
     n_trials: int = Field(20, ge=1, description="trial budget across all workers")
+    epoch_budget: int | None = Field(
+        None, ge=1, description="compute budget: workers take no new trial once the study's "
+        "trials have trained this many epochs in all (null: n_trials alone)")
     max_retries: int = Field(2, ge=0, description="re-queues of a trial that raised or died")
     heartbeat_interval: int = Field(10, ge=1, description="seconds between worker heartbeats")
     grace_period: int | None = Field(None, ge=1, description="default 3 x heartbeat_interval")

@@ -39,7 +39,7 @@ from kdtune.storage import (
     warn_if_shared_sqlite,
 )
 
-from .budget import budget_counts, budget_counts_db
+from .budget import budget_counts, budget_counts_db, epochs_trained_db
 from .config import StudyConfig, config_from_json, load_config, validate
 from .front import pareto_front
 from .signals import Stopped, stop_children
@@ -263,6 +263,8 @@ def study_status(name: str, storage: str | None) -> dict:
                                                               strict=True)),
         "budget": cfg.n_trials,
         **counts,
+        **({"epoch_budget": cfg.epoch_budget, "epochs_trained": epochs_trained_db(study)}
+           if cfg.epoch_budget is not None else {}),
         "pareto_front": len(front),
         **({"stopped": stopped} if (stopped := study.user_attrs.get(STUDY_STOPPED)) else {}),
     }

@@ -102,6 +102,9 @@ sampler:
   seed: 0                     # each worker draws its own stream from (seed, index)
   population_size: 8
 n_trials: 40                  # budget across all workers
+epoch_budget: null            # compute budget: no new trial once all trials together have
+                              # trained this many epochs (two-stage ones count both stages;
+                              # a trial stopped at a halving rung counts what it trained)
 max_retries: 2                # re-queues of a trial that raised or whose worker died
 heartbeat_interval: 10
 """

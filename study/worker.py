@@ -7,7 +7,10 @@ Started as ``kdtune worker --study NAME`` on any machine that reaches the storag
 Guarantees (each tested in tests/test_worker.py):
 
 * **Exact global budget.** A worker asks for a trial only while ``finished + running +
-  waiting < n_trials``; that check and ``study.ask()`` happen under a study-wide lock
+  waiting < n_trials`` and, when the study sets an ``epoch_budget``, while its trials have
+  trained fewer epochs than that in all (running trials' epochs so far included, so the
+  study overshoots by at most what the running trials still train); that check and
+  ``study.ask()`` happen under a study-wide lock
   (:func:`kdtune.study.budget.budget_lock`: a PostgreSQL advisory lock, or a file lock next
   to a SQLite file), so two workers can never both take the last slot.
 * **Dead workers' trials come back.** Each running trial sends heartbeats; a trial whose
@@ -53,7 +56,7 @@ from kdtune.errors import KdtuneError, StorageError, UsageError
 from kdtune.storage import optuna_adapter
 from kdtune.storage.link import DatabaseLink
 
-from .budget import budget_counts_db, budget_lock
+from .budget import budget_counts_db, budget_lock, epochs_trained_db
 from .config import StudyConfig
 from .outcome import (
     STOPPED_PREFIX,
@@ -284,6 +287,9 @@ def next_trial(study: optuna.Study, cfg: StudyConfig, link: DatabaseLink | None 
         counts = budget_counts_db(study)
         if counts["finished"] >= cfg.n_trials:
             return "done"
+        if (cfg.epoch_budget is not None and counts["waiting"] == 0
+                and epochs_trained_db(study) >= cfg.epoch_budget):
+            return "done"  # the compute budget is spent (re-queued trials still run)
         if counts["used"] >= cfg.n_trials and counts["waiting"] == 0:
             return None
         return study.ask()

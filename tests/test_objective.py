@@ -168,6 +168,9 @@ def test_repeated_parameters_reuse_the_finished_trial(tiny_teacher_dir, syntheti
     assert repeat.values == first.values and repeat.user_attrs["duplicate_of"] == 0
     assert repeat.user_attrs["sigma"] == first.user_attrs["sigma"]
     assert "seconds_train" not in repeat.user_attrs  # it took no training time
+    # the compute an epoch_budget counts: the repeat trained nothing
+    assert "epochs_trained" not in repeat.user_attrs
+    assert first.user_attrs["epochs_trained"] == first.user_attrs["config"]["epochs"]
     assert "duplicate_of" not in first.user_attrs and "duplicate_of" not in new.user_attrs
 
     calls.clear()  # reuse_repeats off: every trial trains

@@ -92,6 +92,21 @@ def test_two_workers_finish_exactly_the_budget_without_duplicates(tmp_path):
     assert len(params) == 10
 
 
+def test_epoch_budget_stops_the_study_before_n_trials(tmp_path):
+    """A compute budget of 10 epochs at 3 epochs a trial: one worker takes 4 trials (9 < 10
+    after three, 12 after four) and stops although n_trials allows 20."""
+    from kdtune.study.service import study_status
+
+    cfg = _cfg(20, epoch_budget=10)
+    create_study(cfg)
+    proc = _worker(cfg.name, "epochs3", tmp_path / "log", 0)
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 0, out
+    status = study_status(cfg.name, None)
+    assert status["complete"] == 4 and status["epochs_trained"] == 12, status
+    assert status["epoch_budget"] == 10
+
+
 def test_sigkill_mid_trial_is_retried_and_budget_still_reached(tmp_path):
     cfg = _cfg(6)
     create_study(cfg)

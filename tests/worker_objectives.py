@@ -32,6 +32,18 @@ def sleepy(cfg):
     return objective
 
 
+def epochs3(cfg):
+    """Records 3 trained epochs (kdtune.attrs.EPOCHS_TRAINED) per trial, then two values."""
+
+    def objective(trial):
+        a = trial.suggest_float("alpha", 0.0, 1.0)
+        _log(f"start {trial.number} {os.getpid()}")
+        trial.set_user_attr("epochs_trained", 3)
+        return [a, 1.0 - a]
+
+    return objective
+
+
 def flaky(cfg):
     """Raises on the first attempt of trial 0, and a non-retryable error on trial 1."""
 
