@@ -1,251 +1,215 @@
-"""Benchmark part 1: does kdtune find what hand tuning found, at equal trial budget?
+"""Search quality at equal compute: which search finds small students that keep the teacher's
+confidences, judged on data no search looked at?
 
-Task: the polarity MiniLM teacher (the demo's: 3,200 training sentences, 2 epochs),
-students distilled from it on 800 training / 400 evaluation sentences. Arms, each a real
-kdtune study run by ``kdtune run``'s code path (2 local worker processes, embedded
-PostgreSQL of $KDTUNE_HOME, study names prefixed ``bench-``):
+Task: the demo's polarity MiniLM teacher (``kdtune teacher fit`` defaults: 2,400 training
+sentences; 400 test, 400 selection and 800 transfer sentences kept out). Students learn on
+the 800 transfer sentences, every search optimises the 400-sentence selection split, and the
+verdicts come from the 400-sentence test split. Every study caps the student at one third of
+the teacher's parameters (kdtune's default ``max_params_ratio``), trains 3 prediction epochs
+(the fidelity, not searched) and searches kdtune's default space otherwise (temperature,
+alpha, mapping, learning rate, schedule, beta where it weights something, depth 1..5 as an
+integer, width).
 
-* ``nsga2``: kdtune's default multi-objective search (accuracy up, sigma down);
-* ``tpe-mo``: multi-objective TPE;
-* ``random``: random search over the same space;
-* ``acc-only``: single-objective TPE on accuracy (the usual practice);
-* ``tinybert``: TinyBERT's recipe as one fixed configuration (t = 1, soft loss only,
-  uniform mapping, two-stage schedule with intermediate losses, depth closest to N/3).
+Arms (:data:`ARMS`), each a real kdtune study run by ``kdtune run``'s code path (2 local
+worker processes of 1 torch thread, embedded PostgreSQL of $KDTUNE_HOME, names ``bench-...``):
+successive halving (rungs after 1 and 2 epochs, eta 3) with NSGA-II, NSGA-II without it,
+random search and accuracy-only TPE (the core arms); then the sampler comparison:
+multivariate TPE, Optuna's GP sampler, and TPE with halving. Each arm has its own sampler
+seeds (:func:`sampler_seed`).
 
-For each arm: the Pareto front of (accuracy, sigma) over its complete trials, the
-hypervolume with reference point (accuracy 0, sigma 0.5), the best accuracy among trials
-with sigma <= kappa (0.05), and sigma at the most accurate trial. Writes
-bench/RESULTS-search.md and bench/search-fronts.png.
+Equal compute: every study has the same ``epoch_budget`` (epochs trained by all its trials
+together, intermediate-stage epochs included; an untrained over-cap trial costs 0); no worker
+takes a trial once it is spent, so each study overshoots by at most what its last running
+trials still trained (the actual epochs are reported). Each arm runs on ``--seeds`` seeds:
+seed s is the sampler's seed (streams drawn from ``SeedSequence([s, worker])``) and the
+students' training seed; the data splits and the teacher are the same for all. The arms run
+interleaved (seed 0 of every arm, then seed 1, ...) so a change in machine load falls on all.
 
-    .venv/bin/python bench/search_quality.py --trials 20 --seeds 3
+After each study, ``kdtune test``'s code (:func:`kdtune.study.verdict.test_front`, 1 thread:
+the workers' floating point) retrains its Pareto front on the selection split and measures it
+on test. Then :mod:`search_analysis` picks, per seed, each arm's student against the
+accuracy-only best (same size or smaller, within one point of its selection accuracy, lowest
+selection sigma), retrains picks that are not on a front, trains the TinyBERT recipe at each
+pick's size, and writes bench/search-results.json (every trial's parameters and figures),
+bench/search-fronts.png, bench/RESULTS-search.md and the target sentences at the top of
+bench/RESULTS.md.
+
+    .venv/bin/python bench/search_quality.py --seeds 3 --epoch-budget 45
+    .venv/bin/python bench/search_quality.py --from-json bench/search-results.json  # write-up only
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import math
 import os
 import platform
+import sys
 import time
+import zlib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "bench"))
 
-KAPPA = 0.05
-REF = (0.0, 0.5)  # accuracy 0, sigma 0.5: every binary-task trial lies inside
+EPOCHS = 3
+RUNGS, ETA = (1, 2), 3
+ARMS: dict[str, dict] = {
+    "halving-nsga2": {"sampler": "nsga2", "halving": True},
+    "nsga2": {"sampler": "nsga2"},
+    "random": {"sampler": "random"},
+    "acc-only": {"sampler": "tpe", "objectives": ["accuracy_student"]},
+    "tpe": {"sampler": "tpe"},
+    "gp": {"sampler": "gp"},
+    "halving-tpe": {"sampler": "tpe", "halving": True},
+}
+"""Arm name -> sampler, successive halving on or off, objectives (default: accuracy, sigma)."""
+CORE = ("halving-nsga2", "nsga2", "random", "acc-only")
+"""The arms run first (all seeds), before the sampler comparison's."""
 
 
-def arm_config(arm: str, seed: int, trials: int, teacher: Path, name: str) -> dict:
-    """The kdtune study config of one arm."""
-    distill = {
-        "teacher": str(teacher),
-        "data": {"train_size": 800, "eval_size": 400, "max_length": 64},
-        "batch_size": 32,
-        "min_relative_accuracy": 0.6,
-        "seed": seed,
+def sampler_seed(arm: str, seed: int) -> int:
+    """The study seed of ``arm`` on ``seed``: distinct per arm, so no two arms draw the same
+    random stream (TPE's random start-up trials would otherwise repeat the random arm's)."""
+    return zlib.crc32(arm.encode()) % 10_000 * 100 + seed
+
+
+def arm_config(arm: str, seed: int, teacher: Path, name: str, epoch_budget: int) -> dict:
+    """The kdtune study config of one arm on one seed (students train with seed ``seed``
+    in every arm: the arms are paired on training noise, not on sampler streams)."""
+    spec = ARMS[arm]
+    cfg = {
+        "name": name,
+        "distill": {"teacher": str(teacher),
+                    "data": {"transfer_size": 800, "eval_size": 400, "max_length": 64},
+                    "epochs": EPOCHS, "batch_size": 32, "min_relative_accuracy": 0.6,
+                    "seed": seed},
+        "search": {"epochs": None,
+                   "halving": {"rungs": list(RUNGS), "eta": ETA} if spec.get("halving")
+                   else None},
+        "sampler": {"name": spec["sampler"], "seed": sampler_seed(arm, seed)},
+        "n_trials": 1000,  # the epoch budget ends each study
+        "epoch_budget": epoch_budget,
     }
-    search = {"epochs": {"low": 1, "high": 2},
-              "learning_rate": {"low": 5e-5, "high": 3e-4, "log": True}}
-    cfg = {"name": name, "distill": distill, "search": search, "n_trials": trials,
-           "sampler": {"name": "nsga2", "population_size": 6, "seed": seed,
-                       "n_startup_trials": 6}}
-    if arm == "tpe-mo":
-        cfg["sampler"]["name"] = "tpe"
-    elif arm == "random":
-        cfg["sampler"]["name"] = "random"
-    elif arm == "acc-only":
-        cfg["sampler"]["name"] = "tpe"
-        cfg["objectives"] = ["accuracy_student"]
-    elif arm == "tinybert":
-        distill.update({"temperature": 1.0, "alpha": 1.0, "layer_mapping": "uniform",
-                        "schedule": "two-stage", "beta": 1.0, "student_layers": 2,
-                        "epochs": 2, "learning_rate": 1e-4, "intermediate_epochs": 1})
-        cfg["search"] = {k: None for k in ("temperature", "alpha", "layer_mapping",
-                                           "learning_rate", "epochs", "beta", "schedule")}
-        cfg["search"]["search_student_layers"] = False
-        cfg["n_trials"] = 1
-        cfg["sampler"]["name"] = "random"
+    if "objectives" in spec:
+        cfg["objectives"] = spec["objectives"]
     return cfg
 
 
-def summarise(study) -> dict:
-    """Front, hypervolume, best feasible accuracy, sigma at the most accurate trial."""
-    from optuna.trial import TrialState
+def collect(study) -> list[dict]:
+    """Every trial of ``study``: state, parameters, figures, compute, rungs, reason."""
+    from kdtune.attrs import (
+        DUPLICATE_OF,
+        EPOCH_ACCURACY_PREFIX,
+        EPOCHS_TRAINED,
+        FAIL_REASON,
+        PRUNE_REASON,
+        RUNG_PREFIX,
+    )
 
-    from kdtune.study.front import hypervolume
+    out = []
+    for t in study.get_trials(deepcopy=False):
+        ua = t.user_attrs
+        seconds = ((t.datetime_complete - t.datetime_start).total_seconds()
+                   if t.datetime_complete and t.datetime_start else None)
+        out.append({
+            "number": t.number, "state": t.state.name, "params": t.params,
+            "values": t.values, "accuracy": ua.get("accuracy_student"),
+            "sigma": ua.get("sigma"), "n_params": ua.get("params"),
+            "epochs_trained": ua.get(EPOCHS_TRAINED, 0), "seconds": seconds,
+            "duplicate_of": ua.get(DUPLICATE_OF), "config": ua.get("config"),
+            "epoch_accuracy": {k.removeprefix(EPOCH_ACCURACY_PREFIX): v
+                               for k, v in ua.items() if k.startswith(EPOCH_ACCURACY_PREFIX)},
+            "rungs": {k.removeprefix(RUNG_PREFIX): v for k, v in ua.items()
+                      if k.startswith(RUNG_PREFIX)},
+            "reason": ua.get(PRUNE_REASON) or ua.get(FAIL_REASON),
+        })
+    return out
 
-    done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
-    pts = [(float(t.user_attrs["accuracy_student"]), float(t.user_attrs["sigma"]))
-           for t in done if math.isfinite(float(t.user_attrs.get("sigma", float("nan"))))]
-    front = sorted(p for p in pts if not any(q[0] >= p[0] and q[1] <= p[1] and q != p
-                                             for q in pts))
-    hv = hypervolume([(-a, s) for a, s in pts], (-REF[0], REF[1]))
-    feasible = [a for a, s in pts if s <= KAPPA]
-    top = max(pts, default=(float("nan"), float("nan")))
-    states = [t.state.name for t in study.get_trials(deepcopy=False)]
-    return {"n_complete": len(done), "n_pruned": states.count("PRUNED"),
-            "n_failed": states.count("FAIL"), "front": front, "points": pts,
-            "hypervolume": hv, "best_feasible_accuracy": max(feasible, default=float("nan")),
-            "best_accuracy": top[0], "sigma_at_best_accuracy": top[1]}
+
+def run_arm(arm: str, seed: int, teacher: Path, stamp: str, epoch_budget: int,
+            workers: int) -> dict:
+    """Run one study to its epoch budget, test its front; its record for the JSON."""
+    from kdtune.study.config import validate_with_overrides
+    from kdtune.study.service import open_study, run_study
+    from kdtune.study.verdict import stored_verdicts, test_front
+
+    name = f"bench-{arm}-s{seed}-{stamp}"
+    cfg = validate_with_overrides(arm_config(arm, seed, teacher, name, epoch_budget), [],
+                                  check=True)
+    t0 = time.time()
+    run_study(cfg, workers=workers, progress=False)
+    seconds = time.time() - t0
+    t1 = time.time()
+    test_front(name, None, baselines=False, progress=False, threads=1)
+    study, _ = open_study(name, None)
+    verdicts = {str(n): v for n, v in stored_verdicts(study).items()}
+    return {"arm": arm, "seed": seed, "study": name, "seconds": seconds,
+            "test_seconds": time.time() - t1, "objectives": list(cfg.objectives),
+            "trials": collect(study), "verdicts": verdicts}
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--trials", type=int, default=20)
-    ap.add_argument("--seeds", type=int, default=3, help="seeds for the nsga2 and random arms")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--epoch-budget", type=int, default=45)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--arms", default="nsga2,tpe-mo,random,acc-only,tinybert")
-    ap.add_argument("--output", type=Path, default=REPO / "bench" / "RESULTS-search.md")
+    ap.add_argument("--arms", default=",".join(ARMS))
+    ap.add_argument("--json", type=Path, default=REPO / "bench" / "search-results.json")
     ap.add_argument("--from-json", type=Path, default=None,
-                    help="redraw the figure and tables from a search-results.json")
+                    help="redo the picks' write-up from a saved search-results.json")
     args = ap.parse_args()
+    import search_analysis
 
-    if args.from_json is not None:
+    if args.from_json is not None:  # e.g. after an interrupted run: picks, then write-up
         saved = json.loads(args.from_json.read_text())
-        write_results(args, saved["results"], saved["seconds"], Path(saved["teacher"]))
+        if "picks" not in saved:
+            search_analysis.add_picks(saved)
+            args.from_json.write_text(json.dumps(saved, indent=1))
+        search_analysis.write_up(saved)
         return
+    arms = args.arms.split(",")
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown:
+        ap.error(f"unknown arms {unknown}; known: {', '.join(ARMS)}")
 
-    from kdtune.objectives.teacher_registry import cached_teacher
-    from kdtune.study.config import validate
-    from kdtune.study.demo import demo_teacher_config
-    from kdtune.study.service import open_study, run_study
-
-    # the teacher is shared with the user's demo cache when it exists
-    teacher = cached_teacher(demo_teacher_config())
-    stamp = time.strftime("%Y%m%d%H%M%S")
-    results: dict[str, list[dict]] = {}
-    started = time.time()
-    for arm in args.arms.split(","):
-        seeds = range(args.seeds) if arm in ("nsga2", "random", "tinybert") else range(1)
-        for seed in seeds:
-            name = f"bench-{arm}-s{seed}-{stamp}"
-            cfg = validate(arm_config(arm, seed, args.trials, teacher, name))
-            t0 = time.time()
-            run_study(cfg, workers=args.workers, progress=False)
-            study, _ = open_study(name, None)
-            summary = summarise(study)
-            summary.update({"seed": seed, "seconds": time.time() - t0, "study": name})
-            results.setdefault(arm, []).append(summary)
-            brief = {k: v for k, v in summary.items() if k not in ("front", "points")}
-            print(f"{arm:9s} seed {seed}: {json.dumps(brief)}", flush=True)
-    write_results(args, results, time.time() - started, teacher)
-
-
-def matched_sigma(points: list, target: float) -> tuple[float, float] | None:
-    """(sigma, accuracy) of the lowest-sigma point with accuracy >= target - 0.01."""
-    ok = [(s, a) for a, s in points if a >= target - 0.01 - 1e-12]
-    return min(ok) if ok else None
-
-
-def headline(results: dict) -> tuple[str, dict | None]:
-    """The one-sentence answer: sigma cut at <= 1 point below the accuracy-only best."""
-    import numpy as np
-
-    if not results.get("acc-only"):
-        return "not answered: the accuracy-only arm was not run.", None
-    ref_run = results["acc-only"][0]
-    target, reference = ref_run["best_accuracy"], ref_run["sigma_at_best_accuracy"]
-    rows = []
-    for arm, runs in results.items():
-        for r in runs:
-            hit = matched_sigma(r["points"], target)
-            rows.append({"arm": arm, "seed": r["seed"], "sigma": hit and hit[0],
-                         "accuracy": hit and hit[1],
-                         "reduction": hit and (reference - hit[0]) / reference})
-    ours = [r for r in rows if r["arm"] == "nsga2"]
-    cuts = [r["reduction"] if r["sigma"] is not None else float("nan") for r in ours]
-    hits = [c for c in cuts if not math.isnan(c)]
-    if not ours:
-        return "not answered: the nsga2 arm was not run.", None
-    much = bool(hits) and len(hits) == len(ours) and min(hits) >= 0.23
-    verdict = "yes" if much else ("partly" if hits and max(hits) >= 0.23 else "no")
-    spread = (f"{np.mean(hits):.0%} on average (range {min(hits):.0%} to {max(hits):.0%})"
-              if hits else "none")
-    answer = (f"{verdict}: at {ref_run['n_complete'] + ref_run['n_pruned'] + ref_run['n_failed']}"
-              f" trials per study, kdtune's NSGA-II found students within one point of the "
-              f"accuracy-only best ({target:.1%}) in {len(hits)} of {len(ours)} seeds, with "
-              f"sigma lower than the accuracy-only pick's ({reference:.4f}) by {spread} "
-              "(the paper's hand tuning: 23 to 39 percent).")
-    return answer, {"target": target, "reference": reference, "rows": rows}
-
-
-def write_results(args, results: dict, seconds: float, teacher: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
     import torch
 
-    fig, ax = plt.subplots(figsize=(8, 5.5))
-    markers = ["o", "s", "^", "D", "v"]
-    for k, (arm, runs) in enumerate(results.items()):
-        color = f"C{k}"
-        for r in runs:  # every seed; hollow markers so coinciding fronts stay visible
-            pts = r["front"]
-            if pts:
-                ax.step([p[1] for p in pts], [p[0] for p in pts], where="post", color=color,
-                        marker=markers[r["seed"] % len(markers)], mfc="none", ms=7 + 2 * k,
-                        alpha=0.8, label=f"{arm} seed {r['seed']}")
-    ax.axvline(KAPPA, color="grey", ls="--", lw=1, label=f"kappa = {KAPPA}")
-    ax.set_xlabel("sigma (lower is better)")
-    ax.set_ylabel("student accuracy (higher is better)")
-    ax.set_title("Pareto fronts at equal budget, polarity, MiniLM teacher")
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(REPO / "bench" / "search-fronts.png", dpi=120)
+    from kdtune.objectives.teacher_registry import cached_teacher
+    from kdtune.study.demo import demo_teacher_config
 
-    def stat(arm, key):
-        vals = [r[key] for r in results.get(arm, []) if not math.isnan(r[key])]
-        if not vals:
-            return "n/a"
-        if len(vals) == 1:
-            return f"{vals[0]:.4f}"
-        return f"{np.mean(vals):.4f} ± {np.std(vals):.4f} (n={len(vals)})"
-
-    answer, matched = headline(results)
-    lines = [f"## Search quality, {datetime.date.today().isoformat()}", "",
-             f"**Answer:** {answer}", "",
-             f"Command: `.venv/bin/python bench/search_quality.py --trials {args.trials} "
-             f"--seeds {args.seeds} --workers {args.workers} --arms {args.arms}`", "",
-             f"Machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-             f"{args.workers} worker processes (1 torch thread each). Wall time "
-             f"{seconds / 60:.0f} min. Teacher: {teacher.name} (MiniLM fine-tuned on 3,200 "
-             "polarity sentences). Students: 800 training / 400 evaluation sentences. "
-             f"Hypervolume reference point: accuracy {REF[0]}, sigma {REF[1]}; kappa {KAPPA}.",
-             "", "| arm | trials (complete/pruned/failed) | hypervolume | best accuracy | "
-             "sigma at best accuracy | best accuracy with sigma <= kappa |",
-             "|---|---|---|---|---|---|"]
-    for arm, runs in results.items():
-        counts = ", ".join(f"{r['n_complete']}/{r['n_pruned']}/{r['n_failed']}" for r in runs)
-        lines.append(f"| {arm} | {counts} | {stat(arm, 'hypervolume')} | "
-                     f"{stat(arm, 'best_accuracy')} | {stat(arm, 'sigma_at_best_accuracy')} | "
-                     f"{stat(arm, 'best_feasible_accuracy')} |")
-    if matched:
-        lines += ["", "Lowest sigma among trials within one point of the accuracy-only best "
-                  f"accuracy ({matched['target']:.4f} - 0.01), against the accuracy-only "
-                  f"study's sigma at its best trial ({matched['reference']:.4f}):", "",
-                  "| arm | seed | lowest sigma within 1 point | accuracy there | "
-                  "sigma reduction |", "|---|---|---|---|---|"]
-        for row in matched["rows"]:
-            if row["sigma"] is None:
-                lines.append(f"| {row['arm']} | {row['seed']} | none within 1 point | | |")
-            else:
-                lines.append(f"| {row['arm']} | {row['seed']} | {row['sigma']:.4f} | "
-                             f"{row['accuracy']:.4f} | {row['reduction']:.1%} |")
-    lines += ["", "Pareto fronts (accuracy, sigma) per run:", ""]
-    for arm, runs in results.items():
-        for r in runs:
-            front = ", ".join(f"({a:.3f}, {s:.4f})" for a, s in r["front"])
-            lines.append(f"- {arm} seed {r['seed']}: {front}")
-    lines.append("")
-    (REPO / "bench" / "search-results.json").write_text(json.dumps(
-        {"results": results, "seconds": seconds, "teacher": str(teacher)}, indent=1))
-    with open(args.output, "a") as fh:
-        fh.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    teacher = cached_teacher(demo_teacher_config())  # the demo's, shared with its cache
+    stamp = time.strftime("%Y%m%d%H%M%S")
+    command = " ".join(["bench/search_quality.py", *sys.argv[1:]])
+    saved = {"command": f".venv/bin/python {command}", "date": time.strftime("%Y-%m-%d %H:%M"),
+             "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch "
+                        f"{torch.__version__}", "teacher": str(teacher),
+             "epoch_budget": args.epoch_budget, "workers": args.workers, "epochs": EPOCHS,
+             "rungs": list(RUNGS), "eta": ETA, "arms": {a: ARMS[a] for a in arms},
+             "load_before": load_average(), "runs": []}
+    started = time.time()
+    core = [a for a in arms if a in CORE]
+    order = [(seed, arm) for group in (core, [a for a in arms if a not in CORE])
+             for seed in range(args.seeds) for arm in group]
+    for seed, arm in order:  # interleaved: every core arm on seed 0, then seed 1, ...
+        run = run_arm(arm, seed, teacher, stamp, args.epoch_budget, args.workers)
+        run["load_after"] = load_average()
+        saved["runs"].append(run)
+        trained = [t for t in run["trials"] if t["epochs_trained"]]
+        print(f"{arm:14s} seed {seed}: {len(run['trials'])} trials, {len(trained)} trained,"
+              f" {sum(t['epochs_trained'] for t in trained)} epochs, "
+              f"{run['seconds']:.0f} s (+{run['test_seconds']:.0f} s test), "
+              f"load {run['load_after']}", flush=True)
+        args.json.write_text(json.dumps(saved, indent=1))  # a crash keeps what ran
+    saved["seconds"] = time.time() - started
+    search_analysis.add_picks(saved)  # retrains picks off the fronts, TinyBERT at their sizes
+    saved["seconds_total"] = time.time() - started
+    args.json.write_text(json.dumps(saved, indent=1))
+    search_analysis.write_up(saved)
 
 
 if __name__ == "__main__":

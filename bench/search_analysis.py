@@ -1,0 +1,414 @@
+"""The picks, targets, tables and figure of bench/search_quality.py (see its docstring).
+
+Rules, fixed before the run:
+
+* **Reference (accuracy-only best):** on each seed, the accuracy-only study's best complete
+  trial on the selection split (the first of equal accuracies, as Optuna's ``best_trial``).
+* **Pick of a multi-objective arm:** on the same seed, among its complete trials with at most
+  the reference's parameters and selection accuracy at least the reference's minus one point,
+  the one with the lowest selection sigma (then the higher accuracy, then the earlier trial).
+  Picks and references are measured on test (their stored ``kdtune test`` verdict, or
+  retrained with 1 thread, which reproduces a trial exactly); the TinyBERT recipe
+  (:func:`kdtune.objectives.recipes.tinybert_recipe`) is trained at each pick's size on the
+  pick's optimiser budget.
+* **kdtune's default** is the multi-objective arm with the highest mean *selection*
+  hypervolume over seeds (every complete trial's selection figures); the targets are then
+  read on the *test* split, which took no part in that choice.
+* **Hypervolume:** of (accuracy up, sigma down) with reference point :data:`REF` (accuracy
+  0.5, chance on balanced polarity; sigma 0.5), Optuna's exact computation. Test
+  hypervolume: of the test figures of a study's selection front (what ``kdtune test``
+  measures).
+* **Spread:** standard deviation over seeds with ddof = 1.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+REF = (0.5, 0.5)
+KAPPA = 0.05
+SIGMA_CUT, ACC_POINT = 0.35, 0.01
+MARK_START, MARK_END = "<!-- search-targets:start -->", "<!-- search-targets:end -->"
+
+
+# ---------------------------------------------------------------------------------------
+# Picks (need training: run once, after the studies)
+
+
+def complete(run: dict) -> list[dict]:
+    return [t for t in run["trials"] if t["state"] == "COMPLETE" and t["duplicate_of"] is None
+            and t["accuracy"] is not None and t["sigma"] is not None]
+
+
+def reference_trial(run: dict) -> dict | None:
+    done = sorted(complete(run), key=lambda t: t["number"])
+    return max(done, key=lambda t: t["accuracy"]) if done else None
+
+
+def pick_trial(run: dict, ref: dict) -> dict | None:
+    ok = [t for t in complete(run) if t["n_params"] <= ref["n_params"]
+          and t["accuracy"] >= ref["accuracy"] - ACC_POINT - 1e-12]
+    return min(ok, key=lambda t: (t["sigma"], -t["accuracy"], t["number"])) if ok else None
+
+
+def size_of(config: dict) -> str:
+    return f"{config['student_layers']}x{config['hidden_size']}"
+
+
+def add_picks(saved: dict) -> None:
+    """``saved["picks"]``: per seed and multi-objective arm, the reference, the pick, both
+    on test, and the TinyBERT recipe at the pick's size (trains what is not stored)."""
+    from kdtune.objectives.config import DistillConfig
+    from kdtune.objectives.data import load_splits
+    from kdtune.objectives.recipes import config_hash, retrain_and_test, tinybert_recipe
+
+    splits: dict[str, object] = {}
+    trained: dict[str, dict] = {}
+
+    def measured(config: dict, run: dict | None = None, number: int | None = None) -> dict:
+        if run is not None and str(number) in run["verdicts"]:
+            v = run["verdicts"][str(number)]
+            return {"test": v["test"], "selection": v.get("selection"), "retrained": False}
+        cfg = DistillConfig.model_validate(config)
+        key = config_hash(cfg)
+        if key not in trained:
+            data = cfg.data.model_dump_json()
+            if data not in splits:
+                splits[data] = load_splits(cfg.data)
+            out = retrain_and_test(cfg, splits[data], threads=1)
+            trained[key] = {"test": out["test"], "selection": out["selection"],
+                            "retrained": True, "seconds": out["seconds"]}
+        return trained[key]
+
+    picks = []
+    runs = saved["runs"]
+    for seed in sorted({r["seed"] for r in runs}):
+        acc_only = [r for r in runs if r["seed"] == seed and r["arm"] == "acc-only"]
+        ref = reference_trial(acc_only[0]) if acc_only else None
+        if ref is None:
+            continue
+        ref_row = {**_brief(ref), **measured(ref["config"], acc_only[0], ref["number"])}
+        for run in runs:
+            if run["seed"] != seed or run["arm"] == "acc-only":
+                continue
+            pick = pick_trial(run, ref)
+            row = {"seed": seed, "arm": run["arm"], "reference": ref_row, "pick": None,
+                   "tinybert": None}
+            if pick is not None:
+                row["pick"] = {**_brief(pick), **measured(pick["config"], run, pick["number"])}
+                cfg = DistillConfig.model_validate(pick["config"])
+                recipe = tinybert_recipe(cfg, cfg.student_layers, cfg.hidden_size)
+                row["tinybert"] = {"size": size_of(pick["config"]),
+                                   **measured(json.loads(recipe.model_dump_json()))}
+            picks.append(row)
+            print(f"pick seed {seed} {run['arm']}: {json.dumps(_line(row))}", flush=True)
+    saved["picks"] = picks
+
+
+def _brief(t: dict) -> dict:
+    return {"number": t["number"], "size": size_of(t["config"]), "n_params": t["n_params"],
+            "accuracy_selection": t["accuracy"], "sigma_selection": t["sigma"],
+            "params_searched": t["params"]}
+
+
+def _line(row: dict) -> dict:
+    p = row["pick"]
+    return {"ref_test_sigma": row["reference"]["test"]["sigma"],
+            "pick_test_sigma": p and p["test"]["sigma"],
+            "pick_test_acc": p and p["test"]["accuracy_student"]}
+
+
+# ---------------------------------------------------------------------------------------
+# Figures per run
+
+
+def hv(points: list[tuple[float, float]]) -> float:
+    """Hypervolume of (accuracy, sigma) points against :data:`REF` (0 for no point)."""
+    from kdtune.study.front import hypervolume
+
+    pts = [(-a, s) for a, s in points if math.isfinite(a) and math.isfinite(s)]
+    return hypervolume(pts, (-REF[0], REF[1])) if pts else 0.0
+
+
+def test_points(run: dict) -> list[dict]:
+    """The test figures of the run's tested front, with their trial numbers."""
+    out = []
+    for number, v in run["verdicts"].items():
+        test = v.get("test") or {}
+        if test.get("accuracy_student") is not None and test.get("sigma") is not None:
+            out.append({"number": int(number), **test})
+    return sorted(out, key=lambda p: -p["accuracy_student"])
+
+
+def run_figures(run: dict) -> dict:
+    trained = [t for t in run["trials"] if t["epochs_trained"]]
+    epochs = sum(t["epochs_trained"] for t in trained)
+    tests = test_points(run)
+    lowest = min(tests, key=lambda p: p["sigma"], default=None)
+    return {
+        "trials": len(run["trials"]), "configs": len(trained), "epochs": epochs,
+        "seconds": run["seconds"],
+        "configs_per_hour": len(trained) / run["seconds"] * 3600,
+        "configs_per_100_epochs": 100 * len(trained) / max(1, epochs),
+        "complete": len(complete(run)),
+        "hv_selection": hv([(t["accuracy"], t["sigma"]) for t in complete(run)]),
+        "hv_test": hv([(p["accuracy_student"], p["sigma"]) for p in tests]),
+        "lowest_test_sigma": lowest,
+    }
+
+
+def rank_correlations(runs: list[dict]) -> list[dict]:
+    """Spearman correlation between a rung and the final figure.
+
+    Full-length arms: accuracy after prediction epoch k against the final accuracy, over
+    every trial that trained all epochs (no survivor bias). Halving arms: the recorded rung
+    values (accuracy and sigma) against the final ones, over the trials that finished
+    (survivors of the rungs, so the range is narrowed).
+    """
+    from scipy.stats import spearmanr
+
+    out = []
+    full = [t for r in runs if "halving" not in r["arm"] and r["arm"] != "acc-only"
+            for t in complete(r)]
+    for k in (1, 2):
+        pairs = []
+        for t in full:
+            accs = [t["epoch_accuracy"][e] for e in sorted(t["epoch_accuracy"], key=int)]
+            if len(accs) >= 3:
+                pairs.append((accs[-3 + k - 1], t["accuracy"]))
+        if len(pairs) >= 5:
+            rho = spearmanr(*zip(*pairs, strict=True)).statistic
+            out.append({"arms": "full-length (nsga2, tpe, gp, random)", "rung": k,
+                        "figure": "accuracy", "n": len(pairs), "rho": float(rho)})
+    halved = [t for r in runs if "halving" in r["arm"] for t in complete(r)]
+    for k in (1, 2):
+        for j, figure in enumerate(("accuracy", "sigma")):
+            pairs = [(t["rungs"][str(k)]["values"][j], t[figure]) for t in halved
+                     if str(k) in t["rungs"]]
+            if len(pairs) >= 5:
+                rho = spearmanr(*zip(*pairs, strict=True)).statistic
+                out.append({"arms": "halving survivors", "rung": k, "figure": figure,
+                            "n": len(pairs), "rho": float(rho)})
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# Write-up
+
+
+def mean_sd(values: list[float]) -> str:
+    vals = [v for v in values if v is not None and math.isfinite(v)]
+    if not vals:
+        return "n/a"
+    if len(vals) == 1:
+        return f"{vals[0]:.4f}"
+    return f"{np.mean(vals):.4f} ± {np.std(vals, ddof=1):.4f}"
+
+
+def ci(test: dict, key: str) -> str:
+    lo, hi = (test.get(f"{key}_ci") or [float("nan")] * 2)[:2]
+    return f"{test[key]:.4f} [{lo:.4f}, {hi:.4f}]"
+
+
+def choose_default(figs: dict[str, list[dict]]) -> str:
+    mo = {arm: np.mean([f["hv_selection"] for f in fs]) for arm, fs in figs.items()
+          if arm != "acc-only"}
+    return max(mo, key=mo.get)
+
+
+def targets(saved: dict, figs: dict, default: str, corr: list[dict]) -> list[str]:
+    """The four target sentences (issue 13's *Done when*), each met or missed."""
+    lines = []
+    rows = [p for p in saved.get("picks", []) if p["arm"] == default]
+    met = []
+    for p in rows:
+        ref, pick = p["reference"]["test"], p["pick"] and p["pick"]["test"]
+        if pick is None:
+            met.append((p["seed"], None, None))
+            continue
+        cut = (ref["sigma"] - pick["sigma"]) / ref["sigma"]
+        gap = pick["accuracy_student"] - ref["accuracy_student"]
+        met.append((p["seed"], cut, gap))
+    ok = [m for m in met if m[1] is not None and m[1] >= SIGMA_CUT and m[2] >= -ACC_POINT]
+    detail = "; ".join(f"seed {s}: " + ("no pick within one point" if c is None else
+                       f"sigma {c:+.0%} lower, accuracy {g * 100:+.1f} points") for s, c, g in met)
+    lines.append(f"- **Sigma at equal size: {'met' if len(ok) == len(met) and met else 'missed'}"
+                 f" ({len(ok)} of {len(met)} seeds).** kdtune's default ({default}) found, "
+                 f"under one third of the teacher's parameters, students whose test sigma is "
+                 f"lower than the accuracy-only best's at the same or smaller size by the "
+                 f"target's 35% with at most one point less accuracy on {len(ok)} of "
+                 f"{len(met)} seeds ({detail}).")
+    d = {f["seed"]: f["hv_test"] for f in figs[default]}
+    r = {f["seed"]: f["hv_test"] for f in figs.get("random", [])}
+    seeds = sorted(set(d) & set(r))
+    wins = [s for s in seeds if d[s] > r[s]]
+    spread = max(np.std(list(d.values()), ddof=1) if len(d) > 1 else 0.0,
+                 np.std(list(r.values()), ddof=1) if len(r) > 1 else 0.0)
+    diff = float(np.mean([d[s] - r[s] for s in seeds])) if seeds else float("nan")
+    good = len(wins) == len(seeds) and seeds and diff > spread
+    lines.append(f"- **Hypervolume against random search: {'met' if good else 'missed'}.** "
+                 f"Test hypervolume {mean_sd(list(d.values()))} against random's "
+                 f"{mean_sd(list(r.values()))}: higher on {len(wins)} of {len(seeds)} seeds, by "
+                 f"{diff:+.4f} on average against a seed spread of {spread:.4f}.")
+    lows = [f["lowest_test_sigma"] for f in figs[default] if f["lowest_test_sigma"]]
+    best = min(lows, key=lambda p: p["sigma"], default=None)
+    reached = best is not None and best["sigma"] <= KAPPA
+    sure = best is not None and (best.get("sigma_ci") or [0, 1])[1] <= KAPPA
+    if best is None:
+        lines.append("- **phi_cnf: missed.** No front of the default was tested.")
+    else:
+        note = ("" if not reached else " and its interval lies under kappa" if sure
+                else ", but its interval reaches above kappa")
+        lines.append(f"- **phi_cnf (sigma <= {KAPPA}): {'met' if reached else 'missed'}.** "
+                     f"The lowest test sigma on the default's fronts is {ci(best, 'sigma')} "
+                     f"(accuracy {best['accuracy_student']:.3f}){note}.")
+    halving = [a for a in figs if a.startswith("halving-")]
+    ratios = []
+    for arm in halving:
+        base = arm.removeprefix("halving-")
+        for f in figs[arm]:
+            twin = [g for g in figs.get(base, []) if g["seed"] == f["seed"]]
+            if twin:
+                ratios.append((arm, f["seed"], f["configs_per_hour"] / twin[0]["configs_per_hour"],
+                               f["configs_per_100_epochs"] / twin[0]["configs_per_100_epochs"]))
+    rho = "; ".join(f"{c['figure']} after {c['rung']} epoch(s) {c['rho']:.2f} (n={c['n']}, "
+                    f"{c['arms']})" for c in corr)
+    hour = [x[2] for x in ratios]
+    good = bool(hour) and min(hour) >= 2
+    lines.append(f"- **Configurations per hour with successive halving: "
+                 f"{'met' if good else 'missed'}.** Against the same sampler at full length, "
+                 f"halving trained {np.mean(hour) if hour else float('nan'):.2f}x as many "
+                 f"configurations per wall hour (range {min(hour, default=float('nan')):.2f}-"
+                 f"{max(hour, default=float('nan')):.2f}, {len(hour)} study pairs) and "
+                 f"{np.mean([x[3] for x in ratios]) if ratios else float('nan'):.2f}x per epoch "
+                 f"of compute. Rank correlation of a rung with the final result (Spearman): "
+                 f"{rho or 'n/a'}.")
+    return lines
+
+
+def write_up(saved: dict) -> None:
+    runs = saved["runs"]
+    figs: dict[str, list[dict]] = {}
+    for run in runs:
+        figs.setdefault(run["arm"], []).append({"seed": run["seed"], **run_figures(run)})
+    corr = rank_correlations(runs)
+    default = choose_default(figs)
+    tlines = targets(saved, figs, default, corr)
+    head = [f"Measured {saved['date']} on {saved['machine']}, {saved['workers']} worker "
+            f"processes of 1 thread; command `{saved['command']}`; equal compute: "
+            f"{saved['epoch_budget']} trained epochs per study; verdicts on the 400-sentence "
+            f"test split, which no search or choice read. Detail: "
+            "[RESULTS-search.md](RESULTS-search.md).", ""]
+    block = [MARK_START, "## Search targets (issue 13)", "", *head, *tlines, MARK_END]
+    _put_block(REPO / "bench" / "RESULTS.md", block)
+    detail = ["# Search quality at equal compute", "", *head, *tlines, "",
+              f"kdtune's default by the rule fixed before the run (highest mean selection "
+              f"hypervolume): **{default}**.", "", *_arm_table(figs), "", *_pick_table(saved),
+              "", *_corr_table(corr), "", "![fronts](search-fronts.png)", "",
+              f"Load average before the run {saved.get('load_before')}; after each study in "
+              "search-results.json. Wall time "
+              f"{saved.get('seconds_total', saved.get('seconds', 0)) / 60:.0f} min.", ""]
+    (REPO / "bench" / "RESULTS-search.md").write_text("\n".join(detail))
+    _figure(saved, default)
+    print("\n".join(detail))
+
+
+def _put_block(path: Path, block: list[str]) -> None:
+    text = path.read_text()
+    new = "\n".join(block)
+    if MARK_START in text:
+        before, rest = text.split(MARK_START, 1)
+        after = rest.split(MARK_END, 1)[1]
+        text = before + new + after
+    else:
+        title, _, body = text.partition("\n")
+        text = f"{title}\n\n{new}\n{body}"
+    path.write_text(text)
+
+
+def _arm_table(figs: dict) -> list[str]:
+    lines = ["| arm | studies | trials / trained configs | epochs | configs per hour | "
+             "selection HV | test HV | lowest test sigma |", "|---|---|---|---|---|---|---|---|"]
+    for arm, fs in figs.items():
+        lows = [f["lowest_test_sigma"]["sigma"] for f in fs if f["lowest_test_sigma"]]
+        lines.append(
+            f"| {arm} | {len(fs)} | " + ", ".join(f"{f['trials']}/{f['configs']}" for f in fs)
+            + f" | {mean_sd([f['epochs'] for f in fs])} | "
+            f"{mean_sd([f['configs_per_hour'] for f in fs])} | "
+            f"{mean_sd([f['hv_selection'] for f in fs])} | {mean_sd([f['hv_test'] for f in fs])}"
+            f" | {mean_sd(lows)} |")
+    return ["Per arm (mean ± sd over seeds; HV reference accuracy 0.5, sigma 0.5):", "", *lines]
+
+
+def _pick_table(saved: dict) -> list[str]:
+    lines = ["Picks against the accuracy-only best on the same seed (test split, 95% "
+             "paired-bootstrap intervals; TinyBERT's recipe at the pick's size):", "",
+             "| seed | arm | size | test accuracy | test sigma | sigma vs acc-only | "
+             "TinyBERT accuracy | TinyBERT sigma |", "|---|---|---|---|---|---|---|---|"]
+    seen = set()
+    for p in saved.get("picks", []):
+        ref = p["reference"]
+        if p["seed"] not in seen:
+            seen.add(p["seed"])
+            lines.append(f"| {p['seed']} | acc-only best | {ref['size']} | "
+                         f"{ci(ref['test'], 'accuracy_student')} | {ci(ref['test'], 'sigma')} "
+                         "| | | |")
+        if p["pick"] is None:
+            lines.append(f"| {p['seed']} | {p['arm']} | none within one point | | | | | |")
+            continue
+        t, tb = p["pick"]["test"], p["tinybert"]["test"]
+        cut = (ref["test"]["sigma"] - t["sigma"]) / ref["test"]["sigma"]
+        lines.append(f"| {p['seed']} | {p['arm']} | {p['pick']['size']} | "
+                     f"{ci(t, 'accuracy_student')} | {ci(t, 'sigma')} | {cut:+.0%} lower | "
+                     f"{ci(tb, 'accuracy_student')} | {ci(tb, 'sigma')} |")
+    return lines
+
+
+def _corr_table(corr: list[dict]) -> list[str]:
+    lines = ["Rung-to-final rank correlation (Spearman):", "",
+             "| trials | rung (epochs) | figure | n | rho |", "|---|---|---|---|---|"]
+    lines += [f"| {c['arms']} | {c['rung']} | {c['figure']} | {c['n']} | {c['rho']:.3f} |"
+              for c in corr]
+    return lines
+
+
+def _figure(saved: dict, default: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    seeds = sorted({r["seed"] for r in saved["runs"]})
+    fig, axes = plt.subplots(1, len(seeds), figsize=(5 * len(seeds), 4.5), squeeze=False,
+                             sharey=True)
+    arms = list(dict.fromkeys(r["arm"] for r in saved["runs"]))
+    for ax, seed in zip(axes[0], seeds, strict=True):
+        for k, arm in enumerate(arms):
+            run = [r for r in saved["runs"] if r["seed"] == seed and r["arm"] == arm]
+            pts = test_points(run[0]) if run else []
+            if not pts:
+                continue
+            pts = sorted(pts, key=lambda p: p["sigma"])
+            ax.step([p["sigma"] for p in pts], [p["accuracy_student"] for p in pts],
+                    where="post", marker="o", mfc="none", color=f"C{k}",
+                    lw=2.5 if arm == default else 1, label=arm)
+        for p in saved.get("picks", []):
+            if p["seed"] == seed and p["arm"] == default and p["tinybert"]:
+                tb = p["tinybert"]["test"]
+                ax.plot(tb["sigma"], tb["accuracy_student"], "k*", ms=11,
+                        label=f"TinyBERT {p['tinybert']['size']}")
+        ax.axvline(KAPPA, color="grey", ls="--", lw=1)
+        ax.set_title(f"seed {seed}: test-split fronts")
+        ax.set_xlabel("sigma on test (lower is better)")
+    axes[0][0].set_ylabel("student accuracy on test")
+    axes[0][-1].legend(fontsize=7)
+    fig.suptitle(f"Fronts at equal compute ({saved['epoch_budget']} epochs per study), "
+                 f"polarity, MiniLM teacher, {datetime.date.today().isoformat()}")
+    fig.tight_layout()
+    fig.savefig(REPO / "bench" / "search-fronts.png", dpi=110)
