@@ -42,6 +42,11 @@ PARAMS_CAP = "params_cap"
 EPOCHS_TRAINED = "epochs_trained"
 """Epochs the trial has trained so far, intermediate-stage epochs included (the compute a
 study's ``epoch_budget`` counts; 0 or absent for an untrained or reused trial)."""
+REPEAT_OF = "repeat_of"
+"""On a trial that ``kdtune rescore`` enqueued: the number of the front trial whose
+configuration it repeats on another training seed (:mod:`kdtune.study.rescore`)."""
+REPEAT_SEED = "repeat_seed"
+"""On such a repeat: the training seed (``distill.seed``) it runs with instead."""
 EPOCH_ACCURACY_PREFIX = "eval_accuracy_epoch_"
 """Prefix of the evaluation accuracy after each epoch, e.g. ``eval_accuracy_epoch_1``."""
 

@@ -38,6 +38,11 @@ them below every feasible trial by their excess; NSGA-II and GP learn from COMPL
 only, so for them an over-cap configuration costs one instant trial of the budget and is
 never a parent (rather than being ranked as a worst parent).
 
+Repeats on other seeds (``kdtune rescore``, :mod:`kdtune.study.rescore`): a trial enqueued
+with the user attribute :data:`kdtune.attrs.REPEAT_SEED` trains its parameters with that
+``distill.seed``, is never answered from a finished twin, and runs to the end (no
+successive-halving rung stops it: it measures a configuration already chosen).
+
 Early stopping: Optuna's pruners refuse multi-objective studies, so kdtune brings its own
 rule (``DistillConfig.min_relative_accuracy``): after each epoch a trial whose evaluation
 accuracy is below that fraction of the teacher's is stopped and ends PRUNED, with the reason.
@@ -57,6 +62,7 @@ from kdtune.attrs import (
     EPOCHS_TRAINED,
     MAX_PARAMS_CONSTRAINT,
     PARAMS_CAP,
+    REPEAT_SEED,
     SECONDS_PREFIX,
     TRIAL_CONFIG,
     epoch_accuracy_key,
@@ -247,10 +253,13 @@ def make_objective(
 
     def objective(trial: optuna.Trial) -> list[float]:
         cfg = suggest_config(trial, base, space, depth, *shape, widths=widths)
+        repeat_seed = trial.user_attrs.get(REPEAT_SEED)  # kdtune rescore's repeats
+        if repeat_seed is not None:
+            cfg = cfg.model_copy(update={"seed": int(repeat_seed)})
         config = json.loads(cfg.model_dump_json())
         trial.set_user_attr(TRIAL_CONFIG, config)
         check_size(trial, student_parameters(t_cfg, cfg.student_layers, cfg.hidden_size), cap)
-        twin = finished_twin(trial) if space.reuse_repeats else None
+        twin = finished_twin(trial) if space.reuse_repeats and repeat_seed is None else None
         if twin is not None and twin.user_attrs.get(TRIAL_CONFIG) == config:
             # Same parameters and same full configuration: the result would be the same.
             for key, value in twin.user_attrs.items():
@@ -265,7 +274,7 @@ def make_objective(
             trial.set_user_attr(epoch_accuracy_key(epoch), acc)
             trial.set_user_attr(EPOCHS_TRAINED, epoch)
 
-        halving = {} if space.halving is None else {
+        halving = {} if space.halving is None or repeat_seed is not None else {
             "on_figures": rung_check(trial, space.halving, objectives, directions)}
         try:
             result = run(cfg, on_epoch=on_epoch, threads=threads, **halving)

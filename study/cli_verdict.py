@@ -1,4 +1,5 @@
-"""The CLI commands on the Pareto front: ``kdtune pareto`` (``--test``) and ``kdtune test``.
+"""The CLI commands on the Pareto front: ``kdtune pareto`` (``--test``), ``kdtune test`` and
+``kdtune rescore`` (:mod:`kdtune.study.rescore`).
 
 ``kdtune test`` measures the front, and the TinyBERT recipe at its sizes, on the test split
 (:func:`kdtune.study.verdict.test_front`); ``kdtune run`` calls :func:`test_after_run` when
@@ -20,9 +21,43 @@ TEST_HELP = ("measure the Pareto front and the TinyBERT recipe at the same sizes
 
 
 def register_front_commands(app: typer.Typer) -> None:
-    """Add ``pareto`` and ``test`` to ``app``."""
+    """Add ``pareto``, ``test`` and ``rescore`` to ``app``."""
     app.command("pareto")(pareto_cmd)
     app.command("test", help=TEST_HELP)(test_cmd)
+    app.command("rescore")(rescore_cmd)
+
+
+def rescore_cmd(
+    study: StudyOpt,
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="more training seeds per "
+                                       "front configuration")] = 2,
+    workers: Annotated[int, typer.Option("--workers", "-w", min=0, help="local worker "
+                                         "processes to run them (0: leave them to the "
+                                         "study's workers)")] = 2,
+    storage: StorageOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Retrain the Pareto front's configurations on more seeds, as trials of the study.
+
+    The repeats are ordinary trials marked repeat_of / repeat_seed; the study's budget
+    grows by as many. kdtune pareto, the report and kdtune export then use each front
+    trial's mean over its seeds, with a 95% interval.
+    """
+    from .rescore import enqueue_repeats
+    from .service import open_study, run_study
+
+    info = enqueue_repeats(study, storage, seeds)
+    if workers and info["enqueued"]:
+        cfg = open_study(study, storage)[1].model_copy(update={"storage": storage})
+        info["status"] = run_study(cfg, workers=workers, progress=not as_json)
+    if as_json:
+        print_json(info)
+        return
+    typer.echo(f"{len(info['enqueued'])} repeats enqueued for {study} "
+               f"(budget now {info['n_trials']})"
+               + ("" if workers or not info["enqueued"] else "; start workers to run them"))
+    if "status" in info:
+        typer.echo(f"see kdtune pareto --study {study}")
 
 
 def pareto_cmd(

@@ -26,6 +26,10 @@ The export's ``source`` records the pick and, for ``feasible``, the rule; and, o
 retrained selection figures and whether they reproduced the trial's), which the model card
 of ``kdtune distill`` shows beside the selection figures.
 
+After ``kdtune rescore`` (:mod:`kdtune.study.rescore`) the pick rules read each rescored
+front trial's mean over its seeds instead of its single run, and ``source.seeds`` records
+those means with their 95% intervals (``source.metrics`` stays the trial's own run).
+
 ``kdtune distill`` also runs the production check (:mod:`kdtune.objectives.heldout`): the
 student and its teacher on the test split, which no trial reads, with paired bootstrap
 intervals, beside the trial's selection-split figures from the export; written to
@@ -57,6 +61,7 @@ from .card import model_card
 from .config import output_problems
 from .export_file import check_writable, read_checked, with_checksum
 from .front import pareto_front
+from .rescore import noise_aware, seed_summary
 from .service import open_study
 from .verdict import fresh_verdict, stored_verdicts, trial_config
 
@@ -208,7 +213,15 @@ def export_trial(study_name: str, storage: str | None, pick: str, output: Path,
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     best = pareto_front(study) if complete else []  # repeats listed once
     kappa = cfg.distill.eval.kappa
-    trial = pick_trial(trials, best, cfg.directions, pick, kappa, rule)
+    seeds = seed_summary(study, cfg)  # kdtune rescore: pick on the seed means
+    if seeds and not pick.startswith("trial:"):
+        # Rescored: choose among the front trials by their seed means (a single run of a
+        # trial off the front would be compared with means; a repeat stands in its mean).
+        trials = best
+    picked = pick_trial(noise_aware(trials, seeds, cfg.objectives),
+                        noise_aware(best, seeds, cfg.objectives), cfg.directions, pick, kappa,
+                        rule)
+    trial = next(t for t in trials if t.number == picked.number)  # its own run's figures
     used_rule = rule if pick == "feasible" else None
     picked_by = pick_description(pick, rule, kappa)
     distill_cfg = trial_config(trial)
@@ -218,7 +231,9 @@ def export_trial(study_name: str, storage: str | None, pick: str, output: Path,
         distill=distill_cfg,
         source=ExportSource(study=study_name, trial=trial.number, pick=pick,
                             kdtune_version=__version__, metrics=metrics, rule=used_rule,
-                            **({} if tested is None else {TEST_VERDICT: tested})),
+                            **({} if tested is None else {TEST_VERDICT: tested}),
+                            **({"seeds": seeds[trial.number]} if trial.number in seeds
+                               else {})),
     )
     header = (f"# kdtune {__version__}: trial {trial.number} of study {study_name!r} "
               f"(pick: {picked_by}).\n# Run it with: kdtune distill {output.name} -o student/\n")

@@ -12,10 +12,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from kdtune.attrs import DUPLICATE_OF
+from kdtune.attrs import DUPLICATE_OF, REPEAT_OF
 from kdtune.errors import KdtuneError, UsageError
 from kdtune.objectives.catalogue import worst_value
 from kdtune.storage import optuna_adapter
@@ -37,9 +38,21 @@ def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
     """``study.best_trials`` without repeats of an earlier trial's configuration.
 
     A repeat (user attribute :data:`~kdtune.attrs.DUPLICATE_OF`, see
-    :mod:`kdtune.objectives.trial`) has its first trial's values, so that trial stands for it.
+    :mod:`kdtune.objectives.trial`) has its first trial's values, so that trial stands for it;
+    a rescore repeat on another seed (:data:`~kdtune.attrs.REPEAT_OF`) is summarised on its
+    front trial (:mod:`kdtune.study.rescore`).
     """
-    return [t for t in study.best_trials if DUPLICATE_OF not in t.user_attrs]
+    complete = complete_trials(study)
+    if not any(REPEAT_OF in t.user_attrs for t in complete):
+        return [t for t in study.best_trials if DUPLICATE_OF not in t.user_attrs]
+    # A repeat may dominate its own front trial: the front is taken without repeats.
+    own = [t for t in complete if DUPLICATE_OF not in t.user_attrs
+           and REPEAT_OF not in t.user_attrs]
+    signs = [-1.0 if d == optuna.study.StudyDirection.MAXIMIZE else 1.0
+             for d in study.directions]
+    ranks = optuna_adapter.non_domination_rank(
+        np.array([[s * v for s, v in zip(signs, t.values, strict=True)] for t in own]))
+    return [t for t, rank in zip(own, ranks, strict=True) if rank == 0]
 
 
 def _sort_key(cfg: StudyConfig) -> Callable[[FrozenTrial], tuple]:

@@ -6,6 +6,10 @@ trial, best first on the first objective. An objective with a stored bootstrap i
 :mod:`kdtune.objectives.bootstrap`) has it beside it: one cell ``0.7450 [0.702, 0.786]`` in
 a table, ``<name>_ci_low`` / ``<name>_ci_high`` columns in CSV, the list in JSON.
 
+A study that ``kdtune rescore`` retrained on more seeds (:mod:`kdtune.study.rescore`) adds
+``seeds`` and, per objective, ``<name>_mean`` with its 95% interval ``<name>_mean_ci``:
+the mean over the trial's seeds (empty for a front trial not rescored).
+
 With ``test`` (``kdtune pareto --test``) each row also has the front trial's test-split
 figures, which the search never read (:mod:`kdtune.study.verdict`, stored by ``kdtune
 test``): ``accuracy_test`` and ``<sigma>_test`` (the study's sigma objective) with their
@@ -31,6 +35,7 @@ from kdtune.objectives.bootstrap import interval_key
 
 from .config import StudyConfig
 from .front import front_trials
+from .rescore import seed_summary
 from .service import open_study
 from .size import sigma_metric
 from .verdict import fresh_verdict, stored_verdicts
@@ -64,14 +69,29 @@ def test_columns(verdict: dict | None, metric: str) -> dict[str, Any]:
     return out
 
 
+def seed_columns(entry: dict | None, cfg: StudyConfig) -> dict[str, Any]:
+    """A row's ``kdtune rescore`` columns: ``seeds`` and each objective's ``<name>_mean``
+    with its ``<name>_mean_ci`` (all ``None`` for a trial not rescored)."""
+    out: dict[str, Any] = {"seeds": (entry or {}).get("seeds")}
+    for name in cfg.objectives:
+        out[f"{name}_mean"] = (entry or {}).get(f"{name}_mean")
+        out[interval_key(f"{name}_mean")] = (entry or {}).get(f"{name}_mean_ci")
+    return out
+
+
 def front_rows(study: optuna.Study, cfg: StudyConfig, test: bool = False) -> list[dict[str, Any]]:
     """:func:`pareto_rows` for an open study."""
     trials = front_trials(study, cfg)
+    summary = seed_summary(study, cfg)
+    rows = [_row(t, cfg) for t in trials]
+    if summary:
+        rows = [{**row, **seed_columns(summary.get(t.number), cfg)}
+                for row, t in zip(rows, trials, strict=True)]
     if not test:
-        return [_row(t, cfg) for t in trials]
+        return rows
     verdicts, metric = stored_verdicts(study), sigma_metric(cfg)
-    return [{**_row(t, cfg), **test_columns(fresh_verdict(t, verdicts), metric)}
-            for t in trials]
+    return [{**row, **test_columns(fresh_verdict(t, verdicts), metric)}
+            for row, t in zip(rows, trials, strict=True)]
 
 
 def untested_trials(rows: Sequence[dict[str, Any]]) -> list[int]:
