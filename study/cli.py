@@ -34,7 +34,9 @@ from .cli_common import (
     StudyOpt,
     emit,
     print_json,
+    quiet_library_bars,
 )
+from .cli_config import config_app
 from .cli_storage import storage_app
 from .cli_verdict import register_front_commands, test_after_run
 from .signals import Stopped, StopSignals, as_stopped
@@ -50,6 +52,7 @@ app = typer.Typer(
 teacher_app = typer.Typer(help="Teachers: fine-tune a BERT checkpoint into a classifier.",
                           no_args_is_help=True)
 app.add_typer(storage_app, name="storage")
+app.add_typer(config_app, name="config")
 app.add_typer(teacher_app, name="teacher")
 
 _state = {"debug": False}
@@ -62,6 +65,7 @@ def _root(
     version: Annotated[bool, typer.Option("--version", help="print the version")] = False,
 ) -> None:
     _state["debug"] = debug
+    quiet_library_bars()
     if version:
         from kdtune import __version__
 

@@ -14,7 +14,8 @@ StorageOpt = Annotated[
     typer.Option("--storage", help="postgresql:// or sqlite:/// URL; default $KDTUNE_STORAGE, "
                  "else the embedded PostgreSQL server"),
 ]
-StudyOpt = Annotated[str, typer.Option("--study", help="study name")]
+StudyOpt = Annotated[str, typer.Option("--study", "--study-name",
+                                        help="study name (--study-name, as Optuna's CLI)")]
 SetOpt = Annotated[
     list[str] | None,
     typer.Option("--set", help="dotted override, e.g. --set search.temperature.high=8"),
@@ -38,6 +39,23 @@ def emit(as_json: bool, data, line: str) -> None:
         print_json(data)
     else:
         typer.echo(line)
+
+
+def plain_output() -> bool:
+    """Whether stderr is not a terminal (a file, a pipe, a CI log): no live progress bars
+    there, whose carriage returns become hundreds of lines; a plain line per step instead."""
+    return not sys.stderr.isatty()
+
+
+def quiet_library_bars() -> None:
+    """Off a terminal, turn off transformers', datasets' and tqdm's progress bars, in this
+    process and the workers it starts (through the environment)."""
+    import os
+
+    if plain_output():
+        for name in ("HF_DATASETS_DISABLE_PROGRESS_BARS", "HF_HUB_DISABLE_PROGRESS_BARS",
+                     "TQDM_DISABLE"):
+            os.environ.setdefault(name, "1")
 
 
 def warn(line: str) -> None:

@@ -15,11 +15,12 @@ storage_app = typer.Typer(help="Where studies live: the embedded PostgreSQL serv
 
 
 @storage_app.command("url")
-def storage_url_cmd(storage: StorageOpt = None) -> None:
+def storage_url_cmd(storage: StorageOpt = None, as_json: JsonOpt = False) -> None:
     """Print the storage URL (password masked), starting the embedded server if needed."""
     from kdtune.storage import mask_url, storage_url
 
-    typer.echo(mask_url(storage_url(storage)))
+    url = mask_url(storage_url(storage))
+    emit(as_json, {"url": url}, url)
 
 
 @storage_app.command("start")

@@ -66,12 +66,17 @@ def pareto_cmd(
     fmt: Annotated[str, typer.Option("--format", help="table, json or csv")] = "table",
     test: Annotated[bool, typer.Option("--test", help="add the test-split figures that "
                                        "`kdtune test` stored, beside the selection ones")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
-    """The Pareto front: trial number, objectives and parameters."""
+    """The Pareto front: trial number, objectives and parameters (--json: --format json)."""
+    from kdtune.errors import UsageError
+
     from .tables import pareto_rows, print_pareto, untested_trials
 
+    if as_json and fmt not in ("table", "json"):
+        raise UsageError(f"--json and --format {fmt} ask for two formats; give one")
     rows = pareto_rows(study, storage, test)
-    print_pareto(rows, fmt)
+    print_pareto(rows, "json" if as_json else fmt)
     missing = untested_trials(rows)
     if missing:
         shown = ", ".join(str(n) for n in missing)

@@ -342,7 +342,9 @@ def _watch(cfg: StudyConfig, procs: list[subprocess.Popen], progress: bool) -> N
     study, _ = open_study(cfg.name, cfg.storage)
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[detail]}"), TimeElapsedColumn()]
-    with Progress(*columns, disable=not progress, transient=False) as bar:
+    plain = progress and not sys.stderr.isatty()  # a log: a line per change, no live bar
+    said = ""
+    with Progress(*columns, disable=not progress or plain, transient=False) as bar:
         task = bar.add_task("trials", total=cfg.n_trials, detail="")
         front, front_at = 0, 0  # Pareto front size, and the complete count it was taken at
         while True:
@@ -351,9 +353,13 @@ def _watch(cfg: StudyConfig, procs: list[subprocess.Popen], progress: bool) -> N
                 c = budget_counts_db(study)  # counted in SQL: cheap on large studies
                 if c["complete"] != front_at:  # the front loads every trial: only on change
                     front, front_at = len(pareto_front(study)), c["complete"]
-                bar.update(task, completed=min(c["finished"], cfg.n_trials),
-                           detail=f"running {c['running']}  failed {c['failed']}  "
-                           f"pruned {c['pruned']}  pareto {front}")
+                detail = (f"running {c['running']}  failed {c['failed']}  "
+                          f"pruned {c['pruned']}  pareto {front}")
+                bar.update(task, completed=min(c["finished"], cfg.n_trials), detail=detail)
+                line = f"trials {min(c['finished'], cfg.n_trials)}/{cfg.n_trials}  {detail}"
+                if plain and line != said:
+                    sys.stderr.write(line + "\n")
+                    said = line
             except Exception as e:  # a storage hiccup must not kill the workers' parent
                 _log.debug("progress poll failed: %s", e)
             if not alive:

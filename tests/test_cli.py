@@ -47,6 +47,8 @@ def test_run_export_distill_pipeline(tmp_path, tiny_teacher_dir, synthetic_csv):
     # one progress display: no library bars or heartbeat warnings from the workers
     for noise in ("Tokenizing", "Loading weights", "Heartbeat of storage"):
         assert noise not in run.stderr, noise
+    # stderr is a pipe here, as in a CI log: plain lines per step, no carriage returns
+    assert "trials 4/4" in run.stderr and "\r" not in run.stderr, run.stderr[-2000:]
     # then `kdtune test`: each front trial retrained in this process reproduces what its
     # worker process measured (same seed, same thread count)
     tested = [line for line in run.stdout.splitlines() if line.startswith("trial ")]

@@ -1,0 +1,84 @@
+"""The CLI's conventions: ``--json`` on every command that prints data, ``--study-name``
+beside ``--study``, ``kdtune config show``, and plain progress lines off a terminal."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+import typer
+import yaml
+from optuna.distributions import FloatDistribution
+from optuna.trial import create_trial
+
+from kdtune.study.cli import app, main
+
+NOT_DATA = {"init", "run", "worker", "report", "dashboard", "demo", "start", "stop"}
+"""Commands that write files, serve, start or stop things, or run work, and print no data
+of their own."""
+
+
+def _commands(group, prefix=()):
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):
+            yield from _commands(command, (*prefix, name))
+        else:
+            yield " ".join((*prefix, name)), command
+
+
+def test_every_command_that_prints_data_takes_json():
+    root = typer.main.get_command(app)
+    commands = dict(_commands(root))
+    assert {"pareto", "status", "test", "rescore", "config show"} <= set(commands)
+    missing = [name for name, command in commands.items()
+               if name.split()[-1] not in NOT_DATA
+               and not any("--json" in p.opts for p in command.params)]
+    assert missing == []
+
+
+@pytest.fixture()
+def small_study(tmp_path):
+    """A SQLite kdtune study with two complete trials (values set by hand)."""
+    from kdtune.study.config import validate
+    from kdtune.study.service import create_study, open_study
+
+    name, storage = f"cli-{uuid.uuid4().hex[:8]}", f"sqlite:///{tmp_path / 'cli.db'}"
+    create_study(validate({"name": name, "storage": storage,
+                           "distill": {"teacher": "unused"}}))
+    study, _ = open_study(name, storage)
+    for t, (acc, sigma) in enumerate([(0.8, 0.2), (0.7, 0.1)]):
+        study.add_trial(create_trial(
+            values=[acc, sigma], params={"temperature": 1.0 + t},
+            distributions={"temperature": FloatDistribution(1.0, 20.0, log=True)},
+            user_attrs={"accuracy_student": acc, "sigma": sigma}))
+    return name, storage
+
+
+def test_pareto_json_and_study_name(small_study, capsys):
+    name, storage = small_study
+    assert main(["pareto", "--study-name", name, "--storage", storage, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["trial"] for r in rows] == [0, 1] and rows[1]["sigma"] == 0.1
+    assert main(["pareto", "--study", name, "--storage", storage, "--json",
+                 "--format", "csv"]) == 2
+    assert "two formats" in capsys.readouterr().err
+
+
+def test_config_show_prints_the_resolved_config_with_the_password_masked(
+        tmp_path, tiny_teacher_dir, synthetic_csv, capsys):
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "shown", "storage": "postgresql://kd:s3cret@db.example:5432/kdtune",
+        "distill": {"teacher": str(tiny_teacher_dir),
+                    "data": {"source": str(synthetic_csv), "eval_size": 80, "test_size": 80}},
+        "search": {"max_params_ratio": None}}))
+    assert main(["config", "show", str(path), "--set", "n_trials=7"]) == 0
+    out = capsys.readouterr().out
+    assert "s3cret" not in out
+    shown = yaml.safe_load(out)
+    assert shown["n_trials"] == 7 and shown["objectives"] == ["accuracy_student", "sigma"]
+    assert shown["distill"]["temperature"] == 1.0  # defaults filled in
+    assert main(["config", "show", str(path), "--set", "distill.alpha=3", "--json"]) == 2
+    err = capsys.readouterr().err
+    assert "distill.alpha" in err and len(err.strip().splitlines()) == 1
