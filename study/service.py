@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -274,6 +275,23 @@ def study_status(name: str, storage: str | None) -> dict:
 # Local workers
 
 
+def population_warning(cfg: StudyConfig, workers: int) -> str | None:
+    """The warning for an NSGA-II population smaller than the number of parallel workers.
+
+    Rule: ``population_size >= workers`` (better 2 x workers). NSGA-II breeds generation
+    g + 1 from the finished trials of generation g; with more workers than the population,
+    trials are asked before their parents finish, generations overlap, and the search slides
+    towards random sampling of the first generation. ``None`` when the rule holds or another
+    sampler is used.
+    """
+    size = cfg.sampler.population_size
+    if cfg.sampler.name != "nsga2" or workers <= size:
+        return None
+    return (f"{workers} workers and an NSGA-II population of {size}: generations will "
+            f"overlap and the search degrades towards random; set sampler.population_size "
+            f">= {workers} (better {2 * workers})")
+
+
 def worker_threads(cfg: StudyConfig, workers: int) -> int:
     """Threads per local worker: ``distill.threads``, else the CPU cores shared out."""
     return cfg.distill.threads or max(1, (os.cpu_count() or 1) // workers)
@@ -308,6 +326,8 @@ def run_study(cfg: StudyConfig, workers: int = 2, progress: bool = True,
     create_study(cfg)
     # An existing study keeps its stored config (budget included): show what workers run.
     cfg = open_study(cfg.name, cfg.storage)[1].model_copy(update={"storage": cfg.storage})
+    if (small := population_warning(cfg, workers)) is not None:
+        warnings.warn(small, stacklevel=2)
     env = dict(os.environ)
     if cfg.storage:
         env["KDTUNE_STORAGE"] = cfg.storage

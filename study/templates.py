@@ -100,7 +100,10 @@ search:
 sampler:
   name: nsga2                 # nsga2 | tpe | random | gp
   seed: 0                     # each worker draws its own stream from (seed, index)
-  population_size: 8
+  population_size: 8          # NSGA-II: keep it >= the number of parallel workers (better
+                              # 2x): a generation breeds from the finished trials of the last
+                              # one, so more workers than that overlap generations; kdtune run
+                              # and each worker warn when it is smaller
 n_trials: 40                  # budget across all workers
 epoch_budget: null            # compute budget: no new trial once all trials together have
                               # trained this many epochs (two-stage ones count both stages;

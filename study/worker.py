@@ -68,7 +68,7 @@ from .outcome import (
     tell_complete,
     tell_failed,
 )
-from .service import open_study
+from .service import open_study, population_warning
 from .stale import fail_heartbeatless_trials, fail_stale_trials
 
 Objective = Callable[[optuna.Trial], "list[float] | float"]
@@ -193,6 +193,9 @@ def run_worker(
         lambda: open_study(study_name, storage, heartbeat=True, worker_index=index),
         "open the study")
     optuna_adapter.route_storage_calls(study, link)
+    running = link.call(lambda: budget_counts_db(study)["running"], "count running trials")
+    if (small := population_warning(cfg, running + 1)) is not None:  # seen from here
+        _log.warning("%s: %s", label, small)
     run_trial = load_objective(cfg, objective, threads)
     poll = poll_interval if poll_interval is not None else min(cfg.heartbeat_interval, 2)
 

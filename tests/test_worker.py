@@ -274,6 +274,33 @@ def test_bad_threads_is_a_usage_error():
         run_worker("any", None, index=0, threads=0)
 
 
+def test_a_population_smaller_than_the_workers_is_warned_about(monkeypatch):
+    import kdtune.study.service as service
+
+    small = _cfg(4, sampler={"name": "nsga2", "population_size": 2, "seed": 0})
+    assert service.population_warning(small, 2) is None
+    assert "population_size >= 3" in service.population_warning(small, 3)
+    assert service.population_warning(_cfg(4), 64) is None  # random search: no generations
+
+    class Done:
+        def __init__(self, argv, env, **kwargs):
+            pass
+
+        def poll(self):
+            return 0
+
+        def wait(self):
+            return 0
+
+    monkeypatch.setattr(service.subprocess, "Popen", Done)
+    monkeypatch.setattr(service, "create_study", lambda cfg: {})
+    monkeypatch.setattr(service, "open_study", lambda name, storage: (None, small))
+    monkeypatch.setattr(service, "_watch", lambda cfg, procs, progress: None)
+    monkeypatch.setattr(service, "study_status", lambda name, storage: {})
+    with pytest.warns(UserWarning, match="NSGA-II population of 2"):
+        service.run_study(small, workers=3, progress=False)
+
+
 def test_run_study_starts_workers_with_threads_not_environment(monkeypatch):
     import kdtune.study.service as service
 
