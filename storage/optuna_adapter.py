@@ -83,7 +83,6 @@ def fail_running_trial(study: optuna.Study, tid: int, user_attrs: dict[str, Any]
     first). Unlike :func:`fail_trial`, the attributes (e.g. why it failed) are written
     with the state, so a FAIL trial is never seen without them.
     """
-    import datetime
     import json
 
     from sqlalchemy import delete, insert, update
@@ -93,7 +92,7 @@ def fail_running_trial(study: optuna.Study, tid: int, user_attrs: dict[str, Any]
         changed = conn.execute(
             update(trials)
             .where(trials.c.trial_id == tid, trials.c.state == TrialState.RUNNING)
-            .values(state=TrialState.FAIL, datetime_complete=datetime.datetime.now())
+            .values(state=TrialState.FAIL, datetime_complete=stored_now())
         ).rowcount
         if not changed:
             return False
@@ -105,6 +104,14 @@ def fail_running_trial(study: optuna.Study, tid: int, user_attrs: dict[str, Any]
 
 
 # --------------------------------------------------------------------------- RDB internals
+
+
+def stored_now() -> Any:
+    """Now, as Optuna's trials table stores its datetimes: naive UTC (Optuna >= 5 converts
+    the local time to UTC on write and back on read), whatever this host's time zone."""
+    import datetime
+
+    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
 
 
 def rdb_engine(storage: BaseStorage | optuna.Study) -> Any:
@@ -305,6 +312,7 @@ __all__ = [
     "quiet_experimental",
     "rdb_engine",
     "record_heartbeat",
+    "stored_now",
     "retry_stale_trials",
     "route_storage_calls",
     "set_trial_user_attr",

@@ -71,9 +71,10 @@ def stale_trial_ids(study: optuna.Study, grace: int) -> list[tuple[int, bool]]:
 
     trials = optuna_adapter.trials_table()
     beats = optuna_adapter.trial_heartbeats_table()
-    # Heartbeats are stamped by the database's clock, trial starts by the worker's (local,
-    # naive, as Optuna stores them): each is compared with its own clock.
-    local_cutoff = datetime.datetime.now() - datetime.timedelta(seconds=grace)
+    # Heartbeats are stamped by the database's clock, trial starts by the worker's clock in
+    # UTC (Optuna >= 5 stores naive UTC, whatever the host's time zone): each is compared
+    # with its own clock, so workers in different time zones judge alike.
+    start_cutoff = optuna_adapter.stored_now() - datetime.timedelta(seconds=grace)
     with optuna_adapter.rdb_engine(study).connect() as conn:
         db_now = conn.execute(select(func.now())).scalar().replace(tzinfo=None)
         db_cutoff = db_now - datetime.timedelta(seconds=grace)
@@ -82,7 +83,7 @@ def stale_trial_ids(study: optuna.Study, grace: int) -> list[tuple[int, bool]]:
             .outerjoin(beats, beats.c.trial_id == trials.c.trial_id)
             .where(trials.c.study_id == optuna_adapter.study_id(study),
                    trials.c.state == TrialState.RUNNING,
-                   or_(and_(beats.c.trial_id.is_(None), trials.c.datetime_start < local_cutoff),
+                   or_(and_(beats.c.trial_id.is_(None), trials.c.datetime_start < start_cutoff),
                        beats.c.heartbeat < db_cutoff))
         ).all()
     return [(int(tid), bool(beat)) for tid, beat in rows]
