@@ -19,12 +19,13 @@ Every process that talks to a study (CLI, worker, dashboard, tests) goes through
 
 from __future__ import annotations
 
+import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import optuna
 
-from kdtune.errors import StorageError
+from kdtune.errors import StorageError, UsageError
 
 from . import embedded
 from .connection import connection_problem
@@ -33,14 +34,36 @@ from .retry import reason
 from .urls import StorageSpec, mask_url, resolve_spec
 
 
+def _env_int(name: str, default: int) -> int:
+    """A non-negative integer from the environment variable ``name``, else ``default``."""
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise UsageError(f"${name} must be a whole number >= 0, got {value!r}")
+    return number
+
+
 @dataclass(frozen=True)
 class StorageSettings:
-    """How kdtune connects. ``heartbeat_interval`` None disables heartbeats."""
+    """How kdtune connects. ``heartbeat_interval`` None disables heartbeats.
+
+    Connections per process (PostgreSQL): at most ``pool_size + max_overflow`` (2 + 2 by
+    default; ``$KDTUNE_DB_POOL_SIZE``, ``$KDTUNE_DB_MAX_OVERFLOW``). A worker uses one for
+    its trial's storage calls, one for its heartbeats and one for the budget lock while it
+    asks; N workers need up to 4N server connections without a pooler (PostgreSQL's default
+    ``max_connections`` is 100), far fewer behind PgBouncer in transaction pooling.
+    """
 
     heartbeat_interval: int | None = None
     grace_period: int | None = None
     max_retry: int | None = 2
-    pool_size: int = 2
+    pool_size: int = field(default_factory=lambda: _env_int("KDTUNE_DB_POOL_SIZE", 2))
+    max_overflow: int = field(default_factory=lambda: _env_int("KDTUNE_DB_MAX_OVERFLOW", 2))
     connect_timeout: int = 10
     create_schema: bool = True
 
@@ -82,7 +105,7 @@ def make_storage(
         engine_kwargs = {
             "pool_pre_ping": True,
             "pool_size": settings.pool_size,
-            "max_overflow": settings.pool_size,
+            "max_overflow": settings.max_overflow,
             "pool_recycle": 1800,
             "connect_args": {"connect_timeout": settings.connect_timeout},
         }

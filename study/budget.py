@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
+import time
 import zlib
 from collections import Counter
 from collections.abc import Iterator
@@ -117,8 +119,10 @@ def epochs_trained_db(study: optuna.Study) -> int:
 def budget_lock(study: optuna.Study) -> Iterator[None]:
     """A lock shared by every worker of ``study``, held while checking the budget and asking.
 
-    PostgreSQL: a session-level advisory lock keyed by the study name, on a dedicated
-    connection. SQLite: :func:`kdtune.fileio.file_lock` on ``<database>.kdtune-lock``.
+    PostgreSQL: a transaction-scoped advisory lock (``pg_try_advisory_xact_lock``, retried
+    with backoff) keyed by the study name, in a transaction held open on a dedicated
+    connection while the block runs; correct behind PgBouncer in transaction pooling. SQLite:
+    :func:`kdtune.fileio.file_lock` on ``<database>.kdtune-lock``.
     """
     engine = optuna_adapter.rdb_engine(study)
     if engine.dialect.name != "postgresql":
@@ -128,14 +132,26 @@ def budget_lock(study: optuna.Study) -> Iterator[None]:
     from sqlalchemy import text
 
     key = zlib.crc32(f"kdtune:{study.study_name}".encode())
+    # Transaction-scoped: the lock lives exactly as long as this transaction, which stays
+    # open (on one server connection, also behind PgBouncer in transaction pooling) until
+    # the block ends; commit or rollback releases it. A session-level lock/unlock pair
+    # could land on two different server connections behind a pooler. Waiting is a loop of
+    # short try-lock transactions, not a blocking lock: a waiter blocked inside a
+    # transaction would hold one of the pooler's few server connections, and with enough
+    # waiters the holder could not get one for its own work (deadlock).
     with engine.connect() as conn:
-        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
-        conn.commit()
+        delay = 0.005
+        while True:
+            tx = conn.begin()
+            if conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": key}).scalar():
+                break
+            tx.rollback()
+            time.sleep(delay * (1 + random.random()))
+            delay = min(2 * delay, 0.2)
         try:
             yield
         finally:
-            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-            conn.commit()
+            tx.commit()
 
 
 def requeue(study: optuna.Study, trial: FrozenTrial, max_retries: int) -> bool:
