@@ -39,6 +39,7 @@ from . import catalogue
 from .data import DataConfig, check_labels_match, load_splits
 from .data_splitting import SPLIT_NAMES
 from .metrics import ROW_SUM_TOLERANCE, confidence_metrics, softmax
+from .onnx_student import load_student
 from .runtime import check_device_name, resolve_device
 from .teacher_load import load_teacher
 from .tokens import data_collator, tokenize
@@ -282,7 +283,7 @@ def audit_models(
     cfg: AuditConfig = validate_with_overrides(dict(base or {}), list(overrides), AuditConfig)
     device = resolve_device(cfg.device)
     teacher_model, teacher_tok = load_teacher(teacher)
-    student_model, student_tok = load_teacher(student)
+    student_model, student_tok = load_student(student)  # an ONNX directory too
     teacher_labels, student_labels = _label_names(teacher_model), _label_names(student_model)
     if teacher_labels != student_labels:
         raise DataError(

@@ -37,6 +37,7 @@ from .cli_common import (
     quiet_library_bars,
 )
 from .cli_config import config_app
+from .cli_formats import FormatsOpt, register_format_commands
 from .cli_storage import storage_app
 from .cli_verdict import register_front_commands, test_after_run
 from .signals import Stopped, StopSignals, as_stopped
@@ -188,7 +189,8 @@ def status_cmd(study: StudyOpt, storage: StorageOpt = None, as_json: JsonOpt = F
             typer.echo(f"{k:>16}: {v}")
 
 
-register_front_commands(app)  # pareto and test (kdtune.study.cli_verdict)
+register_front_commands(app)  # pareto, test, rescore (kdtune.study.cli_verdict)
+register_format_commands(app)  # convert (kdtune.study.cli_formats)
 
 
 @app.command("report")
@@ -227,16 +229,25 @@ def distill_cmd(
     config: Annotated[Path, typer.Argument(help="distillation config (from kdtune export)")],
     output: Annotated[Path, typer.Option("-o", "--output")],
     overrides: SetOpt = None,
+    formats: FormatsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run a production distillation from an exported config and save the student.
 
     Interrupted (Ctrl-C, SIGTERM), it saves nothing: no partial student directory is left.
+    --formats onnx,int8 then converts it and re-audits each format (kdtune convert).
     """
+    from kdtune.objectives.onnx_student import parse_formats
+
+    wanted = parse_formats(formats)  # a bad name is refused before anything is trained
     try:
         from kdtune.study.export import distill_from_file
 
         info = distill_from_file(config, output, overrides or [], progress=not as_json)
+        if wanted:
+            from kdtune.study.formats import convert_and_audit
+
+            info["formats"] = convert_and_audit(output, wanted, progress=not as_json)
     except (KeyboardInterrupt, Stopped) as e:
         raise as_stopped(e, f"no student saved to {output}") from e
     emit(as_json, info, f"student saved to {output}: accuracy {info['accuracy_student']:.4f}, "
