@@ -17,7 +17,7 @@ from typing import Any
 from kdtune.objectives.catalogue import meaning
 from kdtune.objectives.config import DistillConfig
 
-__all__ = ["card_section", "model_card"]
+__all__ = ["card_data", "card_section", "model_card"]
 
 _CARD_METRICS = ("accuracy_student", "accuracy_teacher", "sigma", "phi_cnf", "n_both_correct",
                  "params")
@@ -34,9 +34,7 @@ def model_card(cfg: DistillConfig, m: dict, check: dict | None = None) -> str:
             for name in _CARD_METRICS]
     table = "\n".join(rows)
     return f"""---
-library_name: transformers
-pipeline_tag: text-classification
-tags: [kdtune, knowledge-distillation]
+{card_data(cfg, m, check).to_yaml()}
 ---
 # Distilled student ({cfg.student_layers} layers)
 
@@ -53,6 +51,44 @@ Hyperparameters: temperature {cfg.temperature:g}, alpha {cfg.alpha:g} (weight of
 distillation term), beta {cfg.beta:g}, layer mapping {cfg.layer_mapping}, schedule
 {cfg.schedule}, learning rate {cfg.learning_rate:g}, {cfg.epochs} epochs.
 """ + ("" if check is None else "\n" + card_section(check, cfg.eval.reference_class))
+
+
+def card_data(cfg: DistillConfig, m: dict, check: dict | None = None) -> Any:
+    """The card's YAML metadata as huggingface_hub's ``ModelCardData``: a model-index the Hub
+    renders, with accuracy and sigma on the evaluation split and, with ``check``, on the
+    test split (each interval in the metric's name and in ``metric_args``), and the phi_cnf
+    verdicts under ``kdtune``. ``ModelCard.load`` reads it back."""
+    from huggingface_hub import EvalResult, ModelCardData
+
+    source = str(cfg.data.source)
+    sigma = f"sigma (confidence preservation, class {cfg.eval.reference_class})"
+
+    def result(split: str, metric: str, name: str, figures: dict) -> EvalResult | None:
+        value = figures.get(metric)
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            return None
+        ci = figures.get(f"{metric}_ci")
+        args = None
+        if isinstance(ci, (list, tuple)) and len(ci) == 2 and None not in ci:
+            name += f", 95% interval [{ci[0]:.4f}, {ci[1]:.4f}]"
+            args = {"ci95": [float(ci[0]), float(ci[1])]}
+        return EvalResult(task_type="text-classification", dataset_type=source,
+                          dataset_name=source, dataset_split=split, metric_type=metric,
+                          metric_name=f"{name} ({split} split)", metric_value=float(value),
+                          metric_args=args)
+
+    splits = [("eval", m)] + ([] if check is None else [("test", check["test"])])
+    results = [r for split, figures in splits for r in (
+        result(split, "accuracy_student", "accuracy", figures),
+        result(split, "sigma", sigma, figures)) if r is not None]
+    verdicts = {"kappa": cfg.eval.kappa, "phi_cnf_eval": bool(m.get("phi_cnf"))}
+    if check is not None:
+        verdicts.update(phi_cnf_test=bool(check["phi_cnf_test"]),
+                        phi_cnf_test_upper=bool(check["phi_cnf_test_upper"]))
+    return ModelCardData(library_name="transformers", pipeline_tag="text-classification",
+                         tags=["kdtune", "knowledge-distillation"],
+                         model_name=f"kdtune student ({cfg.student_layers} layers)",
+                         eval_results=results or None, kdtune=verdicts)
 
 
 def _shown(name: str, value) -> str:

@@ -242,6 +242,18 @@ def test_distill_of_an_export_writes_the_production_check(produced):
     assert f"{test['sigma']:.4f} [{test['sigma_ci'][0]:.4f}, {test['sigma_ci'][1]:.4f}]" in card
     assert "1000\nresamples" in card or "1000 resamples" in card
 
+    # the metadata is huggingface_hub's model-index: read back with its eval results
+    from huggingface_hub import ModelCard
+
+    data = ModelCard.load(student / "README.md").data
+    results = {(r.dataset_split, r.metric_type): r for r in data.eval_results}
+    assert results[("test", "sigma")].metric_value == pytest.approx(test["sigma"])
+    assert results[("test", "sigma")].metric_args == {"ci95": test["sigma_ci"]}
+    assert results[("eval", "accuracy_student")].metric_value == pytest.approx(
+        distilled["metrics"]["accuracy_student"])
+    assert data.kdtune["phi_cnf_test_upper"] == check["phi_cnf_test_upper"]
+    assert data.pipeline_tag == "text-classification"
+
 
 def test_audit_with_the_config_reproduces_the_runs_figures(produced, long_csv, capsys):
     from kdtune.study.cli import main
