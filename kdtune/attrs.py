@@ -42,6 +42,8 @@ PARAMS_CAP = "params_cap"
 EPOCHS_TRAINED = "epochs_trained"
 """Epochs the trial has trained so far, intermediate-stage epochs included (the compute a
 study's ``epoch_budget`` counts; 0 or absent for an untrained or reused trial)."""
+THREADS = "threads"
+"""The torch thread count the trial trained with (its floating point depends on it)."""
 REPEAT_OF = "repeat_of"
 """On a trial that ``kdtune rescore`` enqueued: the number of the front trial whose
 configuration it repeats on another training seed (:mod:`kdtune.study.rescore`)."""

@@ -64,6 +64,7 @@ from kdtune.attrs import (
     PARAMS_CAP,
     REPEAT_SEED,
     SECONDS_PREFIX,
+    THREADS,
     TRIAL_CONFIG,
     epoch_accuracy_key,
     rung_key,
@@ -75,6 +76,7 @@ from .config import ChoiceParam, DistillConfig, FloatParam, IntParam, SearchSpac
 from .distill import EarlyStopped, distill
 from .halving import HalvingConfig, decide
 from .prepare import teacher_depth
+from .runtime import available_cpus
 from .student_size import student_parameters, teacher_config, teacher_parameters
 
 
@@ -258,6 +260,9 @@ def make_objective(
             cfg = cfg.model_copy(update={"seed": int(repeat_seed)})
         config = json.loads(cfg.model_dump_json())
         trial.set_user_attr(TRIAL_CONFIG, config)
+        # torch threads change the floating point of training, hence the student: recorded
+        # so `kdtune export` can pin them and `kdtune distill` reproduces the trial
+        trial.set_user_attr(THREADS, cfg.threads or threads or available_cpus())
         check_size(trial, student_parameters(t_cfg, cfg.student_layers, cfg.hidden_size), cap)
         twin = finished_twin(trial) if space.reuse_repeats and repeat_seed is None else None
         if twin is not None and twin.user_attrs.get(TRIAL_CONFIG) == config:

@@ -75,6 +75,8 @@ def test_run_export_distill_pipeline(tmp_path, tiny_teacher_dir, synthetic_csv):
     assert exported["distill"]["teacher"] == str(tiny_teacher_dir)
     assert exported["source"]["metrics"]["accuracy_student"] == max(
         r["accuracy_student"] for r in front)
+    # the thread count the trial trained with is pinned: another count trains another student
+    assert exported["distill"]["threads"] == max(1, (os.cpu_count() or 1) // 2)
 
     student = tmp_path / "student"
     dist = _kdtune("distill", str(best), "-o", str(student), "--json")
