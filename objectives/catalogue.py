@@ -64,6 +64,14 @@ _METRICS = (
     Metric("params", "student parameters, embeddings included", "", "minimize", True),
     Metric("latency_ms", "median student forward time on a 64-input batch", "ms",
            "minimize", True),
+    # eval.int8: the student after ONNX Runtime's dynamic INT8 quantisation
+    Metric("accuracy_int8", "accuracy of the INT8-quantised student", "", "maximize", True,
+           0.0),
+    Metric("sigma_int8", "sigma of the INT8-quantised student against the teacher", "",
+           "minimize", True, 0.5),
+    Metric("agreement_int8", "fraction of inputs the INT8 student labels as the float one",
+           "", "maximize", True, 0.0),
+    Metric("int8_seconds", "seconds to export, quantise and measure the INT8 student", "s"),
     # reported, never optimised
     Metric("accuracy_teacher", "teacher accuracy", "", "maximize", False, 0.0),
     Metric("ece_teacher", "teacher expected calibration error (15 bins)", "", "minimize",

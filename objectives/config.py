@@ -58,6 +58,8 @@ class EvalConfig(FrozenModel):
     reference_class: int = Field(0, ge=0, description="class c of the sigma statistic")
     on_train: bool = Field(False, description="also measure on the training split")
     latency_batches: int = Field(3, ge=0, description="batches timed for inference latency")
+    int8: bool = Field(False, description="also measure the student after ONNX Runtime's "
+                       "dynamic INT8 quantisation: accuracy_int8, sigma_int8, agreement_int8")
 
 
 class DistillConfig(FrozenModel):

@@ -78,6 +78,12 @@ def final_metrics(cfg: DistillConfig, student: Student, inputs: RunInputs,
             train_labels[labelled], reference_class=cfg.eval.reference_class,
             kappa=cfg.eval.kappa)
         metrics.update({f"train_{k}": v for k, v in train.items()})
+    if cfg.eval.int8:  # confidences after quantisation, an objective the search may use
+        from .onnx_student import int8_figures
+
+        metrics.update(int8_figures(student.model, inputs.tokenizer, inputs.eval, p_teacher,
+                                    p_student, labels, cfg.eval.reference_class,
+                                    cfg.eval.kappa))
     metrics["params"] = count_parameters(student)
     metrics["latency_ms"] = latency_ms(student, inputs, device, cfg.eval.latency_batches)
     metrics["student_layers"] = cfg.student_layers

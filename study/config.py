@@ -110,7 +110,12 @@ def study_problems(cfg: StudyConfig) -> list[str]:
     the distillation config and its search space
     (:func:`kdtune.objectives.checks.check_distill`).
     """
-    return check_distill(cfg.distill, "distill", cfg.search, "search")
+    problems = check_distill(cfg.distill, "distill", cfg.search, "search")
+    int8 = [name for name in cfg.objectives if name.endswith("_int8")]
+    if int8 and not cfg.distill.eval.int8:
+        problems.append(f"objectives: {', '.join(int8)} need distill.eval.int8: true (the "
+                        "student measured after INT8 quantisation)")
+    return problems
 
 
 def default_objectives(classes: int) -> tuple[str, ...]:

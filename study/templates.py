@@ -62,6 +62,9 @@ distill:
   eval:
     kappa: 0.05               # phi_cnf holds when sigma <= kappa
     reference_class: 0
+    int8: false               # also measure each student after ONNX Runtime's dynamic INT8
+                              # quantisation (needs the onnx extra): sigma_int8,
+                              # accuracy_int8, agreement_int8 become usable objectives
   device: auto                # auto | cpu | cuda | cuda:N
   threads: null               # torch threads per worker (default: cores / workers)
 

@@ -97,3 +97,35 @@ def test_an_unknown_format_is_refused_before_training(tmp_path, converted, capsy
     assert main(["distill", str(config), "-o", str(out), "--formats", "onnx,tflite"]) == 2
     assert "tflite not one of onnx, int8" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_study_can_score_students_after_int8_quantisation(tiny_teacher_dir, synthetic_csv,
+                                                            tmp_path):
+    from kdtune.errors import ConfigError
+    from kdtune.objectives.config import DistillConfig
+    from kdtune.objectives.distill import distill
+    from kdtune.study.config import load_config
+
+    cfg = DistillConfig.model_validate({
+        "teacher": str(tiny_teacher_dir),
+        "data": {"source": str(synthetic_csv), "train_size": 160, "eval_size": 80,
+                 "test_size": 80, "max_length": 16},
+        "student_layers": 1, "epochs": 1, "batch_size": 16, "learning_rate": 2e-3,
+        "device": "cpu", "threads": 1, "eval": {"latency_batches": 0, "int8": True}})
+    m = distill(cfg).metrics
+    assert 0 <= m["sigma_int8"] <= 0.5 and 0 <= m["accuracy_int8"] <= 1
+    assert m["agreement_int8"] >= 0.8 and m["int8_seconds"] > 0
+    assert abs(m["sigma_int8"] - m["sigma"]) < 0.1  # a drift, not another model
+
+    study = tmp_path / "study.yaml"
+    raw = {"name": "int8", "objectives": ["accuracy_student", "sigma_int8"],
+           "distill": {"teacher": str(tiny_teacher_dir),
+                       "data": {"source": str(synthetic_csv), "eval_size": 80,
+                                "test_size": 80}},
+           "search": {"max_params_ratio": None}}
+    study.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match="sigma_int8 need distill.eval.int8: true"):
+        load_config(study)
+    raw["distill"]["eval"] = {"int8": True}
+    study.write_text(yaml.safe_dump(raw))
+    assert load_config(study).objectives == ("accuracy_student", "sigma_int8")
