@@ -11,9 +11,10 @@ Rules, fixed before the run:
   retrained with 1 thread, which reproduces a trial exactly); the TinyBERT recipe
   (:func:`kdtune.objectives.recipes.tinybert_recipe`) is trained at each pick's size on the
   pick's optimiser budget.
-* **kdtune's default** is the multi-objective arm with the highest mean *selection*
-  hypervolume over seeds (every complete trial's selection figures); the targets are then
-  read on the *test* split, which took no part in that choice.
+* **kdtune's default** is the multi-objective arm (random search and accuracy-only TPE are
+  baselines, not candidates; an arm run on fewer seeds is not a candidate) with the highest
+  mean *selection* hypervolume over seeds (every complete trial's selection figures); the
+  targets are then read on the *test* split, which took no part in that choice.
 * **Hypervolume:** of (accuracy up, sigma down) with reference point :data:`REF` (accuracy
   0.5, chance on balanced polarity; sigma 0.5), Optuna's exact computation. Test
   hypervolume: of the test figures of a study's selection front (what ``kdtune test``
@@ -222,8 +223,12 @@ def ci(test: dict, key: str) -> str:
 
 
 def choose_default(figs: dict[str, list[dict]]) -> str:
+    """The candidate with the highest mean selection hypervolume. Candidates: kdtune's
+    multi-objective search options run on every seed (random search and accuracy-only TPE
+    are the baselines, not candidates)."""
+    seeds = max(len(fs) for fs in figs.values())
     mo = {arm: np.mean([f["hv_selection"] for f in fs]) for arm, fs in figs.items()
-          if arm != "acc-only"}
+          if arm not in ("acc-only", "random") and len(fs) == seeds}
     return max(mo, key=mo.get)
 
 
