@@ -24,7 +24,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from kdtune.attrs import EPOCHS_TRAINED, FAILED_TRIAL, RETRY_HISTORY
+from kdtune.attrs import EPOCHS_TRAINED, FAILED_TRIAL, REPEAT_OF, REPEAT_SEED, RETRY_HISTORY
 from kdtune.fileio import file_lock
 from kdtune.storage import database_errors, optuna_adapter
 
@@ -155,7 +155,8 @@ def budget_lock(study: optuna.Study) -> Iterator[None]:
 
 
 def requeue(study: optuna.Study, trial: FrozenTrial, max_retries: int) -> bool:
-    """Add a WAITING copy of a failed trial (same parameters) unless it ran out of retries.
+    """Add a WAITING copy of a failed trial (same parameters, and the repeat marks of a
+    ``kdtune rescore`` repeat) unless it ran out of retries.
 
     Records :data:`~kdtune.attrs.FAILED_TRIAL` (the first attempt) and
     :data:`~kdtune.attrs.RETRY_HISTORY` in the copy's system attributes, as Optuna's
@@ -169,6 +170,9 @@ def requeue(study: optuna.Study, trial: FrozenTrial, max_retries: int) -> bool:
             state=TrialState.WAITING,
             params=trial.params,
             distributions=trial.distributions,
+            # a rescore repeat stays a repeat on its seed (kdtune.study.rescore)
+            user_attrs={k: trial.user_attrs[k] for k in (REPEAT_OF, REPEAT_SEED)
+                        if k in trial.user_attrs},
             system_attrs={FAILED_TRIAL: history[0], RETRY_HISTORY: history},
         )
     )

@@ -117,3 +117,21 @@ def test_cli_enqueues_without_running_when_told(rescored, capsys):
     assert len(info["enqueued"]) == len(front) and info["n_trials"] == before + len(front)
     waiting = study.get_trials(states=(TrialState.WAITING,))
     assert sorted(t.user_attrs[REPEAT_OF] for t in waiting) == sorted(front)
+
+
+def test_a_failed_repeat_is_requeued_as_the_same_repeat():
+    import optuna
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import create_trial
+
+    from kdtune.study.budget import requeue
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.add_trial(create_trial(
+        state=TrialState.FAIL, params={"alpha": 0.5},
+        distributions={"alpha": FloatDistribution(0.0, 1.0)},
+        user_attrs={REPEAT_OF: 3, REPEAT_SEED: 7, "fail_reason": "worker died"}))
+    assert requeue(study, study.trials[0], max_retries=2)
+    retry = study.trials[1]
+    assert retry.state == TrialState.WAITING and retry.params == {"alpha": 0.5}
+    assert retry.user_attrs == {REPEAT_OF: 3, REPEAT_SEED: 7}
