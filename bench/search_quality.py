@@ -130,6 +130,7 @@ def collect(study) -> list[dict]:
 def run_arm(arm: str, seed: int, teacher: Path, stamp: str, epoch_budget: int,
             workers: int) -> dict:
     """Run one study to its epoch budget, test its front; its record for the JSON."""
+    from kdtune.errors import KdtuneError
     from kdtune.study.config import validate_with_overrides
     from kdtune.study.service import open_study, run_study
     from kdtune.study.verdict import stored_verdicts, test_front
@@ -137,14 +138,22 @@ def run_arm(arm: str, seed: int, teacher: Path, stamp: str, epoch_budget: int,
     name = f"bench-{arm}-s{seed}-{stamp}"
     cfg = validate_with_overrides(arm_config(arm, seed, teacher, name, epoch_budget), [],
                                   check=True)
+    try:
+        resumed = bool(open_study(name, None)[0].get_trials(deepcopy=False))
+    except KdtuneError:  # no such study yet
+        resumed = False
     t0 = time.time()
-    run_study(cfg, workers=workers, progress=False)
+    run_study(cfg, workers=workers, progress=False)  # a resumed study only tops up
     seconds = time.time() - t0
     t1 = time.time()
     test_front(name, None, baselines=False, progress=False, threads=1)
     study, _ = open_study(name, None)
+    if resumed:  # its search ran before the interruption: the trials' own span
+        done = [t for t in study.get_trials(deepcopy=False) if t.datetime_complete]
+        seconds = (max(t.datetime_complete for t in done)
+                   - min(t.datetime_start for t in done)).total_seconds()
     verdicts = {str(n): v for n, v in stored_verdicts(study).items()}
-    return {"arm": arm, "seed": seed, "study": name, "seconds": seconds,
+    return {"arm": arm, "seed": seed, "study": name, "seconds": seconds, "resumed": resumed,
             "test_seconds": time.time() - t1, "objectives": list(cfg.objectives),
             "trials": collect(study), "verdicts": verdicts}
 
@@ -160,6 +169,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--arms", default=",".join(ARMS))
     ap.add_argument("--json", type=Path, default=REPO / "bench" / "search-results.json")
+    ap.add_argument("--resume", type=Path, default=None,
+                    help="go on with an interrupted run's search-results.json (same studies)")
     ap.add_argument("--from-json", type=Path, default=None,
                     help="redo the picks' write-up from a saved search-results.json")
     args = ap.parse_args()
@@ -184,6 +195,9 @@ def main() -> None:
 
     teacher = cached_teacher(demo_teacher_config())  # the demo's, shared with its cache
     stamp = time.strftime("%Y%m%d%H%M%S")
+    previous = json.loads(args.resume.read_text()) if args.resume else None
+    if previous:
+        stamp = previous["runs"][0]["study"].rsplit("-", 1)[1]
     command = " ".join(["bench/search_quality.py", *sys.argv[1:]])
     saved = {"command": f".venv/bin/python {command}", "date": time.strftime("%Y-%m-%d %H:%M"),
              "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch "
@@ -191,10 +205,14 @@ def main() -> None:
              "epoch_budget": args.epoch_budget, "workers": args.workers, "epochs": EPOCHS,
              "rungs": list(RUNGS), "eta": ETA, "arms": {a: ARMS[a] for a in arms},
              "load_before": load_average(), "runs": []}
+    if previous:  # keep what ran, and its command, date and load
+        saved.update({k: previous[k] for k in ("command", "date", "load_before", "runs")})
+        saved["resumed_at"] = time.strftime("%Y-%m-%d %H:%M")
+    finished = {(r["seed"], r["arm"]) for r in saved["runs"]}
     started = time.time()
     core = [a for a in arms if a in CORE]
     order = [(seed, arm) for group in (core, [a for a in arms if a not in CORE])
-             for seed in range(args.seeds) for arm in group]
+             for seed in range(args.seeds) for arm in group if (seed, arm) not in finished]
     for seed, arm in order:  # interleaved: every core arm on seed 0, then seed 1, ...
         run = run_arm(arm, seed, teacher, stamp, args.epoch_budget, args.workers)
         run["load_after"] = load_average()
