@@ -56,7 +56,7 @@ distill:
   intermediate: [hidden, embedding, attention]
   schedule: joint             # joint | two-stage (TinyBERT)
   learning_rate: 5.0e-5
-  epochs: 2
+  epochs: 3                   # the fidelity of successive halving below (not searched)
   batch_size: 32
   min_relative_accuracy: 0.6  # prune a trial whose accuracy after an epoch is < 0.6 x teacher's
   eval:
@@ -85,17 +85,19 @@ search:
   max_params: null
   max_params_ratio: 0.3333
   learning_rate: {low: 1.0e-4, high: 2.0e-3, log: true}  # narrow students need more
-  epochs: {low: 1, high: 3}
+  epochs: null                # the fidelity: distill.epochs, stopped early by halving
   beta: {low: 0.0, high: 1.0}    # joint schedule only: two-stage trials run with beta 1
   schedule: {choices: [joint, two-stage]}
   reuse_repeats: true         # a repeated configuration copies the earlier trial's result
   warm_start: []              # tried first, once: [tinybert] (TinyBERT's recipe: t 1, alpha 1,
                               # uniform, two-stage) and/or {temperature: 2.0, alpha: 0.5}
-  halving: null               # multi-objective successive halving, e.g. {rungs: [1, 2], eta: 3}:
-                              # after 1 and 2 prediction epochs a trial continues only while
-                              # in the best 1/3 (non-dominated rank, then crowding distance)
-                              # of the trials recorded at that epoch; off until benchmarked.
-                              # Needs epochs: null above and distill.epochs >= the last rung
+  halving: {rungs: [1, 2], eta: 3}  # multi-objective successive halving: after 1 and 2
+                              # prediction epochs a trial continues only while in the best
+                              # 1/3 (non-dominated rank, then crowding distance) of the trials
+                              # recorded at that epoch. Chosen by bench/search_quality.py
+                              # (bench/RESULTS.md): at equal compute it tried 1.8x the
+                              # configurations of full-length NSGA-II. null: full-length
+                              # trials. Needs epochs: null above, distill.epochs >= last rung
 
 # objectives: [accuracy_student, sigma]   # the default for a 2-class teacher; with more
 #   classes the default is [accuracy_student, sigma_max] (sigma on class 0 is diluted there).
