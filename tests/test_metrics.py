@@ -235,7 +235,9 @@ def test_metric_directions() -> None:
     not_objectives = {"n_both_correct", "n_all", "n_eval", "kappa", "phi_cnf", "sigma_per_class"}
     teacher_only = {"accuracy_teacher", "ece_teacher", "accuracy_majority"}  # same every trial
     numeric = EXPECTED_KEYS - not_objectives - teacher_only
-    assert numeric | {"params", "latency_ms"} == set(catalogue.OBJECTIVES)
+    int8 = {"accuracy_int8", "sigma_int8", "agreement_int8"}  # with eval.int8 only
+    assert numeric | {"params", "latency_ms"} | int8 == set(catalogue.OBJECTIVES)
+    assert catalogue.direction("sigma_int8") == "minimize"
     directions = {name: catalogue.direction(name) for name in catalogue.OBJECTIVES}
     assert directions["ece_gap_abs"] == "minimize"
     assert set(directions.values()) == {"maximize", "minimize"}
