@@ -227,7 +227,15 @@ def _intermediate_losses(cfg: DistillConfig, s_out, s_scores, t: dict, mask: tor
 
 
 def _maybe_progress(loader, progress: bool, desc: str):
+    """A progress bar over ``loader``; off a terminal (a log, a pipe) one plain line per
+    epoch instead, since a bar's carriage returns become hundreds of lines there."""
     if not progress:
+        return loader
+    import sys
+
+    if not sys.stderr.isatty():
+        sys.stderr.write(f"{desc}: {len(loader)} batches\n")
+        sys.stderr.flush()
         return loader
     from tqdm.auto import tqdm
 
