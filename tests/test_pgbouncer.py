@@ -14,7 +14,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -23,12 +22,11 @@ from pathlib import Path
 
 import pytest
 from optuna.trial import TrialState
+from test_worker import _worker
 
 from kdtune.study.config import validate
 from kdtune.study.service import create_study, open_study
 
-REPO = Path(__file__).resolve().parent.parent
-TESTS = Path(__file__).resolve().parent
 PG_URL = os.environ.get("KDTUNE_TEST_PG_URL")
 WORKERS, BUDGET = 8, 24
 
@@ -101,13 +99,8 @@ def test_eight_workers_behind_pgbouncer_finish_the_exact_budget(bouncer, tmp_pat
                     "sampler": {"name": "random", "seed": 1}, "heartbeat_interval": 2})
     create_study(cfg)
     log = tmp_path / "log"
-    env = dict(os.environ, KDTUNE_STORAGE=bouncer, KDTUNE_TEST_LOG=str(log),
-               KDTUNE_TEST_DELAY="0.2", PYTHONPATH=os.pathsep.join([str(TESTS), str(REPO)]))
-    procs = [subprocess.Popen(
-        [sys.executable, "-m", "kdtune.study.cli", "worker", "--study", cfg.name,
-         "--index", str(i), "--threads", "1", "--objective", "worker_objectives:sleepy"],
-        env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        for i in range(WORKERS)]
+    procs = [_worker(cfg.name, "sleepy", log, i, delay=0.2, KDTUNE_STORAGE=bouncer)
+             for i in range(WORKERS)]
     outs = [p.communicate(timeout=300)[0] for p in procs]
     assert [p.returncode for p in procs] == [0] * WORKERS, outs
     study, _ = open_study(cfg.name, bouncer)

@@ -7,19 +7,12 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 
 import pytest
 from optuna.trial import TrialState
+from test_worker import _cfg
 
-from kdtune.study.config import validate
 from kdtune.study.service import create_study, open_study
-
-
-def _cfg(n_trials: int, **extra):
-    return validate({"name": f"team-{uuid.uuid4().hex[:8]}", "distill": {"teacher": "unused"},
-                     "n_trials": n_trials, "sampler": {"name": "random", "seed": 1},
-                     "heartbeat_interval": 1, "grace_period": 3, **extra})
 
 
 def test_a_population_smaller_than_the_workers_is_warned_about(monkeypatch):

@@ -37,9 +37,10 @@ def _cfg(n_trials: int, **extra):
                      "heartbeat_interval": 1, "grace_period": 3, **extra})
 
 
-def _worker(name: str, objective: str, log: Path, index: int, delay: float = 0.3):
+def _worker(name: str, objective: str, log: Path, index: int, delay: float = 0.3,
+            **extra_env: str):
     env = dict(os.environ, KDTUNE_TEST_LOG=str(log), KDTUNE_TEST_DELAY=str(delay),
-               PYTHONPATH=os.pathsep.join([str(TESTS), str(REPO)]))
+               PYTHONPATH=os.pathsep.join([str(TESTS), str(REPO)]), **extra_env)
     return subprocess.Popen(
         [sys.executable, "-m", "kdtune.study.cli", "worker", "--study", name,
          "--index", str(index), "--threads", "1",
