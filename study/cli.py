@@ -260,11 +260,13 @@ def dashboard_cmd(
     storage: StorageOpt = None,
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 8080,
+    allow_writes: Annotated[bool, typer.Option(
+        "--allow-writes", help="let notes, renames and deletions through")] = False,
 ) -> None:
-    """Serve optuna-dashboard on the study storage (127.0.0.1 by default; no authentication)."""
+    """Serve optuna-dashboard: read-only; beyond 127.0.0.1 only with $KDTUNE_DASHBOARD_TOKEN."""
     from kdtune.study.dashboard import serve
 
-    serve(storage, host=host, port=port)
+    serve(storage, host=host, port=port, allow_writes=allow_writes)
 
 
 @app.command("audit")

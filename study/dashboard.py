@@ -10,8 +10,11 @@ object, which the dashboard shows on the study page. Only the chart's JSON is st
 dashboard draws it with its bundled plotly.js), so the ``plotly`` Python package is not
 needed. The charts are as of the moment the dashboard starts; restart it to refresh them.
 
-optuna-dashboard has no authentication: anyone who can reach the port can read, edit and
-delete studies. :func:`serve` listens on 127.0.0.1 by default and warns otherwise.
+optuna-dashboard has no authentication of its own. :func:`serve` runs it under waitress (a
+production WSGI server; optuna-dashboard's own ``run_server`` is wsgiref, a development
+server) behind :class:`~.dashboard_auth.DashboardGate`: read-only unless asked, a token
+required when ``$KDTUNE_DASHBOARD_TOKEN`` (or ``_FILE``) is set, and a bind beyond loopback
+refused without one.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-import sys
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -159,42 +162,72 @@ def check_port_free(host: str, port: int) -> None:
         raise KdtuneError(f"cannot serve on {where}: {e.strerror or e}") from e
 
 
-def serve(storage: str | None = None, host: str = "127.0.0.1", port: int = 8080) -> None:
+def serve(storage: str | None = None, host: str = "127.0.0.1", port: int = 8080,
+          allow_writes: bool = False) -> None:
     """Serve optuna-dashboard on a kdtune storage until interrupted.
 
-    First checks that ``host:port`` can be listened on (:func:`check_port_free`), before
-    anything is printed or written; then saves a hypervolume chart into every kdtune study
-    (:func:`publish_hypervolume`), prints the URL and serves. Warns on stderr when ``host``
-    is not a loopback address: the dashboard has no authentication.
+    Checks first, before anything is printed or written: the port, the token
+    (:func:`~.dashboard_auth.token_from_env`), that a non-loopback ``host`` has a token, and
+    that ``host:port`` can be listened on (:func:`check_port_free`). Then saves a hypervolume
+    chart into every kdtune study (:func:`publish_hypervolume`), prints the URL and serves
+    (:func:`run_wsgi`).
 
     Args:
         storage: a storage spec (None: ``$KDTUNE_STORAGE``, else the embedded server).
-        host: address to listen on; ``0.0.0.0`` exposes the dashboard to the network.
+        host: address to listen on; anything but loopback needs a token.
         port: TCP port.
+        allow_writes: let the dashboard's notes, renames, deletions and "tell" through.
 
     Raises:
-        UsageError: ``port`` is out of range.
+        UsageError: ``port`` is out of range; the token is unreadable or too short; a
+            non-loopback ``host`` without a token.
         StorageError: the storage cannot be reached.
         KdtuneError: the port cannot be listened on (already in use, not permitted, an
             address not of this machine).
     """
-    from optuna_dashboard import run_server
+    from optuna_dashboard import wsgi
+
+    from .dashboard_auth import (
+        DEFAULT_USER,
+        TOKEN_ENV,
+        TOKEN_FILE_ENV,
+        USER_ENV,
+        DashboardGate,
+        token_from_env,
+    )
 
     if not 0 < port < 65536:
         raise UsageError(f"--port must be between 1 and 65535, got {port}")
+    token = token_from_env()
+    if token is None and not is_loopback(host):
+        raise UsageError(f"refusing to serve on {host} without authentication (optuna-dashboard "
+                         f"has none of its own): set {TOKEN_ENV} or {TOKEN_FILE_ENV}, or "
+                         "listen on 127.0.0.1")
     check_port_free(host, port)
     st = make_storage(storage)
     charts = publish_hypervolume(st)
     saved = sum(1 for v in charts.values() if v == "saved")
     print(f"kdtune: hypervolume charts saved in {saved} of {len(charts)} kdtune studies",
           flush=True)
-    if not is_loopback(host):
-        print(f"kdtune: warning: listening on {host}: optuna-dashboard has no authentication; "
-              "anyone who can reach this port can read, change and delete studies",
-              file=sys.stderr, flush=True)
+    user = os.environ.get(USER_ENV) or DEFAULT_USER
+    access = ("token required (HTTP basic as user " + repr(user) + ", or a bearer token)"
+              if token else "no authentication, loopback only")
+    mode = "read and write" if allow_writes else "read-only"
     print(f"kdtune: optuna-dashboard for {describe(storage)} at {dashboard_url(host, port)} "
-          "(Ctrl-C to stop)", flush=True)
+          f"({access}; {mode}; Ctrl-C to stop)", flush=True)
+    app = DashboardGate(wsgi(st), token, user=user, allow_writes=allow_writes)
     try:
-        run_server(st, host=host, port=port)
+        run_wsgi(app, host, port)
     except OSError as e:
         raise KdtuneError(f"cannot serve on {host}:{port}: {e.strerror or e}") from e
+
+
+def run_wsgi(app: Any, host: str, port: int, threads: int = 4) -> None:
+    """Serve a WSGI ``app`` with waitress until interrupted (Ctrl-C or SIGTERM ends it)."""
+    from waitress import create_server
+
+    server = create_server(app, host=host, port=port, threads=threads, ident="kdtune")
+    try:
+        server.run()
+    finally:
+        server.close()

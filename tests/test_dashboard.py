@@ -7,6 +7,7 @@ background process and reads its JSON API (optuna-dashboard 0.21 routes: ``GET
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import socket
@@ -24,7 +25,7 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
 from kdtune.attrs import PHI_CNF
-from kdtune.errors import KdtuneError
+from kdtune.errors import KdtuneError, UsageError
 from kdtune.storage import make_storage
 from kdtune.storage.optuna_adapter import study_id, study_storage
 from kdtune.study.config import validate
@@ -35,6 +36,12 @@ from kdtune.study.dashboard import (
     publish_hypervolume,
     serve,
 )
+from kdtune.study.dashboard_auth import (
+    TOKEN_ENV,
+    TOKEN_FILE_ENV,
+    DashboardGate,
+    token_from_env,
+)
 from kdtune.study.service import create_study, open_study
 
 REPO = Path(__file__).resolve().parent.parent
@@ -43,6 +50,7 @@ DISTS = {"temperature": FloatDistribution(1.0, 8.0)}
 # (accuracy 0, sigma 0.5) the final hypervolume is 0.9 * 0.4 + 0.8 * 0.05 = 0.40.
 VALUES = [(0.70, 0.20), (0.80, 0.05), None, (0.90, 0.10)]
 FINAL_HV = 0.9 * 0.4 + 0.8 * 0.05
+TOKEN = "t0ken-for-the-dashboard-tests"
 
 
 @pytest.fixture(scope="module")
@@ -101,30 +109,73 @@ def test_loopback_and_url():
     assert dashboard_url("::1", 9) == "http://[::1]:9/dashboard"
 
 
-def test_serve_uses_kdtune_storage_and_warns_off_loopback(monkeypatch, capsys):
-    import optuna_dashboard
-
+def test_serve_uses_kdtune_storage_and_refuses_off_loopback_without_a_token(monkeypatch,
+                                                                           capsys):
     calls = []
-    monkeypatch.setattr(optuna_dashboard, "run_server",
-                        lambda storage, host, port: calls.append((storage, host, port)))
+    monkeypatch.setattr("kdtune.study.dashboard.run_wsgi",
+                        lambda app, host, port: calls.append((app, host, port)))
     monkeypatch.setattr("kdtune.study.dashboard.publish_hypervolume", lambda storage: {})
-    serve(None, host="0.0.0.0", port=8123)
-    (storage, host, port), = calls
-    assert isinstance(storage, optuna.storages.RDBStorage) and (host, port) == ("0.0.0.0", 8123)
-    out = capsys.readouterr()
-    assert "no authentication" in out.err and "http://0.0.0.0:8123/dashboard" in out.out
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    monkeypatch.delenv(TOKEN_FILE_ENV, raising=False)
+    with pytest.raises(UsageError, match="refusing to serve on 0.0.0.0 without authentication"):
+        serve(None, host="0.0.0.0", port=8123)
+    assert calls == [] and capsys.readouterr().out == ""  # nothing printed, nothing served
 
     serve(None, port=8124)
-    assert "no authentication" not in capsys.readouterr().err
+    (app, host, port), = calls
+    assert isinstance(app, DashboardGate) and app._token is None and not app.allow_writes
+    assert (host, port) == ("127.0.0.1", 8124)
+    assert "no authentication, loopback only; read-only" in capsys.readouterr().out
 
-    def busy(storage, host, port):
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    serve(None, host="0.0.0.0", port=8123, allow_writes=True)
+    app, host, _ = calls[-1]
+    assert app._token == TOKEN.encode() and app.allow_writes and host == "0.0.0.0"
+    out = capsys.readouterr().out
+    assert "http://0.0.0.0:8123/dashboard" in out and "token required" in out
+    assert TOKEN not in out
+
+    def busy(app, host, port):
         raise OSError(98, "Address already in use")
 
-    monkeypatch.setattr(optuna_dashboard, "run_server", busy)
+    monkeypatch.setattr("kdtune.study.dashboard.run_wsgi", busy)
     with pytest.raises(KdtuneError, match="cannot serve on 127.0.0.1:8125: Address already"):
         serve(None, port=8125)
     with pytest.raises(ValueError, match="--port"):
         serve(None, port=0)
+
+
+def test_token_comes_from_the_environment_or_a_file(tmp_path):
+    assert token_from_env({}) is None and token_from_env({TOKEN_ENV: ""}) is None
+    assert token_from_env({TOKEN_ENV: TOKEN}) == TOKEN
+    secret = tmp_path / "token"
+    secret.write_text(TOKEN + "\n")
+    assert token_from_env({TOKEN_FILE_ENV: str(secret)}) == TOKEN
+    with pytest.raises(UsageError, match="not both"):
+        token_from_env({TOKEN_ENV: TOKEN, TOKEN_FILE_ENV: str(secret)})
+    with pytest.raises(UsageError, match="cannot read"):
+        token_from_env({TOKEN_FILE_ENV: str(tmp_path / "missing")})
+    with pytest.raises(UsageError, match="has 5 characters; use at least 16"):
+        token_from_env({TOKEN_ENV: "short"})
+    secret.write_text("\n")
+    with pytest.raises(UsageError, match="has 0 characters"):
+        token_from_env({TOKEN_FILE_ENV: str(secret)})
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def test_gate_accepts_the_token_as_bearer_or_basic_only():
+    gate = DashboardGate(lambda environ, start: [b""], TOKEN)
+    assert gate.authorised(f"Bearer {TOKEN}") and gate.authorised(f"bearer  {TOKEN} ")
+    assert gate.authorised(_basic("kdtune", TOKEN))
+    for header in [None, "", f"Bearer {TOKEN}x", f"Bearer {TOKEN[:-1]}", _basic("admin", TOKEN),
+                   _basic("kdtune", TOKEN + "x"), _basic("kdtune", ""), "Basic !!notbase64",
+                   "Basic " + base64.b64encode(TOKEN.encode()).decode(), f"Token {TOKEN}",
+                   TOKEN]:
+        assert not gate.authorised(header), header
+    assert DashboardGate(gate.app, TOKEN, user="ops").authorised(_basic("ops", TOKEN))
 
 
 def _free_port() -> int:
@@ -133,9 +184,21 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _get_json(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=5) as r:
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def _get_json(url: str, headers: dict | None = AUTH) -> dict:
+    request = urllib.request.Request(url, headers=headers or {})
+    with urllib.request.urlopen(request, timeout=5) as r:
         return json.loads(r.read())
+
+
+def _http_error(url: str, headers: dict | None = None, method: str = "GET",
+                data: bytes | None = None) -> urllib.error.HTTPError:
+    request = urllib.request.Request(url, headers=headers or {}, method=method, data=data)
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=5)
+    return caught.value
 
 
 def test_dashboard_serves_the_study_with_metric_names_and_hypervolume(kd_study, tmp_path):
@@ -144,7 +207,8 @@ def test_dashboard_serves_the_study_with_metric_names_and_hypervolume(kd_study, 
     log = (tmp_path / "dashboard.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "kdtune.study.cli", "dashboard", "--port", str(port)],
-        cwd=REPO, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT,
+        cwd=REPO, env={**os.environ, TOKEN_ENV: TOKEN}, stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 30
@@ -156,6 +220,8 @@ def test_dashboard_serves_the_study_with_metric_names_and_hypervolume(kd_study, 
             try:
                 summaries = _get_json(f"{base}/api/studies")["study_summaries"]
                 break
+            except urllib.error.HTTPError:
+                raise
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 time.sleep(0.3)
         assert summaries is not None, "dashboard did not answer within 30 s:\n" + (
@@ -172,7 +238,28 @@ def test_dashboard_serves_the_study_with_metric_names_and_hypervolume(kd_study, 
                   for g in detail["plotly_graph_objects"]}
         assert graphs[HYPERVOLUME_GRAPH_ID]["data"][0]["y"][-1] == pytest.approx(FINAL_HV)
         text = (tmp_path / "dashboard.log").read_text()
-        assert f"{base}/dashboard" in text and "no authentication" not in text
+        assert f"{base}/dashboard" in text and "token required" in text and TOKEN not in text
+
+        # the same API with HTTP basic (what a browser sends after its prompt): 200
+        basic = {"Authorization": _basic("kdtune", TOKEN)}
+        assert len(_get_json(f"{base}/api/studies", basic)["study_summaries"]) == len(summaries)
+        # without credentials, or with wrong ones: 401 and a basic challenge, no data
+        for headers in [None, {"Authorization": _basic("kdtune", "wrong-token-wrong-token")},
+                        {"Authorization": "Bearer nope"}]:
+            error = _http_error(f"{base}/api/studies", headers)
+            assert error.code == 401, headers
+            assert error.headers["WWW-Authenticate"].startswith('Basic realm="kdtune"')
+            assert kd_study.study_name.encode() not in error.read()
+        assert _http_error(f"{base}/dashboard").code == 401
+        # the probe path answers without credentials
+        with urllib.request.urlopen(f"{base}/healthz", timeout=5) as r:
+            assert r.status == 200 and r.read() == b"ok\n"
+        # read-only: a note is refused even with the token, and none is written
+        sid = mine[0]["study_id"]
+        note = json.dumps({"version": 0, "body": "hello"}).encode()
+        error = _http_error(f"{base}/api/studies/{sid}/note", AUTH, method="PUT", data=note)
+        assert error.code == 403 and "read-only" in json.loads(error.read())["reason"]
+        assert _get_json(f"{base}/api/studies/{sid}?after=0")["note"]["body"] != "hello"
     finally:
         proc.terminate()
         try:
