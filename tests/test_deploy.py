@@ -20,10 +20,14 @@ from deploy_helpers import (
     DOCKERIGNORE,
     ENV_EXAMPLE,
     KDTUNE_IMAGE,
+    PGBOUNCER_IMAGE,
     PINNED_TAG,
     REPO,
     URL_CREDENTIALS,
+    check_connection_arithmetic,
+    check_pgbouncer_env,
     cli_error,
+    max_connections,
     parse_kdtune,
 )
 from test_deploy_k8s import k8s_commands
@@ -33,7 +37,10 @@ from test_deploy_k8s import k8s_commands
 
 
 # Values for the Compose variables that have no default; the rest take their defaults.
-DUMMY_ENV = {"POSTGRES_PASSWORD": "dummy-password"}
+DUMMY_ENV = {"POSTGRES_PASSWORD": "dummy-password",
+             "KDTUNE_DASHBOARD_TOKEN": "dummy-dashboard-token"}
+# Where each kdtune service's storage goes: schema creation directly, the rest pooled.
+STORAGE_HOST = {"init": "postgres", "worker": "pgbouncer", "dashboard": "pgbouncer"}
 _INTERPOLATION = re.compile(
     r"\$(?:(?P<escaped>\$)|\{(?P<name>[A-Za-z_]\w*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}"
     r"|(?P<bare>[A-Za-z_]\w*))"
@@ -124,8 +131,8 @@ def _ports(service: dict) -> list[str]:
     return out
 
 
-def test_compose_has_the_four_services(compose):
-    assert {"postgres", "init", "worker", "dashboard"} <= set(compose["services"])
+def test_compose_has_the_services(compose):
+    assert {"postgres", "pgbouncer", "init", "worker", "dashboard"} <= set(compose["services"])
     assert "version" not in compose, "the Compose spec has no version key"
 
 
@@ -154,6 +161,23 @@ def test_compose_has_no_literal_password():
         code = line.split("#", 1)[0]
         if re.search(r"PASSWORD\s*[:=]", code):
             assert "${POSTGRES_PASSWORD" in code, f"literal password: {line.strip()}"
+        if re.search(r"TOKEN\s*[:=]", code):
+            assert "${KDTUNE_DASHBOARD_TOKEN" in code, f"literal token: {line.strip()}"
+
+
+def test_compose_no_secret_on_a_command_line(compose):
+    """Commands, entrypoints and healthchecks show in ``ps`` and ``docker inspect``: the
+    password and the dashboard token reach the containers through their environment only."""
+    secrets = set(DUMMY_ENV.values())
+    for name, service in compose["services"].items():
+        lines = [service.get("command"), service.get("entrypoint"),
+                 (service.get("healthcheck") or {}).get("test")]
+        for line in lines:
+            if line is None:
+                continue
+            text = line if isinstance(line, str) else " ".join(map(str, line))
+            assert not any(secret in text for secret in secrets), f"{name}: {text}"
+            assert not URL_CREDENTIALS.search(text), f"{name}: {text}"
 
 
 def test_compose_creates_the_study_once_before_workers(compose):
@@ -204,11 +228,88 @@ def test_compose_storage_only_from_the_environment(compose):
         assert "--storage" not in argv, name
         assert not any("://" in a for a in argv), name
         url = service["environment"]["KDTUNE_STORAGE"]
-        assert url == "postgresql://kdtune:dummy-password@postgres:5432/kdtune"
+        host = STORAGE_HOST.get(name, "pgbouncer")
+        assert url == f"postgresql://kdtune:dummy-password@{host}:5432/kdtune", name
         assert service["environment"]["KDTUNE_HOME"] == "/data"
         assert "kdtune-home:/data" in service["volumes"]
     init = _compose_argv(compose["services"]["init"])
     assert "storage=null" in init, "create must not store a URL from kdtune.yaml"
+
+
+def test_compose_services_keep_every_kdtune_variable(compose_raw, compose):
+    """A service's own ``environment:`` replaces x-kdtune's: the ones that set one must
+    still carry every kdtune variable (through a merged anchor), only KDTUNE_STORAGE and
+    the dashboard's token may differ."""
+    base = interpolate(compose_raw["x-kdtune"]["environment"])
+    assert {"KDTUNE_HOME", "KDTUNE_STORAGE", "KDTUNE_THREADS", "OMP_NUM_THREADS"} <= set(base)
+    for name, service in compose["services"].items():
+        if _compose_argv(service) is None:
+            continue
+        env = service["environment"]
+        assert set(base) <= set(env), f"{name} lost {set(base) - set(env)}"
+        changed = {k for k in base if env[k] != base[k]}
+        assert changed <= {"KDTUNE_STORAGE"}, (name, changed)
+        extra = set(env) - set(base)
+        assert extra <= ({"KDTUNE_DASHBOARD_TOKEN"} if name == "dashboard" else set()), extra
+    for name in ("worker", "init"):
+        assert "KDTUNE_DASHBOARD_TOKEN" not in compose["services"][name]["environment"]
+
+
+def test_compose_pgbouncer(compose):
+    services = compose["services"]
+    bouncer = services["pgbouncer"]
+    assert PGBOUNCER_IMAGE.match(bouncer["image"]), bouncer["image"]
+    assert PINNED_TAG.search(bouncer["image"]), f"pgbouncer image not pinned: {bouncer['image']}"
+    check_pgbouncer_env(bouncer["environment"], upstream="postgres")
+    assert bouncer["environment"]["DB_PASSWORD"] == "dummy-password"  # ${POSTGRES_PASSWORD}
+    assert bouncer["depends_on"]["postgres"]["condition"] == "service_healthy"
+    test = bouncer["healthcheck"]["test"]
+    assert "pg_isready" in (" ".join(test) if isinstance(test, list) else test)
+    assert "ports" not in bouncer, "only the other containers need the pooler"
+    for name in ("worker", "dashboard"):
+        assert services[name]["depends_on"]["pgbouncer"]["condition"] == "service_healthy"
+    assert "pgbouncer" not in services["init"]["depends_on"], "init connects directly"
+    text = COMPOSE_FILE.read_text()
+    assert "transaction-scoped advisory" in text, "say why transaction pooling is safe"
+
+
+def test_compose_max_connections(compose):
+    """max_connections is raised on postgres's command line, and holds the pooler's server
+    connections plus init's, with the arithmetic stated in the comment."""
+    services = compose["services"]
+    pool = check_pgbouncer_env(services["pgbouncer"]["environment"], upstream="postgres")
+    command = services["postgres"]["command"]
+    command = shlex.split(command) if isinstance(command, str) else command
+    assert command[0] == "postgres", "the image's entrypoint needs postgres first"
+    direct = sum(1 for name in services if STORAGE_HOST.get(name) == "postgres")
+    check_connection_arithmetic(
+        COMPOSE_FILE.read_text(), max_connections(command), pool,
+        pooler_replicas=1, direct_processes=direct,
+        # docker compose up --scale worker=8, as the header says, and the dashboard
+        pooled_processes=8 + 1,
+    )
+
+
+def test_compose_dashboard_token_and_health(compose_raw, compose):
+    raw = compose_raw["services"]["dashboard"]["environment"]["KDTUNE_DASHBOARD_TOKEN"]
+    assert re.fullmatch(r"\$\{KDTUNE_DASHBOARD_TOKEN:\?[^}]*\}", raw), (
+        f"the token must come from .env and be required, got {raw!r}"
+    )
+    dash = compose["services"]["dashboard"]
+    argv = _compose_argv(dash)
+    assert "--allow-writes" not in argv, "the deployed dashboard stays read-only"
+    test = dash["healthcheck"]["test"]
+    test = " ".join(test) if isinstance(test, list) else test
+    assert "/healthz" in test and "127.0.0.1:8080" in test
+    assert argv[argv.index("--port") + 1] == "8080"
+    text = COMPOSE_FILE.read_text().lower()
+    assert "no authentication" not in text, "stale comment: the dashboard has a token now"
+    assert "tls" in text
+    env_text = ENV_EXAMPLE.read_text()
+    assert "secrets.token_urlsafe" in env_text
+    assert re.search(r"^KDTUNE_DASHBOARD_TOKEN=$", env_text, re.MULTILINE), (
+        ".env.example leaves the token empty, so Compose refuses to start until it is set"
+    )
 
 
 def test_env_example_lists_the_variables():
