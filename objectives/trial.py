@@ -70,6 +70,7 @@ from kdtune.attrs import (
     rung_key,
     seconds_key,
 )
+from kdtune.storage.optuna_adapter import set_trial_user_attrs
 
 from .catalogue import direction
 from .config import ChoiceParam, DistillConfig, FloatParam, IntParam, SearchSpace
@@ -172,10 +173,10 @@ def metric_values(metrics: dict, objectives: Sequence[str]) -> list[float]:
 def check_size(trial: optuna.Trial, params: int, cap: int | None) -> None:
     """Record the student's parameter count and, in a capped study, the constraint
     ``params - cap``; an over-cap trial ends PRUNED here, untrained (module docstring)."""
-    trial.set_user_attr("params", params)
+    set_trial_user_attrs(trial, {"params": params} if cap is None else {"params": params,
+                                                                        PARAMS_CAP: cap})
     if cap is None:
         return
-    trial.set_user_attr(PARAMS_CAP, cap)
     trial.set_constraint(MAX_PARAMS_CONSTRAINT, float(params - cap))
     if params > cap:
         raise optuna.TrialPruned(
@@ -259,25 +260,23 @@ def make_objective(
         if repeat_seed is not None:
             cfg = cfg.model_copy(update={"seed": int(repeat_seed)})
         config = json.loads(cfg.model_dump_json())
-        trial.set_user_attr(TRIAL_CONFIG, config)
         # torch threads change the floating point of training, hence the student: recorded
         # so `kdtune export` can pin them and `kdtune distill` reproduces the trial
-        trial.set_user_attr(THREADS, cfg.threads or threads or available_cpus())
+        set_trial_user_attrs(trial, {TRIAL_CONFIG: config,
+                                     THREADS: cfg.threads or threads or available_cpus()})
         check_size(trial, student_parameters(t_cfg, cfg.student_layers, cfg.hidden_size), cap)
         twin = finished_twin(trial) if space.reuse_repeats and repeat_seed is None else None
         if twin is not None and twin.user_attrs.get(TRIAL_CONFIG) == config:
             # Same parameters and same full configuration: the result would be the same.
-            for key, value in twin.user_attrs.items():
-                if not key.startswith(SECONDS_PREFIX) and key not in (DUPLICATE_OF,
-                                                                         EPOCHS_TRAINED):
-                    trial.set_user_attr(key, value)
-            trial.set_user_attr(DUPLICATE_OF, twin.number)
+            copied = {key: value for key, value in twin.user_attrs.items()
+                      if not key.startswith(SECONDS_PREFIX)
+                      and key not in (DUPLICATE_OF, EPOCHS_TRAINED)}
+            set_trial_user_attrs(trial, {**copied, DUPLICATE_OF: twin.number})
             return list(twin.values)
 
         def on_epoch(epoch: int, acc: float) -> None:
             # ``epoch`` counts every epoch trained so far, intermediate-stage ones included
-            trial.set_user_attr(epoch_accuracy_key(epoch), acc)
-            trial.set_user_attr(EPOCHS_TRAINED, epoch)
+            set_trial_user_attrs(trial, {epoch_accuracy_key(epoch): acc, EPOCHS_TRAINED: epoch})
 
         halving = {} if space.halving is None or repeat_seed is not None else {
             "on_figures": rung_check(trial, space.halving, objectives, directions)}
@@ -287,10 +286,9 @@ def make_objective(
             raise optuna.TrialPruned(str(e)) from e
         # Diverged propagates: the worker fails the trial with its reason and, because
         # Diverged.retryable is False, does not re-queue it.
-        for key, value in result.metrics.items():
-            trial.set_user_attr(key, value)
-        for key, value in result.timings.items():
-            trial.set_user_attr(seconds_key(key), value)
+        # one transaction for the ~35 metrics and timings (not one commit per key)
+        set_trial_user_attrs(trial, {**result.metrics, **{
+            seconds_key(key): value for key, value in result.timings.items()}})
         acc, majority = result.metrics["accuracy_student"], result.metrics["accuracy_majority"]
         low = (result.metrics.get("accuracy_student_ci") or [acc])[0]
         if low <= majority:
