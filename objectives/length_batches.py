@@ -1,13 +1,24 @@
-"""Length-grouped batches: examples of similar length together, so padding wastes little."""
+"""Length-grouped batches: examples of similar length together, so padding wastes little.
+
+The teacher fit and the students' training batches use :class:`LengthGroupedBatches`;
+prediction (:func:`kdtune.objectives.predict.predict_logits`, student evaluation included)
+sorts the whole split by length instead, since its order does not matter.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 
-__all__ = ["LengthGroupedBatches"]
+__all__ = ["LengthGroupedBatches", "token_lengths"]
+
+
+def token_lengths(dataset: Any) -> list[int]:
+    """Tokens per row of a tokenised dataset (its ``input_ids``, before padding)."""
+    return [len(ids) for ids in dataset["input_ids"]]
 
 
 class LengthGroupedBatches:

@@ -18,6 +18,15 @@ score of one head whose query and key concatenate theirs, so a student head can 
 exactly; dropping the attention term instead would remove TinyBERT's strongest
 intermediate signal from every narrower trial. Cached teacher outputs keep all heads
 (the cache does not depend on the student).
+
+Attention kernel (:func:`attention_implementation`): the student and the teacher run
+torch's scaled-dot-product attention (``"sdpa"``, faster, no attention maps) unless the
+run's attention loss is on, and eager attention only then (issue 14). No loss reads the
+models' attention-map outputs: hidden states come from both kernels, and the attention
+loss's pre-softmax scores are recomputed by hooks on the query and key projections
+(:mod:`objectives.attention`), so the kernel changes speed and float rounding, not what is
+trained. (Those hooks would work under sdpa too; eager is kept there so that a student of
+an attention-loss run still returns its maps.)
 """
 
 from __future__ import annotations
@@ -94,7 +103,7 @@ def load_inputs(cfg: DistillConfig, device: torch.device, splits=None) -> RunInp
     from .teacher_load import load_teacher
     from .tokens import tokenize
 
-    teacher, tokenizer = load_teacher(cfg.teacher)
+    teacher, tokenizer = load_teacher(cfg.teacher, attention_implementation(cfg))
     teacher.to(device).eval()
     if splits is None:
         splits = load_splits(cfg.data)
@@ -111,6 +120,12 @@ def load_inputs(cfg: DistillConfig, device: torch.device, splits=None) -> RunInp
         mapping=mapping, hidden_pairs=hidden_state_pairs(mapping),
         attention_pairs=attention_pairs(mapping),
     )
+
+
+def attention_implementation(cfg: DistillConfig) -> str:
+    """``"eager"`` when the run trains the attention loss (``beta`` > 0 with ``attention``
+    in ``intermediate``), else ``"sdpa"`` (module docstring)."""
+    return "eager" if cfg.uses_intermediate and "attention" in cfg.intermediate else "sdpa"
 
 
 def students_transfer_set(cfg: DistillConfig, splits, teacher, tokenizer):
@@ -233,7 +248,8 @@ def prepare_student(cfg: DistillConfig, inputs: RunInputs, signal: TeacherSignal
     width, heads, ffn = student_shape(inputs.teacher.config, cfg.hidden_size)
     student = build_student(inputs.teacher, inputs.mapping, hidden_size=width,
                             init=cfg.init, checkpoint=cfg.init_checkpoint,
-                            num_attention_heads=heads, intermediate_size=ffn)
+                            num_attention_heads=heads, intermediate_size=ffn,
+                            attn_implementation=attention_implementation(cfg))
     student.to(device)
     if not signal.live and signal.eval is not None and device.type != "cpu":
         inputs.teacher.cpu()  # every teacher output the run needs is cached

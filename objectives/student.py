@@ -12,10 +12,12 @@ released code does (its ``fit_dense``); the paper's separate W_e for embeddings 
 With equal widths there is no projection (identity, no parameters). The projection exists
 for training only: :meth:`Student.save_pretrained` and :func:`count_parameters` leave it out.
 
-Attention maps. The student is built with ``attn_implementation="eager"`` so that it can
-return attention maps; Hugging Face's eager attention returns post-softmax probabilities,
-shape (B, heads, L, L). The attention loss compares pre-softmax scores instead, captured by
-:func:`objectives.attention.capture_attention_scores`.
+Attention maps. A student built with ``attn_implementation="eager"`` returns attention maps
+with its intermediates: Hugging Face's eager attention returns post-softmax probabilities,
+shape (B, heads, L, L). One built with ``"sdpa"`` (faster) returns none (``attentions`` is
+``None``); hidden states come either way. The attention loss compares pre-softmax scores,
+captured by :func:`objectives.attention.capture_attention_scores` from hooks on the query
+and key projections, not these maps.
 """
 
 from __future__ import annotations
@@ -47,8 +49,9 @@ class StudentOutput:
         projected_hidden_states: ``hidden_states`` mapped to the teacher's width by the
             shared projection W_h, each (B, L, H_T); the very same tensors as
             ``hidden_states`` when the widths agree. ``None`` when ``hidden_states`` is.
-        attentions: ``None`` unless intermediates were requested; else M tensors of shape
-            (B, heads, L, L), post-softmax attention probabilities, index m - 1 for layer m.
+        attentions: ``None`` unless intermediates were requested from an eager-attention
+            model; else M tensors of shape (B, heads, L, L), post-softmax attention
+            probabilities, index m - 1 for layer m.
     """
 
     logits: torch.Tensor
@@ -105,6 +108,11 @@ class Student(nn.Module):
         """H_S, the student's hidden width."""
         return int(self.model.config.hidden_size)
 
+    @property
+    def attention_implementation(self) -> str:
+        """The model's attention kernel: ``"eager"`` (returns attention maps) or ``"sdpa"``."""
+        return str(getattr(self.model.config, "_attn_implementation", None) or "eager")
+
     def project(self, hidden: torch.Tensor) -> torch.Tensor:
         """Map a student hidden state (..., H_S) to the teacher's width (..., H_T)."""
         return hidden if self.projection is None else self.projection(hidden)
@@ -113,8 +121,8 @@ class Student(nn.Module):
         """Run the student on a batch.
 
         Args:
-            output_intermediate: also return hidden states (raw and projected) and
-                attention maps; otherwise those fields are ``None``.
+            output_intermediate: also return hidden states (raw and projected) and, with
+                eager attention, attention maps; otherwise those fields are ``None``.
             **batch: a collated batch. Only the model inputs (``input_ids``,
                 ``attention_mask``, ``token_type_ids``, ``position_ids``) are passed on;
                 other keys such as ``labels`` are ignored, so a collator's output can be
@@ -122,7 +130,8 @@ class Student(nn.Module):
 
         Returns:
             :class:`StudentOutput` with logits (B, K) and, on request, M + 1 hidden states
-            (B, L, H_S), their projections (B, L, H_T) and M attention maps (B, heads, L, L).
+            (B, L, H_S), their projections (B, L, H_T) and (eager attention only) M
+            attention maps (B, heads, L, L).
         """
         if "input_ids" not in batch and "inputs_embeds" not in batch:
             raise ValueError(
@@ -130,10 +139,11 @@ class Student(nn.Module):
                 f"{', '.join(MODEL_INPUTS)}"
             )
         inputs = {k: v for k, v in batch.items() if k in MODEL_INPUTS or k == "inputs_embeds"}
+        maps = output_intermediate and self.attention_implementation == "eager"
         out = self.model(
             **inputs,
             output_hidden_states=output_intermediate,
-            output_attentions=output_intermediate,
+            output_attentions=maps,
             return_dict=True,
         )
         if not output_intermediate:
@@ -144,7 +154,7 @@ class Student(nn.Module):
             logits=out.logits,
             hidden_states=hidden,
             projected_hidden_states=projected,
-            attentions=tuple(out.attentions),
+            attentions=tuple(out.attentions) if maps else None,
         )
 
     def save_pretrained(self, directory: str | Path, tokenizer: Any | None = None) -> Path:

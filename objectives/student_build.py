@@ -26,6 +26,12 @@ Initialisation (``init``):
 * ``"checkpoint"``: student weights are loaded from a directory written by
   :meth:`Student.save_pretrained` (or any ``from_pretrained`` directory) whose depth, width
   and labels match.
+
+Attention kernel (``attn_implementation``): ``"eager"`` (default) returns attention maps;
+``"sdpa"`` (torch's scaled-dot-product attention) is faster but returns none. A distillation
+run picks sdpa unless its attention loss is on
+(:func:`kdtune.objectives.prepare.attention_implementation`). The choice is not part of the
+saved checkpoint's weights: a saved student loads with either.
 """
 
 from __future__ import annotations
@@ -44,9 +50,10 @@ from .student_size import student_config
 if TYPE_CHECKING:  # pragma: no cover
     from transformers import PreTrainedModel
 
-__all__ = ["INIT_MODES", "build_student"]
+__all__ = ["ATTENTION_IMPLEMENTATIONS", "INIT_MODES", "build_student"]
 
 INIT_MODES = ("teacher-layers", "random", "checkpoint")
+ATTENTION_IMPLEMENTATIONS = ("eager", "sdpa")
 
 _REQUIRED_CONFIG = ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size")
 
@@ -61,6 +68,7 @@ def build_student(
     num_attention_heads: int | None = None,
     intermediate_size: int | None = None,
     selection: str = "even",
+    attn_implementation: str = "eager",
 ) -> Student:
     """Build an M-layer student for ``teacher``, M = ``len(mapping)``.
 
@@ -79,19 +87,24 @@ def build_student(
             ``intermediate_size / hidden_size`` (rounded), the teacher's own size at full width.
         selection: which teacher rows and columns a narrower ``teacher-layers`` student
             takes: ``"even"`` (evenly spaced) or ``"first"`` (:mod:`objectives.student_init`).
+        attn_implementation: ``"eager"`` (attention maps available) or ``"sdpa"``.
 
     Returns:
-        A :class:`Student` on the CPU, in training mode, with ``attn_implementation="eager"``,
+        A :class:`Student` on the CPU, in training mode, with that attention implementation,
         the teacher's labels (``id2label``/``label2id``) and a projection W_h when
         H_S != H_T.
 
     Raises:
         ValueError: a bad ``mapping``, ``hidden_size``, ``init``, ``checkpoint``,
-            ``num_attention_heads`` or ``intermediate_size``; ``init="teacher-layers"`` with a
+            ``num_attention_heads``, ``intermediate_size`` or ``attn_implementation``;
+            ``init="teacher-layers"`` with a
             width above the teacher's; a checkpoint that cannot be loaded or does not match.
     """
     if init not in INIT_MODES:
         raise ValueError(f"init must be one of {', '.join(INIT_MODES)}, got {init!r}")
+    if attn_implementation not in ATTENTION_IMPLEMENTATIONS:
+        raise ValueError(f"attn_implementation must be one of "
+                         f"{', '.join(ATTENTION_IMPLEMENTATIONS)}, got {attn_implementation!r}")
     if init == "checkpoint" and checkpoint is None:
         raise ValueError("init='checkpoint' needs checkpoint, a directory to load; got None")
     if init != "checkpoint" and checkpoint is not None:
@@ -119,11 +132,13 @@ def build_student(
             f"'checkpoint') for a wider student"
         )
     if init == "checkpoint":
-        model = _load_checkpoint(Path(checkpoint), cfg)  # type: ignore[arg-type]
+        model = _load_checkpoint(Path(checkpoint), cfg,  # type: ignore[arg-type]
+                                 attn_implementation)
     else:
         from transformers import AutoModelForSequenceClassification
 
-        model = AutoModelForSequenceClassification.from_config(cfg, attn_implementation="eager")
+        model = AutoModelForSequenceClassification.from_config(
+            cfg, attn_implementation=attn_implementation)
         if init == "teacher-layers":
             copy_teacher_weights(teacher, model, layers, selection)
     model.train()
@@ -140,7 +155,7 @@ def build_student(
 # --------------------------------------------------------------------------- helpers
 
 
-def _load_checkpoint(path: Path, cfg: Any) -> PreTrainedModel:
+def _load_checkpoint(path: Path, cfg: Any, attn_implementation: str) -> PreTrainedModel:
     """Load a student checkpoint and check it matches the requested depth, width and labels."""
     from transformers import AutoModelForSequenceClassification
 
@@ -148,7 +163,7 @@ def _load_checkpoint(path: Path, cfg: Any) -> PreTrainedModel:
         raise ValueError(f"checkpoint must be an existing directory, got {str(path)!r}")
     try:
         model = AutoModelForSequenceClassification.from_pretrained(
-            str(path), attn_implementation="eager"
+            str(path), attn_implementation=attn_implementation
         )
     except Exception as e:  # noqa: BLE001 - any loader failure becomes one readable error
         raise ValueError(f"could not load student checkpoint {str(path)!r}: {e}") from e

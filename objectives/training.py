@@ -14,7 +14,17 @@ Schedules (:func:`stages`): ``joint`` trains L for ``epochs`` epochs; ``two-stag
 ``alpha*L_soft + (1-alpha)*L_hard`` for ``epochs`` epochs. Each stage has its own AdamW and
 transformers' linear schedule: the learning rate rises from 0 over the first
 ``warmup_ratio`` of the stage's steps, then falls linearly to 0 at its last step (the
-teacher fit's schedule).
+teacher fit's schedule). AdamW is torch's fused implementation where the device has one
+(CPU and CUDA in current torch), else the default.
+
+Speed (issue 14). Training batches are grouped by length
+(:class:`~kdtune.objectives.length_batches.LengthGroupedBatches`, seeded by ``cfg.seed``, so a
+configuration reproduces), so little of a batch is padding. The word embedding, most of a
+small student's parameters, is updated as usual but kept out of the full-size passes the
+gradient clipping would make: its gradient is non-zero only in the rows of the batch's
+tokens, so the norm is taken over those rows and only they are rescaled
+(:meth:`Optimiser.step`); the clipping is the same as clipping every parameter, at the cost
+of the rows a batch touches.
 """
 
 from __future__ import annotations
@@ -64,13 +74,22 @@ def stages(cfg: DistillConfig) -> list[Stage]:
     return [Stage("joint" if cfg.schedule == "joint" else "prediction", cfg.epochs)]
 
 
+MAX_GRAD_NORM = 1.0
+"""The gradient-norm clipping threshold (global norm over every trainable parameter)."""
+
+
 @dataclass
 class Optimiser:
-    """AdamW over the student's trainable parameters with a linear warmup-decay schedule."""
+    """AdamW over the student's trainable parameters with a linear warmup-decay schedule.
+
+    ``embedding`` is the word-embedding matrix when it is trained (``None`` otherwise, or
+    for a model without one): :meth:`step` clips its gradient row-sparsely (module docstring).
+    """
 
     params: list[torch.nn.Parameter]
     optimizer: torch.optim.Optimizer
     scheduler: Any
+    embedding: torch.nn.Parameter | None = None
 
     @classmethod
     def for_stage(cls, student: Student, cfg: DistillConfig, steps: int) -> Optimiser:
@@ -79,19 +98,74 @@ class Optimiser:
 
         steps = max(1, steps)
         params = [p for p in student.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate,
-                                      weight_decay=cfg.weight_decay)
+        optimizer = adamw(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
         scheduler = get_linear_schedule_with_warmup(optimizer, round(cfg.warmup_ratio * steps),
                                                     steps)
-        return cls(params, optimizer, scheduler)
+        return cls(params, optimizer, scheduler, word_embedding(student))
 
-    def step(self, loss: torch.Tensor) -> None:
-        """Back-propagate ``loss``, clip the gradient norm to 1, step and advance the schedule."""
+    def step(self, loss: torch.Tensor, token_ids: torch.Tensor | None = None) -> None:
+        """Back-propagate ``loss``, clip the global gradient norm to :data:`MAX_GRAD_NORM`,
+        step and advance the schedule.
+
+        ``token_ids``: the batch's input ids. Given (and the word embedding trained), the
+        embedding's gradient is read and rescaled in those rows only (:func:`clip_gradients`);
+        without them every parameter is clipped in full, as torch's ``clip_grad_norm_`` does.
+        """
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+        clip_gradients(self.params, MAX_GRAD_NORM, self.embedding, token_ids)
         self.optimizer.step()
         self.scheduler.step()
+
+
+def adamw(params: list[torch.nn.Parameter], **kw: Any) -> torch.optim.Optimizer:
+    """torch's fused AdamW where the parameters' device supports it, else the default one."""
+    try:
+        return torch.optim.AdamW(params, fused=True, **kw)
+    except (RuntimeError, ValueError):  # no fused kernel for this device or dtype
+        return torch.optim.AdamW(params, **kw)
+
+
+def word_embedding(model: torch.nn.Module) -> torch.nn.Parameter | None:
+    """The trainable word-embedding matrix of a student (or Hugging Face model), else None."""
+    inner = getattr(model, "model", model)
+    getter = getattr(inner, "get_input_embeddings", None)
+    if getter is None:
+        return None
+    try:
+        emb = getter()
+    except NotImplementedError:
+        return None
+    weight = getattr(emb, "weight", None)
+    return weight if isinstance(weight, torch.nn.Parameter) and weight.requires_grad else None
+
+
+def clip_gradients(params: list[torch.nn.Parameter], max_norm: float,
+                   embedding: torch.nn.Parameter | None = None,
+                   token_ids: torch.Tensor | None = None) -> torch.Tensor:
+    """Clip the global L2 norm of ``params``' gradients to ``max_norm``; return that norm.
+
+    The same result as ``torch.nn.utils.clip_grad_norm_(params, max_norm)``, but when
+    ``embedding`` (one of ``params``) and the batch's ``token_ids`` are given, the
+    embedding's gradient is only read and rescaled in the rows of those tokens: a lookup
+    table's gradient is zero in every other row (its weight is not tied to an output
+    layer in a sequence classifier), so the norm is the same and the other rows stay zero.
+    """
+    if embedding is None or token_ids is None or embedding.grad is None:
+        return torch.nn.utils.clip_grad_norm_(params, max_norm)
+    grad = embedding.grad
+    rows = torch.unique(token_ids.to(grad.device))
+    touched = grad.index_select(0, rows)
+    others = [p.grad for p in params if p is not embedding and p.grad is not None]
+    norms = [torch.linalg.vector_norm(touched)]
+    if others:
+        norms += list(torch._foreach_norm(others))
+    total = torch.linalg.vector_norm(torch.stack(norms))
+    coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
+    if others:
+        torch._foreach_mul_(others, coef)
+    grad.index_copy_(0, rows, touched * coef)
+    return total
 
 
 class _Indexed(torch.utils.data.Dataset):
@@ -113,7 +187,9 @@ class _Indexed(torch.utils.data.Dataset):
 
 
 def train_loader(inputs: RunInputs, cfg: DistillConfig) -> torch.utils.data.DataLoader:
-    """Shuffled (seeded) training batches, padded per batch, with their row indices ``idx``."""
+    """Training batches grouped by length (seeded by ``cfg.seed``; epoch e reshuffles with
+    seed + e), padded per batch, with their row indices ``idx``."""
+    from .length_batches import LengthGroupedBatches, token_lengths
     from .tokens import data_collator
 
     pad = data_collator(inputs.tokenizer)
@@ -124,9 +200,9 @@ def train_loader(inputs: RunInputs, cfg: DistillConfig) -> torch.utils.data.Data
         batch["idx"] = idx
         return batch
 
-    return torch.utils.data.DataLoader(
-        _Indexed(inputs.train), batch_size=cfg.batch_size, shuffle=True,
-        generator=torch.Generator().manual_seed(cfg.seed), collate_fn=collate)
+    sampler = LengthGroupedBatches(token_lengths(inputs.train), cfg.batch_size, seed=cfg.seed)
+    return torch.utils.data.DataLoader(_Indexed(inputs.train), batch_sampler=sampler,
+                                       collate_fn=collate)
 
 
 def train_epoch(student: Student, loader, teacher: TeacherSignal, inputs: RunInputs,
@@ -170,7 +246,7 @@ def train_step(student: Student, batch: dict, teacher: TeacherSignal, inputs: Ru
     if not torch.isfinite(loss):
         raise Diverged(f"loss became {loss.item()} in {where} (temperature "
                        f"{cfg.temperature:g}, learning rate {cfg.learning_rate:g})")
-    optimiser.step(loss)
+    optimiser.step(loss, batch["input_ids"])
     return {k: float(v.detach()) for k, v in parts.items()}
 
 
