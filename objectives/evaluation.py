@@ -106,28 +106,53 @@ def interval_ci(p_teacher: np.ndarray, p_student: np.ndarray, labels: np.ndarray
     return out
 
 
-@torch.inference_mode()
 def latency_ms(student: Student, inputs: RunInputs, device: torch.device,
                n_batches: int) -> float:
     """Median wall time of one student forward on an evaluation batch (64 inputs), in ms.
 
-    Times the first ``n_batches`` batches of the evaluation split in row order; nan when
-    ``n_batches`` is 0.
+    Times the first ``n_batches`` batches of the evaluation split in row order, with SDPA
+    attention whatever kernel the student trained with (the kernel a saved student is served
+    with); nan when ``n_batches`` is 0. Latency depends on the architecture, not on the
+    weights: measured once per architecture, threads and data in a process and reused
+    (:mod:`~kdtune.objectives.reuse`), which also keeps it identical across trials that share
+    an architecture.
     """
-    from .tokens import data_collator
+    from .reuse import WORKER_MEMO
 
     if n_batches <= 0:
         return float("nan")
+    config = student.config
+    key = (type(student.model).__name__, student.num_layers, student.hidden_size,
+           int(config.num_attention_heads), int(config.intermediate_size),
+           int(config.vocab_size), torch.get_num_threads(), str(device), n_batches,
+           inputs.splits.fingerprint("eval"), len(inputs.eval))
+    return WORKER_MEMO.get("latency", key, lambda: _time_forwards(student, inputs, device,
+                                                                  n_batches))
+
+
+@torch.inference_mode()
+def _time_forwards(student: Student, inputs: RunInputs, device: torch.device,
+                   n_batches: int) -> float:
+    from .tokens import data_collator
+
+    model = student.model
+    trained_with = model.config._attn_implementation
+    if trained_with != "sdpa":
+        model.set_attn_implementation("sdpa")
     collate = data_collator(inputs.tokenizer)
     student.eval()
     dataset = inputs.eval
     times = []
-    for start in range(0, min(len(dataset), n_batches * EVAL_BATCH_SIZE), EVAL_BATCH_SIZE):
-        rows = [dataset[i] for i in range(start, min(start + EVAL_BATCH_SIZE, len(dataset)))]
-        batch = {k: v.to(device) for k, v in collate(rows).items() if k in MODEL_INPUTS}
-        t0 = time.perf_counter()
-        student(**batch)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append((time.perf_counter() - t0) * 1000)
+    try:
+        for start in range(0, min(len(dataset), n_batches * EVAL_BATCH_SIZE), EVAL_BATCH_SIZE):
+            rows = [dataset[i] for i in range(start, min(start + EVAL_BATCH_SIZE, len(dataset)))]
+            batch = {k: v.to(device) for k, v in collate(rows).items() if k in MODEL_INPUTS}
+            t0 = time.perf_counter()
+            student(**batch)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times.append((time.perf_counter() - t0) * 1000)
+    finally:
+        if trained_with != "sdpa":
+            model.set_attn_implementation(trained_with)
     return float(np.median(times)) if times else float("nan")

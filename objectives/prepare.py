@@ -19,9 +19,10 @@ exactly; dropping the attention term instead would remove TinyBERT's strongest
 intermediate signal from every narrower trial. Cached teacher outputs keep all heads
 (the cache does not depend on the student).
 
-Attention kernel (:func:`attention_implementation`): the student and the teacher run
-torch's scaled-dot-product attention (``"sdpa"``, faster, no attention maps) unless the
-run's attention loss is on, and eager attention only then (issue 14). No loss reads the
+Attention kernel (:func:`attention_implementation`): the student runs torch's
+scaled-dot-product attention (``"sdpa"``, faster, no attention maps) unless the run's
+attention loss is on, and eager attention only then (issue 14); the teacher always runs SDPA
+(one loaded teacher serves every trial of a worker). No loss reads the
 models' attention-map outputs: hidden states come from both kernels, and the attention
 loss's pre-softmax scores are recomputed by hooks on the query and key projections
 (:mod:`objectives.attention`), so the kernel changes speed and float rounding, not what is
@@ -95,28 +96,41 @@ def teacher_depth(teacher: str) -> int:
 def load_inputs(cfg: DistillConfig, device: torch.device, splits=None) -> RunInputs:
     """Load the teacher and the data (unless ``splits`` are given), tokenize, map layers.
 
+    The teacher, the splits and their tokenised forms are loaded once per process and
+    reused by later trials that share them (:mod:`~kdtune.objectives.reuse`).
+
     Raises:
         ValueError: a teacher that does not load, data whose labels are not the teacher's,
             or a bad layer mapping.
     """
     from .data import check_labels_match, content_fingerprint, load_splits
+    from .reuse import WORKER_MEMO, checkpoint_stamp
     from .teacher_load import load_teacher
     from .tokens import tokenize
 
-    teacher, tokenizer = load_teacher(cfg.teacher, attention_implementation(cfg))
-    teacher.to(device).eval()
+    # SDPA whatever the losses: attention scores come from hooks (module docstring of reuse)
+    teacher, tokenizer = WORKER_MEMO.get(
+        "teacher", (checkpoint_stamp(str(cfg.teacher)), str(device)),
+        lambda: load_teacher(cfg.teacher, "sdpa"))
+    teacher.to(device).eval()  # a run on an accelerator may have moved it to the CPU
     if splits is None:
-        splits = load_splits(cfg.data)
+        splits = WORKER_MEMO.get("splits", cfg.data.model_dump_json(),
+                                 lambda: load_splits(cfg.data))
     check_labels_match(splits, _label_names(teacher))
     mapping = layer_mapping(cfg.layer_mapping, teacher.config.num_hidden_layers,
                             cfg.student_layers)
     train = students_transfer_set(cfg, splits, teacher, tokenizer)
+    train_fingerprint = (splits.fingerprint(splits.students_split) if train is splits.students
+                         else content_fingerprint(train, splits.label_names))
+
+    def tokens(dataset, fingerprint: str):
+        return WORKER_MEMO.get("tokens", (str(cfg.teacher), fingerprint, cfg.data.max_length),
+                               lambda: tokenize(dataset, tokenizer, cfg.data.max_length))
+
     return RunInputs(
         teacher=teacher, tokenizer=tokenizer, splits=splits,
-        train=tokenize(train, tokenizer, cfg.data.max_length),
-        train_fingerprint=(splits.fingerprint(splits.students_split) if train is splits.students
-                           else content_fingerprint(train, splits.label_names)),
-        eval=tokenize(splits.eval, tokenizer, cfg.data.max_length),
+        train=tokens(train, train_fingerprint), train_fingerprint=train_fingerprint,
+        eval=tokens(splits.eval, splits.fingerprint("eval")),
         mapping=mapping, hidden_pairs=hidden_state_pairs(mapping),
         attention_pairs=attention_pairs(mapping),
     )
@@ -124,7 +138,8 @@ def load_inputs(cfg: DistillConfig, device: torch.device, splits=None) -> RunInp
 
 def attention_implementation(cfg: DistillConfig) -> str:
     """``"eager"`` when the run trains the attention loss (``beta`` > 0 with ``attention``
-    in ``intermediate``), else ``"sdpa"`` (module docstring)."""
+    in ``intermediate``), else ``"sdpa"`` (module docstring); the
+    teacher always runs SDPA (:mod:`~kdtune.objectives.reuse`)."""
     return "eager" if cfg.uses_intermediate and "attention" in cfg.intermediate else "sdpa"
 
 
