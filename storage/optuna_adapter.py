@@ -115,6 +115,10 @@ def set_trial_user_attrs(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
     """
     if not attrs:
         return
+    if not isinstance(trial, optuna.Trial):  # optuna.trial.FixedTrial: no storage behind it
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        return
     storage, tid = trial.storage, trial_id(trial)
     try:
         engine = rdb_engine(storage)

@@ -66,3 +66,9 @@ def test_a_finished_trial_is_refused_and_left_unchanged(study):
     with pytest.raises(optuna.exceptions.UpdateFinishedTrialError, match="COMPLETE"):
         set_trial_user_attrs(trial, {"late": 1})
     assert "late" not in study.get_trials()[0].user_attrs
+
+
+def test_a_fixed_trial_takes_them_too():
+    trial = optuna.trial.FixedTrial({"x": 1.0})
+    set_trial_user_attrs(trial, {"a": 1, "b": [2, 3]})
+    assert trial.user_attrs == {"a": 1, "b": [2, 3]}
