@@ -11,15 +11,30 @@ memory-mapped :class:`~kdtune.objectives.cache_store.TeacherOutputs`.
 * A live forward in the cache's form (when intermediates are not cached):
   :func:`~kdtune.objectives.teacher_forward.forward_teacher`.
 
-Intermediates (hidden states, pre-softmax attention scores) are cached only when their
-estimated size fits ``memory_budget_mb``; otherwise only logits are cached, the result has
-``needs_live_teacher`` set, and the training loop runs the teacher live for the
-intermediate losses (its logits still come from the cache).
+One all-layers cache. The fingerprint does not name layers: a run with intermediate
+losses caches ALL hidden states (0..N) and, when it needs attention scores, ALL attention
+layers (0..N-1) of the teacher, and every later trial reads its own layers from that one
+variant, whatever its depth or layer mapping, with no teacher pass. Which variant a call
+reads or writes (:func:`compute_or_load`, in this order):
+
+1. no intermediates: ``logits`` (always this one, so a logits-only run reads the same
+   numbers whatever else is cached);
+2. a complete variant that holds every needed layer, whatever the budget: the all-layers one
+   of the kinds needed first, else (in name order) one with more kinds or one of just some
+   layers written under a smaller budget (:func:`~kdtune.objectives.cache_store.find_variant`);
+3. the all-layers variant, when its estimated size fits ``memory_budget_mb``;
+4. budget fallback: only the needed layers (as before the all-layers cache) when they fit;
+5. else ``logits`` only: the result has ``needs_live_teacher`` set and the training loop
+   runs the teacher live for the intermediate losses (its logits still come from the cache).
+
+So a hidden-only run after an attention run reads the hidden+attention variant (2.), and
+an attention run after a hidden-only one writes the hidden+attention variant once (3.).
 """
 
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +49,7 @@ from .cache_store import (
     TeacherOutputs,
     cache_root,
     estimate_intermediate_bytes,
+    find_variant,
     offsets,
     read_variant,
     store_variant,
@@ -58,13 +74,16 @@ def compute_or_load(
 ) -> TeacherOutputs:
     """Return the teacher's outputs on ``dataset``: from the cache, or computed and cached.
 
-    Logits are always cached. Hidden states (``layers_hidden``: ``hidden_states`` indices)
-    and attention scores (``layers_attention``: 0-based ``attentions`` indices) are cached
-    only when :func:`~kdtune.objectives.cache_store.estimate_intermediate_bytes` is at most
-    ``memory_budget_mb`` MiB; otherwise the result's ``needs_live_teacher`` is true. A full
-    variant written earlier (under a larger budget) is used whatever the budget. Computing
-    runs the teacher in eval mode without gradients (its train/eval mode is restored
-    afterwards), batching examples of similar length together, and writes atomically.
+    Logits are always cached. When hidden states (``layers_hidden``: ``hidden_states``
+    indices) or attention scores (``layers_attention``: 0-based ``attentions`` indices) are
+    asked for, the variant is chosen as the module docstring says: an existing one that
+    holds them (whatever the budget), else all layers of each kind asked for when
+    :func:`~kdtune.objectives.cache_store.estimate_intermediate_bytes` of all of them is at
+    most ``memory_budget_mb`` MiB, else just the asked-for layers when those fit, else
+    logits only (the result's ``needs_live_teacher`` is then true). The result opens only
+    the asked-for layers. Computing runs the teacher in eval mode without gradients (its
+    train/eval mode is restored afterwards), batching examples of similar length together,
+    and writes atomically.
 
     Args:
         teacher: the teacher classifier.
@@ -73,8 +92,9 @@ def compute_or_load(
             ``attention_mask`` (right padding only) and ``token_type_ids``; rows unpadded or
             padded.
         fingerprint: from :func:`~kdtune.objectives.cache_fingerprint.teacher_fingerprint`.
-        layers_hidden, layers_attention: the intermediates to cache (may be empty).
-        memory_budget_mb: the largest intermediate cache (MiB) to write; 0 caches logits only.
+        layers_hidden, layers_attention: the intermediates needed (may be empty).
+        memory_budget_mb: the largest intermediate cache (MiB) to write; 0 caches logits only
+            (an existing variant holding the layers is still read).
         batch_size: examples per teacher forward.
         device: where to run the teacher: ``None`` leaves it where it is; otherwise the
             teacher is moved there (and stays there).
@@ -100,21 +120,15 @@ def compute_or_load(
     hidden_idx = layer_indices("layers_hidden", layers_hidden)
     att_idx = layer_indices("layers_attention", layers_attention)
     cfg = teacher.config
-    check_available("layers_hidden", hidden_idx, int(cfg.num_hidden_layers) + 1)
-    check_available("layers_attention", att_idx, int(cfg.num_hidden_layers))
+    depth = int(cfg.num_hidden_layers)
+    check_available("layers_hidden", hidden_idx, depth + 1)
+    check_available("layers_attention", att_idx, depth)
     lengths = _dataset_lengths(dataset)
 
     base = cache_root() / fingerprint
-    full_name = variant_name(hidden_idx, att_idx)
-    variant = "logits"
-    if hidden_idx or att_idx:
-        size = estimate_intermediate_bytes(
-            lengths, int(cfg.hidden_size), int(cfg.num_attention_heads), hidden_idx, att_idx
-        )
-        if size <= memory_budget_mb * 2**20 or (base / full_name / MANIFEST).is_file():
-            variant = full_name
-    store_hidden, store_att = (hidden_idx, att_idx) if variant != "logits" else ((), ())
-
+    variant, store_hidden, store_att = _choose_variant(
+        base, lengths, cfg, hidden_idx, att_idx, memory_budget_mb
+    )
     final = base / variant
     if not (final / MANIFEST).is_file():
         if device is not None:
@@ -131,6 +145,33 @@ def compute_or_load(
             f"different token counts); the fingerprint does not describe this dataset"
         )
     return outputs
+
+
+def _choose_variant(
+    base: Path,
+    lengths: np.ndarray,
+    cfg: Any,
+    hidden_idx: list[int],
+    att_idx: list[int],
+    memory_budget_mb: float,
+) -> tuple[str, list[int], list[int]]:
+    """The variant to read (written first if missing) and its hidden and attention indices:
+    steps 1-5 of the module docstring."""
+    if not hidden_idx and not att_idx:
+        return "logits", [], []
+    depth = int(cfg.num_hidden_layers)
+    all_hidden = list(range(depth + 1)) if hidden_idx else []
+    all_att = list(range(depth)) if att_idx else []
+    found = find_variant(base, hidden_idx, att_idx, prefer=variant_name(all_hidden, all_att))
+    if found is not None:
+        manifest = json.loads((base / found / MANIFEST).read_text())
+        return found, list(manifest["hidden"]), list(manifest["attention"])
+    width, heads = int(cfg.hidden_size), int(cfg.num_attention_heads)
+    budget = memory_budget_mb * 2**20
+    for hidden, att in ((all_hidden, all_att), (hidden_idx, att_idx)):
+        if estimate_intermediate_bytes(lengths, width, heads, hidden, att) <= budget:
+            return variant_name(hidden, att), hidden, att
+    return "logits", [], []
 
 
 def _dataset_lengths(dataset: Any) -> np.ndarray:

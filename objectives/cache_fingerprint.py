@@ -2,8 +2,10 @@
 
 :func:`teacher_fingerprint` hashes everything the cached outputs depend on: the full content
 of the teacher's config, weight and tokenizer files (:func:`file_digest`), the data split,
-the tokenisation, the intermediates asked for, and the cache format version. Any change to
-any of them gives a new key, so a stale cache is never read.
+the tokenisation, and the cache format version. Any change to any of them gives a new key,
+so a stale cache is never read. It does not name teacher layers: which layers a directory
+holds is its variant's business (:mod:`~kdtune.objectives.cache_store`), so one key serves
+every student depth and layer mapping, and their trials share one all-layers cache.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from kdtune.paths import kdtune_home
 
 from .cache_store import CACHE_FORMAT_VERSION
 from .oneline import one_line
-from .teacher_forward import layer_indices
 
 __all__ = ["file_digest", "teacher_fingerprint"]
 
@@ -82,8 +83,6 @@ def teacher_fingerprint(
     split: str,
     tokenizer_name: str,
     max_length: int,
-    layers: tuple[int, ...],
-    with_attentions: bool,
 ) -> str:
     """The cache key of one teacher's outputs on one data split: a 64-hex SHA-256.
 
@@ -91,8 +90,11 @@ def teacher_fingerprint(
     tokenizer file in the teacher's checkpoint directory (top-level ``*.json``,
     ``*.safetensors``, ``*.bin``, ``*.txt``, ``*.model``), so any change to the teacher gives
     a new fingerprint, plus the data (``dataset_fingerprint``, ``split``), the tokenisation
-    (``tokenizer_name``, ``max_length``) and the intermediates asked for (``layers``, order
-    and repeats ignored; ``with_attentions``), plus the cache format version.
+    (``tokenizer_name``, ``max_length``) and the cache format version. The layers a run
+    needs are not part of it (the module docstring). The key equals the one kdtune gave
+    before the all-layers cache for a request without intermediates, so logits-only caches
+    written then are still read; caches of intermediates written then were keyed by their
+    layer set and are recomputed once, into the all-layers variant.
 
     Args:
         teacher_dir: the teacher's checkpoint directory, or a hub model id already in the
@@ -101,8 +103,6 @@ def teacher_fingerprint(
         split: the split's name.
         tokenizer_name: the tokenizer's name or path.
         max_length: the truncation length used when tokenising.
-        layers: teacher hidden-state indices whose outputs are cached (may be empty).
-        with_attentions: whether attention maps are cached too.
 
     Raises:
         UsageError: the teacher directory cannot be found or holds no config or weights, or
@@ -129,8 +129,9 @@ def teacher_fingerprint(
         "split": str(split),
         "tokenizer": str(tokenizer_name),
         "max_length": max_length,
-        "layers": layer_indices("layers", layers),
-        "with_attentions": bool(with_attentions),
+        # fixed: the key of a logits-only request before layers left the key (docstring)
+        "layers": [],
+        "with_attentions": False,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 

@@ -4,24 +4,30 @@ Layout::
 
     kdtune_home()/cache/teacher-outputs/<fingerprint>/<variant>/
 
-``<fingerprint>`` comes from :func:`~kdtune.objectives.cache_fingerprint.teacher_fingerprint`.
-``<variant>`` names what the directory holds: ``logits`` (logits only), or ``h0.2.4-a1.3``
-(logits + hidden states 0, 2, 4 + attention scores 1, 3), so two layer sets under one
-fingerprint never collide and a logits-only cache is shared by all layer sets.
+``<fingerprint>`` comes from :func:`~kdtune.objectives.cache_fingerprint.teacher_fingerprint`
+and does not depend on the layers a run needs. ``<variant>`` names what the directory
+holds: ``logits`` (logits only), or ``h0.2.4-a1.3`` (logits + hidden states 0, 2, 4 +
+attention scores 1, 3). The variant :func:`~kdtune.objectives.cache.compute_or_load` writes
+for a run with intermediate losses is normally the all-layers one (``h0.1.2.3.4-a`` for a
+4-layer teacher without attention loss, ``h0.1.2.3.4-a0.1.2.3`` with it), from which every
+layer mapping reads its layers (:func:`find_variant`); exact layer sets appear only when all
+layers exceed the memory budget.
 
 What is stored (all float32, example order = the dataset's row order; never
 probabilities: a loss applies its own temperature to the logits):
 
 * ``logits.npy``: (n, K) raw logits, always.
 * ``hidden_<i>.npy``: (sum of lengths, H), the tokens of all examples back to back, for
-  each requested ``hidden_states`` index i (0 = embedding output, i = output of layer i).
+  each stored ``hidden_states`` index i (0 = embedding output, i = output of layer i).
 * ``attention_<i>.npy``: flat, example j contributing heads * L_j * L_j pre-softmax
-  attention scores ``Q·Kᵀ/sqrt(d)``, for each requested 0-based ``attentions`` index.
+  attention scores ``Q·Kᵀ/sqrt(d)``, for each stored 0-based ``attentions`` index.
 * ``lengths.npy``: L_j, the real tokens of example j (its attention-mask sum).
 * ``manifest.json``: format version, fingerprint, indices, sizes; written last.
 
 Examples are stored UNPADDED and read back through ``numpy`` memory maps (opening is
-instant, pages load on demand, the OS page cache shares them between local workers).
+instant, pages load on demand, the OS page cache shares them between local workers); a
+reader opens only the layers it asks for (:func:`read_variant`), so a mapping reading 3 of
+an all-layers variant's 13 arrays touches no page of the other 10.
 :meth:`TeacherOutputs.batch` pads to the batch's length with ZEROS: hidden states of padding
 tokens and attention rows/columns of padding tokens are 0, which a live forward does not
 give, so losses must mask padding for the cached and live paths to agree;
@@ -57,6 +63,7 @@ __all__ = [
     "TeacherOutputs",
     "cache_root",
     "estimate_intermediate_bytes",
+    "find_variant",
     "offsets",
     "read_variant",
     "store_variant",
@@ -87,6 +94,34 @@ def offsets(sizes: np.ndarray) -> np.ndarray:
     return starts
 
 
+def find_variant(
+    base: Path, hidden: Sequence[int], attention: Sequence[int], prefer: str | None = None
+) -> str | None:
+    """The name of a complete variant under ``base`` holding ``hidden`` and ``attention``.
+
+    ``prefer`` (the all-layers name) wins when it is complete; otherwise the first complete
+    variant in name order whose manifest lists every needed index (one holding more kinds,
+    or one of just some layers written under a smaller budget). ``None`` when there is none.
+    A manifest that cannot be read counts as not holding anything.
+    """
+    if prefer is not None and (base / prefer / MANIFEST).is_file():
+        return prefer
+    if not base.is_dir():
+        return None
+    need_h, need_a = set(hidden), set(attention)
+    for entry in sorted(base.iterdir()):
+        if entry.name.startswith(".") or not (entry / MANIFEST).is_file():
+            continue
+        try:
+            manifest = json.loads((entry / MANIFEST).read_text())
+            held_h, held_a = set(manifest["hidden"]), set(manifest["attention"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if need_h <= held_h and need_a <= held_a:
+            return entry.name
+    return None
+
+
 def estimate_intermediate_bytes(
     lengths: Iterable[int],
     hidden_size: int,
@@ -111,8 +146,9 @@ class TeacherOutputs:
         fingerprint: the fingerprint it was stored under.
         lengths: (n,) int64, real tokens per example.
         logits: (n, K) float32 memory map of raw logits.
-        hidden: hidden-state index -> (sum of lengths, H) float32 memory map.
-        attentions: attention index (0-based) -> flat float32 memory map of scores.
+        hidden: hidden-state index -> (sum of lengths, H) float32 memory map, for the
+            requested indices the variant holds (not the variant's other layers).
+        attentions: attention index (0-based) -> flat float32 memory map of scores, likewise.
         num_heads: attention heads per teacher layer.
         requested_hidden, requested_attention: the indices asked for when loading.
     """
@@ -230,7 +266,11 @@ def store_variant(
 def read_variant(
     directory: Path, fingerprint: str, hidden_idx: Sequence[int], att_idx: Sequence[int]
 ) -> TeacherOutputs:
-    """Open a variant directory's arrays as memory maps.
+    """Open a variant directory's logits and its requested layers as memory maps.
+
+    Only the layers in ``hidden_idx`` / ``att_idx`` that the variant holds are opened, so
+    :meth:`TeacherOutputs.batch` gathers those alone from an all-layers variant; a requested
+    layer the variant lacks is simply absent (``needs_live_teacher`` is then true).
 
     Raises:
         ValueError: an unreadable manifest, or one of another format or fingerprint.
@@ -254,8 +294,9 @@ def read_variant(
         fingerprint=fingerprint,
         lengths=np.load(directory / "lengths.npy"),
         logits=open_("logits.npy"),
-        hidden={i: open_(f"hidden_{i}.npy") for i in manifest["hidden"]},
-        attentions={i: open_(f"attention_{i}.npy") for i in manifest["attention"]},
+        hidden={i: open_(f"hidden_{i}.npy") for i in hidden_idx if i in manifest["hidden"]},
+        attentions={i: open_(f"attention_{i}.npy")
+                    for i in att_idx if i in manifest["attention"]},
         num_heads=int(manifest["num_heads"]),
         requested_hidden=tuple(hidden_idx),
         requested_attention=tuple(att_idx),

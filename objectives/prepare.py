@@ -225,7 +225,15 @@ def _head_pool(n: int, heads: int) -> torch.Tensor:
 
 
 def teacher_signal(cfg: DistillConfig, inputs: RunInputs, device: torch.device) -> TeacherSignal:
-    """The teacher's outputs for the run: from the cache when enabled, else live."""
+    """The teacher's outputs for the run: from the cache when enabled, else live.
+
+    The cache key names the teacher, the data and the tokenisation, not the layers
+    (:func:`~kdtune.objectives.cache_fingerprint.teacher_fingerprint`): a run with
+    intermediate losses reads its layers (:func:`_intermediate_indices`) from the one
+    all-layers cache of the training split, which the first such run of the study writes
+    and every later depth or layer mapping reuses without a teacher pass
+    (:func:`~kdtune.objectives.cache.compute_or_load`). ``live`` is set when that cache (or
+    the needed layers alone) would exceed ``cfg.cache_budget_mb``."""
     hidden, attention = _intermediate_indices(cfg, inputs.hidden_pairs, inputs.attention_pairs)
     train_out = eval_out = None
     if cfg.teacher_cache:
@@ -238,9 +246,8 @@ def teacher_signal(cfg: DistillConfig, inputs: RunInputs, device: torch.device) 
         def outputs(split: str, dataset, hidden_idx, attention_idx):
             data_key = (inputs.train_fingerprint if split == "train"
                         else inputs.splits.fingerprint(split))
-            fingerprint = teacher_fingerprint(
-                cfg.teacher, data_key, split, tok_name,
-                cfg.data.max_length, tuple(hidden_idx), bool(attention_idx))
+            fingerprint = teacher_fingerprint(cfg.teacher, data_key, split, tok_name,
+                                              cfg.data.max_length)
             return compute_or_load(inputs.teacher, tokenizer, dataset, fingerprint,
                                    list(hidden_idx), list(attention_idx),
                                    memory_budget_mb=cfg.cache_budget_mb, device=device)

@@ -44,8 +44,6 @@ def _fp(teacher_dir, **changes):
         "split": "train",
         "tokenizer_name": "tiny",
         "max_length": 32,
-        "layers": (0, 2, 4),
-        "with_attentions": True,
     }
     return teacher_fingerprint(**{**args, **changes})
 
@@ -62,14 +60,11 @@ class ForwardCounter:
 def test_fingerprint_covers_every_argument(tiny_bert_dir):
     base = _fp(tiny_bert_dir)
     assert len(base) == 64 and base == _fp(tiny_bert_dir)
-    assert _fp(tiny_bert_dir, layers=(4, 2, 0, 2)) == base  # order and repeats ignored
     changed = [
         _fp(tiny_bert_dir, dataset_fingerprint="data-xyz"),
         _fp(tiny_bert_dir, split="eval"),
         _fp(tiny_bert_dir, tokenizer_name="other"),
         _fp(tiny_bert_dir, max_length=64),
-        _fp(tiny_bert_dir, layers=(0, 4)),
-        _fp(tiny_bert_dir, with_attentions=False),
     ]
     assert len({base, *changed}) == 1 + len(changed)
 
@@ -124,8 +119,9 @@ def test_second_call_is_a_hit(teacher, tokenizer, dataset, private_home):
     assert (
         second.path
         == first.path
-        == private_home / "cache/teacher-outputs" / ("f" * 64) / "h0.2.4-a1.3"
-    )
+        == private_home / "cache/teacher-outputs" / ("f" * 64) / "h0.1.2.3.4-a0.1.2.3"
+    )  # all layers cached; only the requested ones opened
+    assert set(second.hidden) == {0, 2, 4} and set(second.attentions) == {1, 3}
     assert second.has_intermediates and not second.needs_live_teacher
     np.testing.assert_array_equal(second.logits, first.logits)
     assert not list(second.path.parent.glob(".tmp-*"))
@@ -188,9 +184,9 @@ def test_budget_exceeded_caches_logits_only(teacher, tokenizer, dataset):
     # Logits-only outputs serve a request without intermediates (e.g. the eval split).
     plain = compute_or_load(teacher, tokenizer, dataset, "d" * 64)
     assert plain.path == small.path and not plain.needs_live_teacher
-    # A larger budget later writes the full variant beside it.
+    # A larger budget later writes the all-layers variant beside it.
     full = compute_or_load(teacher, tokenizer, dataset, "d" * 64, [0, 4], [3])
-    assert full.path.name == "h0.4-a3" and not full.needs_live_teacher
+    assert full.path.name == "h0.1.2.3.4-a0.1.2.3" and not full.needs_live_teacher
     np.testing.assert_allclose(full.logits, small.logits, atol=1e-6)
 
 
@@ -211,7 +207,7 @@ def test_failed_write_leaves_nothing(teacher, tokenizer, dataset, monkeypatch):
     assert list(parent.iterdir()) == []
     monkeypatch.setattr(cache, "forward_teacher", real)
     ok = compute_or_load(teacher, tokenizer, dataset, "e" * 64, [0], [], batch_size=8)
-    assert ok.has_intermediates and [p.name for p in parent.iterdir()] == ["h0-a"]
+    assert ok.has_intermediates and [p.name for p in parent.iterdir()] == ["h0.1.2.3.4-a"]
 
 
 def test_race_loser_uses_winner(teacher, tokenizer, dataset):
