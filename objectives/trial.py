@@ -170,11 +170,15 @@ def metric_values(metrics: dict, objectives: Sequence[str]) -> list[float]:
     return values
 
 
+def size_attrs(params: int, cap: int | None) -> dict:
+    """The user attributes recording the student's parameter count (and the study's cap)."""
+    return {"params": params} if cap is None else {"params": params, PARAMS_CAP: cap}
+
+
 def check_size(trial: optuna.Trial, params: int, cap: int | None) -> None:
-    """Record the student's parameter count and, in a capped study, the constraint
-    ``params - cap``; an over-cap trial ends PRUNED here, untrained (module docstring)."""
-    set_trial_user_attrs(trial, {"params": params} if cap is None else {"params": params,
-                                                                        PARAMS_CAP: cap})
+    """In a capped study, record the constraint ``params - cap``; an over-cap trial ends
+    PRUNED here, untrained (module docstring). The count itself is recorded with the
+    trial's config (:func:`size_attrs`), in the same database write."""
     if cap is None:
         return
     trial.set_constraint(MAX_PARAMS_CONSTRAINT, float(params - cap))
@@ -260,11 +264,13 @@ def make_objective(
         if repeat_seed is not None:
             cfg = cfg.model_copy(update={"seed": int(repeat_seed)})
         config = json.loads(cfg.model_dump_json())
+        params = student_parameters(t_cfg, cfg.student_layers, cfg.hidden_size)
         # torch threads change the floating point of training, hence the student: recorded
         # so `kdtune export` can pin them and `kdtune distill` reproduces the trial
         set_trial_user_attrs(trial, {TRIAL_CONFIG: config,
-                                     THREADS: cfg.threads or threads or available_cpus()})
-        check_size(trial, student_parameters(t_cfg, cfg.student_layers, cfg.hidden_size), cap)
+                                     THREADS: cfg.threads or threads or available_cpus(),
+                                     **size_attrs(params, cap)})
+        check_size(trial, params, cap)
         twin = finished_twin(trial) if space.reuse_repeats and repeat_seed is None else None
         if twin is not None and twin.user_attrs.get(TRIAL_CONFIG) == config:
             # Same parameters and same full configuration: the result would be the same.
