@@ -18,8 +18,9 @@ MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 def length_order(dataset: Any) -> np.ndarray:
     """Row indices of ``dataset`` sorted by token count (stable), for batching by length."""
-    lengths = np.array([len(ids) for ids in dataset["input_ids"]])
-    return np.argsort(lengths, kind="stable")
+    from .length_batches import token_lengths
+
+    return np.argsort(np.array(token_lengths(dataset)), kind="stable")
 
 
 @torch.inference_mode()

@@ -104,13 +104,13 @@ def load_inputs(cfg: DistillConfig, device: torch.device, splits=None) -> RunInp
             or a bad layer mapping.
     """
     from .data import check_labels_match, content_fingerprint, load_splits
-    from .reuse import WORKER_MEMO, checkpoint_stamp
+    from .reuse import WORKER_MEMO, path_stamp
     from .teacher_load import load_teacher
     from .tokens import tokenize
 
     # SDPA whatever the losses: attention scores come from hooks (module docstring of reuse)
     teacher, tokenizer = WORKER_MEMO.get(
-        "teacher", (checkpoint_stamp(str(cfg.teacher)), str(device)),
+        "teacher", (path_stamp(str(cfg.teacher)), str(device)),
         lambda: load_teacher(cfg.teacher, "sdpa"))
     teacher.to(device).eval()  # a run on an accelerator may have moved it to the CPU
     if splits is None:

@@ -5,7 +5,7 @@ depend on what the trial searches. :data:`WORKER_MEMO` keeps it for the process,
 everything it depends on:
 
 * ``teacher``: the teacher and its tokenizer, keyed by checkpoint (for a directory, also
-  its files' sizes and modification times, :func:`checkpoint_stamp`: a teacher refitted in
+  its files' sizes and modification times, :func:`path_stamp`: a teacher refitted in
   place is loaded again) and device. Always loaded
   with SDPA attention: no loss reads the teacher's attention maps (the attention loss
   recomputes its scores with hooks, :mod:`~kdtune.objectives.attention`), and trials only
@@ -13,6 +13,9 @@ everything it depends on:
 * ``splits``: the data splits, keyed by the data config.
 * ``tokens``: a tokenised split, keyed by its content fingerprint, the tokenizer and the
   maximum length.
+* ``transfer``: the students' transfer set with its unlabelled and augmented rows
+  (:func:`~kdtune.objectives.transfer.transfer_set`), keyed by the labelled rows, the
+  teacher, the transfer config and seed, and a local text file's stamp.
 * ``latency``: a student architecture's inference latency, keyed by its shape, the kernel,
   the evaluation data and the thread count (:func:`~kdtune.objectives.evaluation.latency_ms`).
 
@@ -30,16 +33,21 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-LIMITS = {"teacher": 1, "splits": 2, "tokens": 6, "latency": 64}
+LIMITS = {"teacher": 1, "splits": 2, "tokens": 6, "transfer": 1, "latency": 64}
 """Entries kept per kind: one teacher (the largest object), a few data sets."""
 
 
-def checkpoint_stamp(path: str) -> tuple:
-    """``path`` and, for a local directory, (name, size, mtime_ns) of each top-level file."""
-    directory = Path(path).expanduser()
-    if not directory.is_dir():
+def path_stamp(path: str) -> tuple:
+    """``path`` and what says its content changed: for a local file its size and mtime_ns,
+    for a local directory (name, size, mtime_ns) of each top-level file; a hub id or
+    anything else, only its name."""
+    local = Path(path).expanduser()
+    if local.is_file():
+        st = local.stat()
+        return (path, st.st_size, st.st_mtime_ns)
+    if not local.is_dir():
         return (path,)
-    files = sorted(f for f in directory.iterdir() if f.is_file())
+    files = sorted(f for f in local.iterdir() if f.is_file())
     return (path, *((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files))
 
 

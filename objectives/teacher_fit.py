@@ -31,7 +31,7 @@ from kdtune.frozen import FrozenModel
 
 from .data import DataConfig, NonEmptyStr, load_splits
 from .fit_progress import library_progress, progress_bar
-from .length_batches import LengthGroupedBatches
+from .length_batches import LengthGroupedBatches, token_lengths
 from .oneline import one_line
 from .predict import accuracy, predict_logits
 from .runtime import check_device_name, configure_threads, resolve_device
@@ -158,8 +158,7 @@ def _fit(cfg: TeacherFitConfig, output_dir: Path, progress: bool, overwrite: boo
         return accuracy(logits, encoded[name]["label"])
 
     if cfg.group_by_length:
-        lengths = [len(ids) for ids in encoded["train"]["input_ids"]]
-        batches = LengthGroupedBatches(lengths, cfg.batch_size, cfg.seed)
+        batches = LengthGroupedBatches(token_lengths(encoded["train"]), cfg.batch_size, cfg.seed)
         loader = DataLoader(encoded["train"], batch_sampler=batches, collate_fn=collate)
     else:
         loader = DataLoader(

@@ -19,7 +19,8 @@ feature stays the labelled split's ``ClassLabel``, which stores -1 as "no label"
 hard-label loss skips them (:func:`~kdtune.objectives.losses.hard_cross_entropy`) and the
 student learns only the teacher's soft targets there. The teacher scores the whole set once
 into the teacher-output cache, keyed by its content fingerprint and the teacher's, so a
-change of either recomputes it. Results are memoised per process.
+change of either recomputes it. Results are memoised per process
+(:mod:`~kdtune.objectives.reuse`).
 """
 
 from __future__ import annotations
@@ -112,9 +113,6 @@ def read_unlabelled(cfg: TransferConfig, seed: int) -> list[str]:
     return texts
 
 
-_MEMO: dict[str, Any] = {}
-
-
 def transfer_set(labelled: Dataset, cfg: TransferConfig, tokenizer: Any,
                  embeddings: torch.Tensor, seed: int, progress: bool = False, *,
                  memo_key: str = "") -> Dataset:
@@ -129,21 +127,30 @@ def transfer_set(labelled: Dataset, cfg: TransferConfig, tokenizer: Any,
         progress: show a progress bar while augmenting.
         memo_key: names ``labelled`` and the teacher for the per-process memo (a content
             fingerprint and the teacher's path); empty: not memoised. The memo also keys on
-            ``cfg``, ``seed`` and a local text file's size and modification time, and holds
-            the last set only.
+            ``cfg``, ``seed`` and a local text file's size and modification time
+            (:data:`~kdtune.objectives.reuse.WORKER_MEMO`, which keeps the last set only).
 
     Raises:
         DataError: unlabelled text for a sentence-pair task (pairs can only be augmented),
             or a bad unlabelled source (:func:`read_unlabelled`).
     """
-    from datasets import Dataset, concatenate_datasets
-
     if not cfg.enabled:
         return labelled
-    key = json.dumps([memo_key, cfg.model_dump(mode="json"), seed, _stamp(cfg.text)]
-                     ) if memo_key else ""
-    if key and key in _MEMO:
-        return _MEMO[key]
+    if not memo_key:
+        return _build(labelled, cfg, tokenizer, embeddings, seed, progress)
+    from .reuse import WORKER_MEMO, path_stamp
+
+    key = json.dumps([memo_key, cfg.model_dump(mode="json"), seed,
+                      path_stamp(cfg.text) if cfg.text else None])
+    return WORKER_MEMO.get("transfer", key, lambda: _build(labelled, cfg, tokenizer,
+                                                           embeddings, seed, progress))
+
+
+def _build(labelled: Dataset, cfg: TransferConfig, tokenizer: Any, embeddings: torch.Tensor,
+           seed: int, progress: bool) -> Dataset:
+    """:func:`transfer_set` without the memo."""
+    from datasets import Dataset, concatenate_datasets
+
     pair = "text_pair" in labelled.column_names
     if pair and cfg.text is not None:
         raise DataError("data.transfer.text: unlabelled text cannot be added to a "
@@ -165,17 +172,4 @@ def transfer_set(labelled: Dataset, cfg: TransferConfig, tokenizer: Any,
     added = len(columns["text"])
     columns["label"] = [-1] * added
     extra = Dataset.from_dict(columns, features=labelled.features)
-    out = concatenate_datasets([labelled, extra])
-    if key:
-        _MEMO.clear()  # one transfer set per process is what runs reuse
-        _MEMO[key] = out
-    return out
-
-
-def _stamp(text: str | None) -> list[int] | None:
-    """A local text file's size and modification time (``None`` for a hub id or no text)."""
-    path = Path(text).expanduser() if text else None
-    if path is None or not path.is_file():
-        return None
-    st = path.stat()
-    return [st.st_size, st.st_mtime_ns]
+    return concatenate_datasets([labelled, extra])

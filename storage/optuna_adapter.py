@@ -83,11 +83,9 @@ def fail_running_trial(study: optuna.Study, tid: int, user_attrs: dict[str, Any]
     first). Unlike :func:`fail_trial`, the attributes (e.g. why it failed) are written
     with the state, so a FAIL trial is never seen without them.
     """
-    import json
+    from sqlalchemy import update
 
-    from sqlalchemy import delete, insert, update
-
-    trials, attrs = trials_table(), trial_user_attrs_table()
+    trials = trials_table()
     with rdb_engine(study).begin() as conn:
         changed = conn.execute(
             update(trials)
@@ -96,22 +94,35 @@ def fail_running_trial(study: optuna.Study, tid: int, user_attrs: dict[str, Any]
         ).rowcount
         if not changed:
             return False
-        for key, value in user_attrs.items():
-            conn.execute(delete(attrs).where(attrs.c.trial_id == tid, attrs.c.key == key))
-            conn.execute(insert(attrs).values(trial_id=tid, key=key,
-                                              value_json=json.dumps(value)))
+        _replace_user_attrs(conn, tid, user_attrs)
     return True
+
+
+def _replace_user_attrs(conn: Any, tid: int, attrs: dict[str, Any]) -> None:
+    """Within the transaction ``conn``, set trial ``tid``'s user attributes ``attrs``:
+    one DELETE of those keys and one multi-row INSERT, on any RDB dialect."""
+    import json
+
+    from sqlalchemy import delete, insert
+
+    if not attrs:
+        return
+    table = trial_user_attrs_table()
+    conn.execute(delete(table).where(table.c.trial_id == tid, table.c.key.in_(list(attrs))))
+    conn.execute(insert(table), [{"trial_id": tid, "key": k, "value_json": json.dumps(v)}
+                                 for k, v in attrs.items()])
 
 
 def set_trial_user_attrs(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
     """Set several user attributes of a running ``trial`` in one transaction.
 
     ``trial.set_user_attr`` commits once per key; a trial's ~35 metrics and timings cost as
-    many round trips. On PostgreSQL this writes them with one multi-row upsert and one commit
-    (through the worker's :class:`DatabaseLink`, so an outage waits as any storage call
-    does); elsewhere it falls back to one call per key. Like Optuna, it refuses a finished
-    trial (:class:`optuna.exceptions.UpdateFinishedTrialError`). The trial object in this
-    process sees the new values at once.
+    many round trips. On an RDB storage this writes them in one transaction
+    (:func:`_replace_user_attrs`, as :func:`fail_running_trial` does), through the worker's
+    :class:`DatabaseLink` so that an outage waits as any storage call does; on another
+    storage, or a :class:`optuna.trial.FixedTrial`, one call per key. Like Optuna, it
+    refuses a finished trial (:class:`optuna.exceptions.UpdateFinishedTrialError`). The
+    trial object in this process sees the new values at once.
     """
     if not attrs:
         return
@@ -123,25 +134,14 @@ def set_trial_user_attrs(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
     try:
         engine = rdb_engine(storage)
     except TypeError:
-        engine = None
-    if engine is None or engine.dialect.name != "postgresql":
         for key, value in attrs.items():
             storage.set_trial_user_attr(tid, key, value)
     else:
         def write() -> None:
-            import json
-
             from optuna.exceptions import UpdateFinishedTrialError
             from sqlalchemy import select
-            from sqlalchemy.dialects.postgresql import insert
 
-            trials, table = trials_table(), trial_user_attrs_table()
-            rows = [{"trial_id": tid, "key": k, "value_json": json.dumps(v)}
-                    for k, v in attrs.items()]
-            upsert = insert(table).values(rows)
-            upsert = upsert.on_conflict_do_update(
-                index_elements=[table.c.trial_id, table.c.key],
-                set_={"value_json": upsert.excluded.value_json})
+            trials = trials_table()
             with engine.begin() as conn:
                 state = conn.execute(select(trials.c.state).where(trials.c.trial_id == tid)
                                      .with_for_update()).scalar_one()
@@ -149,7 +149,7 @@ def set_trial_user_attrs(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
                     raise UpdateFinishedTrialError(
                         f"trial {tid} is already {TrialState(state).name}: its user "
                         "attributes cannot change")
-                conn.execute(upsert)
+                _replace_user_attrs(conn, tid, attrs)
 
         link = getattr(storage, "_kdtune_link", None)
         if link is not None:

@@ -8,6 +8,7 @@ background process and reads its JSON API (optuna-dashboard 0.21 routes: ``GET
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import socket
@@ -17,6 +18,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -201,31 +203,45 @@ def _http_error(url: str, headers: dict | None = None, method: str = "GET",
     return caught.value
 
 
-def test_dashboard_serves_the_study_with_metric_names_and_hypervolume(kd_study, tmp_path):
+@contextlib.contextmanager
+def running_dashboard(tmp_path: Path, env: dict[str, str]) -> Iterator[str]:
+    """A real ``kdtune dashboard`` process on a free loopback port, once it answers
+    ``/healthz``; yields its base URL and stops it afterwards. Its output goes to
+    ``tmp_path / "dashboard.log"``."""
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    log = (tmp_path / "dashboard.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kdtune.study.cli", "dashboard", "--port", str(port)],
-        cwd=REPO, env={**os.environ, TOKEN_ENV: TOKEN}, stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        summaries = None
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                pytest.fail(f"dashboard exited with {proc.returncode}:\n"
-                            + (tmp_path / "dashboard.log").read_text())
+    log_path = tmp_path / "dashboard.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "kdtune.study.cli", "dashboard", "--port", str(port)],
+            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                if proc.poll() is not None:
+                    pytest.fail(f"dashboard exited with {proc.returncode}:\n"
+                                + log_path.read_text())
+                try:
+                    urllib.request.urlopen(f"{base}/healthz", timeout=2).close()
+                    break
+                except (urllib.error.URLError, ConnectionError, TimeoutError):
+                    if time.monotonic() > deadline:
+                        pytest.fail("dashboard did not answer within 30 s:\n"
+                                    + log_path.read_text())
+                    time.sleep(0.3)
+            yield base
+        finally:
+            proc.terminate()
             try:
-                summaries = _get_json(f"{base}/api/studies")["study_summaries"]
-                break
-            except urllib.error.HTTPError:
-                raise
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                time.sleep(0.3)
-        assert summaries is not None, "dashboard did not answer within 30 s:\n" + (
-            tmp_path / "dashboard.log").read_text()
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def test_dashboard_serves_the_study_with_metric_names_and_hypervolume(kd_study, tmp_path):
+    with running_dashboard(tmp_path, {**os.environ, TOKEN_ENV: TOKEN}) as base:
+        summaries = _get_json(f"{base}/api/studies")["study_summaries"]
         mine = [s for s in summaries if s["study_name"] == kd_study.study_name]
         assert len(mine) == 1 and mine[0]["directions"] == ["maximize", "minimize"]
 
@@ -260,14 +276,6 @@ def test_dashboard_serves_the_study_with_metric_names_and_hypervolume(kd_study, 
         error = _http_error(f"{base}/api/studies/{sid}/note", AUTH, method="PUT", data=note)
         assert error.code == 403 and "read-only" in json.loads(error.read())["reason"]
         assert _get_json(f"{base}/api/studies/{sid}?after=0")["note"]["body"] != "hello"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def test_metric_names_come_from_the_catalogue():

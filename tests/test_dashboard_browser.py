@@ -17,15 +17,11 @@ import os
 import shutil
 import struct
 import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 import zlib
 from pathlib import Path
 
 import pytest
-from test_dashboard import REPO, _free_port, kd_study  # noqa: F401 (fixture)
+from test_dashboard import kd_study, running_dashboard  # noqa: F401 (fixture)
 
 CHROMIUM = next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser",
                                                         "google-chrome")) if p), None)
@@ -57,22 +53,8 @@ def _png_pixels(path: Path) -> tuple[int, int, bytes]:
 
 
 def test_study_page_renders_in_headless_chromium(kd_study, tmp_path):  # noqa: F811
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("KDTUNE_DASHBOARD_TOKEN")}
-    log = (tmp_path / "dashboard.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "kdtune.study.cli", "dashboard", "--port",
-                             str(port)], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, (tmp_path / "dashboard.log").read_text()
-            try:
-                urllib.request.urlopen(f"{base}/healthz", timeout=2).close()
-                break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                assert time.monotonic() < deadline, "dashboard did not start in 30 s"
-                time.sleep(0.3)
+    with running_dashboard(tmp_path, env) as base:
         from kdtune.storage.optuna_adapter import study_id
 
         page = f"{base}/dashboard/studies/{study_id(kd_study)}"
@@ -88,11 +70,3 @@ def test_study_page_renders_in_headless_chromium(kd_study, tmp_path):  # noqa: F
         assert (width, height) == (1400, 1000)
         # a rendered page has many distinct byte values; a blank or error page has a handful
         assert len(set(raw[: 200_000])) > 40
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()

@@ -78,11 +78,16 @@ def test_trials_reuse_the_teacher_data_and_latency_and_reproduce_either_way(
 
 
 def test_a_teacher_refitted_in_place_is_loaded_again(tmp_path):
-    from kdtune.objectives.reuse import checkpoint_stamp
+    from kdtune.objectives.reuse import path_stamp
 
     (tmp_path / "config.json").write_text("{}")
-    before = checkpoint_stamp(str(tmp_path))
-    assert checkpoint_stamp(str(tmp_path)) == before
+    before = path_stamp(str(tmp_path))
+    assert path_stamp(str(tmp_path)) == before
     (tmp_path / "model.safetensors").write_bytes(b"new weights")
-    assert checkpoint_stamp(str(tmp_path)) != before
-    assert checkpoint_stamp("org/some-hub-id") == ("org/some-hub-id",)
+    assert path_stamp(str(tmp_path)) != before
+    assert path_stamp("org/some-hub-id") == ("org/some-hub-id",)
+    text = tmp_path / "unlabelled.txt"  # a transfer set's text file: size and mtime
+    text.write_text("a")
+    first = path_stamp(str(text))
+    text.write_text("ab")
+    assert path_stamp(str(text)) != first
