@@ -17,7 +17,18 @@ __all__ = ["LengthGroupedBatches", "token_lengths"]
 
 
 def token_lengths(dataset: Any) -> list[int]:
-    """Tokens per row of a tokenised dataset (its ``input_ids``, before padding)."""
+    """Tokens per row of a tokenised dataset (its ``input_ids``, before padding).
+
+    A Hugging Face ``datasets.Dataset`` is read as Arrow (row order and any ``select`` /
+    ``shuffle`` mapping kept) and measured by Arrow's ``list_value_length``: about 0.3 ms
+    for 800 rows, against 5-10 ms for turning every row into a Python list first, paid by
+    every trial's training loader and every evaluation. Anything else (a dict of lists)
+    is measured row by row.
+    """
+    if hasattr(dataset, "with_format"):
+        import pyarrow.compute as pc
+
+        return pc.list_value_length(dataset.with_format("arrow")["input_ids"]).to_pylist()
     return [len(ids) for ids in dataset["input_ids"]]
 
 

@@ -50,6 +50,7 @@ accuracy is below that fraction of the teacher's is stopped and ends PRUNED, wit
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -79,6 +80,7 @@ from .halving import HalvingConfig, decide
 from .prepare import teacher_depth
 from .runtime import available_cpus
 from .student_size import student_parameters, teacher_config, teacher_parameters
+from .training import stages
 
 
 def _suggest(trial: optuna.Trial, name: str, spec):
@@ -280,20 +282,32 @@ def make_objective(
             set_trial_user_attrs(trial, {**copied, DUPLICATE_OF: twin.number})
             return list(twin.values)
 
+        last_epoch = sum(stage.epochs for stage in stages(cfg))
+        pending: dict = {}  # the last epoch's figures, written with the metrics
+
         def on_epoch(epoch: int, acc: float) -> None:
             # ``epoch`` counts every epoch trained so far, intermediate-stage ones included
-            set_trial_user_attrs(trial, {epoch_accuracy_key(epoch): acc, EPOCHS_TRAINED: epoch})
+            attrs = {epoch_accuracy_key(epoch): acc, EPOCHS_TRAINED: epoch}
+            if epoch == last_epoch:  # the metrics follow within the final evaluation
+                pending.update(attrs)
+            else:  # seen at once by the other workers' epoch budget and by the dashboard
+                set_trial_user_attrs(trial, attrs)
 
         halving = {} if space.halving is None or repeat_seed is not None else {
             "on_figures": rung_check(trial, space.halving, objectives, directions)}
         try:
             result = run(cfg, on_epoch=on_epoch, threads=threads, **halving)
         except EarlyStopped as e:
+            set_trial_user_attrs(trial, pending)
             raise optuna.TrialPruned(str(e)) from e
-        # Diverged propagates: the worker fails the trial with its reason and, because
-        # Diverged.retryable is False, does not re-queue it.
-        # one transaction for the ~35 metrics and timings (not one commit per key)
-        set_trial_user_attrs(trial, {**result.metrics, **{
+        except Exception:
+            # Diverged and the rest propagate (the worker fails the trial with its reason;
+            # Diverged.retryable is False, so it is not re-queued); what was trained counts
+            with contextlib.suppress(Exception):
+                set_trial_user_attrs(trial, pending)
+            raise
+        # one transaction for the last epoch and the ~35 metrics and timings
+        set_trial_user_attrs(trial, {**pending, **result.metrics, **{
             seconds_key(key): value for key, value in result.timings.items()}})
         acc, majority = result.metrics["accuracy_student"], result.metrics["accuracy_majority"]
         low = (result.metrics.get("accuracy_student_ci") or [acc])[0]

@@ -18,7 +18,7 @@ import logging
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from kdtune.attrs import FAIL_REASON, RETRY_HISTORY, STUDY_STOPPED
 from kdtune.errors import KdtuneError, UsageError
@@ -64,14 +64,14 @@ def tell_complete(study: optuna.Study, trial: optuna.Trial, values, link: Databa
     Returns "complete" (recorded on the trial or on its retry), "dropped" (failed as stale
     and no retry left to take the result) or "failed" (Optuna refused the values, e.g. NaN).
     """
-    def tell() -> None:
-        try:
-            study.tell(trial, values, skip_if_finished=True)
+    def tell() -> FrozenTrial | None:
+        try:  # Optuna reads the trial back after its write and returns it: no second read
+            return study.tell(trial, values, skip_if_finished=True)
         except UpdateFinishedTrialError:  # failed between Optuna's check and its write
-            pass
+            return None
 
-    link.call(tell, "tell")
-    stored = link.call(lambda: optuna_adapter.frozen_trial(study, trial), "read a trial")
+    stored = (link.call(tell, "tell")
+              or link.call(lambda: optuna_adapter.frozen_trial(study, trial), "read a trial"))
     if stored.state == TrialState.COMPLETE:
         return "complete"
     if not str(stored.user_attrs.get(FAIL_REASON, "")).startswith(STALE_PREFIX):

@@ -275,3 +275,52 @@ def test_automatic_depth_is_an_ordered_integer(tiny_teacher_dir, synthetic_csv):
                    SearchSpace(student_layers={"choices": [1, 3]}), 4)
     assert isinstance(other.trials[0].distributions["student_layers"],
                       optuna.distributions.CategoricalDistribution)
+
+
+def _fake_run(seen: list, then=None):
+    """A ``run`` for make_objective: three epochs reported, what the study holds noted after
+    each, then ``then`` raised (or figures returned)."""
+    from types import SimpleNamespace
+
+    def run(cfg, on_epoch, **kw):
+        study = kw.pop("_study")
+        for epoch in (1, 2, 3):
+            on_epoch(epoch, 0.5 + epoch / 10)
+            seen.append(dict(study.trials[-1].user_attrs))
+        if then is not None:
+            raise then
+        return SimpleNamespace(metrics={"accuracy_student": 0.8, "accuracy_majority": 0.5,
+                                        "accuracy_student_ci": [0.7, 0.9], "sigma": 0.1},
+                               timings={"train": 1.0})
+    return run
+
+
+@pytest.mark.parametrize("then", [None, "early", "error"])
+def test_every_epoch_is_recorded_the_last_with_the_metrics(tiny_teacher_dir, synthetic_csv,
+                                                           then):
+    """Epochs before the last are stored at once (the epoch budget of other workers reads
+    them); the last is stored with the metrics, one write fewer, and still when the run
+    stops or fails after it."""
+    from kdtune.objectives.distill import EarlyStopped
+
+    base = _base(tiny_teacher_dir, synthetic_csv, epochs=3)
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    seen: list = []
+    raised = {"early": EarlyStopped("stopped at the last epoch"),
+              "error": RuntimeError("boom")}.get(then)
+    fake = _fake_run(seen, raised)
+    objective = make_objective(base, SearchSpace(epochs=None, schedule=None, **DEPTH_ONLY),
+                               ("accuracy_student", "sigma"),
+                               run=lambda cfg, **kw: fake(cfg, _study=study, **kw))
+    trial = study.ask()
+    if then is None:
+        assert objective(trial) == [0.8, 0.1]
+    else:
+        with pytest.raises(optuna.TrialPruned if then == "early" else RuntimeError):
+            objective(trial)
+    assert seen[0]["epochs_trained"] == 1 and seen[1]["epochs_trained"] == 2
+    assert seen[1]["eval_accuracy_epoch_2"] == pytest.approx(0.7)
+    assert seen[2]["epochs_trained"] == 2  # the last epoch waits for the metrics write
+    stored = study._storage.get_trial(trial._trial_id).user_attrs
+    assert stored["epochs_trained"] == 3 and stored["eval_accuracy_epoch_3"] == pytest.approx(0.8)
+    assert ("sigma" in stored) == (then is None)

@@ -229,3 +229,18 @@ def test_adamw_falls_back_where_no_fused_kernel(monkeypatch):
     monkeypatch.setattr(torch.optim, "AdamW", no_fused)
     opt = adamw(list(torch.nn.Linear(2, 2).parameters()), lr=0.1)
     assert not opt.defaults.get("fused")
+
+
+def test_token_lengths_follow_a_shuffled_selection():
+    """Arrow's lengths keep the dataset's row order, a select/shuffle mapping included, and
+    equal the per-row count; a plain dict of lists is counted row by row."""
+    import datasets
+
+    from kdtune.objectives.length_batches import token_lengths
+
+    rows = [[101] + [7] * n + [102] for n in (5, 0, 12, 3, 9, 1, 30, 2)]
+    ds = datasets.Dataset.from_dict({"input_ids": rows, "label": [0] * len(rows)})
+    view = ds.shuffle(seed=3).select(range(5))
+    assert token_lengths(view) == [len(r) for r in view["input_ids"]]
+    assert token_lengths(view) != token_lengths(ds)[:5]  # the mapping was applied
+    assert token_lengths({"input_ids": rows}) == [len(r) for r in rows]
