@@ -146,8 +146,10 @@ def run_arm(arm: str, seed: int, teacher: Path, stamp: str, epoch_budget: int,
     run_study(cfg, workers=workers, progress=False)  # a resumed study only tops up
     seconds = time.time() - t0
     t1 = time.time()
-    test_front(name, None, baselines=False, progress=False, threads=1)
     study, _ = open_study(name, None)
+    if any(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False)):
+        test_front(name, None, baselines=False, progress=False, threads=1)
+    # else: every trial was pruned (e.g. all no better than the majority class): no front
     if resumed:  # its search ran before the interruption: the trials' own span
         done = [t for t in study.get_trials(deepcopy=False) if t.datetime_complete]
         seconds = (max(t.datetime_complete for t in done)

@@ -30,7 +30,13 @@ import torch
 from kdtune.errors import TrialError
 
 from .config import DistillConfig
-from .evaluation import accuracy, final_metrics, probabilities, teacher_probabilities
+from .evaluation import (
+    accuracy,
+    final_metrics,
+    label_array,
+    probabilities,
+    teacher_probabilities,
+)
 from .metrics import confidence_metrics
 from .prepare import RunInputs, TeacherSignal, load_inputs, prepare_student, teacher_signal
 from .runtime import configure_threads, resolve_device
@@ -106,10 +112,10 @@ def distill(
         student = prepare_student(cfg, inputs, signal, device)
     with _timed(timings, "eval"):
         p_teacher = teacher_probabilities(signal, inputs, device)
-    teacher_accuracy = accuracy(p_teacher, np.asarray(inputs.eval["label"]))
+    labels = label_array(inputs.eval)
+    teacher_accuracy = accuracy(p_teacher, labels)
     figures = None
     if on_figures is not None:
-        labels = np.asarray(inputs.eval["label"])
 
         def figures(n: int, p: np.ndarray) -> None:
             on_figures(n, confidence_metrics(p_teacher, p, labels, kappa=cfg.eval.kappa,
@@ -136,7 +142,7 @@ def _train(cfg: DistillConfig, student: Student, inputs: RunInputs, signal: Teac
     ended with an intermediate stage).
     """
     loader = train_loader(inputs, cfg)
-    eval_labels = np.asarray(inputs.eval["label"])
+    eval_labels = label_array(inputs.eval)
     history: list[dict] = []
     p_student = None
     for stage in stages(cfg):

@@ -51,6 +51,17 @@ def accuracy(p: np.ndarray, labels: np.ndarray) -> float:
     return float((p.argmax(1) == labels).mean())
 
 
+def label_array(dataset) -> np.ndarray:
+    """The ``label`` column of a (tokenised) split as an array.
+
+    A ``datasets.Dataset`` is read as Arrow (any ``select`` / ``shuffle`` mapping kept):
+    about 1 ms for 400 rows, against 5-10 ms for ``np.asarray(dataset["label"])``, which
+    walks the rows one by one; every trial reads the evaluation labels a few times.
+    """
+    if hasattr(dataset, "with_format"):
+        return np.asarray(dataset.with_format("arrow")["label"])
+    return np.asarray(dataset["label"])
+
 def final_metrics(cfg: DistillConfig, student: Student, inputs: RunInputs,
                   signal: TeacherSignal, p_teacher: np.ndarray, p_student: np.ndarray | None,
                   device: torch.device) -> dict:
@@ -65,12 +76,12 @@ def final_metrics(cfg: DistillConfig, student: Student, inputs: RunInputs,
     """
     if p_student is None:
         p_student = probabilities(student, inputs.eval, inputs, device)
-    labels = np.asarray(inputs.eval["label"])
+    labels = label_array(inputs.eval)
     metrics = confidence_metrics(p_teacher, p_student, labels,
                                  reference_class=cfg.eval.reference_class, kappa=cfg.eval.kappa)
     metrics.update(interval_ci(p_teacher, p_student, labels, cfg.eval.reference_class, cfg.seed))
     if cfg.eval.on_train:  # the labelled rows of the transfer set (unlabelled ones are -1)
-        train_labels = np.asarray(inputs.train["label"])
+        train_labels = label_array(inputs.train)
         labelled = train_labels >= 0
         train = confidence_metrics(
             teacher_probabilities(signal, inputs, device, "train")[labelled],

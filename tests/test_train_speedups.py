@@ -244,3 +244,15 @@ def test_token_lengths_follow_a_shuffled_selection():
     assert token_lengths(view) == [len(r) for r in view["input_ids"]]
     assert token_lengths(view) != token_lengths(ds)[:5]  # the mapping was applied
     assert token_lengths({"input_ids": rows}) == [len(r) for r in rows]
+
+
+def test_label_array_follows_a_shuffled_selection():
+    import datasets
+
+    from kdtune.objectives.evaluation import label_array
+
+    ds = datasets.Dataset.from_dict({"input_ids": [[1]] * 8, "label": [0, 1, 2, 1, 0, 2, 2, 1]})
+    view = ds.shuffle(seed=5).select(range(6))
+    assert label_array(view).tolist() == list(view["label"])
+    assert label_array(view).dtype.kind == "i"
+    assert label_array({"label": [1, 0]}).tolist() == [1, 0]
