@@ -319,7 +319,8 @@ def write_up(saved: dict) -> None:
     tlines = targets(saved, figs, default, corr)
     head = [f"Measured {saved['date']} on {saved['machine']}, {saved['workers']} worker "
             f"processes of 1 thread; command `{saved['command']}`; equal compute: "
-            f"{saved['epoch_budget']} trained epochs per study; verdicts on the 400-sentence "
+            f"{saved['epoch_budget']} trained epochs per study; students learn on "
+            f"{saved.get('transfer_size', 800)} transfer sentences; verdicts on the 400-sentence "
             f"test split, which no search or choice read. Detail: "
             "[RESULTS-search.md](RESULTS-search.md).", ""]
     block = [MARK_START, "## Search targets (issue 13)", "", *head, *tlines, MARK_END]

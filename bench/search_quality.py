@@ -3,12 +3,14 @@ confidences, judged on data no search looked at?
 
 Task: the demo's polarity MiniLM teacher (``kdtune teacher fit`` defaults: 2,400 training
 sentences; 400 test, 400 selection and 800 transfer sentences kept out). Students learn on
-the 800 transfer sentences, every search optimises the 400-sentence selection split, and the
-verdicts come from the 400-sentence test split. Every study caps the student at one third of
-the teacher's parameters (kdtune's default ``max_params_ratio``), trains 3 prediction epochs
-(the fidelity, not searched) and searches kdtune's default space otherwise (temperature,
-alpha, mapping, learning rate, schedule, beta where it weights something, depth 1..5 as an
-integer, width).
+``--transfer-size`` transfer sentences (default 800: the ones kept out of the teacher's
+training; 1600 adds 800 of the teacher's own training sentences, the selection and test
+splits stay the same rows), every search optimises the
+400-sentence selection split, and the verdicts come from the 400-sentence test split. Every
+study caps the student at one third of the teacher's parameters (kdtune's default
+``max_params_ratio``), trains 3 prediction epochs (the fidelity, not searched) and searches
+kdtune's default space otherwise (temperature, alpha, mapping, learning rate, schedule, beta
+where it weights something, depth 1..5 as an integer, width).
 
 Arms (:data:`ARMS`), each a real kdtune study run by ``kdtune run``'s code path (2 local
 worker processes of 1 torch thread, embedded PostgreSQL of $KDTUNE_HOME, names ``bench-...``):
@@ -74,14 +76,16 @@ def sampler_seed(arm: str, seed: int) -> int:
     return zlib.crc32(arm.encode()) % 10_000 * 100 + seed
 
 
-def arm_config(arm: str, seed: int, teacher: Path, name: str, epoch_budget: int) -> dict:
+def arm_config(arm: str, seed: int, teacher: Path, name: str, epoch_budget: int,
+               transfer_size: int = 800) -> dict:
     """The kdtune study config of one arm on one seed (students train with seed ``seed``
     in every arm: the arms are paired on training noise, not on sampler streams)."""
     spec = ARMS[arm]
     cfg = {
         "name": name,
         "distill": {"teacher": str(teacher),
-                    "data": {"transfer_size": 800, "eval_size": 400, "max_length": 64},
+                    "data": {"transfer_size": transfer_size, "eval_size": 400,
+                             "max_length": 64},
                     "epochs": EPOCHS, "batch_size": 32, "min_relative_accuracy": 0.6,
                     "seed": seed},
         "search": {"epochs": None,
@@ -128,7 +132,7 @@ def collect(study) -> list[dict]:
 
 
 def run_arm(arm: str, seed: int, teacher: Path, stamp: str, epoch_budget: int,
-            workers: int) -> dict:
+            workers: int, transfer_size: int = 800) -> dict:
     """Run one study to its epoch budget, test its front; its record for the JSON."""
     from kdtune.errors import KdtuneError
     from kdtune.study.config import validate_with_overrides
@@ -136,7 +140,8 @@ def run_arm(arm: str, seed: int, teacher: Path, stamp: str, epoch_budget: int,
     from kdtune.study.verdict import stored_verdicts, test_front
 
     name = f"bench-{arm}-s{seed}-{stamp}"
-    cfg = validate_with_overrides(arm_config(arm, seed, teacher, name, epoch_budget), [],
+    cfg = validate_with_overrides(arm_config(arm, seed, teacher, name, epoch_budget,
+                                             transfer_size), [],
                                   check=True)
     try:
         resumed = bool(open_study(name, None)[0].get_trials(deepcopy=False))
@@ -169,6 +174,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--epoch-budget", type=int, default=45)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--transfer-size", type=int, default=800,
+                    help="sentences the students learn from (optimiser steps per epoch)")
     ap.add_argument("--arms", default=",".join(ARMS))
     ap.add_argument("--json", type=Path, default=REPO / "bench" / "search-results.json")
     ap.add_argument("--resume", type=Path, default=None,
@@ -205,6 +212,7 @@ def main() -> None:
              "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch "
                         f"{torch.__version__}", "teacher": str(teacher),
              "epoch_budget": args.epoch_budget, "workers": args.workers, "epochs": EPOCHS,
+             "transfer_size": args.transfer_size,
              "rungs": list(RUNGS), "eta": ETA, "arms": {a: ARMS[a] for a in arms},
              "load_before": load_average(), "runs": []}
     if previous:  # keep what ran, and its command, date and load
@@ -216,7 +224,8 @@ def main() -> None:
     order = [(seed, arm) for group in (core, [a for a in arms if a not in CORE])
              for seed in range(args.seeds) for arm in group if (seed, arm) not in finished]
     for seed, arm in order:  # interleaved: every core arm on seed 0, then seed 1, ...
-        run = run_arm(arm, seed, teacher, stamp, args.epoch_budget, args.workers)
+        run = run_arm(arm, seed, teacher, stamp, args.epoch_budget, args.workers,
+                      args.transfer_size)
         run["load_after"] = load_average()
         saved["runs"].append(run)
         trained = [t for t in run["trials"] if t["epochs_trained"]]
