@@ -331,7 +331,9 @@ def write_up(saved: dict) -> None:
               "", *_corr_table(corr), "", "![fronts](search-fronts.png)", "",
               f"Load average before the run {saved.get('load_before')}; after each study in "
               "search-results.json. Wall time "
-              f"{saved.get('seconds_total', saved.get('seconds', 0)) / 60:.0f} min.", ""]
+              f"{saved.get('seconds_total', saved.get('seconds', 0)) / 60:.0f} min"
+              + (f" since the run was resumed at {saved['resumed_at']}."
+                 if saved.get("resumed_at") else "."), ""]
     (REPO / "bench" / "RESULTS-search.md").write_text("\n".join(detail))
     from search_figure import fronts_figure
 
