@@ -3,9 +3,9 @@ confidences, judged on data no search looked at?
 
 Task: the demo's polarity MiniLM teacher (``kdtune teacher fit`` defaults: 2,400 training
 sentences; 400 test, 400 selection and 800 transfer sentences kept out). Students learn on
-``--transfer-size`` transfer sentences (default 800: the ones kept out of the teacher's
-training; 1600 adds 800 of the teacher's own training sentences, the selection and test
-splits stay the same rows), every search optimises the
+``--transfer-size`` transfer sentences (default 800), kept out of the teacher's training
+(another size fits its own teacher on the rest of the pool: 1600 leaves it 1,600 training
+sentences; the selection and test splits stay the same rows), every search optimises the
 400-sentence selection split, and the verdicts come from the 400-sentence test split. Every
 study caps the student at one third of the teacher's parameters (kdtune's default
 ``max_params_ratio``), trains 3 prediction epochs (the fidelity, not searched) and searches
@@ -202,7 +202,12 @@ def main() -> None:
     from kdtune.objectives.teacher_registry import cached_teacher
     from kdtune.study.demo import demo_teacher_config
 
-    teacher = cached_teacher(demo_teacher_config())  # the demo's, shared with its cache
+    fit = demo_teacher_config()  # the demo's teacher, shared with its cache, at 800
+    if args.transfer_size != fit.data.transfer_size:  # kdtune refuses a transfer set that
+        # overlaps the teacher's training data: fit one that keeps the larger set out
+        fit = fit.model_copy(update={"data": fit.data.model_copy(
+            update={"transfer_size": args.transfer_size})})
+    teacher = cached_teacher(fit)
     stamp = time.strftime("%Y%m%d%H%M%S")
     previous = json.loads(args.resume.read_text()) if args.resume else None
     if previous:
