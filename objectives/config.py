@@ -192,7 +192,7 @@ DEFAULT_MAX_PARAMS_RATIO = 1 / 3
 class SearchSpace(FrozenModel):
     """What a trial samples. A parameter set to ``null`` is not searched: the base
     DistillConfig's value is used. ``student_layers: null`` means 1..N-1 for a teacher of N
-    layers (a choice, so every depth is tried evenly).
+    layers (an ordered integer). ``epochs`` is not searched by default: it is the fidelity.
 
     Size: ``hidden_size: null`` searches the widths 1/4, 1/3, 1/2 and 2/3 of the teacher's
     (multiples of its head size; :func:`auto_widths`: 96, 128, 192, 256 for MiniLM), unless
@@ -208,7 +208,10 @@ class SearchSpace(FrozenModel):
     layer_mapping: ChoiceParam | None = ChoiceParam(choices=("uniform", "top", "bottom"))
     student_layers: ChoiceParam | None = None
     learning_rate: FloatParam | None = FloatParam(low=1e-4, high=2e-3, log=True)
-    epochs: IntParam | None = IntParam(low=1, high=3)
+    epochs: IntParam | None = Field(
+        None, description="null (default): every trial trains distill.epochs; epochs are the "
+        "fidelity (what successive halving stops early), not a quality knob. {low, high} "
+        "searches them (not with halving)")
     beta: FloatParam | None = FloatParam(low=0.0, high=1.0)
     schedule: ChoiceParam | None = ChoiceParam(choices=("joint", "two-stage"))
     hidden_size: ChoiceParam | None = None

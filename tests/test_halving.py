@@ -167,9 +167,10 @@ def test_halving_makes_epochs_the_fidelity(tiny_teacher_dir, synthetic_csv):
     base = DistillConfig(teacher=str(tiny_teacher_dir), epochs=3, data=DataConfig(
         source=str(synthetic_csv), eval_size=80, test_size=80))
     halving = {"halving": {"rungs": [1, 2]}, "max_params_ratio": None}
-    searched = check_distill(base, space=SearchSpace(**halving))
+    searched = check_distill(base, space=SearchSpace(epochs={"low": 1, "high": 3}, **halving))
     assert [p.split(":")[0] for p in searched] == ["search.epochs"]
     assert check_distill(base, space=SearchSpace(epochs=None, **halving)) == []
+    assert check_distill(base, space=SearchSpace(**halving)) == []  # epochs: not searched
     short = check_distill(base.model_copy(update={"epochs": 1}),
                           space=SearchSpace(epochs=None, **halving))
     assert len(short) == 1 and "beyond distill.epochs (1)" in short[0]

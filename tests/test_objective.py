@@ -7,7 +7,7 @@ import math
 import optuna
 import pytest
 
-from kdtune.objectives.config import DistillConfig, SearchSpace
+from kdtune.objectives.config import DistillConfig, IntParam, SearchSpace
 from kdtune.objectives.data import DataConfig
 from kdtune.objectives.distill import Diverged, distill
 from kdtune.objectives.trial import make_objective, metric_values, suggest_config
@@ -30,10 +30,15 @@ def _base(teacher, csv, **kw) -> DistillConfig:
 
 def test_suggest_config_maps_every_parameter(tiny_teacher_dir, synthetic_csv):
     base = _base(tiny_teacher_dir, synthetic_csv)
-    cfg = suggest_config(optuna.trial.FixedTrial(PARAMS), base, SearchSpace(), teacher_layers=4)
+    space = SearchSpace(epochs=IntParam(low=1, high=3))
+    cfg = suggest_config(optuna.trial.FixedTrial(PARAMS), base, space, teacher_layers=4)
     for key, value in PARAMS.items():
         assert getattr(cfg, key) == value, key
     assert cfg.data == base.data  # what is not searched is kept
+    # by default epochs are the fidelity, not searched: every trial trains distill.epochs
+    default = suggest_config(optuna.trial.FixedTrial(PARAMS), base, SearchSpace(),
+                             teacher_layers=4)
+    assert default.epochs == base.epochs != PARAMS["epochs"]
 
 
 def test_depth_is_searched_over_one_to_n_minus_one(tiny_teacher_dir, synthetic_csv):
