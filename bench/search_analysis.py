@@ -169,41 +169,6 @@ def run_figures(run: dict) -> dict:
     }
 
 
-def rank_correlations(runs: list[dict]) -> list[dict]:
-    """Spearman correlation between a rung and the final figure.
-
-    Full-length arms: accuracy after prediction epoch k against the final accuracy, over
-    every trial that trained all epochs (no survivor bias). Halving arms: the recorded rung
-    values (accuracy and sigma) against the final ones, over the trials that finished
-    (survivors of the rungs, so the range is narrowed).
-    """
-    from scipy.stats import spearmanr
-
-    out = []
-    full = [t for r in runs if "halving" not in r["arm"] and r["arm"] != "acc-only"
-            for t in complete(r)]
-    for k in (1, 2):
-        pairs = []
-        for t in full:
-            accs = [t["epoch_accuracy"][e] for e in sorted(t["epoch_accuracy"], key=int)]
-            if len(accs) >= 3:
-                pairs.append((accs[-3 + k - 1], t["accuracy"]))
-        if len(pairs) >= 5:
-            rho = spearmanr(*zip(*pairs, strict=True)).statistic
-            out.append({"arms": "full-length (nsga2, tpe, gp, random)", "rung": k,
-                        "figure": "accuracy", "n": len(pairs), "rho": float(rho)})
-    halved = [t for r in runs if "halving" in r["arm"] for t in complete(r)]
-    for k in (1, 2):
-        for j, figure in enumerate(("accuracy", "sigma")):
-            pairs = [(t["rungs"][str(k)]["values"][j], t[figure]) for t in halved
-                     if str(k) in t["rungs"]]
-            if len(pairs) >= 5:
-                rho = spearmanr(*zip(*pairs, strict=True)).statistic
-                out.append({"arms": "halving survivors", "rung": k, "figure": figure,
-                            "n": len(pairs), "rho": float(rho)})
-    return out
-
-
 # ---------------------------------------------------------------------------------------
 # Write-up
 
@@ -310,11 +275,14 @@ def targets(saved: dict, figs: dict, default: str, corr: list[dict]) -> list[str
 
 
 def write_up(saved: dict) -> None:
+    from search_rungs import chance_after_epochs, chance_table, corr_table, rank_correlations
+
     runs = saved["runs"]
     figs: dict[str, list[dict]] = {}
     for run in runs:
         figs.setdefault(run["arm"], []).append({"seed": run["seed"], **run_figures(run)})
     corr = rank_correlations(runs)
+    chance = chance_after_epochs(runs)
     default = choose_default(figs)
     tlines = targets(saved, figs, default, corr)
     head = [f"Measured {saved['date']} on {saved['machine']}, {saved['workers']} worker "
@@ -328,7 +296,8 @@ def write_up(saved: dict) -> None:
     detail = ["# Search quality at equal compute", "", *head, *tlines, "",
               f"kdtune's default by the rule fixed before the run (highest mean selection "
               f"hypervolume): **{default}**.", "", *_arm_table(figs), "", *_pick_table(saved),
-              "", *_corr_table(corr), "", "![fronts](search-fronts.png)", "",
+              "", *corr_table(corr), "", *chance_table(chance), "",
+              "![fronts](search-fronts.png)", "",
               f"Load average before the run {saved.get('load_before')}; after each study in "
               "search-results.json. Wall time "
               f"{saved.get('seconds_total', saved.get('seconds', 0)) / 60:.0f} min"
@@ -390,12 +359,4 @@ def _pick_table(saved: dict) -> list[str]:
         lines.append(f"| {p['seed']} | {arm} | {p['pick']['size']} | "
                      f"{ci(t, 'accuracy_student')} | {ci(t, 'sigma')} | {cut:+.0%} lower | "
                      f"{ci(tb, 'accuracy_student')} | {ci(tb, 'sigma')} |")
-    return lines
-
-
-def _corr_table(corr: list[dict]) -> list[str]:
-    lines = ["Rung-to-final rank correlation (Spearman):", "",
-             "| trials | rung (epochs) | figure | n | rho |", "|---|---|---|---|---|"]
-    lines += [f"| {c['arms']} | {c['rung']} | {c['figure']} | {c['n']} | {c['rho']:.3f} |"
-              for c in corr]
     return lines
