@@ -208,10 +208,8 @@ class SearchSpace(FrozenModel):
     layer_mapping: ChoiceParam | None = ChoiceParam(choices=("uniform", "top", "bottom"))
     student_layers: ChoiceParam | None = None
     learning_rate: FloatParam | None = FloatParam(low=1e-4, high=2e-3, log=True)
-    epochs: IntParam | None = Field(
-        None, description="null (default): every trial trains distill.epochs; epochs are the "
-        "fidelity (what successive halving stops early), not a quality knob. {low, high} "
-        "searches them (not with halving)")
+    epochs: IntParam | None = Field(None, description="null (default): every trial trains "
+        "distill.epochs, the fidelity successive halving stops early; {low, high} searches it")
     beta: FloatParam | None = FloatParam(low=0.0, high=1.0)
     schedule: ChoiceParam | None = ChoiceParam(choices=("joint", "two-stage"))
     hidden_size: ChoiceParam | None = None
