@@ -95,9 +95,11 @@ search:
                               # prediction epochs a trial continues only while in the best
                               # 1/3 (non-dominated rank, then crowding distance) of the trials
                               # recorded at that epoch. Chosen by bench/search_quality.py
-                              # (bench/RESULTS.md): at equal compute it tried 1.8x the
-                              # configurations of full-length NSGA-II. null: full-length
-                              # trials. Needs epochs: null above, distill.epochs >= last rung
+                              # (bench/RESULTS.md): at equal compute it tried 1.9x the
+                              # configurations of full-length NSGA-II. A student still at
+                              # chance at a rung is stopped: with short epochs (few batches)
+                              # start the rungs later. null: full-length trials. Needs
+                              # epochs: null above, distill.epochs >= last rung
 
 # objectives: [accuracy_student, sigma]   # the default for a 2-class teacher; with more
 #   classes the default is [accuracy_student, sigma_max] (sigma on class 0 is diluted there).
