@@ -39,10 +39,17 @@ def _env(log: Path, **extra) -> dict:
                 **extra)
 
 
+def _sigint_as_from_a_terminal() -> None:
+    """In the child: SIGINT's default action, even when the suite runs as a background job
+    of a non-interactive shell, which starts it with SIGINT ignored (an ignored signal stays
+    ignored across exec, and Python then installs no KeyboardInterrupt handler)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _kdtune(*args: str, env: dict, **kw) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "kdtune.study.cli", *args], env=env,
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, **kw)
+                            text=True, preexec_fn=_sigint_as_from_a_terminal, **kw)
 
 
 def _study_yaml(tmp_path: Path, teacher: Path, data: Path, storage: str | None,
@@ -170,7 +177,8 @@ def test_distill_stopped_saves_nothing_and_says_so(tmp_path, tiny_bert_dir, synt
     with open(stderr, "w") as fh:
         proc = subprocess.Popen([sys.executable, "-m", "kdtune.study.cli", "distill",
                                  str(config), "-o", str(out)], env=_env(tmp_path / "log"),
-                                cwd=REPO, stdout=subprocess.DEVNULL, stderr=fh)
+                                cwd=REPO, stdout=subprocess.DEVNULL, stderr=fh,
+                                preexec_fn=_sigint_as_from_a_terminal)
         _wait_for(lambda: "epoch 1" in stderr.read_text(), "training", proc, timeout=90)
         proc.send_signal(signum)
         proc.wait(timeout=60)
@@ -202,9 +210,14 @@ def test_every_command_maps_its_signal_to_an_exit_code(monkeypatch, capsys, tmp_
     monkeypatch.setattr(teacher_fit, "fit_teacher", killed)
     monkeypatch.setattr(demo, "run_demo", killed)
     before = signal.getsignal(signal.SIGTERM)
-    for argv in (["teacher", "fit", "-o", str(tmp_path / "t")], ["demo"]):
-        assert main(argv) == code, argv
-        assert capsys.readouterr().err.splitlines() == [line]
+    # pytest run as a background job of a non-interactive shell starts with SIGINT ignored
+    sigint = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        for argv in (["teacher", "fit", "-o", str(tmp_path / "t")], ["demo"]):
+            assert main(argv) == code, argv
+            assert capsys.readouterr().err.splitlines() == [line]
+    finally:
+        signal.signal(signal.SIGINT, sigint)
     assert signal.getsignal(signal.SIGTERM) is before  # main() restores the handler
 
 
