@@ -29,6 +29,13 @@ import math
 from pathlib import Path
 
 import numpy as np
+from search_rungs import (
+    chance_after_epochs,
+    chance_table,
+    complete,
+    corr_table,
+    rank_correlations,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 REF = (0.5, 0.5)
@@ -39,11 +46,6 @@ MARK_START, MARK_END = "<!-- search-targets:start -->", "<!-- search-targets:end
 
 # ---------------------------------------------------------------------------------------
 # Picks (need training: run once, after the studies)
-
-
-def complete(run: dict) -> list[dict]:
-    return [t for t in run["trials"] if t["state"] == "COMPLETE" and t["duplicate_of"] is None
-            and t["accuracy"] is not None and t["sigma"] is not None]
 
 
 def reference_trial(run: dict) -> dict | None:
@@ -275,8 +277,6 @@ def targets(saved: dict, figs: dict, default: str, corr: list[dict]) -> list[str
 
 
 def write_up(saved: dict) -> None:
-    from search_rungs import chance_after_epochs, chance_table, corr_table, rank_correlations
-
     runs = saved["runs"]
     figs: dict[str, list[dict]] = {}
     for run in runs:

@@ -9,7 +9,12 @@ stops the first group's members there.
 
 from __future__ import annotations
 
-from search_analysis import complete
+
+def complete(run: dict) -> list[dict]:
+    """A run's finished trials with both figures, repeats of an earlier trial left out."""
+    return [t for t in run["trials"] if t["state"] == "COMPLETE" and t["duplicate_of"] is None
+            and t["accuracy"] is not None and t["sigma"] is not None]
+
 
 CHANCE = 0.5125
 """Accuracy at or below which a binary student on 400 balanced sentences is at chance
