@@ -162,7 +162,10 @@ def _choose_variant(
     depth = int(cfg.num_hidden_layers)
     all_hidden = list(range(depth + 1)) if hidden_idx else []
     all_att = list(range(depth)) if att_idx else []
-    found = find_variant(base, hidden_idx, att_idx, prefer=variant_name(all_hidden, all_att))
+    prefer = variant_name(all_hidden, all_att)
+    found = find_variant(base, hidden_idx, att_idx, prefer=prefer)
+    if found == prefer:  # the usual case: its layers are in its name, no manifest to read
+        return prefer, all_hidden, all_att
     if found is not None:
         manifest = json.loads((base / found / MANIFEST).read_text())
         return found, list(manifest["hidden"]), list(manifest["attention"])
