@@ -64,6 +64,9 @@ _METRICS = (
     Metric("params", "student parameters, embeddings included", "", "minimize", True),
     Metric("latency_ms", "median student forward time on a 64-input batch", "ms",
            "minimize", True),
+    Metric("params_ratio", "student parameters / teacher parameters", "", "minimize", True),
+    Metric("latency_ratio", "student latency_ms / teacher's on the same batches", "",
+           "minimize", True),
     # eval.int8: the student after ONNX Runtime's dynamic INT8 quantisation
     Metric("accuracy_int8", "accuracy of the INT8-quantised student", "", "maximize", True,
            0.0),
@@ -89,6 +92,14 @@ _METRICS = (
     Metric("sigma_ci", "95% paired bootstrap interval of sigma"),
     Metric("sigma_max_ci", "95% paired bootstrap interval of sigma_max"),
     Metric("n_resamples", "bootstrap resamples behind each interval"),
+    # the student's data, vocabulary and alignment
+    Metric("teacher_params", "teacher parameters, embeddings included"),
+    Metric("teacher_latency_ms", "median teacher forward time on the same batches", "ms"),
+    Metric("vocabulary_size", "wordpieces the student keeps (distill.vocabulary)"),
+    Metric("eval_tokenised_differently", "share of selection inputs the student tokenises "
+           "differently from the teacher"),
+    Metric("align_temperature", "temperature folded into the student's classifier"),
+    Metric("sigma_unaligned", "sigma on the selection split before alignment"),
 )
 
 METRICS: dict[str, Metric] = {m.name: m for m in _METRICS}

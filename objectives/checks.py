@@ -22,11 +22,12 @@ from typing import Any
 from kdtune.errors import UsageError
 
 from .checkpoint_source import checkpoint_source
-from .config import DistillConfig, SearchSpace, search_problems
+from .config import DistillConfig, SearchSpace
 from .data import DataConfig, Splits, check_labels_match, load_splits
 from .fit_progress import library_progress
 from .oneline import one_line
 from .protocol import describe_protocol, protocol_problems
+from .space_checks import search_problems
 from .student_size import student_parameters, teacher_parameters
 from .teacher_base import resolve_base
 
@@ -51,6 +52,7 @@ class TeacherFacts:
     heads: int
     label_names: tuple[str, ...]
     config: Any = None
+    tokenizer_kind: str = "WordPiece"
 
 
 def teacher_facts(teacher: str, *, classifier: bool = True) -> TeacherFacts:
@@ -90,7 +92,7 @@ def teacher_facts(teacher: str, *, classifier: bool = True) -> TeacherFacts:
         raise ValueError(f"{teacher!r} is not BERT-like: its config lacks {', '.join(missing)}")
     try:
         with library_progress(False):
-            AutoTokenizer.from_pretrained(source)
+            tokenizer = AutoTokenizer.from_pretrained(source)
     except Exception as e:  # noqa: BLE001 - missing or unreadable tokenizer files
         raise ValueError(f"{teacher!r} has no loadable tokenizer: {one_line(e)}") from e
     id2label = getattr(config, "id2label", None) or {}
@@ -100,7 +102,14 @@ def teacher_facts(teacher: str, *, classifier: bool = True) -> TeacherFacts:
         heads=int(config.num_attention_heads),
         label_names=tuple(str(id2label[k]) for k in sorted(id2label, key=int)),
         config=config,
+        tokenizer_kind=_tokenizer_kind(tokenizer),
     )
+
+
+def _tokenizer_kind(tokenizer: Any) -> str:
+    """The tokenizer's model type (``WordPiece``, ``BPE``, ``Unigram``...)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    return type(backend.model).__name__ if backend is not None else type(tokenizer).__name__
 
 
 def check_teacher(teacher: str, key: str = "distill.teacher") -> list[str]:
@@ -127,7 +136,7 @@ def check_distill(
 
     The teacher and the data (:func:`check_teacher`, :func:`check_data`), that the data's
     labels are the teacher's, the cross-field rules of
-    :func:`~kdtune.objectives.config.search_problems` with the teacher's depth, the student
+    :func:`~kdtune.objectives.space_checks.search_problems` with the teacher's depth, the student
     width against the teacher's, a size cap that the smallest student of the space can
     meet, the reference class against the classes, the checkpoint ``init: checkpoint``
     names, and the split protocol (:func:`~kdtune.objectives.protocol.protocol_problems`:
@@ -153,6 +162,9 @@ def check_distill(
             problems.append(f"{at('data.label_column')}: {e}")
     depth = facts.layers if facts is not None else None
     problems += search_problems(cfg, space, depth, base_key=key, space_key=space_key)
+    if facts is not None and cfg.vocabulary == "task" and facts.tokenizer_kind != "WordPiece":
+        problems.append(f"{at('vocabulary')}: 'task' needs a WordPiece tokenizer; the "
+                        f"teacher's is {facts.tokenizer_kind} (use vocabulary: full)")
     if facts is not None:
         problems += _width_problems(cfg, facts, at, space, space_key)
         problems += _cap_problems(cfg, facts, space, space_key)

@@ -5,9 +5,8 @@ student shape and every training hyperparameter. A trial turns the study's base
 ``DistillConfig`` plus its sampled parameters into a new ``DistillConfig``; ``kdtune export``
 writes one to YAML, and ``kdtune distill`` reads it back. Unknown keys are errors.
 
-Each model checks its own keys; :func:`search_problems` checks what only the pair of base
-config and search space shows (every value a trial may draw is valid, every searched depth
-is below the teacher's, every mapping fits every depth). The checks against the files the
+Each model checks its own keys; what only the pair of base config and search space shows is
+checked by :mod:`kdtune.objectives.space_checks`. The checks against the files the
 config names (teacher, data) are :mod:`kdtune.objectives.checks`'.
 
 Size. A student's size is its depth (``student_layers``) and its width (``hidden_size``;
@@ -28,7 +27,6 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     Field,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -45,6 +43,8 @@ from .warm_start import check_entry
 
 Schedule = Literal["joint", "two-stage"]
 Init = Literal["teacher-layers", "random", "checkpoint"]
+Vocabulary = Literal["task", "full"]
+Align = Literal["temperature", "none"]
 INTERMEDIATE_LOSSES = ("hidden", "embedding", "attention")
 
 _ANY_DEPTH = 1_000_000
@@ -78,6 +78,13 @@ class DistillConfig(FrozenModel):
     teacher's ratio (4 x H_S for BERT); the intermediate losses project its hidden states to
     the teacher's width with a learned W_h, and the attention loss averages the teacher's
     heads into the student's head count (:mod:`kdtune.objectives.prepare`).
+    ``vocabulary``: ``task`` (default) keeps the teacher's special tokens, the wordpieces of
+    the students' text and every single character (:mod:`kdtune.objectives.vocabulary`);
+    ``full`` the teacher's whole vocabulary. ``align: temperature`` fits one temperature
+    after training so that the student's probabilities match the teacher's (``align_fit``:
+    ``kl`` or ``sigma``) on ``align_on`` (``heldout``: ``align_holdout`` of the students'
+    labelled rows kept out of training; ``selection``: the selection split) and folds it
+    into the classifier (:mod:`kdtune.objectives.align`).
     ``init``: ``teacher-layers`` (default) initialises the student from the mapped teacher
     layers, selecting a subset of each weight's rows and columns for a narrower student
     (any width up to the teacher's; :mod:`kdtune.objectives.student_init`); ``random`` uses
@@ -89,6 +96,11 @@ class DistillConfig(FrozenModel):
     student_layers: int = Field(2, ge=1)
     layer_mapping: str | tuple[int, ...] = "uniform"
     hidden_size: int | None = Field(None, ge=8)
+    vocabulary: Vocabulary = "task"
+    align: Align = "none"
+    align_fit: Literal["kl", "sigma"] = "kl"
+    align_on: Literal["heldout", "selection"] = "heldout"
+    align_holdout: float = Field(0.1, gt=0, lt=0.5)
     init: Init = "teacher-layers"
     init_checkpoint: str | None = None
     temperature: float = Field(1.0, gt=0)
@@ -291,109 +303,3 @@ class SearchSpace(FrozenModel):
         if teacher_layers is None:
             return ()
         return tuple(range(1, teacher_layers)) if teacher_layers > 1 else None
-
-
-_SEARCHED = ("temperature", "alpha", "learning_rate", "epochs", "beta", "schedule")
-"""Searched keys whose every value must be valid for the DistillConfig key of that name
-(``student_layers`` and ``layer_mapping`` depend on each other: see :func:`search_problems`)."""
-
-
-def search_problems(
-    base: DistillConfig,
-    space: SearchSpace | None,
-    teacher_layers: int | None = None,
-    base_key: str = "distill",
-    space_key: str = "search",
-) -> list[str]:
-    """What a trial drawn from ``space`` on top of ``base`` would trip over, one line each.
-
-    * every value a searched key may take (a range's ends, each choice) is valid for
-      DistillConfig (e.g. ``alpha`` in 0..1, ``schedule`` one of joint, two-stage);
-    * every student depth trials use is in 1..N-1 for a teacher of N layers;
-    * every layer mapping trials use fits every such depth
-      (:func:`kdtune.objectives.mapping.layer_mapping`).
-
-    ``space`` None checks ``base`` as it is (one run, nothing searched). ``teacher_layers``
-    None (teacher unknown) checks the mappings' form only. Lines start with the key path
-    (``search.alpha: ...``).
-    """
-    space = space or _NOTHING_SEARCHED
-    problems = []
-    for name in _SEARCHED:
-        spec = getattr(space, name)
-        for value in _values(spec):
-            bad = _field_problem(base, name, value)
-            if bad:
-                problems.append(f"{space_key}.{name}: value {value!r} {bad}")
-                break
-    depths = space.depth_choices(teacher_layers)
-    depth_key = f"{space_key}.student_layers"
-    if depths is None:
-        depths, depth_key = (base.student_layers,), f"{base_key}.student_layers"
-    if teacher_layers is not None:
-        wrong = [d for d in depths if not 1 <= d < teacher_layers]
-        if wrong:
-            problems.append(
-                f"{depth_key}: {wrong[0]} is not below the teacher's depth; accepted: "
-                f"1..{teacher_layers - 1} (the teacher has {teacher_layers} layers)"
-            )
-            depths = tuple(d for d in depths if 1 <= d < teacher_layers)
-    if space.layer_mapping is not None:
-        kinds, mapping_key = space.layer_mapping.choices, f"{space_key}.layer_mapping"
-    else:
-        kinds, mapping_key = (base.layer_mapping,), f"{base_key}.layer_mapping"
-    for kind in kinds:
-        bad = _mapping_problem(kind, depths, teacher_layers)
-        if bad:
-            problems.append(f"{mapping_key}: {bad}")
-    return problems
-
-
-_NOTHING_SEARCHED = SearchSpace(
-    temperature=None, alpha=None, layer_mapping=None, learning_rate=None, epochs=None,
-    beta=None, schedule=None, search_student_layers=False, search_hidden_size=False,
-    max_params_ratio=None,
-)
-
-
-def _values(spec: FloatParam | IntParam | ChoiceParam | None) -> tuple[Any, ...]:
-    if spec is None:
-        return ()
-    if isinstance(spec, ChoiceParam):
-        return spec.choices
-    return (spec.low, spec.high)
-
-
-def _field_problem(base: DistillConfig, name: str, value: Any) -> str:
-    """Why DistillConfig refuses ``value`` for key ``name`` ("" when it accepts it)."""
-    try:
-        DistillConfig.model_validate({**base.model_dump(), name: value})
-    except ValidationError as e:
-        for err in e.errors():
-            if err["loc"] and err["loc"][0] == name:
-                return "is not accepted: " + err["msg"].removeprefix("Value error, ")
-    return ""
-
-
-def _mapping_problem(kind: Any, depths: tuple[int, ...], teacher_layers: int | None) -> str:
-    """Why ``kind`` fails for one of ``depths`` ("" when it fits them all).
-
-    With no depth known (the teacher is unknown and trials search depth), an explicit list
-    is checked for the depth it implies.
-    """
-    if isinstance(kind, tuple):
-        kind = list(kind)
-    if isinstance(kind, int | float):
-        kind = str(kind)
-    if not depths:
-        named = isinstance(kind, str) and kind.strip() in MAPPING_KINDS
-        depths = (1,) if named else (len(kind) if isinstance(kind, list) else
-                                      len(str(kind).split(",")),)
-    for depth in depths:
-        try:
-            layer_mapping(kind, teacher_layers or max(_ANY_DEPTH, depth), depth)
-        except ValueError as e:
-            named = f"student_layers={depth}" in str(e)
-            where = f" (student_layers={depth})" if len(depths) > 1 and not named else ""
-            return f"{e}{where}"
-    return ""

@@ -23,7 +23,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import numpy as np
 from pydantic import AfterValidator, Field, field_validator, model_validator
@@ -81,6 +81,9 @@ class DataConfig(FrozenModel):
             ``eval``, ``test`` is read only after the search). ``None``: no transfer split,
             students learn on the train split, which is the teacher's own training data
             when the teacher was fitted on this config (nearly one-hot soft targets).
+        students: which labelled rows students learn on: ``all`` (default) every row
+            outside the selection and test splits (the train split and the transfer
+            split), ``transfer`` the transfer split alone (the train split without one).
         transfer: unlabelled and augmented text added to the students' rows
             (:class:`~kdtune.objectives.transfer.TransferConfig`); ignored by
             :func:`load_splits`, refused by ``kdtune teacher fit``.
@@ -97,6 +100,7 @@ class DataConfig(FrozenModel):
     eval_size: int | None = Field(default=None, ge=1)
     test_size: int | None = Field(default=None, ge=1)
     transfer_size: int | None = Field(default=None, ge=1)
+    students: Literal["all", "transfer"] = "all"
     transfer: TransferConfig = TransferConfig()
     seed: int = 0
     max_length: int = Field(default=128, ge=8, le=8192)
@@ -145,6 +149,7 @@ class Splits:
     """Per split: the source part its rows came from and their indices there (row identity,
     for overlap checks between splits of one source)."""
     _fingerprints: dict[str, str] = field(default_factory=dict, init=False, repr=False)
+    _derived: dict[str, Dataset] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def num_labels(self) -> int:
@@ -170,6 +175,26 @@ class Splits:
     def students_split(self) -> str:
         """The name of :attr:`students`' split."""
         return TRANSFER if self.transfer is not None else "train"
+
+    def students_rows(self, which: str = "all") -> Dataset:
+        """The labelled rows students learn on: with ``which="all"`` the train split then
+        the transfer split (every row outside selection and test), else :attr:`students`."""
+        if which != "all" or self.transfer is None:
+            return self.students
+        if "students_all" not in self._derived:
+            from datasets import concatenate_datasets
+
+            rows = concatenate_datasets([self.train, self.transfer])
+            self._derived["students_all"] = rows
+            self._fingerprints["students_all"] = content_fingerprint(rows, self.label_names)
+        return self._derived["students_all"]
+
+    def students_fingerprint(self, which: str = "all") -> str:
+        """:meth:`fingerprint` of :meth:`students_rows`."""
+        if which != "all" or self.transfer is None:
+            return self.fingerprint(self.students_split)
+        self.students_rows(which)
+        return self._fingerprints["students_all"]
 
     def split(self, name: str) -> Dataset:
         """Return the split called ``name`` (``"train"``, ``"eval"``, ``"test"``, or

@@ -13,7 +13,9 @@
    the loss and the learning-rate schedule); after each epoch that trains the prediction
    loss, ``eval`` measures the student's evaluation accuracy, reports it to ``on_epoch``
    and stops the run when it is below the configured floor.
-5. ``eval``: the final metrics (:func:`objectives.evaluation.final_metrics`).
+5. ``align``: with ``align: temperature``, one temperature fitted to the teacher's
+   probabilities and folded into the classifier (:mod:`objectives.align`).
+6. ``eval``: the final metrics (:func:`objectives.evaluation.final_metrics`).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from .evaluation import (
     accuracy,
     final_metrics,
     label_array,
-    probabilities,
+    student_probabilities,
     teacher_probabilities,
 )
 from .metrics import confidence_metrics
@@ -56,6 +58,7 @@ class DistillResult:
 
     ``teacher`` and ``splits`` are the run's loaded teacher and data, for measuring the
     student further (the production check on the test split) without loading them again.
+    ``tokenizer`` is the student's (its task vocabulary), ``teacher_tokenizer`` the teacher's.
     """
 
     student: object
@@ -67,6 +70,7 @@ class DistillResult:
     label_names: tuple = ()
     teacher: object = None
     splits: object = None
+    teacher_tokenizer: object = None
 
 
 def distill(
@@ -120,28 +124,84 @@ def distill(
         def figures(n: int, p: np.ndarray) -> None:
             on_figures(n, confidence_metrics(p_teacher, p, labels, kappa=cfg.eval.kappa,
                                              reference_class=cfg.eval.reference_class))
+    held = held_out_rows(cfg, inputs)
     history, p_student = _train(cfg, student, inputs, signal, teacher_accuracy, device,
-                                timings, on_epoch, progress, figures)
+                                timings, on_epoch, progress, figures, held)
+    aligned: dict = {}
+    if cfg.align == "temperature":
+        with _timed(timings, "align"):
+            aligned = align(cfg, student, inputs, signal, p_teacher, held, device)
+        p_student = None  # the folded classifier's probabilities are measured below
     with _timed(timings, "eval"):
         metrics = final_metrics(cfg, student, inputs, signal, p_teacher, p_student, device)
+    metrics.update(aligned)
 
-    return DistillResult(student=student, tokenizer=inputs.tokenizer, config=cfg,
+    return DistillResult(student=student, tokenizer=inputs.student_tokenizer, config=cfg,
                          metrics=metrics, timings=timings, history=history,
                          label_names=tuple(inputs.splits.label_names),
-                         teacher=inputs.teacher, splits=inputs.splits)
+                         teacher=inputs.teacher, splits=inputs.splits,
+                         teacher_tokenizer=inputs.tokenizer)
+
+
+def held_out_rows(cfg: DistillConfig, inputs: RunInputs) -> np.ndarray | None:
+    """The students' labelled rows kept out of training to fit the alignment temperature
+    (``align_on: heldout``): a seeded ``align_holdout`` share, at least one row; else None."""
+    if cfg.align != "temperature" or cfg.align_on != "heldout":
+        return None
+    labelled = np.flatnonzero(label_array(inputs.train) >= 0)
+    n = max(1, round(cfg.align_holdout * len(labelled)))
+    rng = np.random.default_rng([cfg.seed, 0xA11])
+    return np.sort(rng.choice(labelled, size=min(n, len(labelled)), replace=False))
+
+
+def align(cfg: DistillConfig, student: Student, inputs: RunInputs, signal: TeacherSignal,
+          p_teacher: np.ndarray, held: np.ndarray | None, device: torch.device) -> dict:
+    """Fit the alignment temperature on the held-out rows (or the selection split), fold it
+    into the classifier, and return its figures: ``align_temperature`` and, on the
+    selection split, ``sigma_unaligned`` (and ``sigma_max_unaligned``)."""
+    from .align import align_student
+    from .evaluation import _student_view
+    from .predict import predict_logits
+    from .tokens import data_collator
+
+    collate = data_collator(inputs.student_tokenizer)
+    eval_logits = predict_logits(student, inputs.student_eval, collate, device, 64)
+    labels = label_array(inputs.eval)
+    before = confidence_metrics(p_teacher, _softmax(eval_logits), labels,
+                                kappa=cfg.eval.kappa, reference_class=cfg.eval.reference_class)
+    if held is None:
+        logits, p_fit, fit_labels = eval_logits, p_teacher, labels
+    else:
+        rows = _student_view(inputs).select(held.tolist())
+        logits = predict_logits(student, rows, collate, device, 64)
+        p_fit = teacher_probabilities(signal, inputs, device, "train")[held]
+        fit_labels = label_array(inputs.train)[held]
+    fitted = align_student(student, logits, p_fit, fit_labels, objective=cfg.align_fit,
+                           reference_class=cfg.eval.reference_class)
+    return {"align_temperature": fitted["align_temperature"],
+            "align_on": cfg.align_on, "align_fit": cfg.align_fit,
+            "align_rows": int(len(fit_labels)),
+            "sigma_unaligned": before.get("sigma"),
+            "sigma_max_unaligned": before.get("sigma_max")}
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    from .metrics import softmax
+
+    return softmax(logits)
 
 
 def _train(cfg: DistillConfig, student: Student, inputs: RunInputs, signal: TeacherSignal,
            teacher_accuracy: float, device: torch.device, timings: dict[str, float],
            on_epoch: Callable[[int, float], None] | None,
            progress: bool, figures: Callable[[int, np.ndarray], None] | None = None,
-           ) -> tuple[list[dict], np.ndarray | None]:
+           held: np.ndarray | None = None) -> tuple[list[dict], np.ndarray | None]:
     """Every stage's epochs; returns the history and the final student's eval probabilities.
 
     The probabilities are ``None`` when no epoch evaluated the final student (the schedule
     ended with an intermediate stage).
     """
-    loader = train_loader(inputs, cfg)
+    loader = train_loader(inputs, cfg, exclude=held)
     eval_labels = label_array(inputs.eval)
     history: list[dict] = []
     p_student = None
@@ -156,7 +216,7 @@ def _train(cfg: DistillConfig, student: Student, inputs: RunInputs, signal: Teac
             p_student = None
             if stage.predicts:
                 with _timed(timings, "eval"):
-                    p_student = probabilities(student, inputs.eval, inputs, device)
+                    p_student = student_probabilities(student, inputs, device)
                 record["eval_accuracy"] = acc = accuracy(p_student, eval_labels)
                 if on_epoch is not None:
                     on_epoch(epoch, acc)

@@ -28,12 +28,19 @@ EVAL_BATCH_SIZE = 64
 
 
 def probabilities(model: torch.nn.Module, dataset, inputs: RunInputs,
-                  device: torch.device) -> np.ndarray:
-    """Softmax probabilities (n, K) of ``model`` on every row of ``dataset``, in row order."""
+                  device: torch.device, tokenizer=None) -> np.ndarray:
+    """Softmax probabilities (n, K) of ``model`` on every row of ``dataset``, in row order,
+    padded by ``tokenizer`` (default: the teacher's)."""
     from .tokens import data_collator
 
-    return softmax(predict_logits(model, dataset, data_collator(inputs.tokenizer), device,
-                                  EVAL_BATCH_SIZE))
+    collate = data_collator(tokenizer if tokenizer is not None else inputs.tokenizer)
+    return softmax(predict_logits(model, dataset, collate, device, EVAL_BATCH_SIZE))
+
+
+def student_probabilities(student: torch.nn.Module, inputs: RunInputs,
+                          device: torch.device) -> np.ndarray:
+    """The student's probabilities on the evaluation split, tokenised by its own tokenizer."""
+    return probabilities(student, inputs.student_eval, inputs, device, inputs.student_tokenizer)
 
 
 def teacher_probabilities(signal: TeacherSignal, inputs: RunInputs, device: torch.device,
@@ -75,7 +82,7 @@ def final_metrics(cfg: DistillConfig, student: Student, inputs: RunInputs,
     ``latency_ms``, ``student_layers``, ``student_hidden_size`` and ``layer_mapping_layers``.
     """
     if p_student is None:
-        p_student = probabilities(student, inputs.eval, inputs, device)
+        p_student = student_probabilities(student, inputs, device)
     labels = label_array(inputs.eval)
     metrics = confidence_metrics(p_teacher, p_student, labels,
                                  reference_class=cfg.eval.reference_class, kappa=cfg.eval.kappa)
@@ -85,22 +92,61 @@ def final_metrics(cfg: DistillConfig, student: Student, inputs: RunInputs,
         labelled = train_labels >= 0
         train = confidence_metrics(
             teacher_probabilities(signal, inputs, device, "train")[labelled],
-            probabilities(student, inputs.train, inputs, device)[labelled],
+            probabilities(student, _student_view(inputs), inputs, device,
+                          inputs.student_tokenizer)[labelled],
             train_labels[labelled], reference_class=cfg.eval.reference_class,
             kappa=cfg.eval.kappa)
         metrics.update({f"train_{k}": v for k, v in train.items()})
     if cfg.eval.int8:  # confidences after quantisation, an objective the search may use
         from .onnx_student import int8_figures
 
-        metrics.update(int8_figures(student.model, inputs.tokenizer, inputs.eval, p_teacher,
+        metrics.update(int8_figures(student.model, inputs.student_tokenizer,
+                                    inputs.student_eval, p_teacher,
                                     p_student, labels, cfg.eval.reference_class,
                                     cfg.eval.kappa))
+    metrics.update(vocabulary_figures(inputs, cfg.data.max_length))
     metrics["params"] = count_parameters(student)
+    metrics["teacher_params"] = count_parameters(inputs.teacher)
+    metrics["params_ratio"] = metrics["params"] / metrics["teacher_params"]
     metrics["latency_ms"] = latency_ms(student, inputs, device, cfg.eval.latency_batches)
+    metrics["teacher_latency_ms"] = teacher_latency_ms(inputs, device,
+                                                       cfg.eval.latency_batches)
+    metrics["latency_ratio"] = metrics["latency_ms"] / metrics["teacher_latency_ms"] \
+        if metrics["teacher_latency_ms"] > 0 else float("nan")
     metrics["student_layers"] = cfg.student_layers
     metrics["student_hidden_size"] = student.hidden_size
     metrics["layer_mapping_layers"] = ",".join(str(g) for g in inputs.mapping)
     return metrics
+
+
+def vocabulary_figures(inputs: RunInputs, max_length: int) -> dict:
+    """``vocabulary_size`` (the student's kept wordpieces) and ``eval_tokenised_differently``
+    (the share of evaluation rows the student tokenises differently from the teacher)."""
+    if inputs.vocab is None:
+        return {"vocabulary_size": int(inputs.tokenizer.backend_tokenizer.get_vocab_size())
+                if hasattr(inputs.tokenizer, "backend_tokenizer") else None,
+                "eval_tokenised_differently": 0.0}
+    from .reuse import WORKER_MEMO
+    from .vocabulary import tokenised_differently
+
+    def share() -> float:
+        ds = inputs.splits.eval
+        pairs = list(ds["text_pair"]) if "text_pair" in ds.column_names else None
+        return tokenised_differently(inputs.tokenizer, inputs.vocab, list(ds["text"]), pairs,
+                                     max_length)
+
+    key = (inputs.train_fingerprint, inputs.splits.fingerprint("eval"))
+    return {"vocabulary_size": inputs.vocab.size,
+            "eval_tokenised_differently": WORKER_MEMO.get("vocabulary", ("differ", *key), share)}
+
+
+def _student_view(inputs: RunInputs):
+    """The students' training rows with the student's token ids."""
+    if inputs.vocab is None:
+        return inputs.train
+    table = inputs.vocab.to_student
+    return inputs.train.map(lambda b: {"input_ids": [list(table[ids]) for ids in b["input_ids"]]},
+                            batched=True)
 
 
 def interval_ci(p_teacher: np.ndarray, p_student: np.ndarray, labels: np.ndarray,
@@ -141,18 +187,32 @@ def latency_ms(student: Student, inputs: RunInputs, device: torch.device,
                                                                   n_batches))
 
 
+def teacher_latency_ms(inputs: RunInputs, device: torch.device, n_batches: int) -> float:
+    """:func:`latency_ms` of the teacher on the same rows (its own tokens), measured once
+    per process, data and thread count: the denominator of ``latency_ratio``."""
+    from .reuse import WORKER_MEMO
+
+    if n_batches <= 0:
+        return float("nan")
+    key = ("teacher", str(inputs.teacher.name_or_path), torch.get_num_threads(), str(device),
+           n_batches, inputs.splits.fingerprint("eval"))
+    return WORKER_MEMO.get("latency", key, lambda: _time_forwards(
+        inputs.teacher, inputs, device, n_batches, teacher=True))
+
+
 @torch.inference_mode()
 def _time_forwards(student: Student, inputs: RunInputs, device: torch.device,
-                   n_batches: int) -> float:
+                   n_batches: int, teacher: bool = False) -> float:
     from .tokens import data_collator
 
-    model = student.model
+    model = getattr(student, "model", student)
     trained_with = model.config._attn_implementation
     if trained_with != "sdpa":
         model.set_attn_implementation("sdpa")
-    collate = data_collator(inputs.tokenizer)
+    collate = data_collator(inputs.tokenizer if teacher else inputs.student_tokenizer)
+    was_training = student.training
     student.eval()
-    dataset = inputs.eval
+    dataset = inputs.eval if teacher else inputs.student_eval
     times = []
     try:
         for start in range(0, min(len(dataset), n_batches * EVAL_BATCH_SIZE), EVAL_BATCH_SIZE):
@@ -166,4 +226,5 @@ def _time_forwards(student: Student, inputs: RunInputs, device: torch.device,
     finally:
         if trained_with != "sdpa":
             model.set_attn_implementation(trained_with)
+        student.train(was_training)
     return float(np.median(times)) if times else float("nan")

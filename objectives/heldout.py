@@ -52,13 +52,17 @@ BATCH_SIZE = 64
 
 def measure_test_split(cfg: DistillConfig, student: Any, tokenizer: Any, *, teacher: Any = None,
                  splits: Any = None, device: Any = None,
-                 n_resamples: int = DEFAULT_RESAMPLES) -> dict[str, Any]:
+                 n_resamples: int = DEFAULT_RESAMPLES,
+                 teacher_tokenizer: Any = None) -> dict[str, Any]:
     """The student's and teacher's figures on ``cfg.data``'s test split, with intervals.
 
     Args:
         cfg: the run's config (data, seed, ``eval.kappa``, ``eval.reference_class``).
         student: the trained student (any sequence classifier returning ``logits``).
-        tokenizer: the run's tokenizer (the teacher's), truncating at ``data.max_length``.
+        tokenizer: the student's tokenizer, truncating at ``data.max_length``.
+        teacher_tokenizer: the teacher's (default: ``tokenizer``); when it differs (a task
+            vocabulary) ``tokenised_differently`` is the share of test rows the two
+            tokenise differently.
         teacher: the loaded teacher; loaded from ``cfg.teacher`` when ``None``.
         splits: the run's :class:`~kdtune.objectives.data.Splits`; loaded when ``None``.
         device: where to run both models; ``cfg.device`` resolved when ``None``.
@@ -82,16 +86,20 @@ def measure_test_split(cfg: DistillConfig, student: Any, tokenizer: Any, *, teac
         from .teacher_load import load_teacher
 
         teacher = load_teacher(cfg.teacher)[0]
+    teacher_tokenizer = tokenizer if teacher_tokenizer is None else teacher_tokenizer
     encoded = tokenize(splits.test, tokenizer, cfg.data.max_length)
-    collate = data_collator(tokenizer)
+    t_encoded = (encoded if teacher_tokenizer is tokenizer
+                 else tokenize(splits.test, teacher_tokenizer, cfg.data.max_length))
     labels = np.asarray(splits.test["label"], dtype=np.int64)
     teacher_device = next(teacher.parameters()).device
     teacher.to(device)
     try:
-        p_teacher = softmax(predict_logits(teacher, encoded, collate, device, BATCH_SIZE))
+        p_teacher = softmax(predict_logits(teacher, t_encoded, data_collator(teacher_tokenizer),
+                                           device, BATCH_SIZE))
     finally:
         teacher.to(teacher_device)
-    p_student = softmax(predict_logits(student, encoded, collate, device, BATCH_SIZE))
+    p_student = softmax(predict_logits(student, encoded, data_collator(tokenizer), device,
+                                       BATCH_SIZE))
     ref = cfg.eval.reference_class
     metrics = confidence_metrics(p_teacher, p_student, labels, reference_class=ref,
                                  kappa=cfg.eval.kappa)
@@ -100,9 +108,20 @@ def measure_test_split(cfg: DistillConfig, student: Any, tokenizer: Any, *, teac
                                  n_resamples=n_resamples, seed=cfg.seed)
     out.update({interval_key(name): iv.as_list() for name, iv in intervals.items()})
     out.update(n_resamples=n_resamples, split="test", max_length=cfg.data.max_length,
-               seed=cfg.seed)
-    return {k: out[k] for k in (*TEST_KEYS, "n_resamples", "split", "max_length", "seed")
-            if k in out}
+               seed=cfg.seed, tokenised_differently=_differ(t_encoded, encoded, tokenizer,
+                                                             teacher_tokenizer))
+    return {k: out[k] for k in (*TEST_KEYS, "n_resamples", "split", "max_length", "seed",
+                                "tokenised_differently") if k in out}
+
+
+def _differ(t_encoded: Any, encoded: Any, tokenizer: Any, teacher_tokenizer: Any) -> float:
+    """The share of rows whose student pieces differ from the teacher's (0 when they share
+    a tokenizer)."""
+    if t_encoded is encoded:
+        return 0.0
+    t_pieces = [teacher_tokenizer.convert_ids_to_tokens(r) for r in t_encoded["input_ids"]]
+    s_pieces = [tokenizer.convert_ids_to_tokens(r) for r in encoded["input_ids"]]
+    return sum(a != b for a, b in zip(t_pieces, s_pieces, strict=True)) / max(1, len(s_pieces))
 
 
 def production_check(cfg: DistillConfig, test: dict[str, Any], trial: dict[str, Any] | None,

@@ -65,6 +65,10 @@ class RunInputs:
         mapping: [g(1), ..., g(M)], the teacher layer of each student layer.
         hidden_pairs: (student, teacher) ``hidden_states`` indices, embeddings first.
         attention_pairs: (student, teacher) ``attentions`` indices.
+        vocab: the student's task vocabulary (:mod:`~kdtune.objectives.vocabulary`), or
+            ``None`` when it keeps the teacher's (``vocabulary: full``).
+        student_tokenizer: the student's tokenizer (the teacher's without ``vocab``).
+        student_eval: the evaluation split tokenised by ``student_tokenizer``.
     """
 
     teacher: Any
@@ -76,6 +80,15 @@ class RunInputs:
     mapping: list[int]
     hidden_pairs: list[tuple[int, int]]
     attention_pairs: list[tuple[int, int]]
+    vocab: Any = None
+    student_tokenizer: Any = None
+    student_eval: Any = None
+
+    def student_batch(self, batch: dict) -> dict:
+        """A training batch (teacher token ids) as the student's inputs."""
+        if self.vocab is None:
+            return batch
+        return {**batch, "input_ids": self.vocab.student_ids(batch["input_ids"])}
 
 
 def teacher_depth(teacher: str) -> int:
@@ -120,20 +133,52 @@ def load_inputs(cfg: DistillConfig, device: torch.device, splits=None) -> RunInp
     mapping = layer_mapping(cfg.layer_mapping, teacher.config.num_hidden_layers,
                             cfg.student_layers)
     train = students_transfer_set(cfg, splits, teacher, tokenizer)
-    train_fingerprint = (splits.fingerprint(splits.students_split) if train is splits.students
+    which = cfg.data.students
+    train_fingerprint = (splits.students_fingerprint(which)
+                         if train is splits.students_rows(which)
                          else content_fingerprint(train, splits.label_names))
 
-    def tokens(dataset, fingerprint: str):
-        return WORKER_MEMO.get("tokens", (str(cfg.teacher), fingerprint, cfg.data.max_length),
-                               lambda: tokenize(dataset, tokenizer, cfg.data.max_length))
+    def tokens(dataset, fingerprint: str, tok=tokenizer, name=str(cfg.teacher)):
+        return WORKER_MEMO.get("tokens", (name, fingerprint, cfg.data.max_length),
+                               lambda: tokenize(dataset, tok, cfg.data.max_length))
 
+    train_tokens = tokens(train, train_fingerprint)
+    eval_tokens = tokens(splits.eval, splits.fingerprint("eval"))
+    vocab = student_vocabulary(cfg, tokenizer, train_tokens, train_fingerprint)
+    student_tokenizer, student_eval = tokenizer, eval_tokens
+    if vocab is not None:
+        student_tokenizer = vocab.tokenizer
+        student_eval = tokens(splits.eval, splits.fingerprint("eval"), vocab.tokenizer,
+                              f"{cfg.teacher}|task|{train_fingerprint}")
     return RunInputs(
         teacher=teacher, tokenizer=tokenizer, splits=splits,
-        train=tokens(train, train_fingerprint), train_fingerprint=train_fingerprint,
-        eval=tokens(splits.eval, splits.fingerprint("eval")),
+        train=train_tokens, train_fingerprint=train_fingerprint, eval=eval_tokens,
         mapping=mapping, hidden_pairs=hidden_state_pairs(mapping),
-        attention_pairs=attention_pairs(mapping),
+        attention_pairs=attention_pairs(mapping), vocab=vocab,
+        student_tokenizer=student_tokenizer, student_eval=student_eval,
     )
+
+
+def student_vocabulary(cfg: DistillConfig, tokenizer, train_tokens, train_fingerprint: str):
+    """The student's task vocabulary of the tokenised students' set (``None`` for
+    ``vocabulary: full``), made once per process and students' set."""
+    if cfg.vocabulary != "task":
+        return None
+    from .reuse import WORKER_MEMO
+    from .vocabulary import task_vocabulary, used_token_ids
+
+    return WORKER_MEMO.get(
+        "vocabulary", (str(cfg.teacher), train_fingerprint, cfg.data.max_length),
+        lambda: task_vocabulary(tokenizer, used_token_ids(train_tokens)))
+
+
+def kept_vocabulary_size(cfg: DistillConfig) -> int | None:
+    """The student's vocabulary size under ``cfg`` (``None``: the teacher's), known before
+    any trial trains: loads the teacher and the students' set as the first trial would
+    (memoised, so that trial reuses them)."""
+    if cfg.vocabulary != "task":
+        return None
+    return load_inputs(cfg, torch.device("cpu")).vocab.size
 
 
 def attention_implementation(cfg: DistillConfig) -> str:
@@ -144,15 +189,16 @@ def attention_implementation(cfg: DistillConfig) -> str:
 
 
 def students_transfer_set(cfg: DistillConfig, splits, teacher, tokenizer):
-    """The rows students learn on: :attr:`Splits.students` (the labelled transfer split, or
-    the train split), extended by ``cfg.data.transfer``'s unlabelled and augmented text
+    """The rows students learn on: :meth:`Splits.students_rows` (``data.students``: every
+    labelled row outside selection and test, or the transfer split alone), extended by
+    ``cfg.data.transfer``'s unlabelled and augmented text
     (:func:`~kdtune.objectives.transfer.transfer_set`, label -1)."""
     from .transfer import transfer_set
 
-    labelled = splits.students
+    labelled = splits.students_rows(cfg.data.students)
     if not cfg.data.transfer.enabled:
         return labelled
-    memo = f"{cfg.teacher}|{splits.fingerprint(splits.students_split)}"
+    memo = f"{cfg.teacher}|{splits.students_fingerprint(cfg.data.students)}"
     return transfer_set(labelled, cfg.data.transfer, tokenizer,
                         teacher.get_input_embeddings().weight, cfg.data.seed, memo_key=memo)
 
@@ -272,6 +318,10 @@ def prepare_student(cfg: DistillConfig, inputs: RunInputs, signal: TeacherSignal
                             init=cfg.init, checkpoint=cfg.init_checkpoint,
                             num_attention_heads=heads, intermediate_size=ffn,
                             attn_implementation=attention_implementation(cfg))
+    if inputs.vocab is not None:
+        from .vocabulary import shrink_embeddings
+
+        shrink_embeddings(student, inputs.vocab)
     student.to(device)
     if not signal.live and signal.eval is not None and device.type != "cpu":
         inputs.teacher.cpu()  # every teacher output the run needs is cached

@@ -6,8 +6,10 @@ A study distils on four kinds of data, which must not share rows:
   made the teacher: its ``kdtune_teacher.json`` records the data config, so the split is
   rebuilt here and its fingerprint compared with the recorded one. A teacher from elsewhere
   (a hub checkpoint) has unknown training data: the record says so.
-* **transfer**: the labelled rows students learn on (the data config's ``transfer`` split,
-  else its ``train`` split) plus any unlabelled or augmented text (``data.transfer``).
+* **transfer**: the labelled rows students learn on (``data.students: all``, the default:
+  the ``train`` and ``transfer`` splits, every row outside selection and test; ``transfer``:
+  the transfer split, else the train split) plus any unlabelled or augmented text
+  (``data.transfer``). Its record's ``students_split`` says which (``train+transfer``).
 * **selection**: the ``eval`` split, which trials measure and the search optimises.
 * **test**: the ``test`` split, read only after the search (``kdtune test``,
   ``kdtune distill``'s production check).
@@ -94,13 +96,18 @@ def describe_protocol(data: DataConfig, splits: Splits, teacher: str,
         transfer: the students' full transfer set when it has unlabelled or augmented rows
             (default: the labelled students' split alone).
     """
-    students = transfer if transfer is not None else splits.students
+    which = getattr(data, "students", "transfer")
+    labelled = splits.students_rows(which)
+    students = transfer if transfer is not None else labelled
+    students_split = ("train+transfer" if labelled is not splits.students
+                      else splits.students_split)
     teacher_splits, teacher_facts = teacher_train_split(teacher)
     # Row identity where every split comes from one source (duplicate sentences in the
     # source are not leaks); the text itself otherwise, and for unlabelled/augmented rows.
     texts = {"transfer": _texts(students), "selection": _texts(splits.eval),
              "test": _texts(splits.test)}
-    ids = {"transfer": _ids(splits, splits.students_split), "selection": _ids(splits, "eval"),
+    ids = {"transfer": set().union(*(_ids(splits, name) for name in students_split.split("+"))),
+           "selection": _ids(splits, "eval"),
            "test": _ids(splits, "test")}
     if teacher_splits is not None:
         texts["teacher_train"] = _texts(teacher_splits.train)
@@ -115,13 +122,13 @@ def describe_protocol(data: DataConfig, splits: Splits, teacher: str,
     return {
         "version": PROTOCOL_VERSION,
         "seed": data.seed,
-        "students_split": splits.students_split,
+        "students_split": students_split,
         "splits": {
             "teacher_train": {**teacher_facts, "rows": len(teacher_splits.train)
                               if teacher_splits is not None else None},
             "transfer": {"rows": len(students),
                          "labelled": sum(1 for y in labels if y >= 0),
-                         "fingerprint_labelled": splits.fingerprint(splits.students_split)},
+                         "fingerprint_labelled": splits.students_fingerprint(which)},
             "selection": {"rows": len(splits.eval), "fingerprint": splits.fingerprint("eval")},
             "test": {"rows": len(splits.test), "fingerprint": splits.fingerprint("test")},
         },

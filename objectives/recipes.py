@@ -119,6 +119,7 @@ def retrain_and_test(cfg: DistillConfig, splits: Any = None, progress: bool = Fa
     started = time.perf_counter()
     result = distill(cfg, progress=progress, splits=splits, threads=threads)
     test = measure_test_split(cfg, result.student, result.tokenizer, teacher=result.teacher,
+                              teacher_tokenizer=result.teacher_tokenizer,
                               splits=result.splits)
     selection = {k: result.metrics[k] for k in SELECTION_FIGURES if k in result.metrics}
     return {"selection": selection, "test": test, "seconds": time.perf_counter() - started}

@@ -16,6 +16,8 @@ everything it depends on:
 * ``transfer``: the students' transfer set with its unlabelled and augmented rows
   (:func:`~kdtune.objectives.transfer.transfer_set`), keyed by the labelled rows, the
   teacher, the transfer config and seed, and a local text file's stamp.
+* ``vocabulary``: the student's task vocabulary, keyed by the teacher and the students'
+  set (:func:`~kdtune.objectives.prepare.student_vocabulary`).
 * ``latency``: a student architecture's inference latency, keyed by its shape, the kernel,
   the evaluation data and the thread count (:func:`~kdtune.objectives.evaluation.latency_ms`).
 
@@ -33,7 +35,8 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-LIMITS = {"teacher": 1, "splits": 2, "tokens": 6, "transfer": 1, "latency": 64}
+LIMITS = {"teacher": 1, "splits": 2, "tokens": 6, "transfer": 1, "vocabulary": 2,
+          "latency": 64}
 """Entries kept per kind: one teacher (the largest object), a few data sets."""
 
 

@@ -171,7 +171,20 @@ class Student(nn.Module):
         self.model.save_pretrained(path)
         if tokenizer is not None:
             tokenizer.save_pretrained(path)
+            _write_vocab_txt(path, tokenizer)
         return path
+
+
+def _write_vocab_txt(path: Path, tokenizer: Any) -> None:
+    """Write ``vocab.txt`` (one piece per line, in id order) beside a WordPiece tokenizer's
+    ``tokenizer.json`` when ``save_pretrained`` did not, for tools that read it."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if (path / "vocab.txt").exists() or backend is None \
+            or type(backend.model).__name__ != "WordPiece":
+        return
+    vocab = backend.get_vocab()
+    pieces = sorted(vocab, key=vocab.__getitem__)
+    (path / "vocab.txt").write_text("".join(p + "\n" for p in pieces), encoding="utf-8")
 
 
 def count_parameters(student: Student | nn.Module) -> int:

@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 
-WIDTH_FRACTIONS = (1 / 4, 1 / 3, 1 / 2, 2 / 3)
+WIDTH_FRACTIONS = (1 / 4, 1 / 3, 1 / 2, 2 / 3, 1)
 """The widths ``hidden_size: null`` searches, as fractions of the teacher's width."""
 
 
@@ -41,8 +41,9 @@ def auto_widths(teacher_width: int, teacher_heads: int) -> tuple[int, ...]:
     """The student widths searched by default: :data:`WIDTH_FRACTIONS` of the teacher's
     width, each rounded to a multiple of the teacher's head size (at least one head).
 
-    MiniLM (384 wide, heads of 32): 96, 128, 192, 256; BERT-base (768, heads of 64): 192,
-    256, 384, 512.
+    MiniLM (384 wide, heads of 32): 96, 128, 192, 256, 384; BERT-base (768, heads of 64):
+    192, 256, 384, 512, 768. The teacher's own width keeps its weights whole (with a task
+    vocabulary it is the best student under a third of MiniLM's size).
     """
     head = max(1, teacher_width // teacher_heads)
     widths = {max(head, round(f * teacher_width / head) * head) for f in WIDTH_FRACTIONS}
@@ -131,26 +132,34 @@ def parameter_count(cfg: Any) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-_COUNTS: dict[tuple[str, int | None, int | None], int] = {}
-"""Memoised counts by (teacher config as JSON, depth or None for the teacher, width)."""
+_COUNTS: dict[tuple[str, int | None, int | None, int | None], int] = {}
+"""Memoised counts by (teacher config as JSON, depth or None for the teacher, width,
+vocabulary size or None for the teacher's)."""
 
 
-def _counted(t_cfg: Any, layers: int | None, hidden_size: int | None) -> int:
-    key = (json.dumps(t_cfg.to_dict(), sort_keys=True, default=str), layers, hidden_size)
+def _counted(t_cfg: Any, layers: int | None, hidden_size: int | None,
+             vocab_size: int | None = None) -> int:
+    key = (json.dumps(t_cfg.to_dict(), sort_keys=True, default=str), layers, hidden_size,
+           vocab_size)
     if key not in _COUNTS:
         if layers is None:
             _COUNTS[key] = parameter_count(t_cfg)
         else:
             width, heads, ffn = student_shape(t_cfg, hidden_size)
-            _COUNTS[key] = parameter_count(student_config(t_cfg, layers, width, heads, ffn))
+            cfg = student_config(t_cfg, layers, width, heads, ffn)
+            if vocab_size is not None:
+                cfg.vocab_size = int(vocab_size)
+            _COUNTS[key] = parameter_count(cfg)
     return _COUNTS[key]
 
 
-def student_parameters(t_cfg: Any, layers: int, hidden_size: int | None) -> int:
+def student_parameters(t_cfg: Any, layers: int, hidden_size: int | None,
+                       vocab_size: int | None = None) -> int:
     """Parameters of the served student of ``layers`` layers and width ``hidden_size``
     (None: the teacher's) of the teacher whose config is ``t_cfg``, shaped by
-    :func:`student_shape`; equal to ``count_parameters`` of the built student."""
-    return _counted(t_cfg, int(layers), hidden_size)
+    :func:`student_shape`, with ``vocab_size`` wordpieces (None: the teacher's; a task
+    vocabulary keeps fewer); equal to ``count_parameters`` of the built student."""
+    return _counted(t_cfg, int(layers), hidden_size, vocab_size)
 
 
 def teacher_parameters(t_cfg: Any) -> int:

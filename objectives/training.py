@@ -186,9 +186,11 @@ class _Indexed(torch.utils.data.Dataset):
         return item
 
 
-def train_loader(inputs: RunInputs, cfg: DistillConfig) -> torch.utils.data.DataLoader:
+def train_loader(inputs: RunInputs, cfg: DistillConfig,
+                 exclude: Any = None) -> torch.utils.data.DataLoader:
     """Training batches grouped by length (seeded by ``cfg.seed``; epoch e reshuffles with
-    seed + e), padded per batch, with their row indices ``idx``."""
+    seed + e), padded per batch, with their row indices ``idx``; the rows in ``exclude``
+    (held out for alignment) are never drawn."""
     from .length_batches import LengthGroupedBatches, token_lengths
     from .tokens import data_collator
 
@@ -200,9 +202,31 @@ def train_loader(inputs: RunInputs, cfg: DistillConfig) -> torch.utils.data.Data
         batch["idx"] = idx
         return batch
 
-    sampler = LengthGroupedBatches(token_lengths(inputs.train), cfg.batch_size, seed=cfg.seed)
+    lengths = token_lengths(inputs.train)
+    keep = None
+    if exclude is not None and len(exclude):
+        dropped = set(int(i) for i in exclude)
+        keep = [i for i in range(len(lengths)) if i not in dropped]
+        lengths = [lengths[i] for i in keep]
+    sampler = LengthGroupedBatches(lengths, cfg.batch_size, seed=cfg.seed)
+    if keep is not None:
+        sampler = _RowsOf(sampler, keep)
     return torch.utils.data.DataLoader(_Indexed(inputs.train), batch_sampler=sampler,
                                        collate_fn=collate)
+
+
+class _RowsOf:
+    """A batch sampler over a subset of rows: its batches' positions as those rows."""
+
+    def __init__(self, sampler, rows: list[int]) -> None:
+        self.sampler, self.rows = sampler, rows
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __iter__(self):
+        for batch in self.sampler:
+            yield [self.rows[j] for j in batch]
 
 
 def train_epoch(student: Student, loader, teacher: TeacherSignal, inputs: RunInputs,
@@ -233,20 +257,21 @@ def train_step(student: Student, batch: dict, teacher: TeacherSignal, inputs: Ru
     labels = batch.pop("labels").to(device)
     batch = {k: v.to(device) for k, v in batch.items()}
     t = teacher.for_batch(batch, idx, device)
+    s_batch = inputs.student_batch(batch)  # the student's token ids (task vocabulary)
     match_layers = stage.matches_layers and cfg.uses_intermediate
     scores = None
     if match_layers and teacher.attention:
         with capture_attention_scores(student.model) as captured:
-            s_out = student(**batch, output_intermediate=True)
+            s_out = student(**s_batch, output_intermediate=True)
         scores = captured.scores
     else:
-        s_out = student(**batch, output_intermediate=match_layers)
+        s_out = student(**s_batch, output_intermediate=match_layers)
     parts = loss_parts(cfg, stage, s_out, scores, t, labels, batch["attention_mask"], inputs)
     loss = parts["total"]
     if not torch.isfinite(loss):
         raise Diverged(f"loss became {loss.item()} in {where} (temperature "
                        f"{cfg.temperature:g}, learning rate {cfg.learning_rate:g})")
-    optimiser.step(loss, batch["input_ids"])
+    optimiser.step(loss, s_batch["input_ids"])
     return {k: float(v.detach()) for k, v in parts.items()}
 
 

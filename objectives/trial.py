@@ -77,7 +77,7 @@ from .catalogue import direction
 from .config import ChoiceParam, DistillConfig, FloatParam, IntParam, SearchSpace
 from .distill import EarlyStopped, distill
 from .halving import HalvingConfig, decide
-from .prepare import teacher_depth
+from .prepare import kept_vocabulary_size, teacher_depth
 from .runtime import available_cpus
 from .student_size import student_parameters, teacher_config, teacher_parameters
 from .training import stages
@@ -96,7 +96,7 @@ def _suggest(trial: optuna.Trial, name: str, spec):
 def suggest_config(
     trial: optuna.Trial, base: DistillConfig, space: SearchSpace, teacher_layers: int,
     teacher_width: int | None = None, teacher_heads: int | None = None,
-    widths: Sequence[int] | None = None,
+    widths: Sequence[int] | None = None, shapes: Sequence[str] | None = None,
 ) -> DistillConfig:
     """Sample the searched parameters and return the trial's complete DistillConfig.
 
@@ -105,7 +105,9 @@ def suggest_config(
     ``search_student_layers`` is false. ``hidden_size`` unset
     is searched over :func:`~kdtune.objectives.student_size.auto_widths` of the teacher
     when its width (and head count) is given, unless ``search_hidden_size`` is false;
-    ``widths`` replaces those automatic widths (:func:`feasible_widths`).
+    ``widths`` replaces those automatic widths (:func:`feasible_widths`). ``shapes``
+    (:func:`feasible_shapes`: the ``"<depth>x<width>"`` pairs under the size cap) replaces
+    both: one categorical ``student_shape`` is drawn, so no trial is over the cap.
 
     ``beta`` is conditional: it weights the intermediate losses only in the ``joint``
     schedule. In ``two-stage`` the intermediate stage trains those losses alone, so beta's
@@ -127,12 +129,18 @@ def suggest_config(
         else:
             updates["beta"] = base.beta if base.beta > 0 else 1.0
     depth_spec = space.student_layers
-    if depth_spec is None and space.search_student_layers and teacher_layers > 1:
+    if shapes:
+        depth, width = parse_shape(str(_suggest(trial, "student_shape",
+                                                ChoiceParam(choices=tuple(shapes)))))
+        updates.update(student_layers=depth, hidden_size=width)
+        depth_spec, widths = None, ()
+    elif depth_spec is None and space.search_student_layers and teacher_layers > 1:
         # An ordered integer, not a category: samplers can use "3 is between 2 and 4".
         depth_spec = IntParam(low=1, high=teacher_layers - 1)
     if depth_spec is not None:
         updates["student_layers"] = int(_suggest(trial, "student_layers", depth_spec))
-    if widths is None or space.hidden_size is not None or not space.search_hidden_size:
+    if not shapes and (widths is None or space.hidden_size is not None
+                       or not space.search_hidden_size):
         widths = space.width_choices(teacher_width, teacher_heads)
     if widths:
         updates["hidden_size"] = int(_suggest(trial, "hidden_size", ChoiceParam(choices=widths)))
@@ -192,7 +200,8 @@ def check_size(trial: optuna.Trial, params: int, cap: int | None) -> None:
 
 
 def feasible_widths(space: SearchSpace, t_cfg, teacher_layers: int, cap: int | None,
-                    base_layers: int = 1) -> tuple[int, ...] | None:
+                    base_layers: int = 1, vocab_size: int | None = None
+                    ) -> tuple[int, ...] | None:
     """The automatic widths (``search.hidden_size`` unset) at which the shallowest student
     the space allows is within the cap: a width over the cap at every depth (MiniLM at
     256 under a third: its word embedding alone is 7.8M of the 7.6M allowed) would only
@@ -202,7 +211,29 @@ def feasible_widths(space: SearchSpace, t_cfg, teacher_layers: int, cap: int | N
         return None
     auto = space.width_choices(int(t_cfg.hidden_size), int(t_cfg.num_attention_heads)) or ()
     depth = min(space.depth_choices(teacher_layers) or (base_layers,))
-    return tuple(w for w in auto if student_parameters(t_cfg, depth, w) <= cap) or None
+    return tuple(w for w in auto
+                 if student_parameters(t_cfg, depth, w, vocab_size) <= cap) or None
+
+
+def feasible_shapes(space: SearchSpace, t_cfg, teacher_layers: int, cap: int | None,
+                    vocab_size: int | None = None) -> tuple[str, ...] | None:
+    """The ``"<depth>x<width>"`` students under the cap, deepest-narrowest first, when both
+    depth and width are searched automatically in a capped study; else ``None`` (depth and
+    width are drawn separately, and a user's explicit choices stand). ``vocab_size``: the
+    student's kept vocabulary (None: the teacher's)."""
+    if (cap is None or space.hidden_size is not None or not space.search_hidden_size
+            or space.student_layers is not None or not space.search_student_layers
+            or teacher_layers < 2):
+        return None
+    widths = space.width_choices(int(t_cfg.hidden_size), int(t_cfg.num_attention_heads)) or ()
+    return tuple(f"{d}x{w}" for w in widths for d in range(1, teacher_layers)
+                 if student_parameters(t_cfg, d, w, vocab_size) <= cap) or None
+
+
+def parse_shape(shape: str) -> tuple[int, int]:
+    """``"2x384"`` -> (2, 384)."""
+    depth, width = shape.lower().split("x")
+    return int(depth), int(width)
 
 
 def rung_check(trial: optuna.Trial, halving: HalvingConfig, objectives: Sequence[str],
@@ -257,16 +288,19 @@ def make_objective(
     t_cfg = teacher_config(base.teacher)
     cap = space.params_cap(teacher_parameters(t_cfg))
     shape = (int(t_cfg.hidden_size), int(t_cfg.num_attention_heads))
-    widths = feasible_widths(space, t_cfg, depth, cap, base.student_layers)
+    vocab_size = kept_vocabulary_size(base) if cap is not None else None
+    shapes = feasible_shapes(space, t_cfg, depth, cap, vocab_size)
+    widths = feasible_widths(space, t_cfg, depth, cap, base.student_layers, vocab_size)
     directions = [direction(name) for name in objectives]
 
     def objective(trial: optuna.Trial) -> list[float]:
-        cfg = suggest_config(trial, base, space, depth, *shape, widths=widths)
+        cfg = suggest_config(trial, base, space, depth, *shape, widths=widths, shapes=shapes)
         repeat_seed = trial.user_attrs.get(REPEAT_SEED)  # kdtune rescore's repeats
         if repeat_seed is not None:
             cfg = cfg.model_copy(update={"seed": int(repeat_seed)})
         config = json.loads(cfg.model_dump_json())
-        params = student_parameters(t_cfg, cfg.student_layers, cfg.hidden_size)
+        params = student_parameters(t_cfg, cfg.student_layers, cfg.hidden_size,
+                                    vocab_size if cfg.vocabulary == "task" else None)
         # torch threads change the floating point of training, hence the student: recorded
         # so `kdtune export` can pin them and `kdtune distill` reproduces the trial
         set_trial_user_attrs(trial, {TRIAL_CONFIG: config,

@@ -50,7 +50,33 @@ classify correctly, of p_T(c|x) - p_S(c|x) (Vengertsev and Sherman, 2024).
 Hyperparameters: temperature {cfg.temperature:g}, alpha {cfg.alpha:g} (weight of the
 distillation term), beta {cfg.beta:g}, layer mapping {cfg.layer_mapping}, schedule
 {cfg.schedule}, learning rate {cfg.learning_rate:g}, {cfg.epochs} epochs.
+
+{student_lines(cfg, m)}
 """ + ("" if check is None else "\n" + card_section(check, cfg.eval.reference_class))
+
+
+def student_lines(cfg: DistillConfig, m: dict) -> str:
+    """What the student is and learnt on: its size on both axes (parameters with the kept
+    vocabulary, latency, each against the teacher's), the students' data, the vocabulary
+    and the alignment temperature folded into its classifier."""
+    def ratio(name: str) -> str:
+        value = m.get(name)
+        return f"{value:.3f} x the teacher's" if isinstance(value, float) and \
+            math.isfinite(value) else "not measured"
+
+    data = ("every labelled row outside the selection and test splits"
+            if cfg.data.students == "all" else "the transfer split alone")
+    extra = cfg.data.transfer
+    if extra.text or extra.augment:
+        data += " plus unlabelled / augmented text (soft targets only)"
+    vocab = (f"task vocabulary of {m.get('vocabulary_size')} wordpieces"
+             if cfg.vocabulary == "task" else "the teacher's full vocabulary")
+    align = (f"temperature {m['align_temperature']:.3g} folded into the classifier "
+             f"(fitted by {cfg.align_fit} on {cfg.align_on})"
+             if m.get("align_temperature") is not None else "none")
+    return (f"Student: {cfg.student_layers} layers x {m.get('student_hidden_size')} wide, "
+            f"{vocab}; parameters {ratio('params_ratio')}, latency {ratio('latency_ratio')}. "
+            f"Learnt on {data}. Confidence alignment: {align}.")
 
 
 def card_data(cfg: DistillConfig, m: dict, check: dict | None = None) -> Any:

@@ -339,6 +339,7 @@ def distill_from_file(config: Path, output: Path, overrides: list[str] | tuple[s
     result = distill(cfg, progress=progress)
     started = time.perf_counter()
     test = measure_test_split(cfg, result.student, result.tokenizer, teacher=result.teacher,
+                              teacher_tokenizer=result.teacher_tokenizer,
                               splits=result.splits)
     result.timings["test"] = time.perf_counter() - started
     provenance = {**{k: v for k, v in (source or {}).items() if k != "metrics"},

@@ -40,6 +40,11 @@ from .service import open_study
 from .size import sigma_metric
 from .verdict import fresh_verdict, stored_verdicts
 
+SIZE_COLUMNS = ("params", "params_ratio", "latency_ratio", "vocabulary_size",
+                "align_temperature")
+"""Trial figures every front row carries when stored: parameters (with the kept vocabulary)
+and latency as fractions of the teacher's, the kept vocabulary, the alignment temperature."""
+
 PARETO_FORMATS = ("table", "json", "csv")
 """Formats accepted by :func:`print_pareto`."""
 
@@ -53,6 +58,9 @@ def _row(t: FrozenTrial, cfg: StudyConfig) -> dict[str, Any]:
             row[interval_key(name)] = list(ci)
     for name, value in t.params.items():
         row[name if name not in row else f"param_{name}"] = value
+    for name in SIZE_COLUMNS:  # the student's size on both axes, when the trial stored it
+        if name not in row and t.user_attrs.get(name) is not None:
+            row[name] = t.user_attrs[name]
     row[PHI_CNF] = t.user_attrs.get(PHI_CNF)
     return row
 

@@ -24,15 +24,18 @@ distill:
   teacher: teacher
   # Four disjoint splits, seeded (data.seed) and recorded with the study: test (drawn first,
   # read only after the search: kdtune test, kdtune distill), eval (the selection split the
-  # search optimises), transfer (labelled sentences the students learn on), train (the
-  # teacher's). kdtune teacher fit keeps the same 800 transfer rows out of the teacher's
-  # training by default, so students learn where the teacher's confidences are not one-hot;
-  # kdtune create refuses a selection or test row the teacher trained on.
+  # search optimises), transfer (labelled sentences the teacher never trained on), train
+  # (the teacher's). kdtune teacher fit keeps the same 800 transfer rows out of the
+  # teacher's training by default; kdtune create refuses a selection or test row the
+  # teacher trained on.
   data:
     source: polarity          # built-in Pang & Lee sentences; or a hub id / csv / json / parquet
     text_columns: [text]      # two columns for sentence pairs
     label_column: label
-    transfer_size: 800        # null: students learn on the train split (the teacher's own)
+    transfer_size: 800        # null: no transfer split
+    students: all             # all: students learn on every row outside eval and test (the
+                              # teacher's train split and the transfer split, scored once by
+                              # the teacher); transfer: the transfer split alone
     eval_size: 400            # test_size: null takes 10% of the pool (400 here)
     max_length: 64
     transfer:                 # extra text the teacher scores once (soft targets only)
@@ -45,6 +48,14 @@ distill:
   hidden_size: null           # student width (null: the teacher's); searched below. Heads keep
                               # the teacher's head size (MiniLM at 128: 4 heads of 32), the
                               # feed-forward layer the teacher's ratio (4 x width)
+  vocabulary: task            # task: the student keeps the teacher's special tokens, the
+                              # wordpieces of the students' text and every single character
+                              # (MiniLM: ~11k of 30,522 rows; its word embedding is half the
+                              # teacher); unseen words split finer, never [UNK]. full: all
+  align: none                 # temperature: after training, fit one temperature to the
+                              # teacher's probabilities (align_fit: kl | sigma) on 10% of the
+                              # students' rows held out (align_on: heldout | selection) and
+                              # fold it into the classifier; labels never change
   layer_mapping: uniform      # uniform | top | bottom | an explicit list like [2, 4]
   init: teacher-layers        # teacher-layers: the mapped teacher layers, a narrower student
                               # taking evenly spaced rows/columns of each teacher weight
@@ -74,17 +85,19 @@ search:
   alpha: {low: 0.0, high: 1.0}
   layer_mapping: {choices: [uniform, top, bottom]}
   student_layers: null        # null: 1 .. teacher depth - 1
-  hidden_size: null           # null: 1/4, 1/3, 1/2, 2/3 of the teacher's width (96, 128, 192,
-                              # 256 for MiniLM) less those over the cap at any depth (256
-                              # here); or {choices: [128, 192, 256]}
-  # Size cap: a trial's student has at most max_params parameters (embeddings included), or
-  # max_params_ratio x the teacher's when max_params is null; null for both: no cap. The
-  # count is known before training: an over-cap trial is not trained (it ends PRUNED and
-  # Optuna records its constraint, params - cap > 0). MiniLM (22.7M, 11.7M of it the word
-  # embeddings) fits a third at width 128 (any depth) or 192 (up to 3 layers).
+  hidden_size: null           # null: 1/4, 1/3, 1/2, 2/3 and all of the teacher's width (96,
+                              # 128, 192, 256, 384 for MiniLM); or {choices: [128, 192, 384]}
+  # Size, axis one: a student has at most max_params parameters (embeddings included, with
+  # the kept vocabulary), or max_params_ratio x the teacher's when max_params is null; null
+  # for both: no cap. With both depth and width searched (null above) a trial draws one
+  # student_shape among the depth x width pairs under the cap, so no trial is spent over it.
+  # Axis two, latency: every trial measures it (latency_ms); add it to the objectives to
+  # trade it off. MiniLM under a third with a task vocabulary: 1 layer at full width, up to
+  # 5 at 256, any depth narrower.
   max_params: null
   max_params_ratio: 0.3333
-  learning_rate: {low: 1.0e-4, high: 2.0e-3, log: true}  # narrow students need more
+  learning_rate: {low: 5.0e-5, high: 2.0e-3, log: true}  # full width (teacher weights) wants
+                              # the low end, narrow students the high end
   epochs: null                # the fidelity: distill.epochs, stopped early by halving
   beta: {low: 0.0, high: 1.0}    # joint schedule only: two-stage trials run with beta 1
   schedule: {choices: [joint, two-stage]}

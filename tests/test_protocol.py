@@ -126,7 +126,7 @@ def test_the_study_records_its_protocol_and_the_report_shows_it(tmp_path, tiny_t
         "name": "protocol", "storage": f"sqlite:///{tmp_path / 's.db'}",
         "distill": {"teacher": str(tiny_teacher_dir),
                     "data": {"source": str(synthetic_csv), "eval_size": 80, "test_size": 80,
-                             "transfer_size": 40}},
+                             "transfer_size": 40, "students": "transfer"}},
         "search": {"max_params_ratio": None}}, [], check=False)
     create_study(cfg)
     study, _ = open_study("protocol", cfg.storage)
@@ -140,3 +140,15 @@ def test_the_study_records_its_protocol_and_the_report_shows_it(tmp_path, tiny_t
                for p in protocol_problems(protocol))
     html = _protocol_html(protocol)
     assert "teacher train" in html and "240" in html and "teacher train &amp; transfer: 40" in html
+
+
+def test_students_learning_on_every_row_record_train_and_transfer(tiny_teacher_dir,
+                                                                   synthetic_csv):
+    """data.students: all (the default): the students' rows are the teacher's train split and
+    the transfer split; sharing rows with the teacher is the point, not a problem."""
+    data = DataConfig(source=str(synthetic_csv), eval_size=80, test_size=80, transfer_size=40)
+    protocol = describe_protocol(data, load_splits(data), str(tiny_teacher_dir))
+    assert protocol["students_split"] == "train+transfer"
+    assert protocol["splits"]["transfer"]["rows"] == 240
+    assert protocol["overlaps"]["transfer&test"] == protocol["overlaps"]["transfer&selection"] == 0
+    assert protocol_problems(protocol) == []

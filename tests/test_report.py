@@ -88,10 +88,11 @@ def test_pareto_rows_are_the_front_best_accuracy_first(built):
     rows = pareto_rows(name, None)
     assert [r["trial"] for r in rows] == FRONT
     assert list(rows[0]) == ["trial", "accuracy_student", "sigma", "temperature", "alpha",
-                             "phi_cnf"]
+                             "params", "phi_cnf"]  # the student's size beside its parameters
     by_trial = {r["trial"]: r for r in rows}
     assert by_trial[1] == {"trial": 1, "accuracy_student": 0.85, "sigma": 0.05,
-                           "temperature": 1.5, "alpha": 0.2, "phi_cnf": True}
+                           "temperature": 1.5, "alpha": 0.2, "params": 1_000_000,
+                           "phi_cnf": True}
     assert by_trial[7]["phi_cnf"] is False
 
 

@@ -54,9 +54,9 @@ def test_heads_and_ffn_follow_the_width(wide):
     assert student_shape(wide.config, 32) == (32, 2, 128)  # heads of 16 kept, FFN 4x
     assert student_shape(wide.config, 8) == (8, 1, 32)  # narrower than one head: one head
     assert student_shape(wide.config, 40) == (40, 2, 160)  # 40/16 -> 2 heads of 20
-    assert auto_widths(384, 12) == (96, 128, 192, 256)  # MiniLM
-    assert auto_widths(768, 12) == (192, 256, 384, 512)  # BERT-base
-    assert auto_widths(64, 4) == (16, 32, 48)
+    assert auto_widths(384, 12) == (96, 128, 192, 256, 384)  # MiniLM, full width included
+    assert auto_widths(768, 12) == (192, 256, 384, 512, 768)  # BERT-base
+    assert auto_widths(64, 4) == (16, 32, 48, 64)
 
 
 @pytest.mark.parametrize("selection", ["even", "first"])
@@ -146,7 +146,8 @@ def test_a_narrower_student_trains_with_every_intermediate_loss(wide_dir, synthe
             assert losses[term] > 0, term
         assert r.metrics["params"] == student_parameters(r.student.model.config, 2, None)
         assert r.metrics["params"] == student_parameters(
-            AutoConfig.from_pretrained(str(wide_dir)), 2, 32)
+            AutoConfig.from_pretrained(str(wide_dir)), 2, 32, r.metrics["vocabulary_size"])
+        assert r.metrics["vocabulary_size"] < 30522  # the task vocabulary cut the embedding
 
 
 def test_default_ratio_cap_excludes_a_full_width_student(minilm_path):
@@ -161,7 +162,7 @@ def test_default_ratio_cap_excludes_a_full_width_student(minilm_path):
     assert cap == int(teacher / 3)
     assert student_parameters(t_cfg, 1, None) > cap  # even one full-width layer is over
     widths = space.width_choices(384, 12)
-    assert widths == (96, 128, 192, 256)
+    assert widths == (96, 128, 192, 256, 384)
     fits = {(d, w) for d in range(1, 6) for w in widths if student_parameters(t_cfg, d, w) <= cap}
     assert {(d, 128) for d in range(1, 6)} <= fits and (3, 192) in fits
     assert (1, 256) not in fits
@@ -178,7 +179,8 @@ def test_the_constraint_reaches_the_sampler_and_infeasible_trials_are_never_on_t
 
     from kdtune.study.front import pareto_front
 
-    base = DistillConfig(teacher=str(wide_dir), data=_data(synthetic_csv), batch_size=16)
+    base = DistillConfig(teacher=str(wide_dir), data=_data(synthetic_csv), batch_size=16,
+                         vocabulary="full")
     t_cfg = AutoConfig.from_pretrained(str(wide_dir))
     small, big = student_parameters(t_cfg, 1, 16), student_parameters(t_cfg, 1, 32)
     cap = (small + big) // 2
