@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from trial_breakdown import CODE_ENV, code_provenance, use_code  # noqa: E402
+from trial_breakdown import CODE_ENV, code_provenance  # noqa: E402
 
 COMMON = {"temperature": 2.0, "alpha": 0.7, "beta": 0.0, "epochs": 3, "batch_size": 32,
           "layer_mapping": "uniform", "threads": 2, "warmup_ratio": 0.1}
@@ -39,22 +39,46 @@ ARMS = {
     "vocab": {"students": "transfer", "vocabulary": "task", "shape": (1, 384), "lr": 1e-4},
     "align": {"students": "transfer", "vocabulary": "full", "shape": (2, 192), "lr": 1e-3,
               "align": "temperature"},
-    "all": {"students": "all", "vocabulary": "task", "shape": (1, 384), "lr": 1e-4,
-            "align": "temperature"},
-    "all-sel": {"students": "all", "vocabulary": "task", "shape": (1, 384), "lr": 1e-4,
-                "align": "temperature", "align_on": "selection"},
-    "all-sigma": {"students": "all", "vocabulary": "task", "shape": (1, 384), "lr": 1e-4,
-                  "align": "temperature", "align_fit": "sigma"},
-    "all-4x256": {"students": "all", "vocabulary": "task", "shape": (4, 256), "lr": 3e-4,
-                  "align": "temperature"},
-    "all-2x384": {"students": "all", "vocabulary": "task", "shape": (2, 384), "lr": 1e-4,
-                  "align": "temperature"},
+    "all-none": {"students": "all", "vocabulary": "task", "shape": (1, 384), "lr": 1e-4},
+    "all-heldout-kl": {"students": "all", "vocabulary": "task", "shape": (1, 384),
+                       "lr": 1e-4, "align": "temperature"},
+    "all-heldout-sigma": {"students": "all", "vocabulary": "task", "shape": (1, 384),
+                          "lr": 1e-4, "align": "temperature", "align_fit": "sigma"},
+    "all-selection-kl": {"students": "all", "vocabulary": "task", "shape": (1, 384),
+                         "lr": 1e-4, "align": "temperature", "align_on": "selection"},
+    "all-augment": {"students": "all", "vocabulary": "task", "shape": (1, 384), "lr": 1e-4,
+                    "augment": 1},
+    "all-4x256": {"students": "all", "vocabulary": "task", "shape": (4, 256), "lr": 3e-4},
+    "half-2x384": {"students": "all", "vocabulary": "task", "shape": (2, 384), "lr": 1e-4},
+    "half-3x384": {"students": "all", "vocabulary": "task", "shape": (3, 384), "lr": 1e-4},
     "tinybert": {"students": "all", "vocabulary": "task", "shape": (1, 384), "lr": 1e-4,
                  "recipe": "tinybert"},
 }
-"""Each lever alone, all together (and how alignment is fitted), and TinyBERT's recipe at
-the all-together size. 1 x 384 is the widest student under a third with a task vocabulary;
-2 x 384 is under a half."""
+"""Each lever alone; all together, without and with alignment (fitted by KL or sigma, on
+held-out transfer rows or on the selection split: ``all-selection-kl`` trains exactly as
+``all-none``, so their difference is alignment alone); with one augmented copy of each
+students' sentence; deeper-narrower (4 x 256) at the same size; under a half (2 and 3 x
+384); and TinyBERT's recipe at the all-together size. 1 x 384 is the widest student under a
+third with a task vocabulary."""
+
+
+def use_code(src: Path) -> None:
+    """Re-run this script importing the kdtune of source tree ``src`` (as
+    ``trial_breakdown.py --code`` does: a package directory linking its layers goes first on
+    PYTHONPATH, PYTHONSAFEPATH keeps the working directory off it)."""
+    import shutil
+    import tempfile
+
+    src = src.resolve()
+    if not (src / "objectives" / "training.py").is_file():
+        raise SystemExit(f"--code {src}: not a kdtune source tree (no objectives/training.py)")
+    pkg = Path(tempfile.mkdtemp(prefix="kdtune-code-"))
+    shutil.copytree(src / "kdtune", pkg / "kdtune")
+    for layer in ("objectives", "study", "storage"):
+        (pkg / "kdtune" / layer).symlink_to(src / layer)
+    env = {**os.environ, "PYTHONPATH": str(pkg), "PYTHONSAFEPATH": "1", CODE_ENV: str(src)}
+    os.execve(sys.executable, [sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]],
+              env)
 
 
 def arm_config(name: str, teacher: Path, seed: int) -> dict:
@@ -67,6 +91,8 @@ def arm_config(name: str, teacher: Path, seed: int) -> dict:
     for key in ("align", "align_on", "align_fit"):
         if key in arm:
             cfg[key] = arm[key]
+    if arm.get("augment"):
+        cfg["data"]["transfer"] = {"augment": arm["augment"]}
     if arm.get("recipe") == "tinybert":  # t 1, alpha 1, intermediate losses first
         cfg.update(temperature=1.0, alpha=1.0, beta=1.0, schedule="two-stage",
                    intermediate_epochs=1, epochs=2)  # 3 epochs in all, as every arm

@@ -83,7 +83,8 @@ class DistillConfig(FrozenModel):
     ``full`` the teacher's whole vocabulary. ``align: temperature`` fits one temperature
     after training so that the student's probabilities match the teacher's (``align_fit``:
     ``kl`` or ``sigma``) on ``align_on`` (``heldout``: ``align_holdout`` of the students'
-    labelled rows kept out of training; ``selection``: the selection split) and folds it
+    labelled rows kept out of training, from the transfer split when there is one;
+    ``selection``: the selection split) and folds it
     into the classifier (:mod:`kdtune.objectives.align`).
     ``init``: ``teacher-layers`` (default) initialises the student from the mapped teacher
     layers, selecting a subset of each weight's rows and columns for a narrower student
@@ -100,7 +101,7 @@ class DistillConfig(FrozenModel):
     align: Align = "none"
     align_fit: Literal["kl", "sigma"] = "kl"
     align_on: Literal["heldout", "selection"] = "heldout"
-    align_holdout: float = Field(0.1, gt=0, lt=0.5)
+    align_holdout: float = Field(0.2, gt=0, lt=0.5)
     init: Init = "teacher-layers"
     init_checkpoint: str | None = None
     temperature: float = Field(1.0, gt=0)

@@ -145,10 +145,19 @@ def distill(
 
 def held_out_rows(cfg: DistillConfig, inputs: RunInputs) -> np.ndarray | None:
     """The students' labelled rows kept out of training to fit the alignment temperature
-    (``align_on: heldout``): a seeded ``align_holdout`` share, at least one row; else None."""
+    (``align_on: heldout``): a seeded ``align_holdout`` share, at least one row; else None.
+
+    They are drawn from the transfer split when the students also learn on the teacher's
+    training rows (``data.students: all``): the teacher is nearly one-hot on its own
+    training sentences, so a temperature fitted there would sharpen the student."""
     if cfg.align != "temperature" or cfg.align_on != "heldout":
         return None
     labelled = np.flatnonzero(label_array(inputs.train) >= 0)
+    splits = inputs.splits
+    if cfg.data.students == "all" and splits.transfer is not None:
+        # students_rows("all") is the train split, then the transfer split
+        first, n_transfer = len(splits.train), len(splits.transfer)
+        labelled = labelled[(labelled >= first) & (labelled < first + n_transfer)]
     n = max(1, round(cfg.align_holdout * len(labelled)))
     rng = np.random.default_rng([cfg.seed, 0xA11])
     return np.sort(rng.choice(labelled, size=min(n, len(labelled)), replace=False))

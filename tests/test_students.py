@@ -144,7 +144,11 @@ def test_alignment_folds_one_temperature_and_keeps_the_labels(tiny_teacher_dir, 
     assert aligned.metrics["sigma"] <= plain.metrics["sigma"] + 1e-9 or \
         aligned.metrics["align_fit"] == "kl"
     held = distill(cfg.model_copy(update={"align": "temperature", "align_on": "heldout"}))
-    assert held.metrics["align_rows"] == round(0.1 * 240)  # of the 240 students' rows
+    assert held.metrics["align_rows"] == round(0.2 * 240)  # of the 240 students' rows
+    four = cfg.data.model_copy(update={"transfer_size": 60})
+    held = distill(cfg.model_copy(update={"align": "temperature", "align_on": "heldout",
+                                          "data": four}))
+    assert held.metrics["align_rows"] == round(0.2 * 60)  # from the transfer split only
 
 
 def test_three_class_sentence_pairs_distil_with_a_task_vocabulary(tmp_path, tiny_bert_dir):
