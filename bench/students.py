@@ -151,6 +151,24 @@ def paired_difference(p_t, p_s, labels, seed: int, n: int = 1000) -> dict:
             "sigma_ci": np.nanpercentile(sig, [2.5, 97.5]).tolist(), "n_resamples": n}
 
 
+def alignment_effect(p_t, p_before, p_after, labels, seed: int, n: int = 1000) -> dict:
+    """Test sigma after minus before alignment on the same student: point and 95% paired
+    interval (the both-correct set is the same: T keeps every label)."""
+    import numpy as np
+
+    from kdtune.objectives.bootstrap import resample_counts, weighted_sigma
+
+    both = (p_t.argmax(1) == labels) & (p_before.argmax(1) == labels)
+    w = resample_counts(len(labels), n, seed)
+    d_before = p_t[:, 0] - p_before[:, 0]
+    d_after = p_t[:, 0] - p_after[:, 0]
+    diff = weighted_sigma(w, both, d_after) - weighted_sigma(w, both, d_before)
+    point = float(np.std(d_after[both]) - np.std(d_before[both]))
+    return {"sigma_before": float(np.std(d_before[both])), "sigma_after": float(
+        np.std(d_after[both])), "diff": point,
+        "diff_ci": np.nanpercentile(diff, [2.5, 97.5]).tolist(), "n_resamples": n}
+
+
 def run_arm(name: str, teacher: Path, seed: int) -> dict:
     import numpy as np
 
@@ -170,10 +188,15 @@ def run_arm(name: str, teacher: Path, seed: int) -> dict:
                               teacher_tokenizer=r.teacher_tokenizer)
     split = r.splits.test
     labels = np.asarray(split["label"])
-    p = {}
+    p, logits = {}, {}
     for who, model, tok in (("t", r.teacher, r.teacher_tokenizer), ("s", r.student, r.tokenizer)):
         enc = tokenize(split, tok, cfg.data.max_length)
-        p[who] = softmax(predict_logits(model, enc, data_collator(tok), "cpu", 64))
+        logits[who] = predict_logits(model, enc, data_collator(tok), "cpu", 64)
+        p[who] = softmax(logits[who])
+    aligned = {}
+    if r.metrics.get("align_temperature") is not None:  # the same student before folding T
+        before = softmax(logits["s"] * r.metrics["align_temperature"])
+        aligned = {"align_effect_test": alignment_effect(p["t"], before, p["s"], labels, seed)}
     sizes = latencies(r.student.model, r.tokenizer, r.teacher, r.teacher_tokenizer,
                       list(split["text"]))
     m = r.metrics
@@ -183,7 +206,7 @@ def run_arm(name: str, teacher: Path, seed: int) -> dict:
                                                 "align_temperature")},
             "test": {k: test.get(k) for k in ("accuracy_student", "accuracy_teacher", "sigma",
                                               "sigma_ci", "tokenised_differently")},
-            "test_vs_teacher": paired_difference(p["t"], p["s"], labels, seed),
+            "test_vs_teacher": paired_difference(p["t"], p["s"], labels, seed), **aligned,
             "params": m["params"], "params_ratio": m["params"] / teacher_parameters(
                 r.teacher.config), "vocabulary_size": m.get("vocabulary_size"), **sizes}
 
@@ -199,8 +222,9 @@ def table(rows: list[dict]) -> str:
 
     lines = ["| arm | seeds | test acc | teacher | acc diff 95% CI (seed 0) | test sigma | "
              "sigma 95% CI (seed 0) | sel. sigma unaligned -> aligned | params ratio | "
-             "b1 latency ratio | b32 latency ratio | vocab | test tokenised differently |",
-             "|" + "---|" * 13]
+             "b1 latency ratio | b32 latency ratio | vocab | test tokenised differently | "
+             "test sigma aligned - unaligned, same student [95% CI] |",
+             "|" + "---|" * 14]
     for arm in ARMS:
         rs = [r for r in rows if r["arm"] == arm]
         if not rs:
@@ -218,8 +242,17 @@ def table(rows: list[dict]) -> str:
             f"{sel or '-'} | {agg([r['params_ratio'] for r in rs])} | "
             f"{agg([r['latency_b1_ratio'] for r in rs], 2)} | "
             f"{agg([r['latency_b32_ratio'] for r in rs], 2)} | {first['vocabulary_size']} | "
-            f"{agg([r['test']['tokenised_differently'] for r in rs])} |")
+            f"{agg([r['test']['tokenised_differently'] for r in rs])} | "
+            f"{effect(rs)} |")
     return "\n".join(lines)
+
+
+def effect(rows: list[dict]) -> str:
+    """Per seed: the alignment's test-sigma difference on the same student with its interval."""
+    parts = [f"{r['align_effect_test']['diff']:+.3f} [{r['align_effect_test']['diff_ci'][0]:+.3f},"
+             f" {r['align_effect_test']['diff_ci'][1]:+.3f}]"
+             for r in rows if r.get("align_effect_test")]
+    return "; ".join(parts) or "-"
 
 
 def main() -> None:

@@ -233,6 +233,14 @@ def _cap_problems(cfg: DistillConfig, facts: TeacherFacts, space: SearchSpace | 
     width = min(space.width_choices(facts.hidden_size, facts.heads)
                 or (cfg.hidden_size or facts.hidden_size,))
     smallest = student_parameters(facts.config, depth, width)
+    if smallest > cap and cfg.vocabulary == "task" and facts.tokenizer_kind == "WordPiece":
+        # the task vocabulary's size is known once the students' text is tokenised
+        from .prepare import kept_vocabulary_size
+
+        try:
+            smallest = student_parameters(facts.config, depth, width, kept_vocabulary_size(cfg))
+        except (ValueError, OSError):
+            pass  # the data or teacher problem is reported by its own check
     if smallest <= cap:
         return []
     key = "max_params" if space.max_params is not None else "max_params_ratio"

@@ -82,7 +82,8 @@ class DistillConfig(FrozenModel):
     the students' text and every single character (:mod:`kdtune.objectives.vocabulary`);
     ``full`` the teacher's whole vocabulary. ``align: temperature`` fits one temperature
     after training so that the student's probabilities match the teacher's (``align_fit``:
-    ``kl`` or ``sigma``) on ``align_on`` (``heldout``: ``align_holdout`` of the students'
+    ``sigma``, which generalised to the test split, or ``kl``, which did not:
+    bench/RESULTS-students.md) on ``align_on`` (``heldout``: ``align_holdout`` of the students'
     labelled rows kept out of training, from the transfer split when there is one;
     ``selection``: the selection split) and folds it
     into the classifier (:mod:`kdtune.objectives.align`).
@@ -99,7 +100,7 @@ class DistillConfig(FrozenModel):
     hidden_size: int | None = Field(None, ge=8)
     vocabulary: Vocabulary = "task"
     align: Align = "none"
-    align_fit: Literal["kl", "sigma"] = "kl"
+    align_fit: Literal["sigma", "kl"] = "sigma"
     align_on: Literal["heldout", "selection"] = "heldout"
     align_holdout: float = Field(0.2, gt=0, lt=0.5)
     init: Init = "teacher-layers"
@@ -207,13 +208,14 @@ class SearchSpace(FrozenModel):
     DistillConfig's value is used. ``student_layers: null`` means 1..N-1 for a teacher of N
     layers (an ordered integer). ``epochs`` is not searched by default: it is the fidelity.
 
-    Size: ``hidden_size: null`` searches the widths 1/4, 1/3, 1/2 and 2/3 of the teacher's
-    (multiples of its head size; :func:`auto_widths`: 96, 128, 192, 256 for MiniLM), unless
+    Size: ``hidden_size: null`` searches the widths 1/2, 2/3 and all of the teacher's
+    (multiples of its head size; :func:`auto_widths`: 192, 256, 384 for MiniLM), unless
     ``search_hidden_size`` is false; ``{choices: [...]}`` names them. Every trial's student
-    must have at most ``max_params`` parameters, or, when that is null, at most
-    ``max_params_ratio`` x the teacher's (default 1/3; both null: no cap). The count is the
-    served model's (embeddings included), computed before training; an over-cap trial is not
-    trained and ends PRUNED with its constraint recorded (:mod:`kdtune.objectives.trial`).
+    must have at most ``max_params`` parameters (with its kept vocabulary), or, when that is
+    null, at most ``max_params_ratio`` x the teacher's (default 1/3; both null: no cap).
+    With depth and width both searched, a trial draws one ``student_shape`` among the pairs
+    under the cap (:func:`kdtune.objectives.trial.feasible_shapes`); with explicit choices an
+    over-cap trial is not trained and ends PRUNED with its constraint recorded.
     """
 
     temperature: FloatParam | None = FloatParam(low=1.0, high=20.0, log=True)

@@ -53,8 +53,8 @@ distill:
                               # (MiniLM: ~11k of 30,522 rows; its word embedding is half the
                               # teacher); unseen words split finer, never [UNK]. full: all
   align: none                 # temperature: after training, fit one temperature to the
-                              # teacher's probabilities (align_fit: kl | sigma) on 10% of the
-                              # students' rows held out (align_on: heldout | selection) and
+                              # teacher's probabilities (align_fit: sigma | kl) on 20% of the
+                              # transfer rows held out (align_on: heldout | selection) and
                               # fold it into the classifier; labels never change
   layer_mapping: uniform      # uniform | top | bottom | an explicit list like [2, 4]
   init: teacher-layers        # teacher-layers: the mapped teacher layers, a narrower student
@@ -85,15 +85,15 @@ search:
   alpha: {low: 0.0, high: 1.0}
   layer_mapping: {choices: [uniform, top, bottom]}
   student_layers: null        # null: 1 .. teacher depth - 1
-  hidden_size: null           # null: 1/4, 1/3, 1/2, 2/3 and all of the teacher's width (96,
-                              # 128, 192, 256, 384 for MiniLM); or {choices: [128, 192, 384]}
+  hidden_size: null           # null: 1/2, 2/3 and all of the teacher's width (192, 256, 384
+                              # for MiniLM); or {choices: [128, 192, 384]}
   # Size, axis one: a student has at most max_params parameters (embeddings included, with
   # the kept vocabulary), or max_params_ratio x the teacher's when max_params is null; null
   # for both: no cap. With both depth and width searched (null above) a trial draws one
   # student_shape among the depth x width pairs under the cap, so no trial is spent over it.
   # Axis two, latency: every trial measures it (latency_ms); add it to the objectives to
   # trade it off. MiniLM under a third with a task vocabulary: 1 layer at full width, up to
-  # 5 at 256, any depth narrower.
+  # 5 at 256 or 192.
   max_params: null
   max_params_ratio: 0.3333
   learning_rate: {low: 5.0e-5, high: 2.0e-3, log: true}  # full width (teacher weights) wants

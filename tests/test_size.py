@@ -54,9 +54,9 @@ def test_heads_and_ffn_follow_the_width(wide):
     assert student_shape(wide.config, 32) == (32, 2, 128)  # heads of 16 kept, FFN 4x
     assert student_shape(wide.config, 8) == (8, 1, 32)  # narrower than one head: one head
     assert student_shape(wide.config, 40) == (40, 2, 160)  # 40/16 -> 2 heads of 20
-    assert auto_widths(384, 12) == (96, 128, 192, 256, 384)  # MiniLM, full width included
-    assert auto_widths(768, 12) == (192, 256, 384, 512, 768)  # BERT-base
-    assert auto_widths(64, 4) == (16, 32, 48, 64)
+    assert auto_widths(384, 12) == (192, 256, 384)  # MiniLM: 1/2, 2/3, full width
+    assert auto_widths(768, 12) == (384, 512, 768)  # BERT-base
+    assert auto_widths(64, 4) == (32, 48, 64)
 
 
 @pytest.mark.parametrize("selection", ["even", "first"])
@@ -162,8 +162,9 @@ def test_default_ratio_cap_excludes_a_full_width_student(minilm_path):
     assert cap == int(teacher / 3)
     assert student_parameters(t_cfg, 1, None) > cap  # even one full-width layer is over
     widths = space.width_choices(384, 12)
-    assert widths == (96, 128, 192, 256, 384)
-    fits = {(d, w) for d in range(1, 6) for w in widths if student_parameters(t_cfg, d, w) <= cap}
+    assert widths == (192, 256, 384)
+    fits = {(d, w) for d in (1, 2, 3, 4, 5, 6) for w in (96, 128, 192, 256)
+            if student_parameters(t_cfg, d, w) <= cap}  # with the teacher's full vocabulary
     assert {(d, 128) for d in range(1, 6)} <= fits and (3, 192) in fits
     assert (1, 256) not in fits
     assert SearchSpace(max_params=10**9).params_cap(teacher) == 10**9  # absolute cap wins
@@ -254,8 +255,62 @@ def test_automatic_widths_that_no_depth_fits_under_the_cap_are_not_searched(mini
     space = SearchSpace()
     cap = space.params_cap(teacher_parameters(t_cfg))
     # MiniLM under a third: 256 wide, even one layer is over the cap (its word embedding).
-    assert feasible_widths(space, t_cfg, 6, cap) == (96, 128, 192)
+    assert feasible_widths(space, t_cfg, 6, cap) == (192,)  # with the full vocabulary
     assert student_parameters(t_cfg, 1, 256) > cap >= student_parameters(t_cfg, 1, 192)
     assert feasible_widths(SearchSpace(max_params_ratio=None), t_cfg, 6, None) is None
     explicit = SearchSpace(hidden_size={"choices": [128, 256]})
     assert feasible_widths(explicit, t_cfg, 6, cap) is None  # the user's choices stand
+
+
+def test_feasible_shapes_offer_only_students_under_the_cap(minilm_path):
+    from kdtune.objectives.student_size import teacher_config, teacher_parameters
+    from kdtune.objectives.trial import feasible_shapes, parse_shape
+
+    t_cfg = teacher_config(str(minilm_path))
+    space = SearchSpace()
+    cap = space.params_cap(teacher_parameters(t_cfg))
+    task = 10_988  # MiniLM's wordpieces kept on polarity's 3,200 students' sentences
+    shapes = feasible_shapes(space, t_cfg, 6, cap, task)
+    assert "1x384" in shapes and "2x384" not in shapes and "5x256" in shapes
+    assert all(student_parameters(t_cfg, *parse_shape(s), task) <= cap for s in shapes)
+    missing = {f"{d}x{w}" for d in range(1, 6) for w in (192, 256, 384)} - set(shapes)
+    assert all(student_parameters(t_cfg, *parse_shape(s), task) > cap for s in missing)
+    # with the teacher's full vocabulary no full-width student fits
+    assert not any(s.endswith("x384") for s in feasible_shapes(space, t_cfg, 6, cap))
+    # explicit depth or width choices stand, and no cap draws them separately
+    assert feasible_shapes(SearchSpace(student_layers={"choices": [1, 2]}), t_cfg, 6, cap,
+                           task) is None
+    assert feasible_shapes(SearchSpace(max_params_ratio=None), t_cfg, 6, None, task) is None
+
+
+def test_a_capped_study_trains_every_trial(wide_dir, synthetic_csv):
+    """Depth and width drawn together among the shapes under the cap: no trial is pruned
+    over it, whatever the sampler draws."""
+    from transformers import AutoConfig
+
+    from kdtune.objectives.trial import parse_shape
+
+    base = DistillConfig(teacher=str(wide_dir), data=_data(synthetic_csv), batch_size=16)
+    t_cfg = AutoConfig.from_pretrained(str(wide_dir))
+    cap = student_parameters(t_cfg, 1, 64, 2000)  # about one full-width layer
+    space = SearchSpace(temperature=None, alpha=None, layer_mapping=None, learning_rate=None,
+                        beta=None, schedule=None, max_params=cap, reuse_repeats=False)
+    trained = []
+
+    class Result:
+        metrics = {"accuracy_student": 0.9, "accuracy_majority": 0.5, "sigma": 0.01}
+        timings = {"train": 1.0}
+
+    def run(cfg, **kw):
+        trained.append((cfg.student_layers, cfg.hidden_size))
+        return Result()
+
+    objective = make_objective(base, space, ("accuracy_student", "sigma"), run=run)
+    study = optuna.create_study(directions=["maximize", "minimize"],
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(objective, n_trials=12)
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    assert len(trained) == 12 and len(set(trained)) > 1
+    for t in study.trials:
+        assert parse_shape(t.params["student_shape"]) in trained
+        assert t.user_attrs["params"] <= cap
