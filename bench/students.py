@@ -38,14 +38,18 @@ ARMS = {
     "data": {"students": "all", "vocabulary": "full", "shape": (2, 192), "lr": 1e-3},
     "vocab": {"students": "transfer", "vocabulary": "task", "shape": (1, 384), "lr": 1e-4},
     "align": {"students": "transfer", "vocabulary": "full", "shape": (2, 192), "lr": 1e-3,
-              "align": "temperature"},
+              "align": "temperature", "align_fit": "sigma"},
     "all-none": {"students": "all", "vocabulary": "task", "shape": (1, 384), "lr": 1e-4},
     "all-heldout-kl": {"students": "all", "vocabulary": "task", "shape": (1, 384),
-                       "lr": 1e-4, "align": "temperature"},
+                       "lr": 1e-4, "align": "temperature", "align_fit": "kl"},
     "all-heldout-sigma": {"students": "all", "vocabulary": "task", "shape": (1, 384),
                           "lr": 1e-4, "align": "temperature", "align_fit": "sigma"},
     "all-selection-kl": {"students": "all", "vocabulary": "task", "shape": (1, 384),
-                         "lr": 1e-4, "align": "temperature", "align_on": "selection"},
+                         "lr": 1e-4, "align": "temperature", "align_on": "selection",
+                         "align_fit": "kl"},
+    "all-selection-sigma": {"students": "all", "vocabulary": "task", "shape": (1, 384),
+                            "lr": 1e-4, "align": "temperature", "align_on": "selection",
+                            "align_fit": "sigma"},
     "all-augment": {"students": "all", "vocabulary": "task", "shape": (1, 384), "lr": 1e-4,
                     "augment": 1},
     "all-4x256": {"students": "all", "vocabulary": "task", "shape": (4, 256), "lr": 3e-4},
@@ -55,11 +59,12 @@ ARMS = {
                  "recipe": "tinybert"},
 }
 """Each lever alone; all together, without and with alignment (fitted by KL or sigma, on
-held-out transfer rows or on the selection split: ``all-selection-kl`` trains exactly as
-``all-none``, so their difference is alignment alone); with one augmented copy of each
-students' sentence; deeper-narrower (4 x 256) at the same size; under a half (2 and 3 x
-384); and TinyBERT's recipe at the all-together size. 1 x 384 is the widest student under a
-third with a task vocabulary."""
+held-out transfer rows or on the selection split: the ``all-selection-*`` arms train exactly
+as ``all-none``, so their difference is alignment alone; every aligned arm also reports the
+test-sigma difference on its own student before and after folding T); with one augmented
+copy of each students' sentence; deeper-narrower (4 x 256) at the same size; under a half
+(2 and 3 x 384); and TinyBERT's recipe at the all-together size. 1 x 384 is the widest
+student under a third with a task vocabulary."""
 
 
 def use_code(src: Path) -> None:
