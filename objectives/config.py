@@ -238,6 +238,10 @@ class SearchSpace(FrozenModel):
         DEFAULT_MAX_PARAMS_RATIO, gt=0,
         description="cap on a student's parameters as a fraction of the teacher's",
     )
+    max_latency_ratio: float | None = Field(
+        None, gt=0, description="cap on a student's batch-1 latency as a fraction of the "
+        "teacher's (1 thread, measured on the architectures before training); applies when "
+        "depth and width are both searched")
     search_student_layers: bool = Field(
         True, description="search depth over 1..N-1 when student_layers is null"
     )
@@ -252,6 +256,15 @@ class SearchSpace(FrozenModel):
         "that trial's result instead of training again (training is seeded, so it would "
         "repeat it); false trains every trial, e.g. to measure run-to-run noise"
     )
+
+    @model_validator(mode="after")
+    def _latency_cap_needs_shapes(self) -> SearchSpace:
+        drawn = (self.student_layers is None and self.search_student_layers
+                 and self.hidden_size is None and self.search_hidden_size)
+        if self.max_latency_ratio is not None and not drawn:
+            raise ValueError("max_latency_ratio applies when depth and width are both "
+                             "searched (student_layers: null, hidden_size: null)")
+        return self
 
     @field_validator("student_layers")
     @classmethod

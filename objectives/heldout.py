@@ -31,7 +31,7 @@ from .config import DistillConfig
 from .metrics import confidence_metrics, softmax
 
 __all__ = ["CHECK_FILE", "SELECTION_KEYS", "TEST_KEYS", "interval_upper", "measure_test_split",
-           "production_check", "verdict"]
+           "production_check", "student_facts", "verdict"]
 
 CHECK_FILE = "production_check.json"
 """The file ``kdtune distill`` writes beside the student."""
@@ -140,9 +140,10 @@ def production_check(cfg: DistillConfig, test: dict[str, Any], trial: dict[str, 
     Returns:
         ``{"kappa", "reference_class", "selection_split", "trial", "source",
         "production_selection", "test", "phi_cnf_test", "phi_cnf_test_upper",
-        "sigma_test_upper", "verdict"}``: ``phi_cnf_test`` is ``sigma_test <= kappa``,
-        ``phi_cnf_test_upper`` is ``sigma_ci[1] <= kappa`` on test (``False`` when the
-        interval is undefined), ``verdict`` one line saying both.
+        "sigma_test_upper", "student", "verdict"}`` (``student``: :func:`student_facts`):
+        ``phi_cnf_test`` is ``sigma_test <= kappa``, ``phi_cnf_test_upper`` is
+        ``sigma_ci[1] <= kappa`` on test (``False`` when the interval is undefined),
+        ``verdict`` one line saying both.
     """
     kappa = cfg.eval.kappa
     sigma = _finite(test.get("sigma"))
@@ -165,9 +166,19 @@ def production_check(cfg: DistillConfig, test: dict[str, Any], trial: dict[str, 
         "phi_cnf_test": holds,
         "phi_cnf_test_upper": holds_upper,
         "sigma_test_upper": upper,
+        "student": student_facts(cfg, production_selection or {}),
     }
     check["verdict"] = verdict(check)
     return check
+
+
+def student_facts(cfg: DistillConfig, m: dict[str, Any]) -> dict[str, Any]:
+    """What the production student is: the data it learnt on, its vocabulary, the alignment
+    temperature folded into it, and its size on both axes against the teacher's."""
+    return {"students": cfg.data.students, "transfer_text": cfg.data.transfer.text,
+            "augment": cfg.data.transfer.augment, "vocabulary": cfg.vocabulary,
+            **{k: m.get(k) for k in ("vocabulary_size", "align_temperature", "params",
+                                     "params_ratio", "latency_ms", "latency_ratio")}}
 
 
 def verdict(check: dict[str, Any]) -> str:

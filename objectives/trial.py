@@ -217,17 +217,26 @@ def feasible_widths(space: SearchSpace, t_cfg, teacher_layers: int, cap: int | N
 
 def feasible_shapes(space: SearchSpace, t_cfg, teacher_layers: int, cap: int | None,
                     vocab_size: int | None = None) -> tuple[str, ...] | None:
-    """The ``"<depth>x<width>"`` students under the cap, deepest-narrowest first, when both
-    depth and width are searched automatically in a capped study; else ``None`` (depth and
+    """The ``"<depth>x<width>"`` students under the caps, narrowest first, when both depth
+    and width are searched automatically in a capped study (``max_params`` /
+    ``max_params_ratio``, ``max_latency_ratio``: batch-1 latency against the teacher's,
+    :func:`~kdtune.objectives.shape_latency.shape_latency_ratio`); else ``None`` (depth and
     width are drawn separately, and a user's explicit choices stand). ``vocab_size``: the
     student's kept vocabulary (None: the teacher's)."""
-    if (cap is None or space.hidden_size is not None or not space.search_hidden_size
-            or space.student_layers is not None or not space.search_student_layers
-            or teacher_layers < 2):
+    latency_cap = space.max_latency_ratio
+    if ((cap is None and latency_cap is None) or space.hidden_size is not None
+            or not space.search_hidden_size or space.student_layers is not None
+            or not space.search_student_layers or teacher_layers < 2):
         return None
     widths = space.width_choices(int(t_cfg.hidden_size), int(t_cfg.num_attention_heads)) or ()
-    return tuple(f"{d}x{w}" for w in widths for d in range(1, teacher_layers)
-                 if student_parameters(t_cfg, d, w, vocab_size) <= cap) or None
+    shapes = [(d, w) for w in widths for d in range(1, teacher_layers)
+              if cap is None or student_parameters(t_cfg, d, w, vocab_size) <= cap]
+    if latency_cap is not None:
+        from .shape_latency import shape_latency_ratio
+
+        shapes = [(d, w) for d, w in shapes
+                  if shape_latency_ratio(t_cfg, d, w, vocab_size) <= latency_cap]
+    return tuple(f"{d}x{w}" for d, w in shapes) or None
 
 
 def parse_shape(shape: str) -> tuple[int, int]:
@@ -288,7 +297,8 @@ def make_objective(
     t_cfg = teacher_config(base.teacher)
     cap = space.params_cap(teacher_parameters(t_cfg))
     shape = (int(t_cfg.hidden_size), int(t_cfg.num_attention_heads))
-    vocab_size = kept_vocabulary_size(base) if cap is not None else None
+    capped = cap is not None or space.max_latency_ratio is not None
+    vocab_size = kept_vocabulary_size(base) if capped else None
     shapes = feasible_shapes(space, t_cfg, depth, cap, vocab_size)
     widths = feasible_widths(space, t_cfg, depth, cap, base.student_layers, vocab_size)
     directions = [direction(name) for name in objectives]

@@ -91,11 +91,13 @@ search:
   # the kept vocabulary), or max_params_ratio x the teacher's when max_params is null; null
   # for both: no cap. With both depth and width searched (null above) a trial draws one
   # student_shape among the depth x width pairs under the cap, so no trial is spent over it.
-  # Axis two, latency: every trial measures it (latency_ms); add it to the objectives to
-  # trade it off. MiniLM under a third with a task vocabulary: 1 layer at full width, up to
+  # Axis two, latency: every trial measures it (latency_ms, latency_ratio); add it to the
+  # objectives to trade it off, or cap it: max_latency_ratio keeps the shapes whose batch-1
+  # latency is under that fraction of the teacher's (timed once per worker, before training). MiniLM under a third with a task vocabulary: 1 layer at full width, up to
   # 5 at 256 or 192.
   max_params: null
   max_params_ratio: 0.3333
+  max_latency_ratio: null
   learning_rate: {low: 5.0e-5, high: 2.0e-3, log: true}  # full width (teacher weights) wants
                               # the low end, narrow students the high end
   epochs: null                # the fidelity: distill.epochs, stopped early by halving

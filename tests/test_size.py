@@ -314,3 +314,16 @@ def test_a_capped_study_trains_every_trial(wide_dir, synthetic_csv):
     for t in study.trials:
         assert parse_shape(t.params["student_shape"]) in trained
         assert t.user_attrs["params"] <= cap
+
+
+def test_a_latency_cap_keeps_the_fast_shapes(minilm_path):
+    from kdtune.objectives.student_size import teacher_config
+    from kdtune.objectives.trial import feasible_shapes
+
+    t_cfg = teacher_config(str(minilm_path))
+    space = SearchSpace(max_params_ratio=None, max_latency_ratio=0.5)
+    shapes = feasible_shapes(space, t_cfg, 6, None, 10_988)
+    assert "1x192" in shapes and "1x384" in shapes  # one layer of six: about a sixth
+    assert "5x384" not in shapes  # five of the teacher's six layers at its width
+    with pytest.raises(ValueError, match="max_latency_ratio applies when depth and width"):
+        SearchSpace(max_latency_ratio=0.5, student_layers={"choices": [1, 2]})
