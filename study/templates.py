@@ -93,8 +93,9 @@ search:
   # student_shape among the depth x width pairs under the cap, so no trial is spent over it.
   # Axis two, latency: every trial measures it (latency_ms, latency_ratio); add it to the
   # objectives to trade it off, or cap it: max_latency_ratio keeps the shapes whose batch-1
-  # latency is under that fraction of the teacher's (timed once per worker, before training). MiniLM under a third with a task vocabulary: 1 layer at full width, up to
-  # 5 at 256 or 192.
+  # latency is under that fraction of the teacher's (timed once per worker, before
+  # training). MiniLM under a third with a task vocabulary: 1 layer at full width, up to 5
+  # at 256 or 192.
   max_params: null
   max_params_ratio: 0.3333
   max_latency_ratio: null
