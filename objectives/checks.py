@@ -238,7 +238,9 @@ def _cap_problems(cfg: DistillConfig, facts: TeacherFacts, space: SearchSpace | 
         from .prepare import kept_vocabulary_size
 
         try:
-            smallest = student_parameters(facts.config, depth, width, kept_vocabulary_size(cfg))
+            with library_progress(False):
+                kept = kept_vocabulary_size(cfg)
+            smallest = student_parameters(facts.config, depth, width, kept)
         except (ValueError, OSError):
             pass  # the data or teacher problem is reported by its own check
     if smallest <= cap:

@@ -177,8 +177,22 @@ def student_facts(cfg: DistillConfig, m: dict[str, Any]) -> dict[str, Any]:
     temperature folded into it, and its size on both axes against the teacher's."""
     return {"students": cfg.data.students, "transfer_text": cfg.data.transfer.text,
             "augment": cfg.data.transfer.augment, "vocabulary": cfg.vocabulary,
-            **{k: m.get(k) for k in ("vocabulary_size", "align_temperature", "params",
-                                     "params_ratio", "latency_ms", "latency_ratio")}}
+            **{k: _json_number(m.get(k)) for k in ("vocabulary_size", "align_temperature",
+                                                   "params", "params_ratio", "latency_ms",
+                                                   "latency_ratio")}}
+
+
+def _json_number(value: Any) -> Any:
+    """A figure as JSON keeps it: a plain number, None for a missing or non-finite one."""
+    if isinstance(value, bool) or value is None:
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(number):
+        return None
+    return int(value) if float(number).is_integer() and not isinstance(value, float) else number
 
 
 def verdict(check: dict[str, Any]) -> str:

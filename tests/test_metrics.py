@@ -236,7 +236,8 @@ def test_metric_directions() -> None:
     teacher_only = {"accuracy_teacher", "ece_teacher", "accuracy_majority"}  # same every trial
     numeric = EXPECTED_KEYS - not_objectives - teacher_only
     int8 = {"accuracy_int8", "sigma_int8", "agreement_int8"}  # with eval.int8 only
-    assert numeric | {"params", "latency_ms"} | int8 == set(catalogue.OBJECTIVES)
+    size = {"params", "latency_ms", "params_ratio", "latency_ratio"}  # both axes, absolute
+    assert numeric | size | int8 == set(catalogue.OBJECTIVES)  # and against the teacher
     assert catalogue.direction("sigma_int8") == "minimize"
     directions = {name: catalogue.direction(name) for name in catalogue.OBJECTIVES}
     assert directions["ece_gap_abs"] == "minimize"
