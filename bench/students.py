@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from trial_breakdown import CODE_ENV, code_provenance  # noqa: E402
+from trial_breakdown import CODE_ENV, code_provenance, use_code  # noqa: E402
 
 COMMON = {"temperature": 2.0, "alpha": 0.7, "beta": 0.0, "epochs": 3, "batch_size": 32,
           "layer_mapping": "uniform", "threads": 2, "warmup_ratio": 0.1}
@@ -67,30 +67,12 @@ copy of each students' sentence; deeper-narrower (4 x 256) at the same size; und
 student under a third with a task vocabulary."""
 
 
-def use_code(src: Path) -> None:
-    """Re-run this script importing the kdtune of source tree ``src`` (as
-    ``trial_breakdown.py --code`` does: a package directory linking its layers goes first on
-    PYTHONPATH, PYTHONSAFEPATH keeps the working directory off it)."""
-    import shutil
-    import tempfile
-
-    src = src.resolve()
-    if not (src / "objectives" / "training.py").is_file():
-        raise SystemExit(f"--code {src}: not a kdtune source tree (no objectives/training.py)")
-    pkg = Path(tempfile.mkdtemp(prefix="kdtune-code-"))
-    shutil.copytree(src / "kdtune", pkg / "kdtune")
-    for layer in ("objectives", "study", "storage"):
-        (pkg / "kdtune" / layer).symlink_to(src / layer)
-    env = {**os.environ, "PYTHONPATH": str(pkg), "PYTHONSAFEPATH": "1", CODE_ENV: str(src)}
-    os.execve(sys.executable, [sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]],
-              env)
-
-
 def arm_config(name: str, teacher: Path, seed: int) -> dict:
     arm = ARMS[name]
     depth, width = arm["shape"]
     cfg = {**COMMON, "teacher": str(teacher), "seed": seed, "student_layers": depth,
            "hidden_size": width, "learning_rate": arm["lr"], "vocabulary": arm["vocabulary"],
+           "align": "none",  # each arm names its alignment: the default changed meanwhile
            "data": {"transfer_size": 800, "eval_size": 400, "max_length": 64,
                     "students": arm["students"]}}
     for key in ("align", "align_on", "align_fit"):
@@ -268,7 +250,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("bench/students-results.jsonl"))
     args = ap.parse_args()
     if args.code is not None and CODE_ENV not in os.environ:
-        use_code(args.code)  # does not return
+        use_code(args.code, __file__)  # does not return
     from kdtune.objectives.teacher_registry import cached_teacher
     from kdtune.study.demo import demo_teacher_config
 

@@ -103,11 +103,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def use_code(src: Path) -> None:
-    """Re-run this script on the kdtune of source tree ``src``: a package directory linking
-    its ``kdtune/``, ``objectives/``, ``study/`` and ``storage/`` goes first on PYTHONPATH,
-    and PYTHONSAFEPATH keeps the working directory (a checkout has ``kdtune/``) off every
-    process's path, so the ``kdtune worker`` processes import it too."""
+def use_code(src: Path, script: str | None = None) -> None:
+    """Re-run ``script`` (default: this one) on the kdtune of source tree ``src``: a package
+    directory linking its ``kdtune/``, ``objectives/``, ``study/`` and ``storage/`` goes
+    first on PYTHONPATH, and PYTHONSAFEPATH keeps the working directory (a checkout has
+    ``kdtune/``) off every process's path, so the ``kdtune worker`` processes import it too."""
     src = src.resolve()
     if not (src / "objectives" / "training.py").is_file():
         raise SystemExit(f"--code {src}: not a kdtune source tree (no objectives/training.py)")
@@ -116,8 +116,8 @@ def use_code(src: Path) -> None:
     for layer in ("objectives", "study", "storage"):
         (pkg / "kdtune" / layer).symlink_to(src / layer)
     env = {**os.environ, "PYTHONPATH": str(pkg), "PYTHONSAFEPATH": "1", CODE_ENV: str(src)}
-    os.execve(sys.executable, [sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]],
-              env)
+    target = str(Path(script or __file__).resolve())
+    os.execve(sys.executable, [sys.executable, target, *sys.argv[1:]], env)
 
 
 def distill_dict(args, teacher: Path, layers: int, width: int) -> dict:
