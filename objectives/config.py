@@ -99,7 +99,7 @@ class DistillConfig(FrozenModel):
     layer_mapping: str | tuple[int, ...] = "uniform"
     hidden_size: int | None = Field(None, ge=8)
     vocabulary: Vocabulary = "task"
-    align: Align = "temperature"
+    align: Align = "none"
     align_fit: Literal["sigma", "kl"] = "sigma"
     align_on: Literal["heldout", "selection"] = "heldout"
     align_holdout: float = Field(0.2, gt=0, lt=0.5)
