@@ -13,7 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from .metrics import _check_probabilities, confidence_metrics, softmax
+from .metrics import (
+    _check_probabilities,
+    check_labels,
+    check_reference_class,
+    confidence_metrics,
+    softmax,
+)
 
 __all__ = [
     "ALIGN_FITS",
@@ -62,19 +68,8 @@ def _check_inputs(
     y = None
     if labels is not None:
         y = np.asarray(labels)
-        if y.shape != (n,):
-            raise ValueError(
-                f"labels must have shape ({n},) to match student_logits, got {y.shape}"
-            )
-        if not np.issubdtype(y.dtype, np.integer):
-            raise ValueError(f"labels must be integer class indices, got dtype {y.dtype}")
-        if y.min() < 0 or y.max() >= k:
-            bad = y[(y < 0) | (y >= k)][0]
-            raise ValueError(f"labels must be in 0..{k - 1} (K={k}), got {bad}")
-    if isinstance(reference_class, bool) or not isinstance(reference_class, (int, np.integer)):
-        raise ValueError(f"reference_class must be an int in 0..{k - 1}, got {reference_class!r}")
-    if not 0 <= reference_class < k:
-        raise ValueError(f"reference_class must be in 0..{k - 1} (K={k}), got {reference_class}")
+        check_labels(y, n, k, "student_logits")
+    check_reference_class(reference_class, k)
     try:
         low, high = (float(b) for b in bounds)
     except (TypeError, ValueError):

@@ -30,6 +30,7 @@ from .protocol import describe_protocol, protocol_problems
 from .space_checks import search_problems
 from .student_size import student_parameters, teacher_parameters
 from .teacher_base import resolve_base
+from .vocabulary import tokenizer_kind
 
 __all__ = [
     "TeacherFacts",
@@ -102,14 +103,8 @@ def teacher_facts(teacher: str, *, classifier: bool = True) -> TeacherFacts:
         heads=int(config.num_attention_heads),
         label_names=tuple(str(id2label[k]) for k in sorted(id2label, key=int)),
         config=config,
-        tokenizer_kind=_tokenizer_kind(tokenizer),
+        tokenizer_kind=tokenizer_kind(tokenizer),
     )
-
-
-def _tokenizer_kind(tokenizer: Any) -> str:
-    """The tokenizer's model type (``WordPiece``, ``BPE``, ``Unigram``...)."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    return type(backend.model).__name__ if backend is not None else type(tokenizer).__name__
 
 
 def check_teacher(teacher: str, key: str = "distill.teacher") -> list[str]:

@@ -189,6 +189,14 @@ class Splits:
             self._fingerprints["students_all"] = content_fingerprint(rows, self.label_names)
         return self._derived["students_all"]
 
+    def transfer_rows(self, which: str = "all") -> range | None:
+        """Where the transfer split's rows sit in :meth:`students_rows` (None: no transfer
+        split)."""
+        if self.transfer is None:
+            return None
+        first = len(self.train) if which == "all" else 0
+        return range(first, first + len(self.transfer))
+
     def students_fingerprint(self, which: str = "all") -> str:
         """:meth:`fingerprint` of :meth:`students_rows`."""
         if which != "all" or self.transfer is None:

@@ -33,6 +33,7 @@ from kdtune.errors import TrialError
 
 from .config import DistillConfig
 from .evaluation import (
+    EVAL_BATCH_SIZE,
     accuracy,
     final_metrics,
     label_array,
@@ -130,7 +131,7 @@ def distill(
     aligned: dict = {}
     if cfg.align == "temperature":
         with _timed(timings, "align"):
-            aligned = align(cfg, student, inputs, signal, p_teacher, held, device)
+            aligned = align(cfg, student, inputs, signal, p_teacher, p_student, held, device)
         p_student = None  # the folded classifier's probabilities are measured below
     with _timed(timings, "eval"):
         metrics = final_metrics(cfg, student, inputs, signal, p_teacher, p_student, device)
@@ -153,36 +154,40 @@ def held_out_rows(cfg: DistillConfig, inputs: RunInputs) -> np.ndarray | None:
     if cfg.align != "temperature" or cfg.align_on != "heldout":
         return None
     labelled = np.flatnonzero(label_array(inputs.train) >= 0)
-    splits = inputs.splits
-    if cfg.data.students == "all" and splits.transfer is not None:
-        # students_rows("all") is the train split, then the transfer split
-        first, n_transfer = len(splits.train), len(splits.transfer)
-        labelled = labelled[(labelled >= first) & (labelled < first + n_transfer)]
+    transfer = inputs.splits.transfer_rows(cfg.data.students)
+    if transfer is not None:
+        labelled = labelled[(labelled >= transfer.start) & (labelled < transfer.stop)]
     n = max(1, round(cfg.align_holdout * len(labelled)))
     rng = np.random.default_rng([cfg.seed, 0xA11])
     return np.sort(rng.choice(labelled, size=min(n, len(labelled)), replace=False))
 
 
 def align(cfg: DistillConfig, student: Student, inputs: RunInputs, signal: TeacherSignal,
-          p_teacher: np.ndarray, held: np.ndarray | None, device: torch.device) -> dict:
+          p_teacher: np.ndarray, p_student: np.ndarray | None, held: np.ndarray | None,
+          device: torch.device) -> dict:
     """Fit the alignment temperature on the held-out rows (or the selection split), fold it
     into the classifier, and return its figures: ``align_temperature`` and, on the
-    selection split, ``sigma_unaligned`` (and ``sigma_max_unaligned``)."""
+    selection split, ``sigma_unaligned`` (and ``sigma_max_unaligned``).
+
+    ``p_student``: the trained student's selection probabilities when the last epoch
+    measured them (else they are measured here); their logarithms serve as its logits
+    (softmax(log p / T) = softmax(z / T): a row's constant shift does not matter)."""
     from .align import align_student
-    from .evaluation import _student_view
+    from .evaluation import student_rows
     from .predict import predict_logits
     from .tokens import data_collator
 
-    collate = data_collator(inputs.student_tokenizer)
-    eval_logits = predict_logits(student, inputs.student_eval, collate, device, 64)
+    if p_student is None:
+        p_student = student_probabilities(student, inputs, device)
     labels = label_array(inputs.eval)
-    before = confidence_metrics(p_teacher, _softmax(eval_logits), labels,
+    before = confidence_metrics(p_teacher, p_student, labels,
                                 kappa=cfg.eval.kappa, reference_class=cfg.eval.reference_class)
     if held is None:
-        logits, p_fit, fit_labels = eval_logits, p_teacher, labels
+        logits = np.log(np.maximum(p_student, np.finfo(np.float64).tiny))
+        p_fit, fit_labels = p_teacher, labels
     else:
-        rows = _student_view(inputs).select(held.tolist())
-        logits = predict_logits(student, rows, collate, device, 64)
+        logits = predict_logits(student, student_rows(inputs, held),
+                                data_collator(inputs.student_tokenizer), device, EVAL_BATCH_SIZE)
         p_fit = teacher_probabilities(signal, inputs, device, "train")[held]
         fit_labels = label_array(inputs.train)[held]
     fitted = align_student(student, logits, p_fit, fit_labels, objective=cfg.align_fit,
@@ -192,12 +197,6 @@ def align(cfg: DistillConfig, student: Student, inputs: RunInputs, signal: Teach
             "align_rows": int(len(fit_labels)),
             "sigma_unaligned": before.get("sigma"),
             "sigma_max_unaligned": before.get("sigma_max")}
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    from .metrics import softmax
-
-    return softmax(logits)
 
 
 def _train(cfg: DistillConfig, student: Student, inputs: RunInputs, signal: TeacherSignal,

@@ -92,7 +92,7 @@ def final_metrics(cfg: DistillConfig, student: Student, inputs: RunInputs,
         labelled = train_labels >= 0
         train = confidence_metrics(
             teacher_probabilities(signal, inputs, device, "train")[labelled],
-            probabilities(student, _student_view(inputs), inputs, device,
+            probabilities(student, student_rows(inputs), inputs, device,
                           inputs.student_tokenizer)[labelled],
             train_labels[labelled], reference_class=cfg.eval.reference_class,
             kappa=cfg.eval.kappa)
@@ -140,13 +140,15 @@ def vocabulary_figures(inputs: RunInputs, max_length: int) -> dict:
             "eval_tokenised_differently": WORKER_MEMO.get("vocabulary", ("differ", *key), share)}
 
 
-def _student_view(inputs: RunInputs):
-    """The students' training rows with the student's token ids."""
+def student_rows(inputs: RunInputs, rows: np.ndarray | None = None):
+    """The students' training rows (all, or the positions ``rows``) with the student's token
+    ids; only the rows asked for are mapped."""
+    train = inputs.train if rows is None else inputs.train.select(rows.tolist())
     if inputs.vocab is None:
-        return inputs.train
+        return train
     table = inputs.vocab.to_student
-    return inputs.train.map(lambda b: {"input_ids": [list(table[ids]) for ids in b["input_ids"]]},
-                            batched=True)
+    return train.map(lambda b: {"input_ids": [table[ids].tolist() for ids in b["input_ids"]]},
+                     batched=True)
 
 
 def interval_ci(p_teacher: np.ndarray, p_student: np.ndarray, labels: np.ndarray,

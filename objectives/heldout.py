@@ -183,16 +183,10 @@ def student_facts(cfg: DistillConfig, m: dict[str, Any]) -> dict[str, Any]:
 
 
 def _json_number(value: Any) -> Any:
-    """A figure as JSON keeps it: a plain number, None for a missing or non-finite one."""
-    if isinstance(value, bool) or value is None:
-        return value
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    if not math.isfinite(number):
-        return None
-    return int(value) if float(number).is_integer() and not isinstance(value, float) else number
+    """A figure as JSON keeps it: a plain int or float, None for a missing or non-finite one."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return int(value)
+    return _finite(value) if not isinstance(value, np.floating) else _finite(float(value))
 
 
 def verdict(check: dict[str, Any]) -> str:

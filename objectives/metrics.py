@@ -63,6 +63,25 @@ def _check_probabilities(name: str, p: np.ndarray) -> None:
         )
 
 
+def check_labels(labels: np.ndarray, n: int, k: int, against: str) -> None:
+    """Raise ValueError unless ``labels`` are n integer class ids in 0..k-1."""
+    if labels.shape != (n,):
+        raise ValueError(f"labels must have shape ({n},) to match {against}, got {labels.shape}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels must be integer class indices, got dtype {labels.dtype}")
+    if labels.min() < 0 or labels.max() >= k:
+        bad = labels[(labels < 0) | (labels >= k)][0]
+        raise ValueError(f"labels must be in 0..{k - 1} (K={k}), got {bad}")
+
+
+def check_reference_class(reference_class: int, k: int) -> None:
+    """Raise ValueError unless ``reference_class`` is an int in 0..k-1."""
+    if isinstance(reference_class, bool) or not isinstance(reference_class, (int, np.integer)):
+        raise ValueError(f"reference_class must be an int in 0..{k - 1}, got {reference_class!r}")
+    if not 0 <= reference_class < k:
+        raise ValueError(f"reference_class must be in 0..{k - 1} (K={k}), got {reference_class}")
+
+
 def _validate(
     p_teacher: np.ndarray,
     p_student: np.ndarray,
@@ -79,19 +98,8 @@ def _validate(
             f"got {p_student.shape}"
         )
     n, k = p_teacher.shape
-    if labels.shape != (n,):
-        raise ValueError(
-            f"labels must have shape ({n},) to match the probabilities, got {labels.shape}"
-        )
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"labels must be integer class indices, got dtype {labels.dtype}")
-    if labels.min() < 0 or labels.max() >= k:
-        bad = labels[(labels < 0) | (labels >= k)][0]
-        raise ValueError(f"labels must be in 0..{k - 1} (K={k}), got {bad}")
-    if isinstance(reference_class, bool) or not isinstance(reference_class, (int, np.integer)):
-        raise ValueError(f"reference_class must be an int in 0..{k - 1}, got {reference_class!r}")
-    if not 0 <= reference_class < k:
-        raise ValueError(f"reference_class must be in 0..{k - 1} (K={k}), got {reference_class}")
+    check_labels(labels, n, k, "the probabilities")
+    check_reference_class(reference_class, k)
     if not (math.isfinite(kappa) and kappa >= 0):
         raise ValueError(f"kappa must be a finite number >= 0, got {kappa}")
     if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 1:

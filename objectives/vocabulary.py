@@ -25,7 +25,7 @@ import numpy as np
 from kdtune.errors import ConfigError
 
 __all__ = ["VOCABULARIES", "TaskVocabulary", "check_wordpiece", "shrink_embeddings",
-           "task_vocabulary", "tokenised_differently", "used_token_ids"]
+           "task_vocabulary", "tokenised_differently", "tokenizer_kind", "used_token_ids"]
 
 VOCABULARIES = ("task", "full")
 
@@ -63,10 +63,15 @@ class TaskVocabulary:
         return table[ids]
 
 
+def tokenizer_kind(tokenizer: Any) -> str:
+    """The tokenizer's model type (``WordPiece``, ``BPE``, ``Unigram``...)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    return type(backend.model).__name__ if backend is not None else type(tokenizer).__name__
+
+
 def check_wordpiece(tokenizer: Any, key: str = "distill.vocabulary") -> None:
     """Raise ConfigError unless ``tokenizer`` is a fast WordPiece tokenizer (one line)."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    kind = type(backend.model).__name__ if backend is not None else type(tokenizer).__name__
+    kind = tokenizer_kind(tokenizer)
     if kind != "WordPiece":
         raise ConfigError([f"{key}: 'task' needs a WordPiece tokenizer; the teacher's is "
                            f"{kind} (use vocabulary: full)"])
