@@ -51,7 +51,15 @@ ARMS = {
                             "lr": 1e-4, "align": "temperature", "align_on": "selection",
                             "align_fit": "sigma"},
     "all-augment": {"students": "all", "vocabulary": "task", "shape": (1, 384), "lr": 1e-4,
-                    "augment": 1},
+                    "augment": 1, "neighbours_from": "vocabulary"},
+    "all-6ep": {"students": "all", "vocabulary": "task", "shape": (1, 384), "lr": 1e-4,
+                "epochs": 6},
+    "aug1-text": {"students": "all", "vocabulary": "task", "shape": (1, 384), "lr": 1e-4,
+                  "augment": 1, "neighbours_from": "text"},
+    "aug3-text": {"students": "all", "vocabulary": "task", "shape": (1, 384), "lr": 1e-4,
+                  "augment": 3, "neighbours_from": "text"},
+    "half-3x384-aug1": {"students": "all", "vocabulary": "task", "shape": (3, 384),
+                        "lr": 1e-4, "augment": 1, "neighbours_from": "text"},
     "all-4x256": {"students": "all", "vocabulary": "task", "shape": (4, 256), "lr": 3e-4},
     "half-2x384": {"students": "all", "vocabulary": "task", "shape": (2, 384), "lr": 1e-4},
     "half-3x384": {"students": "all", "vocabulary": "task", "shape": (3, 384), "lr": 1e-4},
@@ -63,7 +71,10 @@ held-out transfer rows or on the selection split: the ``all-selection-*`` arms t
 as ``all-none``, so their difference is alignment alone; every aligned arm also reports the
 test-sigma difference on its own student before and after folding T); with one augmented
 copy of each students' sentence; deeper-narrower (4 x 256) at the same size; under a half
-(2 and 3 x 384); and TinyBERT's recipe at the all-together size. 1 x 384 is the widest
+(2 and 3 x 384); and TinyBERT's recipe at the all-together size. Then (next session):
+augmented copies whose replacement words come from the students' own text (so the task
+vocabulary does not grow), one and three copies, against six epochs on the unaugmented text
+(the compute of one copy), and one copy at 3 x 384. 1 x 384 is the widest
 student under a third with a task vocabulary."""
 
 
@@ -79,7 +90,10 @@ def arm_config(name: str, teacher: Path, seed: int) -> dict:
         if key in arm:
             cfg[key] = arm[key]
     if arm.get("augment"):
-        cfg["data"]["transfer"] = {"augment": arm["augment"]}
+        cfg["data"]["transfer"] = {"augment": arm["augment"],
+                                   "neighbours_from": arm["neighbours_from"]}
+    if "epochs" in arm:
+        cfg["epochs"] = arm["epochs"]
     if arm.get("recipe") == "tinybert":  # t 1, alpha 1, intermediate losses first
         cfg.update(temperature=1.0, alpha=1.0, beta=1.0, schedule="two-stage",
                    intermediate_epochs=1, epochs=2)  # 3 epochs in all, as every arm

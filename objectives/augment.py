@@ -71,7 +71,7 @@ def lookup_words(texts: Sequence[str], lower: bool) -> set[str]:
 
 
 def neighbour_table(tokenizer: Any, embeddings: torch.Tensor, words: Iterable[str],
-                    k: int) -> dict[str, list[str]]:
+                    k: int, within: Iterable[str] | None = None) -> dict[str, list[str]]:
     """Each of ``words`` that is an eligible vocabulary entry -> its ``k`` nearest ones.
 
     Nearness is the cosine similarity of the teacher's input embeddings. A float32 matmul
@@ -84,6 +84,8 @@ def neighbour_table(tokenizer: Any, embeddings: torch.Tensor, words: Iterable[st
         embeddings: (vocabulary, width) the teacher's input word embeddings.
         words: lookup forms (:func:`lookup_words`); the ineligible ones are skipped.
         k: candidates per word (fewer only if the vocabulary is smaller).
+        within: only these lookup forms are candidates (and only they are looked up);
+            ``None``: any eligible vocabulary entry.
 
     Returns:
         ``{word: [candidate, ...]}``, nearest first, sorted by word.
@@ -92,8 +94,11 @@ def neighbour_table(tokenizer: Any, embeddings: torch.Tensor, words: Iterable[st
 
     weights = embeddings.detach().to("cpu")
     vocab = _eligible_vocab(tokenizer, weights.shape[0])
+    if within is not None:
+        keep = set(within)
+        vocab = {w: i for w, i in vocab.items() if w in keep}
     queries = sorted(set(words) & vocab.keys())
-    if not queries:
+    if not queries or len(vocab) < 2:
         return {}
     names = list(vocab)
     exact = torch.nn.functional.normalize(weights[list(vocab.values())].double(), dim=1)

@@ -15,6 +15,7 @@ from .teacher_load import TEACHER_METADATA
 __all__ = ["cached_teacher", "teacher_cache_key"]
 
 _CACHE_EXCLUDE = {"device", "threads"}  # where a teacher is fitted, not what it is
+_STUDENTS_ONLY = ("transfer", "students")  # data fields a teacher fit never reads
 
 
 def teacher_cache_key(cfg: TeacherFitConfig) -> str:
@@ -25,7 +26,8 @@ def teacher_cache_key(cfg: TeacherFitConfig) -> str:
     """
     payload = {"kind": "kdtune-teacher", "v": 1, **cfg.model_dump(mode="json")}
     data = payload["data"]  # keys added later keep earlier teachers' names when unset
-    data.pop("transfer")  # students only: teacher fit refuses it
+    for key in _STUDENTS_ONLY:  # what the students learn on does not change the teacher
+        data.pop(key, None)
     if data.get("transfer_size") is None:
         data.pop("transfer_size")
     for key in _CACHE_EXCLUDE:

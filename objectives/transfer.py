@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import Field
@@ -57,6 +57,9 @@ class TransferConfig(FrozenModel):
         augment: augmented copies of each labelled transfer sentence (0: none).
         replace_prob: the probability that a replaceable word is replaced (TinyBERT's p_t).
         neighbours: candidates per word (TinyBERT's K).
+        neighbours_from: ``text``: candidates are words of the labelled text itself, so
+            augmented copies add no word piece the students' vocabulary lacks; ``vocabulary``:
+            any whole word of the teacher's vocabulary.
     """
 
     text: str | None = None
@@ -67,6 +70,7 @@ class TransferConfig(FrozenModel):
     augment: int = Field(default=0, ge=0)
     replace_prob: float = Field(default=0.4, gt=0, le=1)
     neighbours: int = Field(default=15, ge=1)
+    neighbours_from: Literal["text", "vocabulary"] = "text"
 
     @property
     def enabled(self) -> bool:
@@ -164,7 +168,8 @@ def _build(labelled: Dataset, cfg: TransferConfig, tokenizer: Any, embeddings: t
         special = list(getattr(tokenizer, "all_special_tokens", ()))
         parts = [list(labelled["text"])] + ([list(labelled["text_pair"])] if pair else [])
         words = lookup_words([t for p in parts for t in p], lower)
-        table = neighbour_table(tokenizer, embeddings, words, cfg.neighbours)
+        table = neighbour_table(tokenizer, embeddings, words, cfg.neighbours,
+                                within=words if cfg.neighbours_from == "text" else None)
         for k, (name, texts) in enumerate(zip(("text", "text_pair"), parts, strict=False)):
             columns[name] += augment_sentences(texts, table, cfg.augment, cfg.replace_prob,
                                                seed + k, lower=lower, special=special,

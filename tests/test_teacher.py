@@ -205,6 +205,9 @@ def test_cached_teacher_fits_once(tmp_path, tiny_bert_dir, small_csv, monkeypatc
     # Where a teacher is fitted does not change which teacher it is.
     assert cached_teacher(cfg.model_copy(update={"threads": 2}), progress=False) == path
     assert teacher_cache_key(cfg.model_copy(update={"seed": 1})) != teacher_cache_key(cfg)
+    # What the students learn on is not part of the teacher.
+    students = cfg.data.model_copy(update={"students": "transfer"})
+    assert teacher_cache_key(cfg.model_copy(update={"data": students})) == teacher_cache_key(cfg)
 
 
 def test_config_validation():

@@ -54,6 +54,12 @@ def test_neighbours_in_the_real_embedding_are_eligible_words_nearest_first(minil
     assert {"great", "excellent", "nice"} & set(table["good"])
     # On another device or dtype the table is the same (float64 ranking, ties by id).
     assert neighbour_table(tok, emb.detach().double(), words, 6) == table
+    # Restricted to given words, candidates are only those words (and the word is not
+    # its own candidate).
+    within = {"good", "great", "film", "movie", "boring", "dull"}
+    narrow = neighbour_table(tok, emb, words, 6, within=within)
+    assert set(narrow) == {"good", "film", "boring"}
+    assert all(set(c) <= within - {w} and len(c) == 5 for w, c in narrow.items())
 
 
 def test_augmentation_is_seeded_counted_and_replaces_only_table_words():
@@ -166,7 +172,12 @@ def test_transfer_set_is_seeded_memoised_and_changes_only_eligible_words(minilm)
     assert one["text"] != transfer_set(labelled, cfg, tok, emb, seed=1)["text"]
     assert len(one) == 20 * 4 and one["label"][20:] == [-1] * 60
     words = lookup_words(labelled["text"], True)
-    table = neighbour_table(tok, emb, words, 4)
+    table = neighbour_table(tok, emb, words, 4, within=words)
+    # Replacements come from the labelled text itself: the copies add no new word.
+    assert lookup_words(one["text"], True) == words
+    wide = transfer_set(labelled, cfg.model_copy(update={"neighbours_from": "vocabulary"}),
+                        tok, emb, seed=0)
+    assert lookup_words(wide["text"], True) - words  # any vocabulary word may come in
     changed = 0
     for i, copy in enumerate(one["text"][20:]):
         source = labelled["text"][i // 3].split()  # a sentence's copies are consecutive
