@@ -26,11 +26,13 @@ RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 WORKDIR /src
 
 # The other dependencies, in a layer that changes only with pyproject.toml: install the
-# project with empty packages, then remove it and every build leftover (a stale build/
-# directory could otherwise shadow the real sources in the next install).
+# project with empty packages (every package pyproject.toml lists), then remove it and every
+# build leftover (a stale build/ directory could otherwise shadow the real sources later).
 COPY pyproject.toml README.md ./
-RUN mkdir kdtune study objectives storage \
-    && touch kdtune/__init__.py study/__init__.py objectives/__init__.py storage/__init__.py \
+RUN python -c "import pathlib, tomllib; \
+pkgs = tomllib.load(open('pyproject.toml', 'rb'))['tool']['setuptools']['packages']; \
+dirs = [pathlib.Path(p.removeprefix('kdtune.').replace('.', '/')) for p in pkgs]; \
+[(d.mkdir(parents=True, exist_ok=True), (d / '__init__.py').touch()) for d in dirs]" \
     && pip install . \
     && pip uninstall -y kdtune \
     && rm -rf build ./*.egg-info kdtune study objectives storage

@@ -29,13 +29,13 @@ def one_run(teacher: Path, init: str, seed: int, args) -> dict:
     import numpy as np
 
     from kdtune.frozen import validate
-    from kdtune.objectives.bootstrap import paired_bootstrap
-    from kdtune.objectives.config import DistillConfig
-    from kdtune.objectives.distill import distill
-    from kdtune.objectives.metrics import confidence_metrics, softmax
-    from kdtune.objectives.predict import predict_logits
-    from kdtune.objectives.teacher_load import load_teacher
-    from kdtune.objectives.tokens import data_collator, tokenize
+    from kdtune.objectives.compute.predict import predict_logits
+    from kdtune.objectives.data.tokens import data_collator, tokenize
+    from kdtune.objectives.distillation.config import DistillConfig
+    from kdtune.objectives.distillation.run import distill
+    from kdtune.objectives.measure.bootstrap import paired_bootstrap
+    from kdtune.objectives.measure.metrics import confidence_metrics, softmax
+    from kdtune.objectives.teacher.load import load_teacher
 
     cfg = validate({"teacher": str(teacher), "init": init, "seed": seed,
                     "student_layers": args.layers, "hidden_size": args.hidden,
@@ -47,7 +47,7 @@ def one_run(teacher: Path, init: str, seed: int, args) -> dict:
     result = distill(cfg)
     seconds = time.perf_counter() - t0
     # test split: never read by the choice
-    from kdtune.objectives.data import load_splits
+    from kdtune.objectives.data.dataset import load_splits
 
     splits = load_splits(cfg.data)
     test = tokenize(splits.split("test"), result.tokenizer, cfg.data.max_length)
@@ -76,7 +76,7 @@ def main() -> None:
     ap.add_argument("--train", type=int, default=800)
     ap.add_argument("--output", type=Path, default=ROOT / "bench" / "RESULTS-init.md")
     args = ap.parse_args()
-    from kdtune.objectives.teacher_registry import cached_teacher
+    from kdtune.objectives.teacher.registry import cached_teacher
     from kdtune.study.demo import demo_teacher_config
 
     teacher = cached_teacher(demo_teacher_config())

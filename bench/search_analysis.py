@@ -9,7 +9,7 @@ Rules, fixed before the run:
   the one with the lowest selection sigma (then the higher accuracy, then the earlier trial).
   Picks and references are measured on test (their stored ``kdtune test`` verdict, or
   retrained with 1 thread, which reproduces a trial exactly); the TinyBERT recipe
-  (:func:`kdtune.objectives.recipes.tinybert_recipe`) is trained at each pick's size on the
+  (:func:`kdtune.objectives.search.recipes.tinybert_recipe`) is trained at each pick's size on the
   pick's optimiser budget.
 * **kdtune's default** is the multi-objective arm (random search and accuracy-only TPE are
   baselines, not candidates; an arm run on fewer seeds is not a candidate) with the highest
@@ -72,9 +72,9 @@ def size_of(config: dict) -> str:
 def add_picks(saved: dict) -> None:
     """``saved["picks"]``: per seed and multi-objective arm, the reference, the pick, both
     on test, and the TinyBERT recipe at the pick's size (trains what is not stored)."""
-    from kdtune.objectives.config import DistillConfig
-    from kdtune.objectives.data import load_splits
-    from kdtune.objectives.recipes import config_hash, retrain_and_test, tinybert_recipe
+    from kdtune.objectives.data.dataset import load_splits
+    from kdtune.objectives.distillation.config import DistillConfig
+    from kdtune.objectives.search.recipes import config_hash, retrain_and_test, tinybert_recipe
 
     splits: dict[str, object] = {}
     trained: dict[str, dict] = {}

@@ -199,7 +199,7 @@ def main() -> None:
 
     import torch
 
-    from kdtune.objectives.teacher_registry import cached_teacher
+    from kdtune.objectives.teacher.registry import cached_teacher
     from kdtune.study.demo import demo_teacher_config
 
     fit = demo_teacher_config()  # the demo's teacher, shared with its cache, at 800

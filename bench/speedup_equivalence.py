@@ -36,8 +36,8 @@ FIXED = {"temperature": 2.0, "alpha": 0.7, "beta": 0.0, "learning_rate": 1e-4, "
          "batch_size": 32, "data": {"train_size": 800, "eval_size": 400, "max_length": 64}}
 CHILD = r"""
 import json, sys
-from kdtune.objectives.config import DistillConfig
-from kdtune.objectives.distill import distill
+from kdtune.objectives.distillation.config import DistillConfig
+from kdtune.objectives.distillation.run import distill
 teacher, threads, seeds, fixed = sys.argv[1], int(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4])
 for seed in (int(s) for s in seeds.split(",")):
     r = distill(DistillConfig(teacher=teacher, threads=threads, seed=seed, **fixed))

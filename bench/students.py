@@ -140,7 +140,7 @@ def paired_difference(p_t, p_s, labels, seed: int, n: int = 1000) -> dict:
     """Student minus teacher: accuracy and sigma, 95% paired percentile intervals."""
     import numpy as np
 
-    from kdtune.objectives.bootstrap import resample_counts, weighted_sigma
+    from kdtune.objectives.measure.bootstrap import resample_counts, weighted_sigma
 
     ref = 0
     t_ok, s_ok = p_t.argmax(1) == labels, p_s.argmax(1) == labels
@@ -157,7 +157,7 @@ def alignment_effect(p_t, p_before, p_after, labels, seed: int, n: int = 1000) -
     interval (the both-correct set is the same: T keeps every label)."""
     import numpy as np
 
-    from kdtune.objectives.bootstrap import resample_counts, weighted_sigma
+    from kdtune.objectives.measure.bootstrap import resample_counts, weighted_sigma
 
     both = (p_t.argmax(1) == labels) & (p_before.argmax(1) == labels)
     w = resample_counts(len(labels), n, seed)
@@ -173,13 +173,13 @@ def alignment_effect(p_t, p_before, p_after, labels, seed: int, n: int = 1000) -
 def run_arm(name: str, teacher: Path, seed: int) -> dict:
     import numpy as np
 
-    from kdtune.objectives.config import DistillConfig
-    from kdtune.objectives.distill import distill
-    from kdtune.objectives.heldout import measure_test_split
-    from kdtune.objectives.metrics import softmax
-    from kdtune.objectives.predict import predict_logits
-    from kdtune.objectives.student_size import teacher_parameters
-    from kdtune.objectives.tokens import data_collator, tokenize
+    from kdtune.objectives.compute.predict import predict_logits
+    from kdtune.objectives.data.tokens import data_collator, tokenize
+    from kdtune.objectives.distillation.config import DistillConfig
+    from kdtune.objectives.distillation.heldout import measure_test_split
+    from kdtune.objectives.distillation.run import distill
+    from kdtune.objectives.measure.metrics import softmax
+    from kdtune.objectives.student.size import teacher_parameters
 
     cfg = DistillConfig.model_validate(arm_config(name, teacher, seed))
     t0 = time.perf_counter()
@@ -265,7 +265,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.code is not None and CODE_ENV not in os.environ:
         use_code(args.code, __file__)  # does not return
-    from kdtune.objectives.teacher_registry import cached_teacher
+    from kdtune.objectives.teacher.registry import cached_teacher
     from kdtune.study.demo import demo_teacher_config
 
     teacher = cached_teacher(demo_teacher_config())

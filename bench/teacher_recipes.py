@@ -39,15 +39,15 @@ def main() -> None:
     from torch.utils.data import DataLoader
     from transformers import get_linear_schedule_with_warmup
 
-    from kdtune.objectives.data import DataConfig, load_splits
-    from kdtune.objectives.length_batches import LengthGroupedBatches
-    from kdtune.objectives.predict import accuracy, predict_logits
-    from kdtune.objectives.teacher_base import (
+    from kdtune.objectives.compute.predict import accuracy, predict_logits
+    from kdtune.objectives.data.dataset import DataConfig, load_splits
+    from kdtune.objectives.data.length_batches import LengthGroupedBatches
+    from kdtune.objectives.data.tokens import data_collator, tokenize
+    from kdtune.objectives.teacher.base import (
         load_base_classifier,
         load_base_tokenizer,
         resolve_base,
     )
-    from kdtune.objectives.tokens import data_collator, tokenize
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("name")

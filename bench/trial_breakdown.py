@@ -109,8 +109,8 @@ def use_code(src: Path, script: str | None = None) -> None:
     first on PYTHONPATH, and PYTHONSAFEPATH keeps the working directory (a checkout has
     ``kdtune/``) off every process's path, so the ``kdtune worker`` processes import it too."""
     src = src.resolve()
-    if not (src / "objectives" / "training.py").is_file():
-        raise SystemExit(f"--code {src}: not a kdtune source tree (no objectives/training.py)")
+    if not (src / "objectives" / "__init__.py").is_file():
+        raise SystemExit(f"--code {src}: not a kdtune source tree (no objectives/__init__.py)")
     pkg = Path(tempfile.mkdtemp(prefix="kdtune-code-"))
     shutil.copytree(src / "kdtune", pkg / "kdtune")
     for layer in ("objectives", "study", "storage"):
@@ -137,7 +137,7 @@ def fmt(s: dict, digits: int = 2) -> str:
 
 def code_provenance() -> dict:
     """Which kdtune code this process imports: its directory, commit and modified files."""
-    import kdtune.objectives.training as training
+    import kdtune.objectives.distillation.training as training
 
     where = Path(training.__file__).resolve().parent.parent
 
@@ -161,7 +161,7 @@ def code_provenance() -> dict:
 
 
 def run_loops(args, teacher: Path, splits) -> dict:
-    from kdtune.objectives.config import DistillConfig
+    from kdtune.objectives.distillation.config import DistillConfig
 
     out = {}
     for i, (layers, width) in enumerate(args.shape_list):
@@ -349,11 +349,11 @@ def main(argv=None) -> None:
         use_code(args.code)  # does not return
     import torch
 
-    from kdtune.objectives.data import DataConfig, load_splits
+    from kdtune.objectives.data.dataset import DataConfig, load_splits
 
     torch.set_num_threads(args.threads)
     if args.teacher is None:
-        from kdtune.objectives.teacher_registry import cached_teacher
+        from kdtune.objectives.teacher.registry import cached_teacher
         from kdtune.study.demo import demo_teacher_config
 
         args.teacher = cached_teacher(demo_teacher_config())

@@ -42,11 +42,11 @@ def main() -> None:
 
     import torch
 
-    from kdtune.objectives.cache_store import cache_root
-    from kdtune.objectives.config import DistillConfig
-    from kdtune.objectives.data import DataConfig, load_splits
-    from kdtune.objectives.distill import distill
-    from kdtune.objectives.teacher_registry import cached_teacher
+    from kdtune.objectives.cache.store import cache_root
+    from kdtune.objectives.data.dataset import DataConfig, load_splits
+    from kdtune.objectives.distillation.config import DistillConfig
+    from kdtune.objectives.distillation.run import distill
+    from kdtune.objectives.teacher.registry import cached_teacher
     from kdtune.study.demo import demo_teacher_config
 
     teacher = cached_teacher(demo_teacher_config())

@@ -53,8 +53,8 @@ class Setup:
 
 def prepare(cfg, splits) -> Setup:
     """Load inputs (warming the teacher-output cache), build the student, draw the batches."""
-    from kdtune.objectives.prepare import load_inputs, prepare_student, teacher_signal
-    from kdtune.objectives.training import train_loader
+    from kdtune.objectives.distillation.prepare import load_inputs, prepare_student, teacher_signal
+    from kdtune.objectives.distillation.training import train_loader
 
     inputs = load_inputs(cfg, DEVICE, splits)
     signal = teacher_signal(cfg, inputs, DEVICE)
@@ -78,7 +78,7 @@ def _fresh(s: Setup, n: int | None) -> list[dict]:
 
 def kdtune_epoch(s: Setup, n: int | None = None) -> tuple[float, float]:
     """kdtune's loop (``train_epoch`` with its ``Optimiser``); (seconds, mean total loss)."""
-    from kdtune.objectives.training import Optimiser, stages, train_epoch
+    from kdtune.objectives.distillation.training import Optimiser, stages, train_epoch
 
     batches = _fresh(s, n)
     stage = stages(s.cfg)[0]
@@ -122,7 +122,7 @@ def bare_epoch(s: Setup, n: int | None = None, fused: bool = False) -> tuple[flo
 
 def same_loss_gap(s: Setup) -> float:
     """|kdtune's loss - the bare loss| on the first batch at the initial weights, no dropout."""
-    from kdtune.objectives.training import loss_parts, stages
+    from kdtune.objectives.distillation.training import loss_parts, stages
 
     batch = _fresh(s, 1)[0]
     s.student.eval()
@@ -168,7 +168,7 @@ def profile_rows(s: Setup, top: int = 15) -> dict:
     runs them) under torch.profiler (CPU): the ``top`` operations by self CPU time."""
     from torch.profiler import ProfilerActivity, profile
 
-    from kdtune.objectives.training import Optimiser, stages, train_epoch, train_loader
+    from kdtune.objectives.distillation.training import Optimiser, stages, train_epoch, train_loader
 
     _fresh(s, 0)
     loader = train_loader(s.inputs, s.cfg)

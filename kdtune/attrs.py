@@ -2,7 +2,7 @@
 
 Writers and readers (the trial adapter, workers, reports, export, the dashboard) import
 these names; no module spells a key as a string literal. Metric values themselves are
-stored under their metric names (see :mod:`kdtune.objectives.catalogue`).
+stored under their metric names (see :mod:`kdtune.objectives.measure.catalogue`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ STUDY_STOPPED = "kdtune_stopped"
 
 PROTOCOL = "kdtune.protocol"
 """The split protocol recorded when the study is created
-(:func:`~kdtune.objectives.protocol.describe_protocol`)."""
+(:func:`~kdtune.objectives.measure.protocol.describe_protocol`)."""
 TEST_PREFIX = "kdtune.test:"
 """Prefix of a front trial's test verdict (``kdtune test``): ``kdtune.test:<number>``."""
 TINYBERT_PREFIX = "kdtune.tinybert:"
@@ -66,7 +66,7 @@ RETRY_HISTORY = "retry_history"
 
 RUNG_PREFIX = "rung_"
 """Prefix of a trial's objective values at a successive-halving rung, e.g. ``rung_1``
-(after one prediction epoch; :mod:`kdtune.objectives.halving`)."""
+(after one prediction epoch; :mod:`kdtune.objectives.search.halving`)."""
 
 
 def rung_key(epochs: int) -> str:

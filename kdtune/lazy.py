@@ -5,7 +5,7 @@ for them. A package's ``__init__`` names each public object and the submodule de
 
     __getattr__, __dir__, __all__ = lazy_exports(__name__, {"load_splits": ".data", ...})
 
-``from kdtune.objectives import load_splits`` then imports ``kdtune.objectives.data`` at
+``from kdtune.objectives import load_splits`` then imports ``kdtune.objectives.data.dataset`` at
 that moment (PEP 562), and ``import kdtune.objectives`` alone imports nothing.
 """
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from kdtune import frozen
 from kdtune.errors import ConfigError
-from kdtune.objectives.config import DistillConfig
+from kdtune.objectives.distillation.config import DistillConfig
 
 from .export_file import read_checked
 
@@ -32,7 +32,7 @@ def audit_settings(path: Path) -> dict[str, Any]:
 
     Returns:
         ``{"teacher", "kappa", "reference_class", "base"}``: ``base`` is the
-        :class:`~kdtune.objectives.audit.AuditConfig` data (``data`` with ``max_length``,
+        :class:`~kdtune.objectives.measure.audit.AuditConfig` data (``data`` with ``max_length``,
         ``device``) that ``--set`` overrides apply on top of.
 
     Raises:

@@ -4,7 +4,8 @@ When the export carries the study's test verdict of its trial (``source.test_ver
 stored by ``kdtune test``), the section shows those test figures too, beside the trial's
 selection figures and the production student's.
 
-The check itself (:func:`kdtune.objectives.heldout.production_check`) is a dict written to
+The check itself (:func:`kdtune.objectives.distillation.heldout.production_check`)
+is a dict written to
 ``production_check.json`` beside the student; this module only formats it. Intervals are
 shown as ``value [low, high]``: 95% paired bootstrap percentile intervals.
 """
@@ -14,8 +15,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from kdtune.objectives.catalogue import meaning
-from kdtune.objectives.config import DistillConfig
+from kdtune.objectives.distillation.config import DistillConfig
+from kdtune.objectives.measure.catalogue import meaning
 
 __all__ = ["card_data", "card_section", "model_card"]
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import optuna
 from optuna.trial import FrozenTrial
 
-from kdtune.objectives.bootstrap import interval_key
+from kdtune.objectives.measure.bootstrap import interval_key
 
 from .config import StudyConfig
 from .front import complete_trials, front_trials

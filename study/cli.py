@@ -87,7 +87,7 @@ def teacher_fit_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Fine-tune a BERT checkpoint (default: the packaged MiniLM) on a dataset."""
-    from kdtune.objectives.teacher_fit import fit_teacher
+    from kdtune.objectives.teacher.fit import fit_teacher
     from kdtune.study.config import load_teacher_fit
 
     cfg = load_teacher_fit(config, overrides or [], output)
@@ -237,7 +237,7 @@ def distill_cmd(
     Interrupted (Ctrl-C, SIGTERM), it saves nothing: no partial student directory is left.
     --formats onnx,int8 then converts it and re-audits each format (kdtune convert).
     """
-    from kdtune.objectives.onnx_student import parse_formats
+    from kdtune.objectives.measure.onnx import parse_formats
 
     wanted = parse_formats(formats)  # a bad name is refused before anything is trained
     try:
@@ -288,7 +288,7 @@ def audit_cmd(
     Data options for model directories come from --config (a study's or `kdtune export`'s
     file: --split eval then reproduces a trial's sigma) and --set data.source=... overrides.
     """
-    from kdtune.objectives.audit import audit, audit_models, print_audit
+    from kdtune.objectives.measure.audit import audit, audit_models, print_audit
     from kdtune.study.audit_options import audit_options
 
     opts = audit_options(config, teacher, student, kappa, reference_class)

@@ -32,7 +32,7 @@ def convert_cmd(
     Accuracy, sigma against the teacher (95% interval), sigma against the float student,
     label agreement, size and latency, into STUDENT/formats.json and its model card.
     """
-    from kdtune.objectives.onnx_student import parse_formats
+    from kdtune.objectives.measure.onnx import parse_formats
 
     from .formats import convert_and_audit
 

@@ -22,12 +22,13 @@ from pydantic import Field, field_validator
 from kdtune import frozen
 from kdtune.errors import ConfigError
 from kdtune.frozen import FrozenModel
-from kdtune.objectives import catalogue
-from kdtune.objectives.checks import check_distill, check_teacher_fit, teacher_facts
-from kdtune.objectives.config import DistillConfig, SearchSpace
+from kdtune.objectives.distillation.config import DistillConfig
+from kdtune.objectives.measure import catalogue
+from kdtune.objectives.search.checks import check_distill, check_teacher_fit, teacher_facts
+from kdtune.objectives.search.space import SearchSpace
 
 if TYPE_CHECKING:  # pragma: no cover
-    from kdtune.objectives.teacher_fit import TeacherFitConfig
+    from kdtune.objectives.teacher.fit import TeacherFitConfig
 
 SamplerName = Literal["nsga2", "tpe", "random", "gp"]
 
@@ -53,7 +54,7 @@ class SamplerConfig(FrozenModel):
 class StudyConfig(FrozenModel):
     """A kdtune study: what to distil, what to search, what to optimise, where to store it.
 
-    ``objectives`` are metric names from :mod:`kdtune.objectives.catalogue`. Left out, they
+    ``objectives`` are metric names from :mod:`kdtune.objectives.measure.catalogue`. Left out, they
     default to the teacher's number of classes K: ``[accuracy_student, sigma]`` for K = 2
     (the paper's binary definition, sigma on class ``distill.eval.reference_class``) and
     ``[accuracy_student, sigma_max]`` for K > 2 (the largest sigma over reference classes;
@@ -108,7 +109,7 @@ def study_problems(cfg: StudyConfig) -> list[str]:
 
     The teacher and the data it names, the labels they share, and the cross-field rules of
     the distillation config and its search space
-    (:func:`kdtune.objectives.checks.check_distill`).
+    (:func:`kdtune.objectives.search.checks.check_distill`).
     """
     problems = check_distill(cfg.distill, "distill", cfg.search, "search")
     int8 = [name for name in cfg.objectives if name.endswith("_int8")]
@@ -190,7 +191,7 @@ def load_teacher_fit(
 ) -> TeacherFitConfig:
     """A ``kdtune teacher fit`` config (file or defaults, plus overrides), completely checked:
     its keys, its base checkpoint and data, and that ``output`` is free."""
-    from kdtune.objectives.teacher_fit import TeacherFitConfig  # torch: only for teacher fit
+    from kdtune.objectives.teacher.fit import TeacherFitConfig  # torch: only for teacher fit
 
     raw = frozen.read_yaml(path) if path is not None else {}
     problems = output_problems(output)

@@ -21,7 +21,7 @@ def demo_teacher_config():
     """The demo teacher: ``kdtune teacher fit``'s defaults, MiniLM fine-tuned on the 2,400
     training sentences of polarity's default split (400 test, 400 evaluation and 800 transfer
     sentences kept out of its training)."""
-    from kdtune.objectives.teacher_fit import TeacherFitConfig
+    from kdtune.objectives.teacher.fit import TeacherFitConfig
 
     return TeacherFitConfig()
 
@@ -58,9 +58,9 @@ def demo_study_config(teacher: Path, trials: int, name: str):
 
 def run_demo(workers: int = 2, trials: int = 8, output: Path = Path("kdtune-demo")) -> dict:
     """Run the demo; returns the study status and the export info."""
-    from kdtune.objectives.data import load_splits
-    from kdtune.objectives.teacher_load import read_teacher_metadata
-    from kdtune.objectives.teacher_registry import cached_teacher
+    from kdtune.objectives.data.dataset import load_splits
+    from kdtune.objectives.teacher.load import read_teacher_metadata
+    from kdtune.objectives.teacher.registry import cached_teacher
     from kdtune.storage import describe
 
     from .cli_verdict import test_after_run

@@ -1,7 +1,8 @@
 """Export a chosen trial as a complete distillation config, and run it for production.
 
 ``kdtune export --pick P`` writes YAML with two sections: ``distill`` (the trial's complete
-:class:`~kdtune.objectives.config.DistillConfig`) and ``source`` (study, trial number, the
+:class:`~kdtune.objectives.distillation.config.DistillConfig`) and ``source``
+(study, trial number, the
 pick rule, the metrics of the catalogue the trial reached, the kdtune version), under a
 checksum line (:mod:`kdtune.study.export_file`). ``kdtune distill`` accepts that file, or a
 bare DistillConfig, refuses an export whose checksum no longer matches (cut short or
@@ -30,7 +31,8 @@ After ``kdtune rescore`` (:mod:`kdtune.study.rescore`) the pick rules read each 
 front trial's mean over its seeds instead of its single run, and ``source.seeds`` records
 those means with their 95% intervals (``source.metrics`` stays the trial's own run).
 
-``kdtune distill`` also runs the production check (:mod:`kdtune.objectives.heldout`): the
+``kdtune distill`` also runs the production check (:mod:`kdtune.objectives.distillation.heldout`):
+the
 student and its teacher on the test split, which no trial reads, with paired bootstrap
 intervals, beside the trial's selection-split figures from the export; written to
 ``production_check.json`` beside the student and into the model card.
@@ -52,11 +54,11 @@ from kdtune import frozen
 from kdtune.attrs import THREADS
 from kdtune.errors import ConfigError, KdtuneError, UsageError
 from kdtune.fileio import atomic_directory, atomic_write_text
-from kdtune.objectives.bootstrap import interval_key
-from kdtune.objectives.catalogue import METRICS
-from kdtune.objectives.checks import check_distill
-from kdtune.objectives.config import DistillConfig
-from kdtune.objectives.heldout import interval_upper
+from kdtune.objectives.distillation.config import DistillConfig
+from kdtune.objectives.distillation.heldout import interval_upper
+from kdtune.objectives.measure.bootstrap import interval_key
+from kdtune.objectives.measure.catalogue import METRICS
+from kdtune.objectives.search.checks import check_distill
 
 from .card import model_card
 from .config import output_problems
@@ -269,7 +271,7 @@ def read_distill_config(
     written (a hand-written config).
     With ``full_data`` the training-set size limit is lifted (``data.train_size: null``).
     With ``check`` the config is validated completely
-    (:func:`~kdtune.objectives.checks.check_distill`, on the config as it will run): every
+    (:func:`~kdtune.objectives.search.checks.check_distill`, on the config as it will run): every
     problem in one :class:`~kdtune.errors.ConfigError`, keys named as in the file.
     """
     raw = _read_config(Path(path))
@@ -310,7 +312,8 @@ def distill_from_file(config: Path, output: Path, overrides: list[str] | tuple[s
     (metrics, config) and a model card ``README.md``, written with
     :func:`~kdtune.fileio.atomic_directory`: a failed run leaves nothing half-written.
 
-    After training, the production check (:mod:`kdtune.objectives.heldout`) measures the
+    After training, the production check (:mod:`kdtune.objectives.distillation.heldout`)
+    measures the
     student on the test split with paired bootstrap intervals and writes
     ``production_check.json`` beside it (also in the model card and in the returned
     ``production_check``): the trial's selection-split figures from the export (none for a
@@ -323,8 +326,12 @@ def distill_from_file(config: Path, output: Path, overrides: list[str] | tuple[s
         UsageError: ``output`` cannot be created (read-only or missing permission), found
             before anything is trained.
     """
-    from kdtune.objectives.distill import distill
-    from kdtune.objectives.heldout import CHECK_FILE, measure_test_split, production_check
+    from kdtune.objectives.distillation.heldout import (
+        CHECK_FILE,
+        measure_test_split,
+        production_check,
+    )
+    from kdtune.objectives.distillation.run import distill
 
     output = Path(output)
     busy = output_problems(output)

@@ -1,8 +1,10 @@
 """``kdtune convert`` and ``kdtune distill --formats``: ONNX and INT8 students, re-audited.
 
 :func:`convert_and_audit` writes the formats beside a ``kdtune distill`` student
-(:func:`kdtune.objectives.compress.convert_student`), measures the float student and each
-format on the test split (:func:`kdtune.objectives.compress.measure_formats`: accuracy, sigma
+(:func:`kdtune.objectives.distillation.compress.convert_student`),
+measures the float student and each
+format on the test split (:func:`kdtune.objectives.distillation.compress.measure_formats`:
+accuracy, sigma
 against the teacher with intervals, sigma against the float student, agreement, size,
 latency at batch 1 and 32, phi_cnf), writes ``formats.json`` and puts the table into the
 model card (``README.md``) between two markers, so converting again replaces it.
@@ -21,7 +23,7 @@ CARD_START, CARD_END = "<!-- kdtune-formats:start -->", "<!-- kdtune-formats:end
 def convert_and_audit(student_dir: Path, formats: tuple[str, ...], threads: int = 1,
                       progress: bool = False) -> dict[str, Any]:
     """Convert, measure, record (module docstring); returns the report."""
-    from kdtune.objectives.compress import convert_student, measure_formats
+    from kdtune.objectives.distillation.compress import convert_student, measure_formats
 
     student_dir = Path(student_dir)
     if not formats:

@@ -18,7 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from kdtune.attrs import DUPLICATE_OF, REPEAT_OF
 from kdtune.errors import KdtuneError, UsageError
-from kdtune.objectives.catalogue import worst_value
+from kdtune.objectives.measure.catalogue import worst_value
 from kdtune.storage import optuna_adapter
 
 from .config import StudyConfig
@@ -38,7 +38,8 @@ def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
     """``study.best_trials`` without repeats of an earlier trial's configuration.
 
     A repeat (user attribute :data:`~kdtune.attrs.DUPLICATE_OF`, see
-    :mod:`kdtune.objectives.trial`) has its first trial's values, so that trial stands for it;
+    :mod:`kdtune.objectives.search.trial`) has its first trial's values,
+    so that trial stands for it;
     a rescore repeat on another seed (:data:`~kdtune.attrs.REPEAT_OF`) is summarised on its
     front trial (:mod:`kdtune.study.rescore`).
     """
@@ -78,7 +79,7 @@ def reference_point(cfg: StudyConfig, trials: Sequence[FrozenTrial] = ()) -> lis
     """The hypervolume reference point, one coordinate per objective, in metric units.
 
     Bounded metrics use their worst useful value from the metric catalogue
-    (:func:`kdtune.objectives.catalogue.worst_value`): accuracy 0, sigma 0.5 (the largest
+    (:func:`kdtune.objectives.measure.catalogue.worst_value`): accuracy 0, sigma 0.5 (the largest
     sigma possible on a binary task), so for the default objectives the reference point is
     ``(accuracy_student=0, sigma=0.5)`` and every complete trial of a binary task lies
     inside it. A metric without a bound (``params``, ``latency_ms``, ``kl_teacher_student``)

@@ -28,7 +28,7 @@ from kdtune.attrs import PROTOCOL, PRUNE_REASON, rung_key
 from kdtune.errors import KdtuneError, UsageError
 from kdtune.fileio import atomic_directory, atomic_write_bytes
 from kdtune.frozen import dump_yaml
-from kdtune.objectives.catalogue import meaning
+from kdtune.objectives.measure.catalogue import meaning
 from kdtune.storage import mask_url
 
 from .budget import budget_counts

@@ -5,7 +5,7 @@ Both read what ``kdtune test`` stored (:mod:`kdtune.study.verdict`); without it 
 to get it. A tuned student of a size is the best front trial of that size by the study's
 first objective; its selection figures are the trial's own (what the search saw), its test
 figures those of its retrained configuration. The recipe's figures come from the TinyBERT
-recipe trained at that size (:func:`kdtune.objectives.recipes.tinybert_recipe`) and
+recipe trained at that size (:func:`kdtune.objectives.search.recipes.tinybert_recipe`) and
 measured on both splits the same way.
 """
 
@@ -16,8 +16,8 @@ from typing import Any
 
 import optuna
 
-from kdtune.objectives.bootstrap import interval_key
-from kdtune.objectives.recipes import config_hash
+from kdtune.objectives.measure.bootstrap import interval_key
+from kdtune.objectives.search.recipes import config_hash
 
 from .config import StudyConfig
 from .front import front_trials

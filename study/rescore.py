@@ -9,7 +9,7 @@ and :data:`~kdtune.attrs.REPEAT_SEED` (its training seed: the front trial's seed
 and raises the study's stored budget by as many, so any worker (local, compose, Kubernetes)
 runs them like other trials. The distillation objective trains such a trial with its seed,
 never from a finished twin, and without successive-halving rungs
-(:mod:`kdtune.objectives.trial`). Enqueuing twice adds nothing (a repeat that exists and
+(:mod:`kdtune.objectives.search.trial`). Enqueuing twice adds nothing (a repeat that exists and
 did not finally fail is not enqueued again).
 
 :func:`seed_summary` gives, per front trial with at least one complete repeat, the mean of

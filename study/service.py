@@ -30,8 +30,8 @@ from kdtune import __version__
 from kdtune.attrs import PROTOCOL, STUDY_CONFIG, STUDY_STOPPED, STUDY_VERSION
 from kdtune.errors import KdtuneError, StudyNotFound, UsageError
 from kdtune.frozen import apply_overrides, dump_yaml
-from kdtune.objectives import catalogue
-from kdtune.objectives.warm_start import warm_start_params
+from kdtune.objectives.measure import catalogue
+from kdtune.objectives.search.warm_start import warm_start_params
 from kdtune.storage import (
     StorageSettings,
     database_errors,
@@ -165,8 +165,8 @@ def _create(storage: optuna.storages.BaseStorage, cfg: StudyConfig) -> dict:
 
 def _protocol(cfg: StudyConfig) -> dict:
     """The split protocol recorded with the study (or why it could not be measured)."""
-    from kdtune.objectives.data import load_splits
-    from kdtune.objectives.protocol import describe_protocol
+    from kdtune.objectives.data.dataset import load_splits
+    from kdtune.objectives.measure.protocol import describe_protocol
 
     data = cfg.distill.data
     try:
@@ -180,7 +180,7 @@ def metric_names(objectives: list[str] | tuple[str, ...]) -> list[str]:
     """The objectives' names as the metric catalogue has them (optuna-dashboard's labels).
 
     Raises:
-        UsageError: a name is not an objective in :mod:`kdtune.objectives.catalogue`.
+        UsageError: a name is not an objective in :mod:`kdtune.objectives.measure.catalogue`.
     """
     unknown = [name for name in objectives if name not in catalogue.OBJECTIVES]
     if unknown:

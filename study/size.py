@@ -19,7 +19,7 @@ from typing import Any
 from optuna.trial import FrozenTrial
 
 from kdtune.attrs import PHI_CNF
-from kdtune.objectives.bootstrap import interval_key
+from kdtune.objectives.measure.bootstrap import interval_key
 
 from .config import StudyConfig
 

@@ -3,7 +3,7 @@
 Rows come from :func:`kdtune.study.front.front_trials`: one per Pareto-optimal COMPLETE
 trial, best first on the first objective. An objective with a stored bootstrap interval
 (``accuracy_student_ci``, ``sigma_ci``, ``sigma_max_ci``: ``[low, high]``, see
-:mod:`kdtune.objectives.bootstrap`) has it beside it: one cell ``0.7450 [0.702, 0.786]`` in
+:mod:`kdtune.objectives.measure.bootstrap`) has it beside it: one cell ``0.7450 [0.702, 0.786]`` in
 a table, ``<name>_ci_low`` / ``<name>_ci_high`` columns in CSV, the list in JSON.
 
 A study that ``kdtune rescore`` retrained on more seeds (:mod:`kdtune.study.rescore`) adds
@@ -31,7 +31,7 @@ from optuna.trial import FrozenTrial
 
 from kdtune.attrs import PHI_CNF
 from kdtune.errors import UsageError
-from kdtune.objectives.bootstrap import interval_key
+from kdtune.objectives.measure.bootstrap import interval_key
 
 from .config import StudyConfig
 from .front import front_trials

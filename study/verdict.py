@@ -4,11 +4,11 @@ The search never reads the test split: trials optimise the selection split (the 
 config's ``eval`` split). After the search, :func:`test_front` retrains each Pareto-optimal
 trial's complete configuration (the one ``kdtune export`` writes: the trial's
 :data:`~kdtune.attrs.TRIAL_CONFIG`) and measures the student on the test split with paired
-bootstrap intervals (:func:`kdtune.objectives.recipes.retrain_and_test`). Training is
+bootstrap intervals (:func:`kdtune.objectives.search.recipes.retrain_and_test`). Training is
 seeded by the configuration, so the retrained student should reproduce the trial's
 selection figures; each verdict stores the retrained selection figures, their absolute
 differences from the trial's (``selection_delta``) and whether all are within
-:data:`~kdtune.objectives.recipes.REPRODUCE_TOLERANCE` (``reproduced``). A mismatch is
+:data:`~kdtune.objectives.search.recipes.REPRODUCE_TOLERANCE` (``reproduced``). A mismatch is
 stored and shown, never hidden. Measured: exact (differences 0) when the retrain runs on the
 device kind and thread count the trial ran on, in the same or a fresh process (CPU; an H200
 GPU); CPU threads 1 against 2 moved sigma by about 1e-10; a GPU trial retrained on the CPU
@@ -16,7 +16,7 @@ did NOT reproduce (sigma off by about 5e-4, one accuracy by 0.025). So retrain w
 trials ran: ``kdtune run`` passes its workers' thread count.
 
 Then, for each distinct student size on the front (depth x width), it trains the TinyBERT
-recipe at that size (:func:`kdtune.objectives.recipes.tinybert_recipe` on the config of
+recipe at that size (:func:`kdtune.objectives.search.recipes.tinybert_recipe` on the config of
 that size's tuned trial, the best front trial of the size by the first objective, so the
 learning rate, epochs, data and initialisation are the tuned student's) and measures it
 the same way: the baseline the tuned students are compared with (:mod:`kdtune.study.report_recipe`).
@@ -24,7 +24,7 @@ the same way: the baseline the tuned students are compared with (:mod:`kdtune.st
 Storage: finished Optuna trials take no new attributes, so results are STUDY user
 attributes, one per trial (:func:`test_key`) and one per size (:func:`tinybert_key`), each
 a JSON-able dict written as soon as its run ends. A result names the configuration it
-measured by :func:`~kdtune.objectives.recipes.config_hash`; :func:`test_front` skips every
+measured by :func:`~kdtune.objectives.search.recipes.config_hash`; :func:`test_front` skips every
 trial and size whose stored result has the current configuration's hash, so it is
 idempotent and resumes where an interrupted run stopped. Readers use
 :func:`stored_verdicts`, :func:`stored_baselines` and :func:`fresh_verdict`.
@@ -42,8 +42,8 @@ from optuna.trial import FrozenTrial
 
 from kdtune.attrs import TEST_PREFIX, TINYBERT_PREFIX, TRIAL_CONFIG
 from kdtune.errors import KdtuneError, TrialError
-from kdtune.objectives.config import DistillConfig
-from kdtune.objectives.recipes import (
+from kdtune.objectives.distillation.config import DistillConfig
+from kdtune.objectives.search.recipes import (
     REPRODUCE_TOLERANCE,
     config_hash,
     retrain_and_test,
@@ -233,7 +233,7 @@ def _run(study: optuna.Study, job: dict, splits: dict[str, Any], threads: int | 
     cfg: DistillConfig = job["cfg"]
     data_key = cfg.data.model_dump_json()
     if data_key not in splits:
-        from kdtune.objectives.data import load_splits
+        from kdtune.objectives.data.dataset import load_splits
 
         splits[data_key] = load_splits(cfg.data)
     try:
@@ -270,7 +270,7 @@ def _bar(enabled: bool, total: int) -> Iterator[tuple[Any, Any]]:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from kdtune.objectives.fit_progress import library_progress
+    from kdtune.objectives.teacher.progress import library_progress
 
     bar = Progress(TextColumn("[bold]retrain + test"), TextColumn("{task.description}"),
                    BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

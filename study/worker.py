@@ -31,7 +31,7 @@ Guarantees (each tested in tests/test_worker.py):
   through it; no trial is judged stale until live workers have had time to beat again; a
   trial failed as stale anyway has its result recorded on its retry.
 
-Which objective runs: the distillation objective of :mod:`kdtune.objectives.trial`, given
+Which objective runs: the distillation objective of :mod:`kdtune.objectives.search.trial`, given
 the worker's thread count; or, for benchmarks and tests, the ``objective`` argument
 (``kdtune worker --objective module:function``, a factory called with the StudyConfig
 and returning ``trial -> values``).
@@ -89,7 +89,7 @@ def load_objective(cfg: StudyConfig, objective: Objective | str | None = None,
     Args:
         cfg: the study's config.
         objective: None for kdtune's distillation objective
-            (:func:`kdtune.objectives.trial.make_objective`); a callable ``trial -> values``
+            (:func:`kdtune.objectives.search.trial.make_objective`); a callable ``trial -> values``
             used as it is; or ``"module:function"`` naming a factory that is called with
             ``cfg`` and returns one (tests and benchmarks).
         threads: CPU threads for training (None: the objective's default).
@@ -100,7 +100,7 @@ def load_objective(cfg: StudyConfig, objective: Objective | str | None = None,
     if callable(objective):
         return objective
     if objective is None:
-        from kdtune.objectives.trial import make_objective
+        from kdtune.objectives.search.trial import make_objective
 
         return make_objective(cfg.distill, cfg.search, cfg.objectives, threads=threads)
     module, _, name = objective.partition(":")

@@ -115,8 +115,8 @@ def synthetic_csv(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_teacher_dir(tmp_path_factory, tiny_bert_dir, synthetic_csv) -> Path:
     """The tiny random BERT fine-tuned on :func:`synthetic_csv` (a few seconds)."""
-    from kdtune.objectives.data import DataConfig
-    from kdtune.objectives.teacher_fit import TeacherFitConfig, fit_teacher
+    from kdtune.objectives.data.dataset import DataConfig
+    from kdtune.objectives.teacher.fit import TeacherFitConfig, fit_teacher
 
     out = tmp_path_factory.mktemp("tiny-teacher") / "teacher"
     cfg = TeacherFitConfig(
@@ -135,9 +135,9 @@ def polarity_teacher() -> Path:
 
     Cached under the test home (about 1.5 minutes the first time on 2 cores).
     """
-    from kdtune.objectives.data import DataConfig
-    from kdtune.objectives.teacher_fit import TeacherFitConfig
-    from kdtune.objectives.teacher_registry import cached_teacher
+    from kdtune.objectives.data.dataset import DataConfig
+    from kdtune.objectives.teacher.fit import TeacherFitConfig
+    from kdtune.objectives.teacher.registry import cached_teacher
 
     cfg = TeacherFitConfig(
         data=DataConfig(train_size=1200, eval_size=400, test_size=400, max_length=64),

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kdtune.objectives.align import (
+from kdtune.objectives.distillation.align import (
     ALIGN_FITS,
     ALIGN_MODES,
     align_student,
     fit_temperature,
     fold_temperature,
 )
-from kdtune.objectives.metrics import confidence_metrics, softmax
+from kdtune.objectives.measure.metrics import confidence_metrics, softmax
 
 
 def _teacher(n: int, k: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -175,7 +175,7 @@ def test_fold_divides_logits_and_records_temperature(tmp_path):
 def test_fold_twice_composes_and_accepts_a_student():
     import torch
 
-    from kdtune.objectives.student import Student
+    from kdtune.objectives.student.model import Student
 
     model = _tiny_bert()
     before = _logits(model)

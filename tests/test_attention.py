@@ -5,8 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kdtune.objectives.attention import MASKED_SCORE, capture_attention_scores, scores_for_layers
-from kdtune.objectives.losses import attention_mse
+from kdtune.objectives.compute.attention import (
+    MASKED_SCORE,
+    capture_attention_scores,
+    scores_for_layers,
+)
+from kdtune.objectives.distillation.losses import attention_mse
 
 SENTENCES = [
     "The film was a delight from start to finish.",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from kdtune.objectives.audit import audit, audit_models, print_audit, read_predictions
+from kdtune.objectives.measure.audit import audit, audit_models, print_audit, read_predictions
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -78,7 +78,7 @@ def test_print_audit(files, capsys) -> None:
 
 
 def test_print_audit_meanings_come_from_the_catalogue(files, capsys, monkeypatch) -> None:
-    from kdtune.objectives import catalogue
+    from kdtune.objectives.measure import catalogue
 
     monkeypatch.setenv("COLUMNS", "250")  # no wrapping: each row on one line
     print_audit(audit(*files))

@@ -1,4 +1,4 @@
-"""Paired bootstrap intervals (objectives/bootstrap.py): hand-computed cases, coverage on
+"""Paired bootstrap intervals (objectives/measure/bootstrap.py): hand-computed cases, coverage on
 simulated data, paired resampling, per-class sigma on K = 3."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from kdtune.objectives.bootstrap import (
+from kdtune.objectives.measure.bootstrap import (
     DEFAULT_RESAMPLES,
     interval_key,
     paired_bootstrap,
@@ -17,7 +17,7 @@ from kdtune.objectives.bootstrap import (
     resample_statistics,
     weighted_sigma,
 )
-from kdtune.objectives.metrics import confidence_metrics
+from kdtune.objectives.measure.metrics import confidence_metrics
 
 # Five binary examples, label 0 each: 0-2 both correct, 3 student wrong, 4 teacher wrong.
 P_T = np.array([[0.9, 0.1], [0.7, 0.3], [0.6, 0.4], [0.8, 0.2], [0.4, 0.6]])
@@ -189,7 +189,7 @@ def test_bad_arguments_are_named():
 
 
 def test_final_metrics_store_the_intervals_as_lists():
-    from kdtune.objectives.evaluation import interval_ci
+    from kdtune.objectives.distillation.evaluation import interval_ci
 
     out = interval_ci(P_T, P_S, LABELS, reference_class=0, seed=0, n_resamples=200)
     assert set(out) == {"accuracy_student_ci", "sigma_ci", "sigma_max_ci", "n_resamples"}
@@ -205,9 +205,9 @@ def test_a_distillation_run_stores_the_intervals(tiny_teacher_dir, synthetic_csv
     attributes), the per-class sigmas and the resample count; the point values lie inside."""
     import json
 
-    from kdtune.objectives.config import DistillConfig
-    from kdtune.objectives.data import DataConfig
-    from kdtune.objectives.distill import distill
+    from kdtune.objectives.data.dataset import DataConfig
+    from kdtune.objectives.distillation.config import DistillConfig
+    from kdtune.objectives.distillation.run import distill
 
     data = DataConfig(source=str(synthetic_csv), eval_size=80, test_size=80, max_length=16)
     cfg = DistillConfig(teacher=str(tiny_teacher_dir), data=data, batch_size=16, threads=2,

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from kdtune.objectives import cache, cache_fingerprint
-from kdtune.objectives.cache import compute_or_load
-from kdtune.objectives.cache_fingerprint import file_digest, teacher_fingerprint
-from kdtune.objectives.cache_store import cache_root
-from kdtune.objectives.teacher_forward import forward_teacher
+from kdtune.objectives.cache import fingerprint as cache_fingerprint
+from kdtune.objectives.cache import outputs as cache
+from kdtune.objectives.cache.fingerprint import file_digest, teacher_fingerprint
+from kdtune.objectives.cache.outputs import compute_or_load
+from kdtune.objectives.cache.store import cache_root
+from kdtune.objectives.teacher.forward import forward_teacher
 
 WORDS = "the film was a quiet and moving portrait of grief told with rare grace and wit".split()
 TEXTS = [" ".join(WORDS[: 2 + (i * 7) % 15]) for i in range(37)]  # 37 rows, lengths 4..18
@@ -256,8 +257,8 @@ def test_padded_rows_give_the_same_logits(teacher, tokenizer, dataset):
     real tokens, so a dataset padded to max_length caches the same logits."""
     from datasets import Dataset
 
-    from kdtune.objectives.predict import predict_logits
-    from kdtune.objectives.tokens import data_collator
+    from kdtune.objectives.compute.predict import predict_logits
+    from kdtune.objectives.data.tokens import data_collator
 
     enc = tokenizer(TEXTS, truncation=True, max_length=32, padding="max_length")
     padded = Dataset.from_dict(dict(enc))

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from kdtune.objectives import cache
-from kdtune.objectives.cache import compute_or_load
-from kdtune.objectives.cache_fingerprint import file_digest, teacher_fingerprint
-from kdtune.objectives.cache_store import CACHE_FORMAT_VERSION, estimate_intermediate_bytes
-from kdtune.objectives.teacher_forward import forward_teacher
+from kdtune.objectives.cache import outputs as cache
+from kdtune.objectives.cache.fingerprint import file_digest, teacher_fingerprint
+from kdtune.objectives.cache.outputs import compute_or_load
+from kdtune.objectives.cache.store import CACHE_FORMAT_VERSION, estimate_intermediate_bytes
+from kdtune.objectives.teacher.forward import forward_teacher
 
 WORDS = "the film was a quiet and moving portrait of grief told with rare grace and wit".split()
 TEXTS = [" ".join(WORDS[: 2 + (i * 7) % 15]) for i in range(37)]  # 37 rows, lengths 4..18
@@ -162,9 +162,9 @@ def test_logits_only_fingerprint_is_the_key_of_earlier_versions(tiny_bert_dir):
 
 def test_trials_of_two_mappings_share_one_teacher_pass(tiny_teacher_dir, synthetic_csv,
                                                        monkeypatch):
-    from kdtune.objectives.config import DistillConfig
-    from kdtune.objectives.data import DataConfig
-    from kdtune.objectives.prepare import load_inputs, teacher_signal
+    from kdtune.objectives.data.dataset import DataConfig
+    from kdtune.objectives.distillation.config import DistillConfig
+    from kdtune.objectives.distillation.prepare import load_inputs, teacher_signal
 
     data = DataConfig(source=str(synthetic_csv), eval_size=80, test_size=80, max_length=16)
     cpu = torch.device("cpu")

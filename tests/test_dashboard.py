@@ -280,7 +280,7 @@ def test_dashboard_serves_the_study_with_metric_names_and_hypervolume(kd_study, 
 
 def test_metric_names_come_from_the_catalogue():
     from kdtune.errors import UsageError
-    from kdtune.objectives.catalogue import METRICS
+    from kdtune.objectives.measure.catalogue import METRICS
     from kdtune.study.service import metric_names
 
     assert metric_names(["accuracy_student", "sigma"]) == [

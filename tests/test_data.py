@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from kdtune.objectives import polarity
-from kdtune.objectives.data import DataConfig, Splits, check_labels_match, load_splits
-from kdtune.objectives.tokens import tokenize
+from kdtune.objectives.data import polarity
+from kdtune.objectives.data.dataset import DataConfig, Splits, check_labels_match, load_splits
+from kdtune.objectives.data.tokens import tokenize
 
 REPO = Path(__file__).resolve().parent.parent
 WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"]
@@ -181,7 +181,7 @@ def test_same_seed_same_splits_across_processes(tmp_path):
     fingerprints = {n: here.fingerprint(n) for n in ("train", "eval", "test")}
     assert fingerprints == {n: again.fingerprint(n) for n in ("train", "eval", "test")}
     code = (
-        "import json, sys; from kdtune.objectives.data import DataConfig, load_splits; "
+        "import json, sys; from kdtune.objectives.data.dataset import DataConfig, load_splits; "
         "s = load_splits(DataConfig.model_validate_json(sys.argv[1])); "
         "print(json.dumps({n: s.fingerprint(n) for n in ('train', 'eval', 'test')}))"
     )

@@ -63,3 +63,25 @@ def test_dockerignore_keeps_secrets_out():
     assert included == {"pyproject.toml", "README.md", "kdtune", "study", "objectives", "storage"}
     copied = [a.split()[0].rstrip("/") for i, a in _instructions() if i == "COPY"]
     assert set(copied) <= included, "a COPY source would be excluded from the context"
+
+
+def test_dependency_layer_creates_every_package(tmp_path):
+    """The layer that installs only the dependencies makes an empty tree of every package
+    pyproject.toml lists (setuptools refuses a listed package without its folder)."""
+    import shutil
+    import subprocess
+    import sys
+    import tomllib
+
+    run = next(a for i, a in _instructions() if i == "RUN" and "tomllib" in a)
+    script = re.search(r'python -c "(.*?)"\s+&&', run).group(1)
+    root = DOCKERFILE.parent
+    shutil.copy(root / "pyproject.toml", tmp_path / "pyproject.toml")
+    subprocess.run([sys.executable, "-c", script], cwd=tmp_path, check=True)
+    packages = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "packages"]
+    assert len(packages) > 4
+    for package in packages:
+        folder = package.removeprefix("kdtune.").replace(".", "/")
+        assert (tmp_path / folder / "__init__.py").is_file(), package
+        assert (root / folder / "__init__.py").is_file(), package  # and the real tree has it

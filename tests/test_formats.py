@@ -57,8 +57,8 @@ def test_outputs_load_with_transformers_and_onnx_runtime(converted):
     import onnxruntime as ort
     from transformers import AutoTokenizer, pipeline
 
-    from kdtune.objectives.config import DistillConfig
-    from kdtune.objectives.data import load_splits
+    from kdtune.objectives.data.dataset import load_splits
+    from kdtune.objectives.distillation.config import DistillConfig
 
     config, student = converted
     cfg = DistillConfig.model_validate(yaml.safe_load(config.read_text()))
@@ -102,8 +102,8 @@ def test_an_unknown_format_is_refused_before_training(tmp_path, converted, capsy
 def test_a_study_can_score_students_after_int8_quantisation(tiny_teacher_dir, synthetic_csv,
                                                             tmp_path):
     from kdtune.errors import ConfigError
-    from kdtune.objectives.config import DistillConfig
-    from kdtune.objectives.distill import distill
+    from kdtune.objectives.distillation.config import DistillConfig
+    from kdtune.objectives.distillation.run import distill
     from kdtune.study.config import load_config
 
     cfg = DistillConfig.model_validate({

@@ -12,10 +12,11 @@ import pytest
 from pydantic import ValidationError
 
 from kdtune.attrs import rung_key
-from kdtune.objectives.config import DistillConfig, SearchSpace
-from kdtune.objectives.data import DataConfig
-from kdtune.objectives.halving import HalvingConfig, crowding_distance, decide, rank_order
-from kdtune.objectives.trial import make_objective
+from kdtune.objectives.data.dataset import DataConfig
+from kdtune.objectives.distillation.config import DistillConfig
+from kdtune.objectives.search.halving import HalvingConfig, crowding_distance, decide, rank_order
+from kdtune.objectives.search.space import SearchSpace
+from kdtune.objectives.search.trial import make_objective
 
 MAX_MIN = ("maximize", "minimize")  # accuracy up, sigma down
 
@@ -118,7 +119,7 @@ def test_a_dominated_trial_stops_at_its_rung_and_the_ladder_is_in_the_study(
 
 def test_the_real_distillation_reports_figures_after_each_prediction_epoch(
         tiny_teacher_dir, synthetic_csv):
-    from kdtune.objectives.distill import EarlyStopped, distill
+    from kdtune.objectives.distillation.run import EarlyStopped, distill
 
     cfg = DistillConfig(teacher=str(tiny_teacher_dir), student_layers=1, epochs=2,
                         batch_size=16, threads=1, data=DataConfig(
@@ -162,7 +163,7 @@ def test_the_report_shows_the_ladder():
 
 
 def test_halving_makes_epochs_the_fidelity(tiny_teacher_dir, synthetic_csv):
-    from kdtune.objectives.checks import check_distill
+    from kdtune.objectives.search.checks import check_distill
 
     base = DistillConfig(teacher=str(tiny_teacher_dir), epochs=3, data=DataConfig(
         source=str(synthetic_csv), eval_size=80, test_size=80))

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from kdtune.objectives.losses import (
+from kdtune.objectives.distillation.losses import (
     LOSSES,
     attention_mse,
     combine_losses,

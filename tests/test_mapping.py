@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kdtune.objectives.mapping import (
+from kdtune.objectives.student.mapping import (
     MAPPING_KINDS,
     attention_pairs,
     check_mapping,

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from kdtune.objectives import catalogue
-from kdtune.objectives.metrics import confidence_metrics, softmax
+from kdtune.objectives.measure import catalogue
+from kdtune.objectives.measure.metrics import confidence_metrics, softmax
 
 # Six binary examples: (p_T, p_S, label).
 #  1-4: both models correct; 5: student wrong; 6: teacher wrong (both excluded from sigma).

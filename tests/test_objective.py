@@ -7,10 +7,11 @@ import math
 import optuna
 import pytest
 
-from kdtune.objectives.config import DistillConfig, IntParam, SearchSpace
-from kdtune.objectives.data import DataConfig
-from kdtune.objectives.distill import Diverged, distill
-from kdtune.objectives.trial import make_objective, metric_values, suggest_config
+from kdtune.objectives.data.dataset import DataConfig
+from kdtune.objectives.distillation.config import DistillConfig
+from kdtune.objectives.distillation.run import Diverged, distill
+from kdtune.objectives.search.space import IntParam, SearchSpace
+from kdtune.objectives.search.trial import make_objective, metric_values, suggest_config
 
 # These tests predate width search and the size cap: depth-only, uncapped (tests/test_size.py
 # covers both). The tiny teacher's MiniLM vocabulary makes its embeddings 95% of it, so no
@@ -134,8 +135,8 @@ def test_reported_metrics_are_the_returned_students(tiny_teacher_dir, synthetic_
     import numpy as np
     import torch
 
-    from kdtune.objectives.data import load_splits
-    from kdtune.objectives.tokens import tokenize
+    from kdtune.objectives.data.dataset import load_splits
+    from kdtune.objectives.data.tokens import tokenize
 
     r = distill(_base(tiny_teacher_dir, synthetic_csv, student_layers=2, epochs=2,
                       learning_rate=1e-3))
@@ -254,7 +255,7 @@ def test_threads_are_an_argument_not_an_environment_variable(tiny_teacher_dir, s
 
 
 def test_beta_is_sampled_only_where_it_weights_something(tiny_teacher_dir, synthetic_csv):
-    from kdtune.objectives.training import stages
+    from kdtune.objectives.distillation.training import stages
 
     base = _base(tiny_teacher_dir, synthetic_csv)
     joint = optuna.trial.FixedTrial({**PARAMS, "schedule": "joint", "beta": 0.25})
@@ -306,7 +307,7 @@ def test_every_epoch_is_recorded_the_last_with_the_metrics(tiny_teacher_dir, syn
     """Epochs before the last are stored at once (the epoch budget of other workers reads
     them); the last is stored with the metrics, one write fewer, and still when the run
     stops or fails after it."""
-    from kdtune.objectives.distill import EarlyStopped
+    from kdtune.objectives.distillation.run import EarlyStopped
 
     base = _base(tiny_teacher_dir, synthetic_csv, epochs=3)
     study = optuna.create_study(directions=["maximize", "minimize"])

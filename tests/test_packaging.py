@@ -38,8 +38,10 @@ def test_wheel_holds_only_the_kdtune_package(tmp_path):
     assert {t for t in tops if not t.endswith(".dist-info")} == {"kdtune"}
     # every layer's modules are inside the package, none is lost by the mapping
     for layer in LAYERS:
-        shipped = {n.split("/")[-1] for n in names if n.startswith(f"kdtune/{layer}/")}
-        expected = {p.name for p in (ROOT / layer).glob("*.py")}
+        shipped = {n.removeprefix(f"kdtune/{layer}/") for n in names
+                   if n.startswith(f"kdtune/{layer}/")}
+        expected = {p.relative_to(ROOT / layer).as_posix() for p in (ROOT / layer).rglob("*.py")
+                    if "__pycache__" not in p.parts}
         assert shipped == expected, layer
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     assert "kdtune = kdtune.study.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()

@@ -18,8 +18,8 @@ import pytest
 import yaml
 
 from kdtune.errors import KdtuneError, UsageError
-from kdtune.objectives.config import DistillConfig
-from kdtune.objectives.data import DataConfig
+from kdtune.objectives.data.dataset import DataConfig
+from kdtune.objectives.distillation.config import DistillConfig
 
 KAPPA = 0.05
 
@@ -314,7 +314,7 @@ def test_a_hand_written_config_still_gets_the_test_figures(run_config, tmp_path)
     (float("nan"), [float("nan"), float("nan")], False, False, "phi_cnf cannot be judged"),
 ])
 def test_the_verdict_reads_sigma_and_the_upper_end(sigma, ci, holds, upper, says):
-    from kdtune.objectives.heldout import production_check
+    from kdtune.objectives.distillation.heldout import production_check
     from kdtune.study.card import card_section
 
     cfg = DistillConfig(teacher="t", eval={"kappa": KAPPA})

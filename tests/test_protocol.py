@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from kdtune.objectives.config import DistillConfig
-from kdtune.objectives.data import DataConfig, load_splits
-from kdtune.objectives.protocol import describe_protocol, protocol_problems
+from kdtune.objectives.data.dataset import DataConfig, load_splits
+from kdtune.objectives.distillation.config import DistillConfig
+from kdtune.objectives.measure.protocol import describe_protocol, protocol_problems
 
 REPO = Path(__file__).resolve().parent.parent
 NAMES = ("train", "eval", "test", "transfer")
@@ -58,7 +58,7 @@ def test_transfer_split_stable_across_processes_and_seeds(tmp_path):
                      transfer_size=40, seed=3)
     here = load_splits(cfg)
     prints = {n: here.fingerprint(n) for n in NAMES}
-    code = ("import json, sys; from kdtune.objectives.data import DataConfig, load_splits; "
+    code = ("import json, sys; from kdtune.objectives.data.dataset import DataConfig, load_splits; "
             "s = load_splits(DataConfig.model_validate_json(sys.argv[1])); "
             f"print(json.dumps({{n: s.fingerprint(n) for n in {NAMES!r}}}))")
     out = subprocess.run([sys.executable, "-c", code, cfg.model_dump_json()], cwd=REPO,
@@ -94,7 +94,7 @@ def test_protocol_records_splits_and_finds_no_overlap_with_the_teachers_data(
 
 def test_protocol_refuses_a_selection_split_the_teacher_trained_on(
         tiny_teacher_dir, synthetic_csv):
-    from kdtune.objectives.checks import check_distill
+    from kdtune.objectives.search.checks import check_distill
 
     moved = DataConfig(source=str(synthetic_csv), eval_size=80, test_size=80, seed=5)
     protocol = describe_protocol(moved, load_splits(moved), str(tiny_teacher_dir))

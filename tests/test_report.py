@@ -209,7 +209,7 @@ def test_reference_point_for_unbounded_metrics_comes_from_the_trials():
 
 
 def test_reference_point_reads_the_metric_catalogue():
-    from kdtune.objectives.catalogue import OBJECTIVES, worst_value
+    from kdtune.objectives.measure.catalogue import OBJECTIVES, worst_value
 
     bounded = [m for m in OBJECTIVES if worst_value(m) is not None]
     assert {"accuracy_student", "sigma", "mcc_student"} <= set(bounded)

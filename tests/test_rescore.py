@@ -28,7 +28,7 @@ SEEDS = 2
 @pytest.fixture(scope="module")
 def rescored(tmp_path_factory, tiny_teacher_dir, synthetic_csv):
     """(name, storage, front numbers before rescoring, enqueue_repeats' answer)."""
-    from kdtune.objectives.trial import make_objective
+    from kdtune.objectives.search.trial import make_objective
     from kdtune.study.config import validate
     from kdtune.study.rescore import enqueue_repeats
     from kdtune.study.service import create_study

@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kdtune.objectives.config import DistillConfig
-from kdtune.objectives.data import DataConfig
-from kdtune.objectives.distill import distill
-from kdtune.objectives.reuse import WORKER_MEMO, Memo
+from kdtune.objectives.compute.memo import WORKER_MEMO, Memo
+from kdtune.objectives.data.dataset import DataConfig
+from kdtune.objectives.distillation.config import DistillConfig
+from kdtune.objectives.distillation.run import distill
 
 
 def test_memo_makes_once_keeps_the_most_recent_and_forgets_failures():
@@ -82,7 +82,7 @@ def test_trials_reuse_the_teacher_data_and_latency_and_reproduce_either_way(
 
 
 def test_a_teacher_refitted_in_place_is_loaded_again(tmp_path):
-    from kdtune.objectives.reuse import path_stamp
+    from kdtune.objectives.compute.memo import path_stamp
 
     (tmp_path / "config.json").write_text("{}")
     before = path_stamp(str(tmp_path))

@@ -198,7 +198,7 @@ def test_every_command_maps_its_signal_to_an_exit_code(monkeypatch, capsys, tmp_
     """``teacher fit`` and ``demo`` (stand-ins that signal themselves) exit 130 / 143."""
     import kdtune.study.config as config
     import kdtune.study.demo as demo
-    from kdtune.objectives import teacher_fit
+    from kdtune.objectives.teacher import fit as teacher_fit
     from kdtune.study.cli import main
 
     def killed(*_a, **_k):

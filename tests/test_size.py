@@ -8,20 +8,21 @@ import pytest
 import torch
 
 from kdtune.attrs import MAX_PARAMS_CONSTRAINT, PARAMS_CAP
-from kdtune.objectives.config import DistillConfig, SearchSpace
-from kdtune.objectives.data import DataConfig
-from kdtune.objectives.distill import distill
-from kdtune.objectives.prepare import average_heads
-from kdtune.objectives.student import count_parameters
-from kdtune.objectives.student_build import build_student
-from kdtune.objectives.student_init import select
-from kdtune.objectives.student_size import (
+from kdtune.objectives.data.dataset import DataConfig
+from kdtune.objectives.distillation.config import DistillConfig
+from kdtune.objectives.distillation.prepare import average_heads
+from kdtune.objectives.distillation.run import distill
+from kdtune.objectives.search.space import SearchSpace
+from kdtune.objectives.search.trial import make_objective
+from kdtune.objectives.student.build import build_student
+from kdtune.objectives.student.from_teacher import select
+from kdtune.objectives.student.model import count_parameters
+from kdtune.objectives.student.size import (
     auto_widths,
     student_parameters,
     student_shape,
     teacher_parameters,
 )
-from kdtune.objectives.trial import make_objective
 
 
 @pytest.fixture(scope="module")
@@ -232,7 +233,7 @@ def test_the_constraint_reaches_the_sampler_and_infeasible_trials_are_never_on_t
 
 
 def test_width_search_is_checked_against_the_teacher(wide_dir, synthetic_csv):
-    from kdtune.objectives.checks import check_distill
+    from kdtune.objectives.search.checks import check_distill
 
     base = DistillConfig(teacher=str(wide_dir), data=_data(synthetic_csv))
     uncapped = SearchSpace(max_params_ratio=None)
@@ -248,8 +249,8 @@ def test_width_search_is_checked_against_the_teacher(wide_dir, synthetic_csv):
 
 
 def test_automatic_widths_that_no_depth_fits_under_the_cap_are_not_searched(minilm_path):
-    from kdtune.objectives.student_size import teacher_config, teacher_parameters
-    from kdtune.objectives.trial import feasible_widths
+    from kdtune.objectives.search.trial import feasible_widths
+    from kdtune.objectives.student.size import teacher_config, teacher_parameters
 
     t_cfg = teacher_config(str(minilm_path))
     space = SearchSpace()
@@ -263,8 +264,8 @@ def test_automatic_widths_that_no_depth_fits_under_the_cap_are_not_searched(mini
 
 
 def test_feasible_shapes_offer_only_students_under_the_cap(minilm_path):
-    from kdtune.objectives.student_size import teacher_config, teacher_parameters
-    from kdtune.objectives.trial import feasible_shapes, parse_shape
+    from kdtune.objectives.search.trial import feasible_shapes, parse_shape
+    from kdtune.objectives.student.size import teacher_config, teacher_parameters
 
     t_cfg = teacher_config(str(minilm_path))
     space = SearchSpace()
@@ -288,7 +289,7 @@ def test_a_capped_study_trains_every_trial(wide_dir, synthetic_csv):
     over it, whatever the sampler draws."""
     from transformers import AutoConfig
 
-    from kdtune.objectives.trial import parse_shape
+    from kdtune.objectives.search.trial import parse_shape
 
     base = DistillConfig(teacher=str(wide_dir), data=_data(synthetic_csv), batch_size=16)
     t_cfg = AutoConfig.from_pretrained(str(wide_dir))
@@ -317,8 +318,8 @@ def test_a_capped_study_trains_every_trial(wide_dir, synthetic_csv):
 
 
 def test_a_latency_cap_keeps_the_fast_shapes(minilm_path):
-    from kdtune.objectives.student_size import teacher_config
-    from kdtune.objectives.trial import feasible_shapes
+    from kdtune.objectives.search.trial import feasible_shapes
+    from kdtune.objectives.student.size import teacher_config
 
     t_cfg = teacher_config(str(minilm_path))
     space = SearchSpace(max_params_ratio=None, max_latency_ratio=0.5)

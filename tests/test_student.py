@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kdtune.objectives.student import Student, StudentOutput, count_parameters
-from kdtune.objectives.student_build import build_student
+from kdtune.objectives.student.build import build_student
+from kdtune.objectives.student.model import Student, StudentOutput, count_parameters
 
 
 @pytest.fixture()

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from kdtune.errors import ConfigError
-from kdtune.objectives.config import DistillConfig
-from kdtune.objectives.data import DataConfig, load_splits
-from kdtune.objectives.distill import distill
-from kdtune.objectives.vocabulary import (
+from kdtune.objectives.data.dataset import DataConfig, load_splits
+from kdtune.objectives.distillation.config import DistillConfig
+from kdtune.objectives.distillation.run import distill
+from kdtune.objectives.student.vocabulary import (
     check_wordpiece,
     shrink_embeddings,
     task_vocabulary,
@@ -91,7 +91,7 @@ def test_shrunk_embeddings_keep_the_teachers_rows(minilm_path):
 
 
 def test_students_learn_on_every_row_outside_selection_and_test(tiny_teacher_dir, synthetic_csv):
-    from kdtune.objectives.prepare import load_inputs
+    from kdtune.objectives.distillation.prepare import load_inputs
 
     all_rows = _cfg(tiny_teacher_dir, synthetic_csv, data=_data(synthetic_csv, transfer_size=60))
     alone = _cfg(tiny_teacher_dir, synthetic_csv,
@@ -154,7 +154,7 @@ def test_alignment_folds_one_temperature_and_keeps_the_labels(tiny_teacher_dir, 
 
 
 def test_three_class_sentence_pairs_distil_with_a_task_vocabulary(tmp_path, tiny_bert_dir):
-    from kdtune.objectives.teacher_fit import TeacherFitConfig, fit_teacher
+    from kdtune.objectives.teacher.fit import TeacherFitConfig, fit_teacher
 
     rng = np.random.default_rng(0)
     words = {"yes": ["agree", "indeed", "surely"], "no": ["never", "refuse", "deny"],

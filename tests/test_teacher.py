@@ -17,13 +17,15 @@ import torch
 from pydantic import ValidationError
 
 from kdtune.errors import DataError, KdtuneError, UsageError
-from kdtune.objectives import teacher_base, teacher_fit, teacher_registry
-from kdtune.objectives.data import DataConfig
-from kdtune.objectives.length_batches import LengthGroupedBatches
-from kdtune.objectives.runtime import check_device_name, configure_threads, resolve_device
-from kdtune.objectives.teacher_fit import TeacherFitConfig, fit_teacher
-from kdtune.objectives.teacher_load import TEACHER_METADATA, load_teacher, read_teacher_metadata
-from kdtune.objectives.teacher_registry import cached_teacher, teacher_cache_key
+from kdtune.objectives.compute.device import check_device_name, configure_threads, resolve_device
+from kdtune.objectives.data.dataset import DataConfig
+from kdtune.objectives.data.length_batches import LengthGroupedBatches
+from kdtune.objectives.teacher import base as teacher_base
+from kdtune.objectives.teacher import fit as teacher_fit
+from kdtune.objectives.teacher import registry as teacher_registry
+from kdtune.objectives.teacher.fit import TeacherFitConfig, fit_teacher
+from kdtune.objectives.teacher.load import TEACHER_METADATA, load_teacher, read_teacher_metadata
+from kdtune.objectives.teacher.registry import cached_teacher, teacher_cache_key
 
 GOOD = ["wonderful", "moving", "brilliant", "charming", "superb", "delightful"]
 BAD = ["dull", "tedious", "clumsy", "boring", "awful", "lifeless"]

@@ -9,18 +9,18 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from kdtune.objectives.config import DistillConfig
-from kdtune.objectives.data import DataConfig
-from kdtune.objectives.distill import distill
-from kdtune.objectives.prepare import attention_implementation
-from kdtune.objectives.student_build import build_student
-from kdtune.objectives.training import (
+from kdtune.objectives.data.dataset import DataConfig
+from kdtune.objectives.distillation.config import DistillConfig
+from kdtune.objectives.distillation.prepare import attention_implementation
+from kdtune.objectives.distillation.run import distill
+from kdtune.objectives.distillation.training import (
     Optimiser,
     adamw,
     clip_gradients,
     train_loader,
     word_embedding,
 )
+from kdtune.objectives.student.build import build_student
 
 
 def _cfg(**kw) -> DistillConfig:
@@ -236,7 +236,7 @@ def test_token_lengths_follow_a_shuffled_selection():
     equal the per-row count; a plain dict of lists is counted row by row."""
     import datasets
 
-    from kdtune.objectives.length_batches import token_lengths
+    from kdtune.objectives.data.length_batches import token_lengths
 
     rows = [[101] + [7] * n + [102] for n in (5, 0, 12, 3, 9, 1, 30, 2)]
     ds = datasets.Dataset.from_dict({"input_ids": rows, "label": [0] * len(rows)})
@@ -249,7 +249,7 @@ def test_token_lengths_follow_a_shuffled_selection():
 def test_label_array_follows_a_shuffled_selection():
     import datasets
 
-    from kdtune.objectives.evaluation import label_array
+    from kdtune.objectives.distillation.evaluation import label_array
 
     ds = datasets.Dataset.from_dict({"input_ids": [[1]] * 8, "label": [0, 1, 2, 1, 0, 2, 2, 1]})
     view = ds.shuffle(seed=5).select(range(6))

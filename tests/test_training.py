@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kdtune.objectives.config import DistillConfig
-from kdtune.objectives.training import Optimiser, Stage, stages
+from kdtune.objectives.distillation.config import DistillConfig
+from kdtune.objectives.distillation.training import Optimiser, Stage, stages
 
 
 def _cfg(**kw) -> DistillConfig:

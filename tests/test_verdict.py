@@ -18,8 +18,8 @@ import pytest
 import yaml
 from optuna.trial import create_trial
 
-from kdtune.objectives.config import DistillConfig
-from kdtune.objectives.recipes import (
+from kdtune.objectives.distillation.config import DistillConfig
+from kdtune.objectives.search.recipes import (
     REPRODUCE_TOLERANCE,
     TINYBERT_FIELDS,
     config_hash,
@@ -55,7 +55,7 @@ def _config(name: str, storage: str, teacher: Path, data: Path) -> dict:
 @pytest.fixture(scope="module")
 def tested(tmp_path_factory, tiny_teacher_dir, synthetic_csv):
     """The study after its search and one ``test_front``: (name, storage, entries, config)."""
-    from kdtune.objectives.trial import make_objective
+    from kdtune.objectives.search.trial import make_objective
     from kdtune.study.config import validate
     from kdtune.study.service import create_study
 
@@ -187,7 +187,7 @@ def test_the_report_compares_tuned_and_recipe_per_size(tested, tmp_path):
 
 
 def test_export_carries_the_verdict_and_the_card_shows_it(tested, tmp_path):
-    from kdtune.objectives.heldout import production_check
+    from kdtune.objectives.distillation.heldout import production_check
     from kdtune.study.card import card_section
     from kdtune.study.export import export_source, export_trial
 

@@ -6,8 +6,8 @@ import optuna
 import pytest
 
 from kdtune.errors import ConfigError
-from kdtune.objectives.config import SearchSpace
-from kdtune.objectives.warm_start import warm_start_params
+from kdtune.objectives.search.space import SearchSpace
+from kdtune.objectives.search.warm_start import warm_start_params
 from kdtune.study.config import validate
 from kdtune.study.service import create_study, open_study
 

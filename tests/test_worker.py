@@ -252,7 +252,7 @@ def test_objective_argument_forms():
 
 
 def test_default_objective_is_given_the_threads(monkeypatch):
-    import kdtune.objectives.trial as trial_module
+    import kdtune.objectives.search.trial as trial_module
     from kdtune.study.worker import load_objective
 
     seen = {}

@@ -91,9 +91,9 @@ def halving(cfg):
     (alpha 1: best on both objectives). Logs ``rung N epoch`` after each epoch it passes."""
     import optuna
 
-    from kdtune.objectives.distill import EarlyStopped
-    from kdtune.objectives.halving import HalvingConfig
-    from kdtune.objectives.trial import rung_check
+    from kdtune.objectives.distillation.run import EarlyStopped
+    from kdtune.objectives.search.halving import HalvingConfig
+    from kdtune.objectives.search.trial import rung_check
 
     delay = float(os.environ.get("KDTUNE_TEST_DELAY", "0.3"))
     ladder = HalvingConfig(rungs=(1, 2), eta=2)

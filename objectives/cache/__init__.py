@@ -1,0 +1,23 @@
+"""The teacher-output cache: the teacher runs once per data split and fingerprint, every trial
+reads its outputs from disk.
+
+Public names are imported on first use (:mod:`kdtune.lazy`).
+"""
+
+from kdtune.lazy import lazy_exports
+
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "file_digest": ".fingerprint",
+    "teacher_fingerprint": ".fingerprint",
+    "compute_or_load": ".outputs",
+    "CACHE_FORMAT_VERSION": ".store",
+    "MANIFEST": ".store",
+    "TeacherOutputs": ".store",
+    "cache_root": ".store",
+    "estimate_intermediate_bytes": ".store",
+    "find_variant": ".store",
+    "offsets": ".store",
+    "read_variant": ".store",
+    "store_variant": ".store",
+    "variant_name": ".store",
+})

@@ -1,0 +1,50 @@
+"""One distillation run: its config, inputs, losses, training loop, alignment, evaluation,
+and the checks on the test split and on compressed formats.
+
+Public names are imported on first use (:mod:`kdtune.lazy`).
+"""
+
+from kdtune.lazy import lazy_exports
+
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "ALIGN_FITS": ".align",
+    "ALIGN_MODES": ".align",
+    "align_student": ".align",
+    "fit_temperature": ".align",
+    "fold_temperature": ".align",
+    "REPORT_FILE": ".compress",
+    "convert_student": ".compress",
+    "measure_formats": ".compress",
+    "DistillConfig": ".config",
+    "EvalConfig": ".config",
+    "INTERMEDIATE_LOSSES": ".config",
+    "final_metrics": ".evaluation",
+    "latency_ms": ".evaluation",
+    "student_probabilities": ".evaluation",
+    "teacher_probabilities": ".evaluation",
+    "CHECK_FILE": ".heldout",
+    "SELECTION_KEYS": ".heldout",
+    "TEST_KEYS": ".heldout",
+    "interval_upper": ".heldout",
+    "measure_test_split": ".heldout",
+    "production_check": ".heldout",
+    "student_facts": ".heldout",
+    "verdict": ".heldout",
+    "combine_losses": ".losses",
+    "get_loss": ".losses",
+    "kl_divergence": ".losses",
+    "soft_cross_entropy": ".losses",
+    "RunInputs": ".prepare",
+    "TeacherSignal": ".prepare",
+    "load_inputs": ".prepare",
+    "prepare_student": ".prepare",
+    "teacher_depth": ".prepare",
+    "teacher_signal": ".prepare",
+    "DistillResult": ".run",
+    "Diverged": ".run",
+    "EarlyStopped": ".run",
+    "distill": ".run",
+    "stages": ".training",
+    "train_epoch": ".training",
+    "train_step": ".training",
+})

@@ -1,0 +1,347 @@
+"""The first steps of a distillation run: its inputs, the teacher's outputs, the student.
+
+:func:`load_inputs` loads the teacher and the data, tokenizes the splits (padding happens
+per batch) and chooses the layer mapping. :func:`teacher_signal` decides where the losses
+read the teacher's outputs from: the on-disk teacher-output cache when enabled (computed
+once per fingerprint, shared by every trial and every local worker), else a live teacher
+forward in each batch. :func:`prepare_student` builds the student on the run's device,
+shaped by :func:`~kdtune.objectives.student.size.student_shape`.
+
+Attention loss across head counts. A student narrower than its teacher keeps the teacher's
+head *size*, so it has fewer heads (MiniLM at width 128: 4 heads, the teacher 12). The
+attention loss still compares score maps head by head: when the counts match, the
+teacher's heads are used as they are; otherwise the teacher's heads are averaged into the
+student's count (:func:`average_heads`: student head i gets the mean of teacher heads
+i*A_T/A_S up to (i+1)*A_T/A_S, adaptive average pooling over the head axis; 12 -> 4
+averages heads in threes). The mean of several heads' scores Q_h·K_hᵀ/sqrt(d) is itself the
+score of one head whose query and key concatenate theirs, so a student head can match it
+exactly; dropping the attention term instead would remove TinyBERT's strongest
+intermediate signal from every narrower trial. Cached teacher outputs keep all heads
+(the cache does not depend on the student).
+
+Attention kernel (:func:`attention_implementation`): the student runs torch's
+scaled-dot-product attention (``"sdpa"``, faster, no attention maps) unless the run's
+attention loss is on, and eager attention only then (issue 14); the teacher always runs SDPA
+(one loaded teacher serves every trial of a worker). No loss reads the
+models' attention-map outputs: hidden states come from both kernels, and the attention
+loss's pre-softmax scores are recomputed by hooks on the query and key projections
+(:mod:`objectives.attention`), so the kernel changes speed and float rounding, not what is
+trained. (Those hooks would work under sdpa too; eager is kept there so that a student of
+an attention-loss run still returns its maps.)
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from kdtune.errors import UsageError
+
+from ..student.build import build_student
+from ..student.mapping import attention_pairs, hidden_state_pairs, layer_mapping
+from ..student.model import Student
+from ..student.size import student_shape
+from ..teacher.forward import forward_teacher
+from .config import DistillConfig
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """What a run trains and measures on.
+
+    Attributes:
+        teacher: the teacher classifier, in eval mode, on the run's device.
+        tokenizer: the teacher's tokenizer (the student shares it).
+        splits: the loaded :class:`kdtune.objectives.data.dataset.Splits`.
+        train, eval: the tokenized training and evaluation splits (unpadded). ``train`` is
+            the students' transfer set: the labelled transfer split (or the train split
+            when the config has none), then any unlabelled and augmented rows (label -1).
+        train_fingerprint: the content fingerprint of ``train`` before tokenising (the
+            teacher-output cache key's data part).
+        mapping: [g(1), ..., g(M)], the teacher layer of each student layer.
+        hidden_pairs: (student, teacher) ``hidden_states`` indices, embeddings first.
+        attention_pairs: (student, teacher) ``attentions`` indices.
+        vocab: the student's task vocabulary (:mod:`~kdtune.objectives.student.vocabulary`), or
+            ``None`` when it keeps the teacher's (``vocabulary: full``).
+        student_tokenizer: the student's tokenizer (the teacher's without ``vocab``).
+        student_eval: the evaluation split tokenised by ``student_tokenizer``.
+    """
+
+    teacher: Any
+    tokenizer: Any
+    splits: Any
+    train: Any
+    eval: Any
+    train_fingerprint: str
+    mapping: list[int]
+    hidden_pairs: list[tuple[int, int]]
+    attention_pairs: list[tuple[int, int]]
+    vocab: Any = None
+    student_tokenizer: Any = None
+    student_eval: Any = None
+
+    def student_batch(self, batch: dict) -> dict:
+        """A training batch (teacher token ids) as the student's inputs."""
+        if self.vocab is None:
+            return batch
+        return {**batch, "input_ids": self.vocab.student_ids(batch["input_ids"])}
+
+
+def teacher_depth(teacher: str) -> int:
+    """Number of transformer layers N of a teacher, from its config only (no weights).
+
+    Raises:
+        UsageError: ``teacher`` is neither a checkpoint directory nor a reachable hub id.
+    """
+    from transformers import AutoConfig
+
+    try:
+        return int(AutoConfig.from_pretrained(teacher).num_hidden_layers)
+    except OSError as e:
+        raise UsageError(f"teacher {teacher!r} is not a checkpoint directory or reachable "
+                         f"hub id: {str(e).splitlines()[0]}") from e
+
+
+def load_inputs(cfg: DistillConfig, device: torch.device, splits=None) -> RunInputs:
+    """Load the teacher and the data (unless ``splits`` are given), tokenize, map layers.
+
+    The teacher, the splits and their tokenised forms are loaded once per process and
+    reused by later trials that share them (:mod:`~kdtune.objectives.compute.memo`).
+
+    Raises:
+        ValueError: a teacher that does not load, data whose labels are not the teacher's,
+            or a bad layer mapping.
+    """
+    from ..compute.memo import WORKER_MEMO, path_stamp
+    from ..data.dataset import check_labels_match, content_fingerprint, load_splits
+    from ..data.tokens import tokenize
+    from ..teacher.load import load_teacher
+
+    # SDPA whatever the losses: attention scores come from hooks (module docstring of reuse)
+    teacher, tokenizer = WORKER_MEMO.get(
+        "teacher", (path_stamp(str(cfg.teacher)), str(device)),
+        lambda: load_teacher(cfg.teacher, "sdpa"))
+    teacher.to(device).eval()  # a run on an accelerator may have moved it to the CPU
+    if splits is None:
+        splits = WORKER_MEMO.get("splits", cfg.data.model_dump_json(),
+                                 lambda: load_splits(cfg.data))
+    check_labels_match(splits, _label_names(teacher))
+    mapping = layer_mapping(cfg.layer_mapping, teacher.config.num_hidden_layers,
+                            cfg.student_layers)
+    train = students_transfer_set(cfg, splits, teacher, tokenizer)
+    which = cfg.data.students
+    train_fingerprint = (splits.students_fingerprint(which)
+                         if train is splits.students_rows(which)
+                         else content_fingerprint(train, splits.label_names))
+
+    def tokens(dataset, fingerprint: str, tok=tokenizer, name=str(cfg.teacher)):
+        return WORKER_MEMO.get("tokens", (name, fingerprint, cfg.data.max_length),
+                               lambda: tokenize(dataset, tok, cfg.data.max_length))
+
+    train_tokens = tokens(train, train_fingerprint)
+    eval_tokens = tokens(splits.eval, splits.fingerprint("eval"))
+    vocab = student_vocabulary(cfg, tokenizer, train_tokens, train_fingerprint)
+    student_tokenizer, student_eval = tokenizer, eval_tokens
+    if vocab is not None:
+        student_tokenizer = vocab.tokenizer
+        student_eval = tokens(splits.eval, splits.fingerprint("eval"), vocab.tokenizer,
+                              f"{cfg.teacher}|task|{train_fingerprint}")
+    return RunInputs(
+        teacher=teacher, tokenizer=tokenizer, splits=splits,
+        train=train_tokens, train_fingerprint=train_fingerprint, eval=eval_tokens,
+        mapping=mapping, hidden_pairs=hidden_state_pairs(mapping),
+        attention_pairs=attention_pairs(mapping), vocab=vocab,
+        student_tokenizer=student_tokenizer, student_eval=student_eval,
+    )
+
+
+def student_vocabulary(cfg: DistillConfig, tokenizer, train_tokens, train_fingerprint: str):
+    """The student's task vocabulary of the tokenised students' set (``None`` for
+    ``vocabulary: full``), made once per process and students' set."""
+    if cfg.vocabulary != "task":
+        return None
+    from ..compute.memo import WORKER_MEMO
+    from ..student.vocabulary import task_vocabulary, used_token_ids
+
+    return WORKER_MEMO.get(
+        "vocabulary", (str(cfg.teacher), train_fingerprint, cfg.data.max_length),
+        lambda: task_vocabulary(tokenizer, used_token_ids(train_tokens)))
+
+
+def kept_vocabulary_size(cfg: DistillConfig) -> int | None:
+    """The student's vocabulary size under ``cfg`` (``None``: the teacher's), known before
+    any trial trains: loads the teacher and the students' set as the first trial would
+    (memoised, so that trial reuses them)."""
+    if cfg.vocabulary != "task":
+        return None
+    return load_inputs(cfg, torch.device("cpu")).vocab.size
+
+
+def attention_implementation(cfg: DistillConfig) -> str:
+    """``"eager"`` when the run trains the attention loss (``beta`` > 0 with ``attention``
+    in ``intermediate``), else ``"sdpa"`` (module docstring); the
+    teacher always runs SDPA (:mod:`~kdtune.objectives.compute.memo`)."""
+    return "eager" if cfg.uses_intermediate and "attention" in cfg.intermediate else "sdpa"
+
+
+def students_transfer_set(cfg: DistillConfig, splits, teacher, tokenizer):
+    """The rows students learn on: :meth:`Splits.students_rows` (``data.students``: every
+    labelled row outside selection and test, or the transfer split alone), extended by
+    ``cfg.data.transfer``'s unlabelled and augmented text
+    (:func:`~kdtune.objectives.data.transfer.transfer_set`, label -1)."""
+    from ..data.transfer import transfer_set
+
+    labelled = splits.students_rows(cfg.data.students)
+    if not cfg.data.transfer.enabled:
+        return labelled
+    memo = f"{cfg.teacher}|{splits.students_fingerprint(cfg.data.students)}"
+    return transfer_set(labelled, cfg.data.transfer, tokenizer,
+                        teacher.get_input_embeddings().weight, cfg.data.seed, memo_key=memo)
+
+
+@dataclass(frozen=True)
+class TeacherSignal:
+    """Where the losses read the teacher's outputs from, batch by batch.
+
+    Attributes:
+        model: the teacher (used for a live forward when ``live``).
+        train, eval: cached outputs for the training and evaluation splits, or ``None``
+            when the cache is off.
+        live: whether training batches need a live teacher forward (no cache, or
+            intermediates over the cache's memory budget).
+        hidden: the teacher ``hidden_states`` indices the intermediate losses read.
+        attention: the teacher ``attentions`` indices the attention loss reads.
+        heads: the student's attention heads; teacher attentions are averaged into this
+            many heads (:func:`average_heads`) when it differs from the teacher's.
+    """
+
+    model: Any
+    train: Any
+    eval: Any
+    live: bool
+    hidden: tuple[int, ...]
+    attention: tuple[int, ...]
+    heads: int | None = None
+
+    def for_batch(self, batch: dict, idx: torch.Tensor, device: torch.device) -> dict:
+        """Teacher logits (and the needed hidden states / attentions) for one batch.
+
+        From the cache when it holds everything, else from a live forward
+        (:func:`~kdtune.objectives.teacher.forward.forward_teacher`, which zeroes padding exactly as
+        the cache does, so both paths feed the losses the same numbers).
+        """
+        seq_len = batch["input_ids"].shape[1]
+        if not self.live:
+            out = self.train.batch(idx.tolist(), seq_len, device=device)
+        else:
+            with torch.no_grad():
+                out = forward_teacher(self.model, batch, self.hidden, self.attention)
+            if self.train is not None:  # cached logits keep trials identical either way
+                out["logits"] = self.train.batch(idx.tolist(), seq_len, device=device)["logits"]
+        if self.heads is not None and out.get("attentions"):
+            out["attentions"] = {i: average_heads(a, self.heads)
+                                 for i, a in out["attentions"].items()}
+        return out
+
+
+def average_heads(scores: torch.Tensor, heads: int) -> torch.Tensor:
+    """(B, A_T, L, L) attention maps -> (B, ``heads``, L, L), each output head the mean of
+    its window of input heads (adaptive average pooling over the head axis; a window of
+    one repeats a head when ``heads`` > A_T). Unchanged when the counts agree."""
+    n = scores.shape[1]
+    if n == heads:
+        return scores
+    weights = _head_pool(n, heads).to(scores.device)
+    return torch.einsum("sh,bhij->bsij", weights, scores.float()).to(scores.dtype)
+
+
+@functools.lru_cache(maxsize=16)
+def _head_pool(n: int, heads: int) -> torch.Tensor:
+    """(heads, n) averaging weights of :func:`average_heads`, built once per shape (it runs
+    on every batch of every attention layer)."""
+    weights = torch.zeros(heads, n, dtype=torch.float32)
+    for i in range(heads):
+        lo, hi = (i * n) // heads, -(-(i + 1) * n // heads)
+        weights[i, lo:hi] = 1.0 / (hi - lo)
+    return weights
+
+
+def teacher_signal(cfg: DistillConfig, inputs: RunInputs, device: torch.device) -> TeacherSignal:
+    """The teacher's outputs for the run: from the cache when enabled, else live.
+
+    The cache key names the teacher, the data and the tokenisation, not the layers
+    (:func:`~kdtune.objectives.cache.fingerprint.teacher_fingerprint`): a run with
+    intermediate losses reads its layers (:func:`_intermediate_indices`) from the one
+    all-layers cache of the training split, which the first such run of the study writes
+    and every later depth or layer mapping reuses without a teacher pass
+    (:func:`~kdtune.objectives.cache.outputs.compute_or_load`). ``live`` is set when that cache (or
+    the needed layers alone) would exceed ``cfg.cache_budget_mb``."""
+    hidden, attention = _intermediate_indices(cfg, inputs.hidden_pairs, inputs.attention_pairs)
+    train_out = eval_out = None
+    if cfg.teacher_cache:
+        from ..cache.fingerprint import teacher_fingerprint
+        from ..cache.outputs import compute_or_load
+
+        tokenizer = inputs.tokenizer
+        tok_name = getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__
+
+        def outputs(split: str, dataset, hidden_idx, attention_idx):
+            data_key = (inputs.train_fingerprint if split == "train"
+                        else inputs.splits.fingerprint(split))
+            fingerprint = teacher_fingerprint(cfg.teacher, data_key, split, tok_name,
+                                              cfg.data.max_length)
+            return compute_or_load(inputs.teacher, tokenizer, dataset, fingerprint,
+                                   list(hidden_idx), list(attention_idx),
+                                   memory_budget_mb=cfg.cache_budget_mb, device=device)
+
+        train_out = outputs("train", inputs.train, hidden, attention)
+        eval_out = outputs("eval", inputs.eval, (), ())
+    live = train_out is None or (cfg.uses_intermediate and train_out.needs_live_teacher)
+    heads = student_shape(inputs.teacher.config, cfg.hidden_size)[1]
+    return TeacherSignal(model=inputs.teacher, train=train_out, eval=eval_out, live=live,
+                         hidden=hidden, attention=attention,
+                         heads=heads if heads != inputs.teacher.config.num_attention_heads
+                         else None)
+
+
+def prepare_student(cfg: DistillConfig, inputs: RunInputs, signal: TeacherSignal,
+                    device: torch.device) -> Student:
+    """Build the student on ``device``; move the teacher to the CPU if nothing needs it here.
+
+    Its heads and feed-forward size follow its width (:func:`student_shape`)."""
+    width, heads, ffn = student_shape(inputs.teacher.config, cfg.hidden_size)
+    student = build_student(inputs.teacher, inputs.mapping, hidden_size=width,
+                            init=cfg.init, checkpoint=cfg.init_checkpoint,
+                            num_attention_heads=heads, intermediate_size=ffn,
+                            attn_implementation=attention_implementation(cfg))
+    if inputs.vocab is not None:
+        from ..student.vocabulary import shrink_embeddings
+
+        shrink_embeddings(student, inputs.vocab)
+    student.to(device)
+    if not signal.live and signal.eval is not None and device.type != "cpu":
+        inputs.teacher.cpu()  # every teacher output the run needs is cached
+    return student
+
+
+def _intermediate_indices(
+    cfg: DistillConfig,
+    hidden_pairs: Sequence[tuple[int, int]],
+    attention_pairs_: Sequence[tuple[int, int]],
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Teacher hidden-state and attention indices the intermediate losses need (or none)."""
+    if not cfg.uses_intermediate:
+        return (), ()
+    wanted = set(cfg.intermediate)
+    hidden = sorted({t for _, t in hidden_pairs}) if wanted & {"hidden", "embedding"} else []
+    attention = sorted({t for _, t in attention_pairs_}) if "attention" in wanted else []
+    return tuple(hidden), tuple(attention)
+
+
+def _label_names(model) -> list[str]:
+    id2label = model.config.id2label or {}
+    return [str(id2label[i]) for i in sorted(int(k) for k in id2label)]

@@ -1,0 +1,343 @@
+"""Training a student: the schedule's stages, one epoch, one step, and the loss of a batch.
+
+Loss (kdtune's alpha convention: alpha weights the distillation term)::
+
+    L = alpha * L_soft + (1 - alpha) * L_hard + beta * (L_hidden + L_embedding + L_attention)
+
+``L_soft`` is the prediction loss ``-softmax(z_T/t)·log_softmax(z_S/t)`` (times t² when
+``t2_scaling``), ``L_hard`` the cross-entropy with the labels, the intermediate losses are
+TinyBERT's MSEs over the mapped layers (see :mod:`objectives.losses`): hidden states (after
+W_h when widths differ) and embeddings over real tokens, attention on pre-softmax scores.
+
+Schedules (:func:`stages`): ``joint`` trains L for ``epochs`` epochs; ``two-stage``
+(TinyBERT) trains the intermediate losses alone for ``intermediate_epochs`` epochs, then
+``alpha*L_soft + (1-alpha)*L_hard`` for ``epochs`` epochs. Each stage has its own AdamW and
+transformers' linear schedule: the learning rate rises from 0 over the first
+``warmup_ratio`` of the stage's steps, then falls linearly to 0 at its last step (the
+teacher fit's schedule). AdamW is torch's fused implementation where the device has one
+(CPU and CUDA in current torch), else the default.
+
+Speed (issue 14). Training batches are grouped by length
+(:class:`~kdtune.objectives.data.length_batches.LengthGroupedBatches`, seeded by ``cfg.seed``, so a
+configuration reproduces), so little of a batch is padding. The word embedding, most of a
+small student's parameters, is updated as usual but kept out of the full-size passes the
+gradient clipping would make: its gradient is non-zero only in the rows of the batch's
+tokens, so the norm is taken over those rows and only they are rescaled
+(:meth:`Optimiser.step`); the clipping is the same as clipping every parameter, at the cost
+of the rows a batch touches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from kdtune.errors import TrialError
+
+from ..compute.attention import capture_attention_scores
+from ..student.model import Student
+from . import losses
+from .config import DistillConfig
+from .prepare import RunInputs, TeacherSignal
+
+
+class Diverged(TrialError):
+    """The training loss became NaN or infinite. Retrying the same parameters won't help."""
+
+    retryable = False
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A part of the schedule: ``name`` is ``joint``, ``intermediate`` or ``prediction``."""
+
+    name: str
+    epochs: int
+
+    @property
+    def predicts(self) -> bool:
+        """Whether the stage trains the prediction losses (and so is evaluated each epoch)."""
+        return self.name != "intermediate"
+
+    @property
+    def matches_layers(self) -> bool:
+        """Whether the stage trains the intermediate (layer-matching) losses."""
+        return self.name != "prediction"
+
+
+def stages(cfg: DistillConfig) -> list[Stage]:
+    """The schedule's stages in order (module docstring)."""
+    if cfg.schedule == "two-stage" and cfg.uses_intermediate and cfg.intermediate_epochs > 0:
+        return [Stage("intermediate", cfg.intermediate_epochs), Stage("prediction", cfg.epochs)]
+    return [Stage("joint" if cfg.schedule == "joint" else "prediction", cfg.epochs)]
+
+
+MAX_GRAD_NORM = 1.0
+"""The gradient-norm clipping threshold (global norm over every trainable parameter)."""
+
+
+@dataclass
+class Optimiser:
+    """AdamW over the student's trainable parameters with a linear warmup-decay schedule.
+
+    ``embedding`` is the word-embedding matrix when it is trained (``None`` otherwise, or
+    for a model without one): :meth:`step` clips its gradient row-sparsely (module docstring).
+    """
+
+    params: list[torch.nn.Parameter]
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    embedding: torch.nn.Parameter | None = None
+
+    @classmethod
+    def for_stage(cls, student: Student, cfg: DistillConfig, steps: int) -> Optimiser:
+        """A fresh optimiser for a stage of ``steps`` optimisation steps."""
+        from transformers import get_linear_schedule_with_warmup
+
+        steps = max(1, steps)
+        params = [p for p in student.parameters() if p.requires_grad]
+        optimizer = adamw(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+        scheduler = get_linear_schedule_with_warmup(optimizer, round(cfg.warmup_ratio * steps),
+                                                    steps)
+        return cls(params, optimizer, scheduler, word_embedding(student))
+
+    def step(self, loss: torch.Tensor, token_ids: torch.Tensor | None = None) -> None:
+        """Back-propagate ``loss``, clip the global gradient norm to :data:`MAX_GRAD_NORM`,
+        step and advance the schedule.
+
+        ``token_ids``: the batch's input ids. Given (and the word embedding trained), the
+        embedding's gradient is read and rescaled in those rows only (:func:`clip_gradients`);
+        without them every parameter is clipped in full, as torch's ``clip_grad_norm_`` does.
+        """
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        clip_gradients(self.params, MAX_GRAD_NORM, self.embedding, token_ids)
+        self.optimizer.step()
+        self.scheduler.step()
+
+
+def adamw(params: list[torch.nn.Parameter], **kw: Any) -> torch.optim.Optimizer:
+    """torch's fused AdamW where the parameters' device supports it, else the default one."""
+    try:
+        return torch.optim.AdamW(params, fused=True, **kw)
+    except (RuntimeError, ValueError):  # no fused kernel for this device or dtype
+        return torch.optim.AdamW(params, **kw)
+
+
+def word_embedding(model: torch.nn.Module) -> torch.nn.Parameter | None:
+    """The trainable word-embedding matrix of a student (or Hugging Face model), else None."""
+    inner = getattr(model, "model", model)
+    getter = getattr(inner, "get_input_embeddings", None)
+    if getter is None:
+        return None
+    try:
+        emb = getter()
+    except NotImplementedError:
+        return None
+    weight = getattr(emb, "weight", None)
+    return weight if isinstance(weight, torch.nn.Parameter) and weight.requires_grad else None
+
+
+def clip_gradients(params: list[torch.nn.Parameter], max_norm: float,
+                   embedding: torch.nn.Parameter | None = None,
+                   token_ids: torch.Tensor | None = None) -> torch.Tensor:
+    """Clip the global L2 norm of ``params``' gradients to ``max_norm``; return that norm.
+
+    The same result as ``torch.nn.utils.clip_grad_norm_(params, max_norm)``, but when
+    ``embedding`` (one of ``params``) and the batch's ``token_ids`` are given, the
+    embedding's gradient is only read and rescaled in the rows of those tokens: a lookup
+    table's gradient is zero in every other row (its weight is not tied to an output
+    layer in a sequence classifier), so the norm is the same and the other rows stay zero.
+    """
+    if embedding is None or token_ids is None or embedding.grad is None:
+        return torch.nn.utils.clip_grad_norm_(params, max_norm)
+    grad = embedding.grad
+    rows = torch.unique(token_ids.to(grad.device))
+    touched = grad.index_select(0, rows)
+    others = [p.grad for p in params if p is not embedding and p.grad is not None]
+    norms = [torch.linalg.vector_norm(touched)]
+    if others:
+        norms += list(torch._foreach_norm(others))
+    total = torch.linalg.vector_norm(torch.stack(norms))
+    coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
+    if others:
+        torch._foreach_mul_(others, coef)
+    grad.index_copy_(0, rows, touched * coef)
+    return total
+
+
+class _Indexed(torch.utils.data.Dataset):
+    """A tokenized dataset whose items carry their row index (to fetch cached outputs)."""
+
+    def __init__(self, ds) -> None:
+        self.ds = ds
+        self.cols = [c for c in ("input_ids", "attention_mask", "token_type_ids", "label")
+                     if c in ds.column_names]
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int) -> dict:
+        row = self.ds[int(i)]
+        item = {c: row[c] for c in self.cols}
+        item["idx"] = int(i)
+        return item
+
+
+def train_loader(inputs: RunInputs, cfg: DistillConfig,
+                 exclude: Any = None) -> torch.utils.data.DataLoader:
+    """Training batches grouped by length (seeded by ``cfg.seed``; epoch e reshuffles with
+    seed + e), padded per batch, with their row indices ``idx``; the rows in ``exclude``
+    (held out for alignment) are never drawn."""
+    from ..data.length_batches import LengthGroupedBatches, token_lengths
+    from ..data.tokens import data_collator
+
+    pad = data_collator(inputs.tokenizer)
+
+    def collate(items: list[dict]) -> dict:
+        idx = torch.tensor([it.pop("idx") for it in items])
+        batch = pad(items)
+        batch["idx"] = idx
+        return batch
+
+    lengths = token_lengths(inputs.train)
+    keep = None
+    if exclude is not None and len(exclude):
+        dropped = set(int(i) for i in exclude)
+        keep = [i for i in range(len(lengths)) if i not in dropped]
+        lengths = [lengths[i] for i in keep]
+    sampler = LengthGroupedBatches(lengths, cfg.batch_size, seed=cfg.seed)
+    if keep is not None:
+        sampler = _RowsOf(sampler, keep)
+    return torch.utils.data.DataLoader(_Indexed(inputs.train), batch_sampler=sampler,
+                                       collate_fn=collate)
+
+
+class _RowsOf:
+    """A batch sampler over a subset of rows: its batches' positions as those rows."""
+
+    def __init__(self, sampler, rows: list[int]) -> None:
+        self.sampler, self.rows = sampler, rows
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __iter__(self):
+        for batch in self.sampler:
+            yield [self.rows[j] for j in batch]
+
+
+def train_epoch(student: Student, loader, teacher: TeacherSignal, inputs: RunInputs,
+                cfg: DistillConfig, stage: Stage, optimiser: Optimiser, epoch: int,
+                device: torch.device, progress: bool = False) -> dict[str, float]:
+    """One pass over ``loader``; returns each loss term's mean, keyed ``loss_<term>``."""
+    student.train()
+    sums: dict[str, float] = {}
+    steps = 0
+    for batch in _maybe_progress(loader, progress, f"{stage.name} epoch {epoch}"):
+        steps += 1
+        parts = train_step(student, batch, teacher, inputs, cfg, stage, optimiser, device,
+                           where=f"{stage.name} epoch {epoch} step {steps}")
+        for k, v in parts.items():
+            sums[k] = sums.get(k, 0.0) + v
+    return {f"loss_{k}": v / max(1, steps) for k, v in sums.items()}
+
+
+def train_step(student: Student, batch: dict, teacher: TeacherSignal, inputs: RunInputs,
+               cfg: DistillConfig, stage: Stage, optimiser: Optimiser, device: torch.device,
+               where: str = "") -> dict[str, float]:
+    """One optimisation step on ``batch``; returns the loss terms' values.
+
+    Raises:
+        Diverged: the total loss is NaN or infinite (``where`` says at which step).
+    """
+    idx = batch.pop("idx")
+    labels = batch.pop("labels").to(device)
+    batch = {k: v.to(device) for k, v in batch.items()}
+    t = teacher.for_batch(batch, idx, device)
+    s_batch = inputs.student_batch(batch)  # the student's token ids (task vocabulary)
+    match_layers = stage.matches_layers and cfg.uses_intermediate
+    scores = None
+    if match_layers and teacher.attention:
+        with capture_attention_scores(student.model) as captured:
+            s_out = student(**s_batch, output_intermediate=True)
+        scores = captured.scores
+    else:
+        s_out = student(**s_batch, output_intermediate=match_layers)
+    parts = loss_parts(cfg, stage, s_out, scores, t, labels, batch["attention_mask"], inputs)
+    loss = parts["total"]
+    if not torch.isfinite(loss):
+        raise Diverged(f"loss became {loss.item()} in {where} (temperature "
+                       f"{cfg.temperature:g}, learning rate {cfg.learning_rate:g})")
+    optimiser.step(loss, s_batch["input_ids"])
+    return {k: float(v.detach()) for k, v in parts.items()}
+
+
+def loss_parts(cfg: DistillConfig, stage: Stage, s_out, s_scores, t: dict,
+               labels: torch.Tensor, mask: torch.Tensor,
+               inputs: RunInputs) -> dict[str, torch.Tensor]:
+    """The loss terms of one batch and their ``total``, as the schedule's stage says.
+
+    ``mask`` (B, L) is the attention mask: hidden-state and embedding MSEs average over real
+    tokens only. Attention MSE compares pre-softmax scores (``s_scores``, captured by
+    :func:`objectives.attention.capture_attention_scores`; padded key columns are -10000,
+    which the loss's TinyBERT rule sets to 0), with padding rows and columns zeroed as the
+    teacher's are (cache and live path alike).
+    """
+    zero = s_out.logits.new_zeros(())
+    parts: dict[str, torch.Tensor] = {}
+    if stage.predicts:
+        parts["soft"] = losses.soft_cross_entropy(s_out.logits, t["logits"],
+                                                  temperature=cfg.temperature,
+                                                  t2_scaling=cfg.t2_scaling)
+        parts["hard"] = losses.hard_cross_entropy(s_out.logits, labels)
+    if stage.matches_layers and cfg.uses_intermediate:
+        intermediate = _intermediate_losses(cfg, s_out, s_scores, t, mask, inputs)
+        parts.update(intermediate)
+        parts["intermediate"] = sum(intermediate.values(), zero)
+    if stage.name == "intermediate":
+        parts["total"] = parts.get("intermediate", zero)
+    elif stage.name == "prediction":
+        parts["total"] = losses.combine_losses(parts["soft"], parts["hard"], zero, cfg.alpha, 0.0)
+    else:
+        parts["total"] = losses.combine_losses(parts["soft"], parts["hard"],
+                                               parts.get("intermediate", zero), cfg.alpha,
+                                               cfg.beta if cfg.uses_intermediate else 0.0)
+    return parts
+
+
+def _intermediate_losses(cfg: DistillConfig, s_out, s_scores, t: dict, mask: torch.Tensor,
+                         inputs: RunInputs) -> dict[str, torch.Tensor]:
+    """TinyBERT's embedding, hidden-state and attention MSEs named in ``cfg.intermediate``."""
+    out: dict[str, torch.Tensor] = {}
+    hidden = s_out.projected_hidden_states  # W_h applied already when widths differ
+    if "embedding" in cfg.intermediate:
+        out["embedding"] = losses.embedding_mse(hidden[0], t["hidden"][0], mask=mask)
+    if "hidden" in cfg.intermediate:
+        out["hidden"] = torch.stack([losses.hidden_mse(hidden[s], t["hidden"][ti], mask=mask)
+                                     for s, ti in inputs.hidden_pairs if s > 0]).sum()
+    if "attention" in cfg.intermediate:
+        m = mask.to(s_out.logits.dtype)
+        square = m[:, None, :, None] * m[:, None, None, :]
+        out["attention"] = torch.stack([
+            losses.attention_mse(s_scores[s] * square, t["attentions"][ti])
+            for s, ti in inputs.attention_pairs]).sum()
+    return out
+
+
+def _maybe_progress(loader, progress: bool, desc: str):
+    """A progress bar over ``loader``; off a terminal (a log, a pipe) one plain line per
+    epoch instead, since a bar's carriage returns become hundreds of lines there."""
+    if not progress:
+        return loader
+    import sys
+
+    if not sys.stderr.isatty():
+        sys.stderr.write(f"{desc}: {len(loader)} batches\n")
+        sys.stderr.flush()
+        return loader
+    from tqdm.auto import tqdm
+
+    return tqdm(loader, desc=desc, leave=False)

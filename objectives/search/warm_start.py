@@ -1,0 +1,60 @@
+"""Warm start: configurations enqueued before the sampler's own, once, when a study is created.
+
+``search.warm_start`` lists entries, each ``"tinybert"`` (TinyBERT's task-distillation
+recipe: temperature 1, alpha 1, uniform mapping, two-stage schedule) or a mapping of searched
+parameter names to values (``{temperature: 2.0, alpha: 0.5}``). Parameters an entry leaves
+out are drawn by the sampler as usual; a recipe value outside the study's search space is
+left out too (the sampler could not have proposed it), so a warm start never widens the
+space. :func:`warm_start_params` turns the entries into Optuna's ``enqueue_trial`` dicts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["SEARCHED", "TINYBERT_PARAMS", "check_entry", "warm_start_params"]
+
+SEARCHED = ("temperature", "alpha", "layer_mapping", "learning_rate", "epochs", "beta",
+            "schedule", "student_layers", "hidden_size")
+"""The parameter names a trial may sample."""
+
+TINYBERT_PARAMS = {"temperature": 1.0, "alpha": 1.0, "layer_mapping": "uniform",
+                   "schedule": "two-stage"}
+"""The searched values of TinyBERT's recipe, which ``"tinybert"`` stands for (kdtune's
+alpha weights the soft loss: 1 is TinyBERT's soft-only prediction loss); the whole recipe,
+these and its fixed losses, is :func:`kdtune.objectives.search.recipes.tinybert_recipe`."""
+
+
+def check_entry(entry: Any) -> Any:
+    """An entry as given, or ValueError naming what is wrong with it."""
+    if entry == "tinybert":
+        return entry
+    if not isinstance(entry, dict) or not entry:
+        raise ValueError(f"a warm-start entry is 'tinybert' or a mapping of searched "
+                         f"parameters to values, got {entry!r}")
+    unknown = sorted(set(entry) - set(SEARCHED))
+    if unknown:
+        raise ValueError(f"warm-start parameter {unknown[0]!r} is not searched; accepted: "
+                         f"{', '.join(SEARCHED)}")
+    return entry
+
+
+def _fits(spec: Any, value: Any) -> bool:
+    if spec is None:
+        return False
+    choices = getattr(spec, "choices", None)
+    if choices is not None:
+        return value in choices
+    return spec.low <= value <= spec.high
+
+
+def warm_start_params(space: Any) -> list[dict[str, Any]]:
+    """``space.warm_start`` as ``enqueue_trial`` parameter dicts; ``"tinybert"`` keeps only
+    the recipe's values that the space searches and allows."""
+    out = []
+    for entry in space.warm_start:
+        if entry == "tinybert":
+            entry = {k: v for k, v in TINYBERT_PARAMS.items() if _fits(getattr(space, k), v)}
+        if entry:
+            out.append(dict(entry))
+    return out
