@@ -77,7 +77,7 @@ def main() -> None:
     ap.add_argument("--output", type=Path, default=ROOT / "bench" / "RESULTS-init.md")
     args = ap.parse_args()
     from kdtune.objectives.teacher.registry import cached_teacher
-    from kdtune.study.demo import demo_teacher_config
+    from kdtune.study.cli.demo import demo_teacher_config
 
     teacher = cached_teacher(demo_teacher_config())
     started = datetime.datetime.now(datetime.UTC)

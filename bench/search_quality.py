@@ -200,7 +200,7 @@ def main() -> None:
     import torch
 
     from kdtune.objectives.teacher.registry import cached_teacher
-    from kdtune.study.demo import demo_teacher_config
+    from kdtune.study.cli.demo import demo_teacher_config
 
     fit = demo_teacher_config()  # the demo's teacher, shared with its cache, at 800
     if args.transfer_size != fit.data.transfer_size:  # kdtune refuses a transfer set that

@@ -266,7 +266,7 @@ def main() -> None:
     if args.code is not None and CODE_ENV not in os.environ:
         use_code(args.code, __file__)  # does not return
     from kdtune.objectives.teacher.registry import cached_teacher
-    from kdtune.study.demo import demo_teacher_config
+    from kdtune.study.cli.demo import demo_teacher_config
 
     teacher = cached_teacher(demo_teacher_config())
     done = set()

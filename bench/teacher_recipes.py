@@ -39,9 +39,9 @@ def main() -> None:
     from torch.utils.data import DataLoader
     from transformers import get_linear_schedule_with_warmup
 
+    from kdtune.objectives.compute.length_batches import LengthGroupedBatches
     from kdtune.objectives.compute.predict import accuracy, predict_logits
     from kdtune.objectives.data.dataset import DataConfig, load_splits
-    from kdtune.objectives.data.length_batches import LengthGroupedBatches
     from kdtune.objectives.data.tokens import data_collator, tokenize
     from kdtune.objectives.teacher.base import (
         load_base_classifier,

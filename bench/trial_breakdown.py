@@ -354,7 +354,7 @@ def main(argv=None) -> None:
     torch.set_num_threads(args.threads)
     if args.teacher is None:
         from kdtune.objectives.teacher.registry import cached_teacher
-        from kdtune.study.demo import demo_teacher_config
+        from kdtune.study.cli.demo import demo_teacher_config
 
         args.teacher = cached_teacher(demo_teacher_config())
     teacher = args.teacher.resolve()

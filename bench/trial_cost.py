@@ -47,7 +47,7 @@ def main() -> None:
     from kdtune.objectives.distillation.config import DistillConfig
     from kdtune.objectives.distillation.run import distill
     from kdtune.objectives.teacher.registry import cached_teacher
-    from kdtune.study.demo import demo_teacher_config
+    from kdtune.study.cli.demo import demo_teacher_config
 
     teacher = cached_teacher(demo_teacher_config())
     data = DataConfig(train_size=args.train_size, eval_size=args.eval_size, max_length=64)

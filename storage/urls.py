@@ -1,18 +1,12 @@
 """Storage specs and URLs, with passwords masked whenever they are shown.
 
-A *storage spec* is what a user gives kdtune to say where studies live:
+A *storage spec* (:func:`resolve_spec` -> :class:`StorageSpec`) is ``None`` or ``""`` (nothing
+given, and ``$KDTUNE_STORAGE`` unset: the embedded PostgreSQL server under ``$KDTUNE_HOME``, see
+:mod:`storage.embedded`), a ``postgresql://`` URL (``postgres://`` and ``postgresql+psycopg2://``
+normalised to the psycopg2 driver) or a ``sqlite:///path.db`` URL, for single-process use.
+Everything before the URL's *last* ``@`` is ``user:password``; :func:`mask_url` follows the rule.
 
-* ``None`` or ``""`` (nothing given, and ``$KDTUNE_STORAGE`` unset): the embedded
-  PostgreSQL server under ``$KDTUNE_HOME`` (see :mod:`storage.embedded`);
-* a ``postgresql://`` URL (``postgres://`` and ``postgresql+psycopg2://`` are accepted and
-  normalised to the psycopg2 driver);
-* a ``sqlite:///path.db`` URL, for single-process use.
-
-User and password: everything before the URL's *last* ``@`` is ``user:password``, so a
-password may contain a raw ``@``, ``/``, ``:`` or ``?`` (percent-encoding them, ``%40`` for
-``@``, works too). An ``@`` after the host (in the database name or a query value) must be
-percent-encoded. :func:`mask_url` follows the same rule, so no part of a password is ever
-printed.
+Why: docs/design.md, "Passwords in storage URLs".
 """
 
 from __future__ import annotations

@@ -1,17 +1,13 @@
-"""kdtune's study layer: the CLI, config validation, samplers, studies, workers, export,
-reports and the dashboard launcher.
+"""kdtune's study layer: studies, workers, the trial budget and the Pareto front, with the
+command line, reports, export and dashboard built on them.
 
-The public names below are imported on first use (:mod:`kdtune.lazy`), so
-``import kdtune.study`` stays cheap. Modules:
-
-* :mod:`.config`: the :class:`StudyConfig`, validated once, completely.
-* :mod:`.service`: create, open and run studies (local worker processes).
-* :mod:`.worker`: the worker loop (``kdtune worker``); :mod:`.budget`: the exact trial budget.
-* :mod:`.front`: Pareto front, reference point, hypervolume; :mod:`.tables`, :mod:`.charts`,
-  :mod:`.importance`, :mod:`.report`: what ``kdtune pareto`` and ``kdtune report`` show.
-* :mod:`.export`: the chosen trial as a config ``kdtune distill`` accepts.
-* :mod:`.dashboard`: optuna-dashboard with kdtune's hypervolume chart.
-* :mod:`.cli`: the command line, a thin layer over the functions above.
+The core modules sit here: :mod:`.config` (the :class:`StudyConfig`, validated once),
+:mod:`.service` (create, open, run studies), :mod:`.worker` and :mod:`.budget`, :mod:`.front`
+(front, reference point, hypervolume), :mod:`.verdict` and :mod:`.rescore` (the test split
+and more seeds). Above them: :mod:`.report` (what ``pareto`` and ``report`` show),
+:mod:`.export` (trial -> production student), :mod:`.dashboard`, and :mod:`.cli`. The public
+names below are imported on first use (:mod:`kdtune.lazy`), so ``import kdtune.study`` stays
+cheap.
 """
 
 from kdtune.lazy import lazy_exports
@@ -31,11 +27,11 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "reference_point": ".front",
     "hypervolume": ".front",
     "hypervolume_history": ".front",
-    "pareto_rows": ".tables",
-    "print_pareto": ".tables",
-    "write_report": ".report",
-    "export_trial": ".export",
+    "pareto_rows": ".report.tables",
+    "print_pareto": ".report.tables",
+    "write_report": ".report.html",
+    "export_trial": ".export.trial",
     "test_front": ".verdict",
-    "distill_from_file": ".export",
-    "serve": ".dashboard",
+    "distill_from_file": ".export.trial",
+    "serve": ".dashboard.server",
 })

@@ -1,14 +1,12 @@
 """The study config: one YAML file, validated once into a frozen :class:`StudyConfig`.
 
-Flow: YAML (+ ``--set a.b.c=value`` overrides) -> :func:`load_config` -> StudyConfig. The
-whole config is stored with the study (as a study user attribute), so a worker needs only
-the storage and the study name (:func:`config_from_json`).
+Flow: YAML (+ ``--set a.b.c=value`` overrides) -> :func:`load_config` -> StudyConfig. The whole
+config is stored with the study (as a study user attribute) and read back by
+:func:`config_from_json`. Validation covers each key's type and allowed values (pydantic), the
+cross-field rules and what the config names (the teacher and the data: :func:`study_problems`);
+every problem is one line of the same :class:`~kdtune.errors.ConfigError`.
 
-Validated once, completely, before anything is created: each key's type and allowed values
-(pydantic), the cross-field rules and what the config names (the teacher and the data:
-:func:`study_problems`). Every problem is one line of the same
-:class:`~kdtune.errors.ConfigError`: an unknown key names the key and lists the valid ones;
-a wrong value names the key path, what was given and what is accepted.
+Why: docs/design.md, "Config validated once, completely", "Config stored with the study".
 """
 
 from __future__ import annotations

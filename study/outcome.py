@@ -1,15 +1,12 @@
 """What a worker records when a trial ends, and when a study stops itself.
 
-* :func:`tell_complete`: the values of a finished trial. If the trial was failed as stale
-  while it ran (its worker was cut off from the database for longer than the grace
-  period), the result is recorded on the trial's WAITING retry instead, so nothing trains
-  twice; when no retry is waiting, one line says the result was dropped. Never raises for a
-  trial that is no longer RUNNING.
-* :func:`tell_failed`: FAIL with the reason, re-queued when retrying can help
-  (:func:`retryable`); a trial already failed by another worker is left as it is.
-* :func:`check_hopeless`: a study whose first ``stop_after_failures`` trials all failed with
-  the same error cannot succeed; it is stopped (the reason stored as the study attribute
-  :data:`~kdtune.attrs.STUDY_STOPPED`) and every worker exits with :class:`StudyStopped`.
+* :func:`tell_complete`: a finished trial's values (never raises for a trial no longer RUNNING).
+* :func:`tell_failed`: FAIL with the reason, re-queued when retrying can help (:func:`retryable`); a
+  trial already failed by another worker is left as it is.
+* :func:`check_hopeless`: stops a study whose first ``stop_after_failures`` trials all failed with
+  the same error; every worker exits with :class:`StudyStopped`.
+
+Why: docs/design.md, "Late results of stale trials", "Hopeless studies stop".
 """
 
 from __future__ import annotations

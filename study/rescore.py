@@ -1,23 +1,12 @@
 """A noise-aware front: ``kdtune rescore`` retrains the front's configurations on more seeds.
 
-One training run is one draw: the same configuration on another ``distill.seed`` (student
-initialisation order, batch order, dropout) moves accuracy and sigma, sometimes by more than
-the gaps between front trials. :func:`enqueue_repeats` adds, for each Pareto-optimal trial
-and each of ``K`` further seeds, an ordinary trial of the same study with the same parameters,
-marked with the user attributes :data:`~kdtune.attrs.REPEAT_OF` (the front trial's number)
-and :data:`~kdtune.attrs.REPEAT_SEED` (its training seed: the front trial's seed + 1 .. + K),
-and raises the study's stored budget by as many, so any worker (local, compose, Kubernetes)
-runs them like other trials. The distillation objective trains such a trial with its seed,
-never from a finished twin, and without successive-halving rungs
-(:mod:`kdtune.objectives.search.trial`). Enqueuing twice adds nothing (a repeat that exists and
-did not finally fail is not enqueued again).
+:func:`enqueue_repeats` adds, for each Pareto-optimal trial and each of ``K`` further seeds (its
+seed + 1 .. + K), an ordinary trial with the same parameters (:data:`~kdtune.attrs.REPEAT_OF`,
+:data:`~kdtune.attrs.REPEAT_SEED`). :func:`seed_summary` gives each rescored front trial's mean m
+of each objective over its n seeds and the 95% Student-t interval m +- t(0.975, n - 1) * s / sqrt(n)
+(s: sample standard deviation); :func:`noise_aware` swaps those means in for the trial's values.
 
-:func:`seed_summary` gives, per front trial with at least one complete repeat, the mean of
-each objective over its seeds (the trial's own run included) and a 95% Student-t interval of
-that mean; ``kdtune pareto``, the report and ``kdtune export`` show and use them
-(:func:`noise_aware`: a front trial's values replaced by its seed means; once a study is
-rescored, the export's pick rules choose among the front trials by those means). Repeats
-never appear on the front themselves (:func:`kdtune.study.front.pareto_front`).
+Why: docs/design.md, "Rescoring the front on more seeds".
 """
 
 from __future__ import annotations

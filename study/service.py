@@ -1,14 +1,12 @@
 """Studies: create them, open them, report their status, run local workers on them.
 
-A study stores its whole :class:`~kdtune.study.config.StudyConfig` (without the storage
-URL) as the study user attribute :data:`kdtune.attrs.STUDY_CONFIG`, so any worker on any
-machine needs only the storage and the study name.
+Entry points: :func:`create_study`, :func:`open_study`, :func:`study_status`, :func:`run_study`. A
+study stores its whole :class:`~kdtune.study.config.StudyConfig` (without the storage URL) as the
+study user attribute :data:`kdtune.attrs.STUDY_CONFIG`. :func:`run_study` starts local workers as
+``kdtune worker`` subprocesses and passes stop signals on to them; how many trials count against the
+budget is :mod:`kdtune.study.budget`'s business, the Pareto front :mod:`kdtune.study.front`'s.
 
-:func:`run_study` starts local workers as ``kdtune worker`` subprocesses
-(``python -m kdtune.study.cli worker --study NAME --index I --threads N``), exactly the
-command other machines run, and passes stop signals on to them; how many trials count
-against the budget is :mod:`kdtune.study.budget`'s business, the Pareto front
-:mod:`kdtune.study.front`'s.
+Why: docs/design.md, "Config stored with the study", "Local workers run the worker command".
 """
 
 from __future__ import annotations
@@ -212,6 +210,8 @@ def open_study(
         KdtuneError: the study was not created by kdtune.
         StorageError: the storage cannot be reached or used.
     """
+    if no_storage_yet(storage):  # a read never creates storage (nor starts a server)
+        raise StudyNotFound(f"no study named {name!r} (no studies yet in {describe(storage)})")
     plain = make_storage(storage, StorageSettings(create_schema=False))
     with database_errors(f"opening study {name!r} in {describe(storage)}"):
         raw = _stored_config(plain, name, storage)
@@ -221,6 +221,13 @@ def open_study(
         study = optuna.load_study(study_name=name, storage=st,
                                   sampler=build_sampler(cfg, worker_index))
     return study, cfg
+
+
+def no_storage_yet(storage: str | None) -> bool:
+    """Whether ``storage`` is the embedded server and it has no data directory yet."""
+    from kdtune.storage import embedded, resolve_spec
+
+    return resolve_spec(storage).kind == "embedded" and embedded.data_version() is None
 
 
 def _stored_config(plain: optuna.storages.BaseStorage, name: str, storage: str | None) -> dict:

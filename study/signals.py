@@ -1,17 +1,12 @@
 """Stop signals: how SIGINT, SIGTERM and SIGHUP end a kdtune command, and its children.
 
-A command stopped by a signal exits ``128 + the signal number`` (130 for SIGINT, 143 for
-SIGTERM) with one line, ``kdtune: interrupted`` or ``kdtune: terminated``
-(:func:`kdtune.study.cli.main`). Under :class:`StopSignals`:
+A command stopped by a signal exits ``128 + the signal number`` (130 for SIGINT, 143 for SIGTERM)
+with one line, ``kdtune: interrupted`` or ``kdtune: terminated``. Under :class:`StopSignals`, SIGINT
+raises :class:`KeyboardInterrupt`, SIGTERM and SIGHUP raise :class:`Stopped`, and every
+SIGINT/SIGTERM the process receives is recorded. :func:`stop_children` forwards a stop signal to
+child processes and waits for every one of them.
 
-* SIGINT raises :class:`KeyboardInterrupt`, as Python always does; SIGTERM and SIGHUP raise
-  :class:`Stopped`, which no library mistakes for a Ctrl-C and swallows.
-* Every SIGINT/SIGTERM the process receives is recorded, whoever handled it (through
-  :func:`signal.set_wakeup_fd`): a worker catches them itself to end its trial cleanly and
-  returns normally, and its exit code must still say that a signal stopped it.
-
-:func:`stop_children` forwards a stop signal to child processes (``kdtune run``'s workers)
-and waits for every one of them, so none outlives its parent.
+Why: docs/design.md, "Stop signals and exit codes".
 """
 
 from __future__ import annotations

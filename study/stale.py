@@ -1,17 +1,12 @@
 """Stale trials: RUNNING trials whose worker died are failed (with the reason) and re-queued.
 
-A worker beats while its trial runs (:func:`kdtune.storage.optuna_adapter.heartbeat`). A
-RUNNING trial is stale when its last beat, or, with no beat at all, its start, is older
-than the grace period: its worker died (even by SIGKILL), and another worker, asking for a
-trial, fails it with :data:`~kdtune.attrs.FAIL_REASON` saying so and re-queues it (same
-parameters) as a WAITING trial.
+A worker beats while its trial runs (:func:`kdtune.storage.optuna_adapter.heartbeat`). A RUNNING
+trial is stale when its last beat, or, with no beat at all, its start, is older than the grace
+period; another worker, asking for a trial, fails it with :data:`~kdtune.attrs.FAIL_REASON` saying
+so and re-queues it (same parameters) as a WAITING trial (:func:`fail_stale_trials`), but only once
+the database has been back for ``grace_period + heartbeat_interval`` seconds (:func:`may_judge`).
 
-A worker that merely lost the database is not dead: its heartbeat thread keeps trying and
-beats again within ``heartbeat_interval`` seconds of the database's return. So no trial is
-judged stale until the database has been back for ``grace_period + heartbeat_interval``
-seconds: counted from when this worker last regained it (its
-:class:`~kdtune.storage.link.DatabaseLink`) and, on PostgreSQL, from the server's start
-(a restart the worker slept through).
+Why: docs/design.md, "Stale trials wait for the database to settle".
 """
 
 from __future__ import annotations

@@ -1,33 +1,12 @@
 """The held-out verdict: the Pareto front and the TinyBERT recipe measured on the test split.
 
-The search never reads the test split: trials optimise the selection split (the data
-config's ``eval`` split). After the search, :func:`test_front` retrains each Pareto-optimal
-trial's complete configuration (the one ``kdtune export`` writes: the trial's
-:data:`~kdtune.attrs.TRIAL_CONFIG`) and measures the student on the test split with paired
-bootstrap intervals (:func:`kdtune.objectives.search.recipes.retrain_and_test`). Training is
-seeded by the configuration, so the retrained student should reproduce the trial's
-selection figures; each verdict stores the retrained selection figures, their absolute
-differences from the trial's (``selection_delta``) and whether all are within
-:data:`~kdtune.objectives.search.recipes.REPRODUCE_TOLERANCE` (``reproduced``). A mismatch is
-stored and shown, never hidden. Measured: exact (differences 0) when the retrain runs on the
-device kind and thread count the trial ran on, in the same or a fresh process (CPU; an H200
-GPU); CPU threads 1 against 2 moved sigma by about 1e-10; a GPU trial retrained on the CPU
-did NOT reproduce (sigma off by about 5e-4, one accuracy by 0.025). So retrain where the
-trials ran: ``kdtune run`` passes its workers' thread count.
+:func:`test_front` retrains each Pareto-optimal trial, and the TinyBERT recipe at each front student
+size, and measures them on the test split with paired bootstrap intervals; a trial's verdict also
+says whether the retrain reproduced its selection figures (``selection_delta``, ``reproduced``:
+within :data:`~kdtune.objectives.search.recipes.REPRODUCE_TOLERANCE`). Readers:
+:func:`stored_verdicts`, :func:`stored_baselines`, :func:`fresh_verdict`.
 
-Then, for each distinct student size on the front (depth x width), it trains the TinyBERT
-recipe at that size (:func:`kdtune.objectives.search.recipes.tinybert_recipe` on the config of
-that size's tuned trial, the best front trial of the size by the first objective, so the
-learning rate, epochs, data and initialisation are the tuned student's) and measures it
-the same way: the baseline the tuned students are compared with (:mod:`kdtune.study.report_recipe`).
-
-Storage: finished Optuna trials take no new attributes, so results are STUDY user
-attributes, one per trial (:func:`test_key`) and one per size (:func:`tinybert_key`), each
-a JSON-able dict written as soon as its run ends. A result names the configuration it
-measured by :func:`~kdtune.objectives.search.recipes.config_hash`; :func:`test_front` skips every
-trial and size whose stored result has the current configuration's hash, so it is
-idempotent and resumes where an interrupted run stopped. Readers use
-:func:`stored_verdicts`, :func:`stored_baselines` and :func:`fresh_verdict`.
+Why: docs/design.md, "Test-split verdict", "TinyBERT baseline per size", "Verdict storage".
 """
 
 from __future__ import annotations

@@ -1,40 +1,12 @@
 """A worker: one process, one trial at a time, pulling trials from a shared study.
 
-Started as ``kdtune worker --study NAME`` on any machine that reaches the storage (by
-``kdtune run`` for local workers, by compose or Kubernetes elsewhere), or in-process with
-:func:`run_worker`.
+Started as ``kdtune worker --study NAME`` on any machine that reaches the storage (by ``kdtune run``
+for local workers, by compose or Kubernetes elsewhere), or in-process with :func:`run_worker`
+(:func:`next_trial`: the next trial, under the budget lock). It runs the distillation objective of
+:mod:`kdtune.objectives.search.trial` (given the worker's thread count) or, for benchmarks and
+tests, a ``--objective module:function`` factory (StudyConfig -> ``trial -> values``).
 
-Guarantees (each tested in tests/test_worker.py):
-
-* **Exact global budget.** A worker asks for a trial only while ``finished + running +
-  waiting < n_trials`` and, when the study sets an ``epoch_budget``, while its trials have
-  trained fewer epochs than that in all (running trials' epochs so far included, so the
-  study overshoots by at most what the running trials still train); that check and
-  ``study.ask()`` happen under a study-wide lock
-  (:func:`kdtune.study.budget.budget_lock`: a PostgreSQL advisory lock, or a file lock next
-  to a SQLite file), so two workers can never both take the last slot.
-* **Dead workers' trials come back.** Each running trial sends heartbeats; a trial whose
-  worker died (even by SIGKILL) goes stale after the grace period, another worker marks it
-  FAIL with the reason and re-queues it (same parameters) as a WAITING trial
-  (:mod:`kdtune.study.stale`).
-* **A trial that raised is re-queued** up to ``max_retries`` times; a usage, config or data
-  error, or one whose ``retryable`` attribute is False (a diverged, NaN/inf loss), fails
-  with its reason and is not retried (:mod:`kdtune.study.outcome`).
-* **A study that cannot succeed stops**: when its first ``stop_after_failures`` trials all
-  failed with the same error, every worker exits 1 with that reason
-  (:class:`~kdtune.study.outcome.StudyStopped`).
-* **SIGINT/SIGTERM** end the current trial cleanly: it is marked FAIL with the reason and
-  re-queued, never left RUNNING.
-* **Database outages are survived**: every storage call, the objective's included, waits
-  for the database (up to ``db_wait`` seconds, one line when it is lost and one when it is
-  back: :class:`kdtune.storage.link.DatabaseLink`); the heartbeat thread keeps beating
-  through it; no trial is judged stale until live workers have had time to beat again; a
-  trial failed as stale anyway has its result recorded on its retry.
-
-Which objective runs: the distillation objective of :mod:`kdtune.objectives.search.trial`, given
-the worker's thread count; or, for benchmarks and tests, the ``objective`` argument
-(``kdtune worker --objective module:function``, a factory called with the StudyConfig
-and returning ``trial -> values``).
+Why: docs/design.md, "Worker guarantees".
 """
 
 from __future__ import annotations

@@ -130,7 +130,7 @@ def kdtune_cli() -> tuple[object, ModuleType]:
     Recent typer releases ship their own copy of click (``typer._click``), whose exceptions
     are not ``click``'s; this finds whichever one the command really uses.
     """
-    from kdtune.study.cli import app
+    from kdtune.study.cli.root import app
 
     command = typer.main.get_command(app)
     for klass in type(command).__mro__:

@@ -1,4 +1,4 @@
-"""Tests for objectives.align: fitting one temperature and folding it into the classifier."""
+"""Tests for distillation.align: fitting one temperature and folding it into the classifier."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The layout rules of issue #10, checked on the source: layers point down, no import cycle,
-no module over 400 lines.
+"""The layout rules, checked on the source: layers point down, no import cycle, no module
+over 400 lines, no package of more than 12 modules.
 
 Layers, lowest first: the ``kdtune`` base (``kdtune/*.py``), ``kdtune.storage``,
 ``kdtune.objectives``, ``kdtune.study`` (the CLI lives in the study layer). A module may import
@@ -108,6 +108,49 @@ def test_no_module_over_400_lines(folder):
         if (n := len(p.read_text().splitlines())) > MAX_LINES
     }
     assert long == {}
+
+
+def test_no_cycle_between_packages():
+    """Sub-packages import one another one way (data -> teacher -> ... -> search): a
+    package-level cycle would make a pipeline stage depend on a later one."""
+    def node(module: str) -> str:
+        parts = module.split(".")
+        return ".".join(parts[:3]) if len(parts) > 3 else module
+
+    inits = {m for m, p in _modules().items() if p.stem == "__init__"}
+    edges: dict[str, set[str]] = {}
+    for m, targets in _graph().items():
+        for t in targets - inits:
+            if node(t) != node(m):
+                edges.setdefault(node(m), set()).add(node(t))
+
+    def reaches(start: str, goal: str) -> bool:
+        todo, seen = [start], set()
+        while todo:
+            for nxt in edges.get(todo.pop(), ()):
+                if nxt == goal:
+                    return True
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return False
+
+    assert len(edges) > 8
+    assert sorted(n for n in edges if reaches(n, n)) == []
+
+
+MAX_PACKAGE_MODULES = 12
+
+
+def test_no_package_over_12_modules():
+    """A folder holds one concept: past 12 modules it hides sub-concepts (make packages)."""
+    big = {}
+    for folder in FOLDERS:
+        for init in sorted((ROOT / folder).rglob("__init__.py")):
+            modules = [p for p in init.parent.glob("*.py") if not p.name.startswith("__")]
+            if len(modules) > MAX_PACKAGE_MODULES:
+                big[str(init.parent.relative_to(ROOT))] = len(modules)
+    assert big == {}
 
 
 def test_the_checker_sees_an_upward_import(tmp_path):

@@ -1,4 +1,4 @@
-"""Tests for objectives.attention: pre-softmax scores captured from BERT's query/key hooks."""
+"""Tests for compute.attention: pre-softmax scores captured from BERT's query/key hooks."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests for objectives.audit: prediction files, model directories, the CLI command."""
+"""Tests for objectives.measure.audit: prediction files, model directories, the CLI command."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kdtune.study.cli import main
+from kdtune.study.cli.root import main
 
 REPO = Path(__file__).resolve().parent.parent
 NO_SEARCH = {"student_layers": None, "search_student_layers": False, "layer_mapping": None}

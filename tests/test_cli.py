@@ -116,7 +116,7 @@ def _status_raising(monkeypatch, error: BaseException) -> None:
 
 
 def test_unexpected_exception_is_one_line_exit_1_and_names_debug(monkeypatch, capsys):
-    from kdtune.study.cli import main
+    from kdtune.study.cli.root import main
 
     _status_raising(monkeypatch, ValueError("bad thing\nsecond line"))
     assert main(["status", "--study", "s"]) == 1
@@ -126,7 +126,7 @@ def test_unexpected_exception_is_one_line_exit_1_and_names_debug(monkeypatch, ca
 
 
 def test_debug_shows_the_traceback(monkeypatch, capsys):
-    from kdtune.study.cli import main
+    from kdtune.study.cli.root import main
 
     _status_raising(monkeypatch, KeyError("k"))
     assert main(["--debug", "status", "--study", "s"]) == 1
@@ -140,7 +140,7 @@ def test_debug_shows_the_traceback(monkeypatch, capsys):
 
 def test_known_errors_exit_with_their_code_one_line_per_problem(monkeypatch, capsys):
     from kdtune.errors import ConfigError, KdtuneError, StorageError, UsageError
-    from kdtune.study.cli import main
+    from kdtune.study.cli.root import main
 
     cases = [
         (KdtuneError("the study cannot finish"), 1, ["the study cannot finish"]),
@@ -155,7 +155,7 @@ def test_known_errors_exit_with_their_code_one_line_per_problem(monkeypatch, cap
 
 
 def test_bad_command_lines_exit_2(capsys):
-    from kdtune.study.cli import main
+    from kdtune.study.cli.root import main
 
     assert main(["status"]) == 2  # missing --study
     assert main(["no-such-command"]) == 2
@@ -163,7 +163,7 @@ def test_bad_command_lines_exit_2(capsys):
 
 
 def test_audit_flag_combinations_are_usage_errors(tmp_path, capsys):
-    from kdtune.study.cli import main
+    from kdtune.study.cli.root import main
 
     preds = tmp_path / "p.csv"
     preds.write_text("label,p0\n0,1.0\n")

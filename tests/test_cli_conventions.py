@@ -12,9 +12,9 @@ import yaml
 from optuna.distributions import FloatDistribution
 from optuna.trial import create_trial
 
-from kdtune.study.cli import app, main
+from kdtune.study.cli.root import app, main
 
-NOT_DATA = {"init", "run", "worker", "report", "dashboard", "demo", "start", "stop"}
+NOT_DATA = {"init", "run", "worker", "report", "dashboard", "demo", "start", "stop", "delete"}
 """Commands that write files, serve, start or stop things, or run work, and print no data
 of their own."""
 
@@ -82,3 +82,48 @@ def test_config_show_prints_the_resolved_config_with_the_password_masked(
     assert main(["config", "show", str(path), "--set", "distill.alpha=3", "--json"]) == 2
     err = capsys.readouterr().err
     assert "distill.alpha" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["run", "kdtune.yaml", "--workers", "0"], "'--workers'"),
+    (["pareto", "--bogus"], "No such option: --bogus (see kdtune pareto --help)"),
+    (["teacher", "fitt"], "No such command 'fitt'"),
+    (["export"], "Missing option '--study'"),
+])
+def test_usage_errors_are_one_line(argv, says, capsys):
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("kdtune: error: "), captured.err
+    assert says in lines[0]
+    assert "Usage:" not in captured.out + captured.err
+
+
+def test_studies_lists_and_deletes(small_study, capsys, monkeypatch):
+    name, storage = small_study
+    assert main(["studies", "--storage", storage]) == 0
+    header, row = capsys.readouterr().out.strip().splitlines()
+    assert header.split() == ["study", "state", "trials", "front", "started"]
+    assert row.split()[:4] == [name, "open", "2/20", "2"]  # 2 of 20 trials; both on the front
+    assert main(["studies", "--storage", storage, "--json"]) == 0
+    (info,) = json.loads(capsys.readouterr().out)
+    assert info["study"] == name and info["complete"] == 2 and info["front"] == 2
+    # No terminal to confirm on: deleting needs --yes.
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    assert main(["studies", "delete", name, "--storage", storage]) == 2
+    assert "needs --yes" in capsys.readouterr().err
+    assert main(["studies", "delete", name, "--storage", storage, "--yes"]) == 0
+    assert main(["studies", "--storage", storage]) == 0
+    assert capsys.readouterr().out.strip().endswith("no studies yet")
+    assert main(["studies", "delete", name, "--storage", storage, "--yes"]) == 2
+
+
+def test_studies_on_a_fresh_home_creates_nothing(tmp_path, monkeypatch, capsys):
+    home = tmp_path / "home"
+    monkeypatch.setenv("KDTUNE_HOME", str(home))
+    monkeypatch.delenv("KDTUNE_STORAGE", raising=False)
+    assert main(["studies"]) == 0
+    assert capsys.readouterr().out.strip() == "no studies yet"
+    assert main(["status", "--study", "x"]) == 2
+    assert "no studies yet" in capsys.readouterr().err
+    assert not home.exists()

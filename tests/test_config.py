@@ -16,13 +16,13 @@ import yaml
 from pydantic import ValidationError
 
 from kdtune.errors import ConfigError
+from kdtune.study.cli.templates import EXAMPLE_CONFIG
 from kdtune.study.config import (
     StudyConfig,
     load_config,
     validate,
     validate_with_overrides,
 )
-from kdtune.study.templates import EXAMPLE_CONFIG
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -107,6 +107,16 @@ def test_cli_bad_input_is_one_line_and_nonzero(tmp_path, tiny_bert_dir, syntheti
     assert out.stderr.startswith("kdtune: error: ") and out.stderr.count("\n") == 1
     assert expected in out.stderr
     assert "s3cret" not in out.stderr
+
+
+def test_cli_create_prints_no_optuna_log_line(tmp_path, tiny_bert_dir, synthetic_csv):
+    cfg = {"name": "quiet", "storage": f"sqlite:///{tmp_path / 'q.db'}",
+           "distill": {"teacher": str(tiny_bert_dir), "data": {"source": str(synthetic_csv)}},
+           "search": {"max_params_ratio": None}}
+    out = _cli("create", str(_write(tmp_path, cfg)))
+    assert out.returncode == 0, out.stderr
+    assert "quiet" in out.stdout  # kdtune's own line names the study
+    assert "A new study created" not in out.stdout + out.stderr  # Optuna's INFO line is not
 
 
 def test_cli_missing_config_file(tmp_path):

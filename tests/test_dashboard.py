@@ -31,18 +31,18 @@ from kdtune.errors import KdtuneError, UsageError
 from kdtune.storage import make_storage
 from kdtune.storage.optuna_adapter import study_id, study_storage
 from kdtune.study.config import validate
-from kdtune.study.dashboard import (
+from kdtune.study.dashboard.auth import (
+    TOKEN_ENV,
+    TOKEN_FILE_ENV,
+    DashboardGate,
+    token_from_env,
+)
+from kdtune.study.dashboard.server import (
     HYPERVOLUME_GRAPH_ID,
     dashboard_url,
     is_loopback,
     publish_hypervolume,
     serve,
-)
-from kdtune.study.dashboard_auth import (
-    TOKEN_ENV,
-    TOKEN_FILE_ENV,
-    DashboardGate,
-    token_from_env,
 )
 from kdtune.study.service import create_study, open_study
 
@@ -114,9 +114,9 @@ def test_loopback_and_url():
 def test_serve_uses_kdtune_storage_and_refuses_off_loopback_without_a_token(monkeypatch,
                                                                            capsys):
     calls = []
-    monkeypatch.setattr("kdtune.study.dashboard.run_wsgi",
+    monkeypatch.setattr("kdtune.study.dashboard.server.run_wsgi",
                         lambda app, host, port: calls.append((app, host, port)))
-    monkeypatch.setattr("kdtune.study.dashboard.publish_hypervolume", lambda storage: {})
+    monkeypatch.setattr("kdtune.study.dashboard.server.publish_hypervolume", lambda storage: {})
     monkeypatch.delenv(TOKEN_ENV, raising=False)
     monkeypatch.delenv(TOKEN_FILE_ENV, raising=False)
     with pytest.raises(UsageError, match="refusing to serve on 0.0.0.0 without authentication"):
@@ -140,7 +140,7 @@ def test_serve_uses_kdtune_storage_and_refuses_off_loopback_without_a_token(monk
     def busy(app, host, port):
         raise OSError(98, "Address already in use")
 
-    monkeypatch.setattr("kdtune.study.dashboard.run_wsgi", busy)
+    monkeypatch.setattr("kdtune.study.dashboard.server.run_wsgi", busy)
     with pytest.raises(KdtuneError, match="cannot serve on 127.0.0.1:8125: Address already"):
         serve(None, port=8125)
     with pytest.raises(ValueError, match="--port"):

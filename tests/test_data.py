@@ -1,4 +1,4 @@
-"""Tests for objectives.data and objectives.polarity: loading, splitting, errors, tokenising."""
+"""Tests for data.dataset and data.polarity: loading, splitting, errors, tokenising."""
 
 from __future__ import annotations
 

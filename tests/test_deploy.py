@@ -3,7 +3,7 @@
 No container engine runs here, so these files are checked by construction: parsed as YAML,
 their security rules asserted (pinned images, loopback-only ports, no literal passwords),
 and, most important, every ``kdtune`` command line in them parsed by the real CLI (the
-click command built from ``kdtune.study.cli.app``) without running it, so a renamed or misspelt
+click command built from ``kdtune.study.cli.root.app``) without running it, so a renamed or misspelt
 option fails here instead of in a crash-looping container.
 """
 

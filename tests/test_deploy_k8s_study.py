@@ -42,7 +42,7 @@ def test_k8s_study_config_validates(k8s):
     raw = _configmap_study(k8s)
     try:
         from kdtune.study.config import validate
-    except ImportError as e:  # objectives.metrics may not exist yet while it is being built
+    except ImportError as e:  # objectives.measure.metrics may not exist yet while it is being built
         pytest.skip(f"study.config does not import yet: {e}")
     cfg = validate(raw)
     assert cfg.name == raw["name"]

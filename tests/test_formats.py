@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import yaml
 
-from kdtune.study.cli import main
-from kdtune.study.formats import CARD_START
+from kdtune.study.cli.root import main
+from kdtune.study.export.formats import CARD_START
 
 
 @pytest.fixture(scope="module")

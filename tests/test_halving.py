@@ -139,7 +139,7 @@ def test_the_real_distillation_reports_figures_after_each_prediction_epoch(
 
 def test_the_report_shows_the_ladder():
     from kdtune.study.config import validate
-    from kdtune.study.report import _halving_html
+    from kdtune.study.report.html import _halving_html
 
     study = optuna.create_study(directions=["maximize", "minimize"])
     for number, rungs, reason in ((0, (1, 2), None), (1, (1,), "after 1 epoch(s) the trial "),

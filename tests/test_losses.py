@@ -1,4 +1,4 @@
-"""Tests for objectives.losses, each against a hand computation with small explicit numbers."""
+"""Tests for distillation.losses, each against a hand computation with small numbers."""
 
 from __future__ import annotations
 

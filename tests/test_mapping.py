@@ -1,4 +1,4 @@
-"""Tests for objectives.mapping: the teacher-to-student layer mapping g."""
+"""Tests for objectives.student.mapping: the teacher-to-student layer mapping g."""
 
 from __future__ import annotations
 

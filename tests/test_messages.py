@@ -31,8 +31,9 @@ PG = ["-h", "127.0.0.1", "-p", "5432", "-U", "postgres"]
 SECRET = "s3cr3tPW"
 
 
-def _kdtune(*args: str, timeout: float = 90) -> subprocess.CompletedProcess:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", KDTUNE_THREADS="1")
+def _kdtune(*args: str, timeout: float = 90,
+            env_update: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "KDTUNE_THREADS": "1", **(env_update or {})}
     env.pop("KDTUNE_STORAGE", None)
     return subprocess.run([sys.executable, "-m", "kdtune.study.cli", *args], capture_output=True,
                           text=True, cwd=REPO, env=env, timeout=timeout)
@@ -133,7 +134,7 @@ def inputs(tmp_path_factory, db, tiny_bert_dir, synthetic_csv) -> dict:
         "latin1": write("latin1-distill.yaml", yaml.safe_dump({
             "teacher": str(tiny_bert_dir),
             "data": {"source": str(csv), "eval_size": 40, "test_size": 40}})),
-        "teacher_dir": teacher_dir,
+        "teacher_dir": teacher_dir, "tiny_teacher": tiny_bert_dir,
         "busy_port": busy.getsockname()[1],
     }
     busy.close()
@@ -177,10 +178,16 @@ class Row:
     secrets: tuple[str, ...] = ()
     code: int | None = None  # None: any non-zero
     max_seconds: float = 60
+    env: Callable[[dict], dict] = lambda f: {}
 
 
 def _out(f: dict, name: str = "student") -> Path:
     return f["root"] / name
+
+
+def _no_hub(f: dict) -> dict:
+    """Online mode with a hub endpoint nothing listens on (a machine without network)."""
+    return {"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": f"http://127.0.0.1:{f['closed_port']}"}
 
 
 CHECKSUM = "export is incomplete or was edited (checksum mismatch); re-export it or remove the " \
@@ -248,6 +255,30 @@ ROWS = [
         lambda f: ["no such checkpoint directory, and no hub model of that name in the local "
                    "Hugging Face cache (HF_HUB_OFFLINE is set)"],
         lambda f: [_out(f)], code=2, max_seconds=20),
+    # a bare name is a valid hub id: with the hub unreachable, one line at once (not the
+    # hub client's 30 s of retries); the audit names the student as the student
+    Row("missing-teacher-hub-unreachable",
+        lambda f: ["distill", str(_distill_config("teacher", f["csv"], f["root"] / "t6.yaml")),
+                   "-o", str(_out(f))],
+        lambda f: ["teacher: 'teacher': no such checkpoint directory here, and the model hub is "
+                   "unreachable"],
+        lambda f: [_out(f)], code=2, max_seconds=20, env=lambda f: _no_hub(f)),
+    Row("audit-missing-student-hub-unreachable",
+        lambda f: ["audit", "--teacher", str(f["tiny_teacher"]), "--student", "student",
+                   "--set", f"data.source={f['csv']}"],
+        lambda f: ["could not load student 'student': no such checkpoint directory here, and "
+                   "the model hub is unreachable"],
+        code=2, max_seconds=30, env=lambda f: _no_hub(f)),
+    Row("set-value-not-yaml",
+        lambda f: ["distill", str(f["hand_written"]), "-o", str(_out(f)), "--set", "epochs=[1,"],
+        lambda f: ["epochs=[1,': value is not valid YAML (line 1, column 4: "],
+        lambda f: [_out(f)], code=2),
+    # a read command on a fresh home says so, and creates no storage
+    Row("read-command-on-a-fresh-home",
+        lambda f: ["status", "--study", "x"],
+        lambda f: ["no study named 'x' (no studies yet in embedded PostgreSQL ("],
+        lambda f: [f["root"] / "fresh-home"], code=2, max_seconds=20,
+        env=lambda f: {"KDTUNE_HOME": str(f["root"] / "fresh-home")}),
     Row("csv-not-utf8",
         lambda f: ["distill", str(f["latin1"]), "-o", str(_out(f))],
         lambda f: ["data.source: ", "latin1.csv is not UTF-8 text (byte 0xe9 at position 14); "
@@ -278,7 +309,7 @@ def test_one_line_names_the_problem(row: Row, inputs):
     f = {**inputs, "closed_port": _closed_port()}
     charts_before = _graph_attrs(f) if row.id.startswith("dashboard") else None
     started = time.monotonic()
-    proc = _kdtune(*row.argv(f))
+    proc = _kdtune(*row.argv(f), env_update=row.env(f))
     seconds = time.monotonic() - started
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0 and (row.code is None or proc.returncode == row.code), output
@@ -310,8 +341,8 @@ def _graph_attrs(f: dict) -> dict:
 def test_an_intact_export_and_a_hand_written_config_are_accepted(inputs):
     """The export reads back whole (student_layers 3, temperature 1.536); the same file
     without its checksum line is a hand-written config and is accepted as it is."""
-    from kdtune.study.export import read_distill_config
-    from kdtune.study.export_file import MARKER
+    from kdtune.study.export.file import MARKER
+    from kdtune.study.export.trial import read_distill_config
 
     assert inputs["text"].startswith(MARKER)
     for path in (inputs["export"], inputs["hand_written"]):

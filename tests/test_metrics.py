@@ -1,4 +1,4 @@
-"""Tests for objectives.metrics: sigma and friends against hand computations."""
+"""Tests for objectives.measure.metrics: sigma and friends against hand computations."""
 
 from __future__ import annotations
 

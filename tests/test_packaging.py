@@ -50,7 +50,7 @@ def test_wheel_holds_only_the_kdtune_package(tmp_path):
 def test_layers_import_only_under_kdtune():
     out = subprocess.run(
         [sys.executable, "-c",
-         "import importlib.util as u, kdtune.study.cli;"
+         "import importlib.util as u, kdtune.study.cli.root;"
          "print([n for n in ('study', 'objectives', 'storage') if u.find_spec(n)])"],
         capture_output=True, text=True, cwd="/", timeout=120,
     )

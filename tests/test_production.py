@@ -100,7 +100,7 @@ def study(tmp_path_factory, run_config) -> tuple[str, str]:
 
 
 def test_feasible_plain_rule_is_the_default_and_says_so(study, tmp_path):
-    from kdtune.study.export import export_trial
+    from kdtune.study.export.trial import export_trial
 
     name, storage = study
     info = export_trial(name, storage, "feasible", tmp_path / "plain.yaml")
@@ -112,7 +112,7 @@ def test_feasible_plain_rule_is_the_default_and_says_so(study, tmp_path):
 
 
 def test_feasible_interval_rule_needs_the_upper_end_at_most_kappa(study, tmp_path):
-    from kdtune.study.export import export_trial
+    from kdtune.study.export.trial import export_trial
 
     name, storage = study
     info = export_trial(name, storage, "feasible", tmp_path / "iv.yaml", rule="interval")
@@ -124,7 +124,7 @@ def test_feasible_interval_rule_needs_the_upper_end_at_most_kappa(study, tmp_pat
 
 
 def test_other_picks_record_no_rule_and_refuse_the_interval_rule(study, tmp_path):
-    from kdtune.study.export import export_trial
+    from kdtune.study.export.trial import export_trial
 
     name, storage = study
     info = export_trial(name, storage, "max-accuracy", tmp_path / "max.yaml")
@@ -139,7 +139,7 @@ def test_other_picks_record_no_rule_and_refuse_the_interval_rule(study, tmp_path
 
 def test_interval_rule_refuses_with_the_lowest_upper_end_and_the_trials_without_one(
         tmp_path, run_config):
-    from kdtune.study.export import export_trial
+    from kdtune.study.export.trial import export_trial
 
     # kappa 0.04: plain feasible -> trials 0 and 1; no upper end is <= 0.04
     name, storage = _make_study(tmp_path, run_config, TRIALS, kappa=0.04)
@@ -154,7 +154,7 @@ def test_interval_rule_refuses_with_the_lowest_upper_end_and_the_trials_without_
 
 
 def test_interval_rule_without_any_stored_interval_says_so(tmp_path, run_config):
-    from kdtune.study.export import export_trial
+    from kdtune.study.export.trial import export_trial
 
     name, storage = _make_study(tmp_path, run_config, [(0.9, 0.01, None), (0.8, 0.02, None)])
     with pytest.raises(KdtuneError, match="2 of 2 complete trials have no stored sigma "
@@ -163,7 +163,7 @@ def test_interval_rule_without_any_stored_interval_says_so(tmp_path, run_config)
 
 
 def test_cli_export_line_names_the_rule(study, tmp_path, capsys):
-    from kdtune.study.cli import main
+    from kdtune.study.cli.root import main
 
     name, storage = study
     out = tmp_path / "cli.yaml"
@@ -183,8 +183,8 @@ def produced(study, tmp_path_factory):
     import io
     from contextlib import redirect_stdout
 
-    from kdtune.study.cli import main
-    from kdtune.study.export import export_trial
+    from kdtune.study.cli.root import main
+    from kdtune.study.export.trial import export_trial
 
     name, storage = study
     base = tmp_path_factory.mktemp("produced")
@@ -256,7 +256,7 @@ def test_distill_of_an_export_writes_the_production_check(produced):
 
 
 def test_audit_with_the_config_reproduces_the_runs_figures(produced, long_csv, capsys):
-    from kdtune.study.cli import main
+    from kdtune.study.cli.root import main
 
     best, student, _ = produced
     check = json.loads((student / "production_check.json").read_text())
@@ -282,7 +282,7 @@ def test_audit_with_the_config_reproduces_the_runs_figures(produced, long_csv, c
 
 
 def test_audit_config_problems_name_the_file(tmp_path, capsys):
-    from kdtune.study.cli import main
+    from kdtune.study.cli.root import main
 
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"distill": {"teacher": "t", "data": {"max_length": 2}}}))
@@ -292,7 +292,7 @@ def test_audit_config_problems_name_the_file(tmp_path, capsys):
 
 
 def test_a_hand_written_config_still_gets_the_test_figures(run_config, tmp_path):
-    from kdtune.study.export import distill_from_file
+    from kdtune.study.export.trial import distill_from_file
 
     config = tmp_path / "mine.yaml"
     config.write_text(yaml.safe_dump({**run_config, "epochs": 1}))
@@ -315,7 +315,7 @@ def test_a_hand_written_config_still_gets_the_test_figures(run_config, tmp_path)
 ])
 def test_the_verdict_reads_sigma_and_the_upper_end(sigma, ci, holds, upper, says):
     from kdtune.objectives.distillation.heldout import production_check
-    from kdtune.study.card import card_section
+    from kdtune.study.export.card import card_section
 
     cfg = DistillConfig(teacher="t", eval={"kappa": KAPPA})
     test = {"accuracy_student": 0.9, "accuracy_student_ci": [0.85, 0.94], "sigma": sigma,

@@ -119,7 +119,7 @@ def test_the_study_records_its_protocol_and_the_report_shows_it(tmp_path, tiny_t
                                                                 synthetic_csv):
     from kdtune.attrs import PROTOCOL
     from kdtune.study.config import validate_with_overrides
-    from kdtune.study.report import _protocol_html
+    from kdtune.study.report.html import _protocol_html
     from kdtune.study.service import create_study, open_study
 
     cfg = validate_with_overrides({

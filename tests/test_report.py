@@ -22,9 +22,9 @@ from kdtune.errors import KdtuneError, StudyNotFound, UsageError
 from kdtune.storage.optuna_adapter import study_storage
 from kdtune.study.config import validate
 from kdtune.study.front import hypervolume, hypervolume_history, reference_point
-from kdtune.study.report import write_report
+from kdtune.study.report.html import write_report
+from kdtune.study.report.tables import pareto_rows, print_pareto
 from kdtune.study.service import create_study, open_study
-from kdtune.study.tables import pareto_rows, print_pareto
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 DISTS = {"temperature": FloatDistribution(1.0, 8.0), "alpha": FloatDistribution(0.0, 1.0)}
@@ -153,7 +153,7 @@ def test_no_complete_trials_and_missing_study_are_one_line_errors():
 
 
 def test_cli_pareto_json_and_bad_format(built, capsys):
-    from kdtune.study.cli import main
+    from kdtune.study.cli.root import main
 
     _, name = built
     assert main(["pareto", "--study", name, "--format", "json"]) == 0
@@ -262,7 +262,7 @@ def test_report_on_a_small_study_still_draws_the_front(small, tmp_path):
 
 
 def test_cli_report_refuses_a_file_as_output(small, tmp_path, capsys):
-    from kdtune.study.cli import main
+    from kdtune.study.cli.root import main
 
     _, name = small
     target = tmp_path / "file"
@@ -273,7 +273,7 @@ def test_cli_report_refuses_a_file_as_output(small, tmp_path, capsys):
 
 
 def test_importances_follow_each_objective():
-    from kdtune.study.importance import param_importances
+    from kdtune.study.report.importance import param_importances
 
     # accuracy rises with alpha only, sigma with temperature only
     cfg = validate({"name": "x", "distill": {"teacher": "unused"}})
@@ -308,7 +308,7 @@ def test_hypervolume_history_matches_optuna(objectives):
 
 
 def test_report_masks_the_storage_password(tmp_path):
-    from kdtune.study.report import write_study_report
+    from kdtune.study.report.html import write_study_report
 
     cfg = validate({"name": "x", "distill": {"teacher": "unused"},
                     "storage": "postgresql://kd:s3cret@db:5432/kdtune"})

@@ -16,9 +16,9 @@ from test_report import DISTS, _assert_png
 from kdtune.attrs import PHI_CNF, TRIAL_CONFIG
 from kdtune.storage.optuna_adapter import study_storage
 from kdtune.study.config import validate
-from kdtune.study.report import write_report
+from kdtune.study.report.html import write_report
+from kdtune.study.report.tables import pareto_rows, print_pareto
 from kdtune.study.service import create_study, open_study
-from kdtune.study.tables import pareto_rows, print_pareto
 
 # (accuracy, accuracy interval, sigma, sigma interval, layers, hidden, params) by trial
 SIZED = [
@@ -76,7 +76,7 @@ def test_pareto_rows_carry_the_intervals_beside_their_objectives(sized, capsys):
 
 def test_size_rows_give_the_lowest_sigma_per_student_size(sized):
     from kdtune.study.front import complete_trials
-    from kdtune.study.size import size_rows
+    from kdtune.study.report.size import size_rows
 
     study, name = sized
     _, cfg = open_study(name, None)
@@ -100,7 +100,7 @@ def test_report_shows_intervals_and_sigma_by_size(sized, tmp_path):
 
 
 def test_a_sigma_max_study_reads_sigma_max_by_size():
-    from kdtune.study.size import sigma_metric
+    from kdtune.study.report.size import sigma_metric
 
     k3 = validate({"name": "k3", "distill": {"teacher": "unused"},
                    "objectives": ["accuracy_student", "sigma_max"]})

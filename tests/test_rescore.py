@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 from test_verdict import N_TRIALS, _config
 
 from kdtune.attrs import REPEAT_OF, REPEAT_SEED, STUDY_CONFIG
-from kdtune.study.cli import main
+from kdtune.study.cli.root import main
 from kdtune.study.front import front_trials
 from kdtune.study.service import open_study
 

@@ -196,10 +196,10 @@ def test_distill_stopped_saves_nothing_and_says_so(tmp_path, tiny_bert_dir, synt
 def test_every_command_maps_its_signal_to_an_exit_code(monkeypatch, capsys, tmp_path,
                                                        signum, code, line):
     """``teacher fit`` and ``demo`` (stand-ins that signal themselves) exit 130 / 143."""
+    import kdtune.study.cli.demo as demo
     import kdtune.study.config as config
-    import kdtune.study.demo as demo
     from kdtune.objectives.teacher import fit as teacher_fit
-    from kdtune.study.cli import main
+    from kdtune.study.cli.root import main
 
     def killed(*_a, **_k):
         os.kill(os.getpid(), signum)

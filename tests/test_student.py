@@ -1,4 +1,4 @@
-"""Tests for objectives.student: building, initialising, running and saving students."""
+"""Tests for objectives.student.model: building, initialising, running and saving students."""
 
 from __future__ import annotations
 

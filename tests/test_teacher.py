@@ -1,5 +1,5 @@
 """Tests for the teacher modules (teacher_fit, teacher_load, teacher_registry, teacher_base,
-length_batches: fitting, saving, loading, caching) and objectives.runtime."""
+length_batches: fitting, saving, loading, caching) and objectives.compute.device."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from pydantic import ValidationError
 
 from kdtune.errors import DataError, KdtuneError, UsageError
 from kdtune.objectives.compute.device import check_device_name, configure_threads, resolve_device
+from kdtune.objectives.compute.length_batches import LengthGroupedBatches
 from kdtune.objectives.data.dataset import DataConfig
-from kdtune.objectives.data.length_batches import LengthGroupedBatches
 from kdtune.objectives.teacher import base as teacher_base
 from kdtune.objectives.teacher import fit as teacher_fit
 from kdtune.objectives.teacher import registry as teacher_registry

@@ -236,7 +236,7 @@ def test_token_lengths_follow_a_shuffled_selection():
     equal the per-row count; a plain dict of lists is counted row by row."""
     import datasets
 
-    from kdtune.objectives.data.length_batches import token_lengths
+    from kdtune.objectives.compute.length_batches import token_lengths
 
     rows = [[101] + [7] * n + [102] for n in (5, 0, 12, 3, 9, 1, 30, 2)]
     ds = datasets.Dataset.from_dict({"input_ids": rows, "label": [0] * len(rows)})

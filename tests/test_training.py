@@ -1,4 +1,4 @@
-"""Tests for objectives.training: the schedule's stages and its learning-rate schedule."""
+"""Tests for distillation.training: the schedule's stages and its learning-rate schedule."""
 
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ from kdtune.objectives.search.recipes import (
     tinybert_recipe,
 )
 from kdtune.study import verdict
-from kdtune.study.cli import main
+from kdtune.study.cli.root import main
 from kdtune.study.front import front_trials
 from kdtune.study.service import open_study
 
@@ -168,8 +168,8 @@ def test_pareto_test_adds_the_test_columns(tested, capsys):
 
 
 def test_the_report_compares_tuned_and_recipe_per_size(tested, tmp_path):
-    from kdtune.study.report import write_report
-    from kdtune.study.report_recipe import RECIPE_TITLE, recipe_rows
+    from kdtune.study.report.html import write_report
+    from kdtune.study.report.recipe import RECIPE_TITLE, recipe_rows
 
     name, storage, _, _ = tested
     study, cfg = open_study(name, storage)
@@ -188,8 +188,8 @@ def test_the_report_compares_tuned_and_recipe_per_size(tested, tmp_path):
 
 def test_export_carries_the_verdict_and_the_card_shows_it(tested, tmp_path):
     from kdtune.objectives.distillation.heldout import production_check
-    from kdtune.study.card import card_section
-    from kdtune.study.export import export_source, export_trial
+    from kdtune.study.export.card import card_section
+    from kdtune.study.export.trial import export_source, export_trial
 
     name, storage, _, _ = tested
     info = export_trial(name, storage, "max-accuracy", tmp_path / "best.yaml")
@@ -230,7 +230,7 @@ def test_a_mismatch_is_stored_and_shown(tested, capsys):
 
 def test_an_untested_front_says_how_to_get_test_figures(tested, tmp_path, capsys):
     from kdtune.study.config import validate
-    from kdtune.study.report import write_report
+    from kdtune.study.report.html import write_report
     from kdtune.study.service import create_study
 
     name, storage, _, path = tested
@@ -277,7 +277,7 @@ def test_selection_deltas_compare_what_both_have():
 
 @pytest.mark.parametrize("flags, tests", [([], True), (["--no-test"], False)])
 def test_run_tests_after_the_search_unless_no_test(tested, monkeypatch, flags, tests):
-    import kdtune.study.cli as cli
+    import kdtune.study.cli.root as cli
     import kdtune.study.service as service
 
     _, _, _, path = tested

@@ -1,34 +1,12 @@
 """Teacher-output cache: run the teacher once per fingerprint, reuse it in every trial.
 
-Every trial of a study distils from the same teacher on the same data, so the teacher's
-outputs (raw logits, and the intermediates the layer mapping needs) are computed once and
-kept on disk. :func:`compute_or_load` is the one entry point: it decides which variant to
-use, runs the teacher over the dataset when that variant is not cached yet, and returns the
-memory-mapped :class:`~kdtune.objectives.cache.store.TeacherOutputs`.
+:func:`compute_or_load` is the one entry point: it decides which variant to use, runs the
+teacher over the dataset when that variant is not cached yet, and returns the memory-mapped
+:class:`~kdtune.objectives.cache.store.TeacherOutputs`. The key is
+:func:`~kdtune.objectives.cache.fingerprint.teacher_fingerprint`; on-disk layout, atomic
+writes and reads: :mod:`~kdtune.objectives.cache.store`.
 
-* The key: :func:`~kdtune.objectives.cache.fingerprint.teacher_fingerprint`.
-* The on-disk layout, atomic writes and reads: :mod:`~kdtune.objectives.cache.store`.
-* A live forward in the cache's form (when intermediates are not cached):
-  :func:`~kdtune.objectives.teacher.forward.forward_teacher`.
-
-One all-layers cache. The fingerprint does not name layers: a run with intermediate
-losses caches ALL hidden states (0..N) and, when it needs attention scores, ALL attention
-layers (0..N-1) of the teacher, and every later trial reads its own layers from that one
-variant, whatever its depth or layer mapping, with no teacher pass. Which variant a call
-reads or writes (:func:`compute_or_load`, in this order):
-
-1. no intermediates: ``logits`` (always this one, so a logits-only run reads the same
-   numbers whatever else is cached);
-2. a complete variant that holds every needed layer, whatever the budget: the all-layers one
-   of the kinds needed first, else (in name order) one with more kinds or one of just some
-   layers written under a smaller budget (:func:`~kdtune.objectives.cache.store.find_variant`);
-3. the all-layers variant, when its estimated size fits ``memory_budget_mb``;
-4. budget fallback: only the needed layers (as before the all-layers cache) when they fit;
-5. else ``logits`` only: the result has ``needs_live_teacher`` set and the training loop
-   runs the teacher live for the intermediate losses (its logits still come from the cache).
-
-So a hidden-only run after an attention run reads the hidden+attention variant (2.), and
-an attention run after a hidden-only one writes the hidden+attention variant once (3.).
+Why: docs/design.md, "Teacher outputs are cached once per study", "One all-layers teacher cache".
 """
 
 from __future__ import annotations

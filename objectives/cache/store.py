@@ -1,43 +1,12 @@
 """The teacher-output cache on disk: its layout, atomic writes, and memory-mapped reads.
 
-Layout::
+A variant, ``kdtune_home()/cache/teacher-outputs/<fingerprint>/<variant>/``, holds float32
+``.npy`` arrays (logits, hidden states, pre-softmax attention scores, lengths) and a
+``manifest.json``. :func:`store_variant` writes one, :func:`find_variant` finds one that holds
+the needed layers, and :func:`read_variant` opens its layers as memory maps
+(:class:`TeacherOutputs`, whose :meth:`~TeacherOutputs.batch` pads a batch with zeros).
 
-    kdtune_home()/cache/teacher-outputs/<fingerprint>/<variant>/
-
-``<fingerprint>`` comes from :func:`~kdtune.objectives.cache.fingerprint.teacher_fingerprint`
-and does not depend on the layers a run needs. ``<variant>`` names what the directory
-holds: ``logits`` (logits only), or ``h0.2.4-a1.3`` (logits + hidden states 0, 2, 4 +
-attention scores 1, 3). The variant :func:`~kdtune.objectives.cache.outputs.compute_or_load` writes
-for a run with intermediate losses is normally the all-layers one (``h0.1.2.3.4-a`` for a
-4-layer teacher without attention loss, ``h0.1.2.3.4-a0.1.2.3`` with it), from which every
-layer mapping reads its layers (:func:`find_variant`); exact layer sets appear only when all
-layers exceed the memory budget.
-
-What is stored (all float32, example order = the dataset's row order; never
-probabilities: a loss applies its own temperature to the logits):
-
-* ``logits.npy``: (n, K) raw logits, always.
-* ``hidden_<i>.npy``: (sum of lengths, H), the tokens of all examples back to back, for
-  each stored ``hidden_states`` index i (0 = embedding output, i = output of layer i).
-* ``attention_<i>.npy``: flat, example j contributing heads * L_j * L_j pre-softmax
-  attention scores ``Q·Kᵀ/sqrt(d)``, for each stored 0-based ``attentions`` index.
-* ``lengths.npy``: L_j, the real tokens of example j (its attention-mask sum).
-* ``manifest.json``: format version, fingerprint, indices, sizes; written last.
-
-Examples are stored UNPADDED and read back through ``numpy`` memory maps (opening is
-instant, pages load on demand, the OS page cache shares them between local workers); a
-reader opens only the layers it asks for (:func:`read_variant`), so a mapping reading 3 of
-an all-layers variant's 13 arrays touches no page of the other 10.
-:meth:`TeacherOutputs.batch` pads to the batch's length with ZEROS: hidden states of padding
-tokens and attention rows/columns of padding tokens are 0, which a live forward does not
-give, so losses must mask padding for the cached and live paths to agree;
-:func:`~kdtune.objectives.teacher.forward.forward_teacher` returns live outputs in the same
-zero-padded form.
-
-Writes (:func:`store_variant`) hold a per-variant file lock and fill a temporary directory
-that is renamed into place at the end (:func:`kdtune.fileio.atomic_directory`): a second
-local worker asking for the same variant waits for the first and reuses its copy, and a
-write that fails part-way leaves nothing under the final name.
+Why: docs/design.md, "Teacher cache layout", "Teacher cache is unpadded", "Atomic cache writes".
 """
 
 from __future__ import annotations

@@ -1,19 +1,8 @@
 """Attention *scores* (before softmax) of BERT self-attention layers, as TinyBERT distils them.
 
-Hugging Face's ``output_attentions`` returns probabilities (after softmax); TinyBERT's
-attention loss compares the scores, S = Q·Kᵀ / sqrt(d_head), with the mask applied.
-:func:`capture_attention_scores` recomputes S from forward hooks on each self-attention
-layer's ``query`` and ``key`` projections, so the model itself is left untouched and the
-scores keep their autograd graph (a student is trained through them).
-
-Masking: the padding mask is read from the ``attention_mask`` argument of the model's own
-forward call (a forward pre-hook on the model you pass), so nothing extra has to be called.
-Key positions with ``attention_mask == 0`` are set to exactly :data:`MASKED_SCORE` (-10000).
-TinyBERT *adds* -10000 there (its extended mask), so its masked entries are S - 10000; both
-are far below the ``<= -100`` rule of :func:`objectives.losses.attention_mse`, which zeroes
-them, and softmax gives them probability 0 either way.
-
-Example::
+Why: docs/design.md, "Attention scores from hooks", "Masked attention scores are -10000".
+:func:`capture_attention_scores` recomputes S = Q·Kᵀ / sqrt(d_head) from hooks on each layer's
+``query`` and ``key``; masked key positions get :data:`MASKED_SCORE` (-10000). Example::
 
     with capture_attention_scores(student) as cap:
         out = student(**batch)

@@ -1,30 +1,12 @@
 """Work a worker does once instead of once per trial.
 
-A worker runs many trials of one study in one process, and much of a trial's set-up does not
-depend on what the trial searches. :data:`WORKER_MEMO` keeps it for the process, keyed by
-everything it depends on:
+:data:`WORKER_MEMO` (a :class:`Memo`) keeps for the process the parts of a trial's set-up that
+do not depend on what the trial searches (teacher, data splits, tokenised splits, transfer
+set, task vocabulary, latencies), keyed by everything each depends on (local files by
+:func:`path_stamp`). Each kind keeps its few most recent entries; nothing is written to disk;
+:meth:`Memo.clear` empties it (tests).
 
-* ``teacher``: the teacher and its tokenizer, keyed by checkpoint (for a directory, also
-  its files' sizes and modification times, :func:`path_stamp`: a teacher refitted in
-  place is loaded again) and device. Always loaded
-  with SDPA attention: no loss reads the teacher's attention maps (the attention loss
-  recomputes its scores with hooks, :mod:`~kdtune.objectives.compute.attention`), and trials only
-  run it in eval mode without gradients, so one copy serves every trial.
-* ``splits``: the data splits, keyed by the data config.
-* ``tokens``: a tokenised split, keyed by its content fingerprint, the tokenizer and the
-  maximum length.
-* ``transfer``: the students' transfer set with its unlabelled and augmented rows
-  (:func:`~kdtune.objectives.data.transfer.transfer_set`), keyed by the labelled rows, the
-  teacher, the transfer config and seed, and a local text file's stamp.
-* ``vocabulary``: the student's task vocabulary, keyed by the teacher and the students'
-  set (:func:`~kdtune.objectives.distillation.prepare.student_vocabulary`).
-* ``latency``: a student architecture's inference latency, keyed by its shape, the kernel,
-  the evaluation data and the thread count
-  (:func:`~kdtune.objectives.distillation.evaluation.latency_ms`).
-
-Each kind keeps its few most recent entries (least recently used dropped first), so a
-worker that meets a second teacher or data set does not grow without bound. Nothing here is
-written to disk; :meth:`Memo.clear` empties it (tests).
+Why: docs/design.md, "Set-up is memoised per worker", "Memoised teacher uses SDPA".
 """
 
 from __future__ import annotations

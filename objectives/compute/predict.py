@@ -18,7 +18,7 @@ MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 def length_order(dataset: Any) -> np.ndarray:
     """Row indices of ``dataset`` sorted by token count (stable), for batching by length."""
-    from ..data.length_batches import token_lengths
+    from .length_batches import token_lengths
 
     return np.argsort(np.array(token_lengths(dataset)), kind="stable")
 

@@ -23,8 +23,6 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "Part": ".labels",
     "label_ids": ".labels",
     "read_part": ".labels",
-    "LengthGroupedBatches": ".length_batches",
-    "token_lengths": ".length_batches",
     "ENV_SDIST": ".polarity",
     "LABEL_NAMES": ".polarity",
     "N_PER_LABEL": ".polarity",

@@ -1,27 +1,12 @@
 """TinyBERT-style data augmentation by word replacement, with embedding-space neighbours.
 
-TinyBERT (Jiao et al. 2020, Algorithm 1) enlarges the task data for distillation: for each
-word of a sentence, with probability ``p_t`` (0.4) it is replaced by one of its ``K`` (15)
-candidates, ``N_a`` times per sentence. TinyBERT's candidates come from BERT's masked-LM head
-(single-piece words) and GloVe (other words). kdtune's teachers are sequence classifiers
-without a masked-LM head, so a word's candidates here are its nearest neighbours, by cosine
-similarity, in the teacher's own input (word-piece) embedding matrix. It is a substitute,
-not TinyBERT's procedure: the neighbours of a word in an input embedding are related words
-(MiniLM's neighbours of "good" start "excellent", "bad", "great"), synonyms and antonyms
-alike, not what a language model would fill in at that position, so an augmented sentence
-may flip its sentiment. That is acceptable for distillation, where the student learns the
-teacher's soft targets on it and no hard label is used. Words TinyBERT would replace via
-GloVe (several word pieces) are left as they are.
-
-Which words are replaced: a whitespace-separated word whose letters (punctuation around it
-stripped and kept) are one whole vocabulary entry of two letters or more, alphabetic; for
-an uncased vocabulary the lookup is lower-case. Multi-piece words, one-letter words,
-numbers, punctuation and special tokens are never replaced. Candidates are such entries
-too: never ``##`` pieces, special tokens or the word itself. A replacement keeps a
-capitalised word capitalised.
-
-Everything is deterministic: the same texts, embeddings and seed give the same copies in
-any process, on any device.
+For each word of a sentence, with probability ``p_t`` (0.4) it is replaced by one of its ``K``
+(15) candidates, ``N_a`` times per sentence (TinyBERT, Algorithm 1). A word's candidates are its
+nearest neighbours, by cosine similarity, in the teacher's input (word-piece) embedding matrix
+(:func:`neighbour_table`); :func:`augment_sentences` makes the copies. Only a word that is one
+whole alphabetic vocabulary entry of two letters or more is replaced. Deterministic for the same
+texts, embeddings and seed.
+Why: docs/design.md, "Augmentation: embedding neighbours", "Augmented text may flip its label".
 """
 
 from __future__ import annotations

@@ -2,19 +2,10 @@
 
 A :class:`DataConfig` names a source (the built-in ``polarity`` corpus, a Hugging Face Hub
 dataset id, or local ``.csv``/``.json``/``.jsonl``/``.parquet`` files) and the columns to read;
-:func:`load_splits` returns :class:`Splits` with normalised columns:
-
-* ``text`` (and ``text_pair`` for sentence-pair tasks, when two text columns are named),
-* ``label``: integer ids ``0..K-1`` (a ``ClassLabel`` whose names are ``Splits.label_names``).
-
-The steps live beside this module: reading the source
-(:mod:`~kdtune.objectives.data.sources`), checking columns and mapping labels to ids
-(:mod:`~kdtune.objectives.data.labels`), and the seeded stratified splitting
-(:mod:`~kdtune.objectives.data.splitting`, whose docstring states the rules). A split whose
-labels are all missing or negative (GLUE's hidden test labels are ``-1``) counts as absent.
-Every data problem raises :class:`~kdtune.errors.DataError` (a ``ValueError``) with one line.
-
-Tokenising and batching are in :mod:`~kdtune.objectives.data.tokens`.
+:func:`load_splits` returns :class:`Splits` with normalised columns ``text`` (and ``text_pair``
+for sentence-pair tasks) and ``label`` (ids ``0..K-1``, a ``ClassLabel`` named by
+``Splits.label_names``). Every data problem raises :class:`~kdtune.errors.DataError`.
+Why: docs/design.md, "Loading data: sources, labels, splits".
 """
 
 from __future__ import annotations

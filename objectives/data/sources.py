@@ -2,16 +2,10 @@
 
 :func:`read_source` turns a :class:`~kdtune.objectives.data.dataset.DataConfig`'s ``source`` into
 ``{split name: datasets.Dataset}`` with the source's own columns, plus a short description
-of the source for error messages. Which rows become train, evaluation and test is decided
-later (:mod:`kdtune.objectives.data.splitting`).
-
-* ``"polarity"``: the built-in corpus (:mod:`kdtune.objectives.data.polarity`), one split.
-* a local ``.csv``/``.json``/``.jsonl``/``.parquet`` file (one split), or a directory of
-  them: files named after the split names (``train.csv``, ``validation.csv``) are those
-  splits, otherwise all files together form one unsplit dataset.
-* anything else: a Hugging Face Hub dataset id (with an optional configuration name).
-
-Every problem raises :class:`~kdtune.errors.DataError` with one line naming the source.
+of the source for error messages: ``"polarity"`` (one split), a local
+``.csv``/``.json``/``.jsonl``/``.parquet`` file (one split) or a directory of them, or else a
+Hugging Face Hub dataset id. Splitting comes later (:mod:`kdtune.objectives.data.splitting`);
+problems raise :class:`~kdtune.errors.DataError`. Why: docs/design.md, "Reading data sources".
 """
 
 from __future__ import annotations

@@ -1,17 +1,12 @@
 """Stratified, seeded train/evaluation/test splitting, and the normalised split datasets.
 
-Rules, all deterministic for a given seed (same seed, same splits, in any process):
-
-* Splits the source already has are used as they are, or a stratified subset of the size
-  asked for.
-* Missing evaluation/test splits are carved out of the training pool, stratified by label;
-  with no sizes given, each takes :data:`DEFAULT_HELDOUT_FRACTION` of the pool (80/10/10
-  for data that comes unsplit).
-* Explicit sizes take stratified subsets of exactly those sizes. The test split is drawn
-  first, then evaluation, then transfer (only when a ``transfer`` size is given), then
-  train, so changing the train size leaves the other splits unchanged, and a teacher fitted
-  with the same seed and sizes never trained on the transfer, evaluation or test rows.
-* The transfer split is always carved from the training pool (sources have no such split).
+Deterministic for a given seed (same seed, same splits, in any process). Splits the source has
+are used as they are, or a stratified subset of the size asked for; missing evaluation/test
+splits are carved out of the training pool, stratified by label. Without sizes each takes
+:data:`DEFAULT_HELDOUT_FRACTION` of the pool (80/10/10 for unsplit data); explicit sizes take
+stratified subsets of exactly those sizes, drawn test first, then evaluation, then transfer,
+then train.
+Why: docs/design.md, "Split order: test first, train last".
 """
 
 from __future__ import annotations

@@ -1,27 +1,11 @@
 """The students' transfer set: labelled sentences plus unlabelled and augmented text.
 
-``distill.data.transfer`` (:class:`TransferConfig`) adds to the labelled rows students learn
-on (the transfer split, or the train split without one):
-
-* ``text``: unlabelled text from a ``.txt`` file (one text per line), a csv / json / jsonl /
-  parquet file (column ``text_column``), or a hub dataset (``config_name``, ``split``);
-  ``max_rows`` takes a seeded random subset;
-* ``augment``: that many copies of each labelled sentence with TinyBERT-style word
-  replacement (:mod:`kdtune.objectives.data.augment`: candidates are nearest neighbours in the
-  teacher's input-embedding space, as the teacher has no masked-LM head).
-
-A sentence-pair task takes no unlabelled text (a line is not a pair; DataError); its
-augmented copies replace words in both parts, each drawn independently.
-
-:func:`transfer_set` returns the labelled rows first, unchanged and in order, then the
-unlabelled rows, then the augmented ones; the added rows have label ``-1`` (the label
-feature stays the labelled split's ``ClassLabel``, which stores -1 as "no label"), so the
-hard-label loss skips them
-(:func:`~kdtune.objectives.distillation.losses.hard_cross_entropy`) and the
-student learns only the teacher's soft targets there. The teacher scores the whole set once
-into the teacher-output cache, keyed by its content fingerprint and the teacher's, so a
-change of either recomputes it. Results are memoised per process
-(:mod:`~kdtune.objectives.compute.memo`).
+``distill.data.transfer`` (:class:`TransferConfig`) adds to the labelled rows students learn on
+``text`` (unlabelled text from a file or hub dataset) and ``augment`` (that many word-replaced
+copies of each labelled sentence, :mod:`kdtune.objectives.data.augment`). :func:`transfer_set`
+returns the labelled rows first, unchanged and in order, then the unlabelled rows, then the
+augmented ones, the added rows with label ``-1``.
+Why: docs/design.md, "Transfer set: unlabelled and augmented text", "Added rows carry label -1".
 """
 
 from __future__ import annotations

@@ -1,22 +1,11 @@
 """Confidence after compression: a distilled student as ONNX and INT8, re-audited on test.
 
-:func:`convert_student` writes the formats beside a ``kdtune distill`` student
-(``DIR/onnx``, ``DIR/int8``; INT8 is quantised from the ONNX export, which is written too)
-and :func:`measure_formats` measures the float student and each format on the data's test
-split (which no trial read), with the same tokenised inputs and thread count:
-
-* ``accuracy`` and ``sigma`` against the teacher, each with its 95% paired-bootstrap
-  interval (:func:`~kdtune.objectives.measure.bootstrap.paired_bootstrap`), and ``phi_cnf``
-  (sigma <= kappa; ``phi_cnf_upper``: the interval's upper end <= kappa);
-* ``sigma_vs_float``: sigma of the format against the float student (the step's own drift)
-  and ``agreement``: the share of test inputs given the float student's label;
-* ``size_bytes`` on disk (weights file) and ``latency_ms_b1`` / ``latency_ms_b32``: median
-  milliseconds per example at batch 1 and 32 over ``LATENCY_REPEATS`` timed passes, after a
-  warm-up, at ``threads`` CPU threads for PyTorch and ONNX Runtime alike.
-
-The student directory must hold ``kdtune_distill.json`` (what ``kdtune distill`` writes): its
-config names the teacher and the data, so the test split is the one the student was checked
-on.
+:func:`convert_student` writes ``DIR/onnx`` and ``DIR/int8`` beside a ``kdtune distill``
+student; :func:`measure_formats` measures the float student and each format on the test split:
+``accuracy`` and ``sigma`` against the teacher with 95% paired-bootstrap intervals,
+``phi_cnf`` (sigma <= kappa), ``phi_cnf_upper`` (upper end <= kappa), ``sigma_vs_float``,
+``agreement``, ``size_bytes``, ``latency_ms_b1`` and ``latency_ms_b32``.
+Why: docs/design.md, "Compressed formats re-audited on test".
 """
 
 from __future__ import annotations

@@ -4,11 +4,9 @@
 student shape and every training hyperparameter. A trial turns the study's base
 ``DistillConfig`` plus its sampled parameters into a new ``DistillConfig``; ``kdtune export``
 writes one to YAML, and ``kdtune distill`` reads it back. Unknown keys are errors. The
-search space is :mod:`kdtune.objectives.search.space`.
-
-alpha convention (kdtune): ``L = alpha*L_soft + (1 - alpha)*L_hard + beta*L_intermediate``,
-so alpha weights the distillation (soft) term. torchdistill's alpha weights the hard term
-instead; TextBrewer has separate weights.
+search space is :mod:`kdtune.objectives.search.space`. Loss (alpha weights the soft term):
+``L = alpha*L_soft + (1 - alpha)*L_hard + beta*L_intermediate``.
+Why: docs/design.md, "Alpha weights the soft term".
 """
 
 from __future__ import annotations
@@ -39,7 +37,7 @@ _ANY_DEPTH = 1_000_000
 
 
 class EvalConfig(FrozenModel):
-    """How a student is measured (see :func:`objectives.metrics.confidence_metrics`)."""
+    """How a student is measured (see :func:`objectives.measure.metrics.confidence_metrics`)."""
 
     kappa: float = Field(0.05, gt=0, description="phi_cnf holds when sigma <= kappa")
     reference_class: int = Field(0, ge=0, description="class c of the sigma statistic")

@@ -1,10 +1,10 @@
 """Measuring a student: its probabilities, its metrics against the teacher, its latency.
 
-Predictions come from :func:`objectives.predict.predict_logits`, kdtune's one prediction
+Predictions come from :func:`objectives.compute.predict.predict_logits`, kdtune's one prediction
 loop; teacher logits come from the teacher-output cache when the run has it. The metrics are
-:func:`objectives.metrics.confidence_metrics` (on the evaluation split, and on the training
+:func:`objectives.measure.metrics.confidence_metrics` (on the evaluation split, and on the training
 split too when ``eval.on_train``), paired bootstrap 95% intervals of accuracy, sigma and
-sigma_max on the evaluation split (:func:`objectives.bootstrap.paired_bootstrap`), plus the
+sigma_max on the evaluation split (:func:`objectives.measure.bootstrap.paired_bootstrap`), plus the
 served parameter count, the inference latency and the student's depth, width and layer
 mapping.
 """
@@ -76,7 +76,7 @@ def final_metrics(cfg: DistillConfig, student: Student, inputs: RunInputs,
 
     ``p_teacher`` and ``p_student`` are the evaluation split's probabilities; ``p_student``
     may be ``None`` (no prediction epoch evaluated the final student yet), then it is
-    computed here. Beside :func:`~objectives.metrics.confidence_metrics`' figures:
+    computed here. Beside :func:`~objectives.measure.metrics.confidence_metrics`' figures:
     ``accuracy_student_ci``, ``sigma_ci`` and ``sigma_max_ci`` (``[low, high]``, paired
     bootstrap 95% percentile intervals, :func:`interval_ci`), ``n_resamples``, ``params``,
     ``latency_ms``, ``student_layers``, ``student_hidden_size`` and ``layer_mapping_layers``.

@@ -1,22 +1,11 @@
 """The production check: a trained student measured on the test split, which no trial reads.
 
-``kdtune distill`` trains the exported configuration at full scale; the figures a trial
-promised were measured on the selection split (the evaluation split the search optimised).
 :func:`measure_test_split` measures the production student and its teacher on the data config's
-``test`` split, with the same tokenisation (``data.max_length``) as the run:
-:func:`~kdtune.objectives.measure.metrics.confidence_metrics` plus paired bootstrap 95% percentile
-intervals (:func:`~kdtune.objectives.measure.bootstrap.paired_bootstrap`: teacher and student
-resampled together, the both-correct set recomputed in each resample;
-:data:`~kdtune.objectives.measure.bootstrap.DEFAULT_RESAMPLES` resamples, seeded with the run's
-``seed``).
-
-:func:`production_check` puts the trial's selection-split figures (when the config came
-from ``kdtune export``) beside those test figures and says whether phi_cnf holds on test
-twice: with the point estimate (``sigma_test <= kappa``) and with the interval's upper end
-(``sigma_ci_test[1] <= kappa``, the stricter reading).
-
-Only the study layer's ``kdtune distill`` calls this module; the trial objective never
-does, so the test split stays unread by the search.
+``test`` split: :func:`~kdtune.objectives.measure.metrics.confidence_metrics` plus paired
+bootstrap 95% percentile intervals. :func:`production_check` puts the trial's selection-split
+figures beside those test figures and says whether phi_cnf holds on test twice:
+``sigma_test <= kappa`` and, stricter, ``sigma_ci_test[1] <= kappa``.
+Why: docs/design.md, "Production check on the unread test split".
 """
 
 from __future__ import annotations

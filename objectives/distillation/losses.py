@@ -1,20 +1,11 @@
 """Distillation losses (TinyBERT's rules as named, tested functions) and their registry.
 
-Prediction losses work on logits of shape (B, K): B examples, K classes.
-Intermediate losses work on hidden states (B, L, H) and attention matrices
-(B, heads, L, L), L being the sequence length.
-
-Every loss returns a scalar tensor (0-dim) that keeps the autograd graph. Teacher tensors
-are used as given: compute them under ``torch.no_grad()`` (or pass cached ones) so no
-gradient reaches the teacher.
-
-Losses are looked up by name in :data:`LOSSES` (TextBrewer-style) with :func:`get_loss`.
-The total loss is put together by :func:`combine_losses` with kdtune's alpha convention:
-
-    L = alpha * L_soft + (1 - alpha) * L_hard + beta * L_intermediate
-
-so alpha weights the distillation (soft) term. torchdistill's alpha weights the hard term
-instead; do not copy an alpha from there without converting it (alpha -> 1 - alpha).
+Prediction losses work on logits (B, K): B examples, K classes; intermediate losses on hidden
+states (B, L, H) and attention matrices (B, heads, L, L), L the sequence length. Every loss
+returns a scalar tensor (0-dim) that keeps the autograd graph; teacher tensors are used as given.
+:func:`get_loss` looks losses up by name in :data:`LOSSES`; :func:`combine_losses` gives
+``L = alpha * L_soft + (1 - alpha) * L_hard + beta * L_intermediate``.
+Why: docs/design.md, "Alpha weights the soft term", "Loss inputs and registry".
 """
 
 from __future__ import annotations

@@ -1,33 +1,12 @@
 """The first steps of a distillation run: its inputs, the teacher's outputs, the student.
 
-:func:`load_inputs` loads the teacher and the data, tokenizes the splits (padding happens
-per batch) and chooses the layer mapping. :func:`teacher_signal` decides where the losses
-read the teacher's outputs from: the on-disk teacher-output cache when enabled (computed
-once per fingerprint, shared by every trial and every local worker), else a live teacher
-forward in each batch. :func:`prepare_student` builds the student on the run's device,
-shaped by :func:`~kdtune.objectives.student.size.student_shape`.
-
-Attention loss across head counts. A student narrower than its teacher keeps the teacher's
-head *size*, so it has fewer heads (MiniLM at width 128: 4 heads, the teacher 12). The
-attention loss still compares score maps head by head: when the counts match, the
-teacher's heads are used as they are; otherwise the teacher's heads are averaged into the
-student's count (:func:`average_heads`: student head i gets the mean of teacher heads
-i*A_T/A_S up to (i+1)*A_T/A_S, adaptive average pooling over the head axis; 12 -> 4
-averages heads in threes). The mean of several heads' scores Q_h·K_hᵀ/sqrt(d) is itself the
-score of one head whose query and key concatenate theirs, so a student head can match it
-exactly; dropping the attention term instead would remove TinyBERT's strongest
-intermediate signal from every narrower trial. Cached teacher outputs keep all heads
-(the cache does not depend on the student).
-
-Attention kernel (:func:`attention_implementation`): the student runs torch's
-scaled-dot-product attention (``"sdpa"``, faster, no attention maps) unless the run's
-attention loss is on, and eager attention only then (issue 14); the teacher always runs SDPA
-(one loaded teacher serves every trial of a worker). No loss reads the
-models' attention-map outputs: hidden states come from both kernels, and the attention
-loss's pre-softmax scores are recomputed by hooks on the query and key projections
-(:mod:`objectives.attention`), so the kernel changes speed and float rounding, not what is
-trained. (Those hooks would work under sdpa too; eager is kept there so that a student of
-an attention-loss run still returns its maps.)
+:func:`load_inputs` loads the teacher and the data, tokenizes the splits (padding per batch) and
+chooses the layer mapping; :func:`teacher_signal` reads the teacher's outputs from the on-disk
+cache when enabled (computed once per fingerprint, shared by every trial and every local
+worker), else from a live forward per batch; :func:`prepare_student` builds the student on the
+run's device. :func:`average_heads`: student head i gets the mean of teacher heads i*A_T/A_S up
+to (i+1)*A_T/A_S. :func:`attention_implementation`: eager only with the attention loss, else SDPA.
+Why: docs/design.md, "Attention loss across head counts", "Attention kernel: eager or SDPA".
 """
 
 from __future__ import annotations

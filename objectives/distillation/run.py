@@ -1,21 +1,11 @@
 """The distillation run: teacher + data + DistillConfig in, a measured student out.
 
-:func:`distill` reads top to bottom as the run's steps, each timed into
-``DistillResult.timings``:
-
-1. ``data``: load the teacher and the splits, tokenize them, choose the layer mapping
-   (:func:`objectives.prepare.load_inputs`).
-2. ``cache``: where the teacher's outputs come from: the on-disk teacher-output cache or a
-   live forward per batch (:func:`objectives.prepare.teacher_signal`).
-3. ``build``: the student, initialised from the teacher's embeddings and mapped layers
-   (:func:`objectives.prepare.prepare_student`).
-4. ``train``: each stage of the schedule, epoch by epoch (:mod:`objectives.training` has
-   the loss and the learning-rate schedule); after each epoch that trains the prediction
-   loss, ``eval`` measures the student's evaluation accuracy, reports it to ``on_epoch``
-   and stops the run when it is below the configured floor.
-5. ``align``: with ``align: temperature``, one temperature fitted to the teacher's
-   probabilities and folded into the classifier (:mod:`objectives.align`).
-6. ``eval``: the final metrics (:func:`objectives.evaluation.final_metrics`).
+:func:`distill` runs these steps in order, each timed into ``DistillResult.timings``: ``data``,
+``cache`` and ``build`` (:mod:`.prepare`: inputs, teacher outputs, the student),
+``train`` (each stage, epoch by epoch; after each epoch that trains the prediction loss,
+``eval`` measures the student's evaluation accuracy, reports it to ``on_epoch`` and stops the
+run when it is below the configured floor), ``align`` (with ``align: temperature``) and
+``eval`` (the final metrics). Why: docs/design.md, "Steps of a distillation run".
 """
 
 from __future__ import annotations

@@ -1,30 +1,11 @@
 """Training a student: the schedule's stages, one epoch, one step, and the loss of a batch.
 
-Loss (kdtune's alpha convention: alpha weights the distillation term)::
-
-    L = alpha * L_soft + (1 - alpha) * L_hard + beta * (L_hidden + L_embedding + L_attention)
-
-``L_soft`` is the prediction loss ``-softmax(z_T/t)·log_softmax(z_S/t)`` (times t² when
-``t2_scaling``), ``L_hard`` the cross-entropy with the labels, the intermediate losses are
-TinyBERT's MSEs over the mapped layers (see :mod:`objectives.losses`): hidden states (after
-W_h when widths differ) and embeddings over real tokens, attention on pre-softmax scores.
-
-Schedules (:func:`stages`): ``joint`` trains L for ``epochs`` epochs; ``two-stage``
-(TinyBERT) trains the intermediate losses alone for ``intermediate_epochs`` epochs, then
-``alpha*L_soft + (1-alpha)*L_hard`` for ``epochs`` epochs. Each stage has its own AdamW and
-transformers' linear schedule: the learning rate rises from 0 over the first
-``warmup_ratio`` of the stage's steps, then falls linearly to 0 at its last step (the
-teacher fit's schedule). AdamW is torch's fused implementation where the device has one
-(CPU and CUDA in current torch), else the default.
-
-Speed (issue 14). Training batches are grouped by length
-(:class:`~kdtune.objectives.data.length_batches.LengthGroupedBatches`, seeded by ``cfg.seed``, so a
-configuration reproduces), so little of a batch is padding. The word embedding, most of a
-small student's parameters, is updated as usual but kept out of the full-size passes the
-gradient clipping would make: its gradient is non-zero only in the rows of the batch's
-tokens, so the norm is taken over those rows and only they are rescaled
-(:meth:`Optimiser.step`); the clipping is the same as clipping every parameter, at the cost
-of the rows a batch touches.
+Loss: ``L = alpha*L_soft + (1 - alpha)*L_hard + beta*(L_hidden + L_embedding + L_attention)``.
+Schedules (:func:`stages`): ``joint`` trains L for ``epochs`` epochs; ``two-stage`` (TinyBERT)
+trains the intermediate losses alone for ``intermediate_epochs`` epochs, then
+``alpha*L_soft + (1-alpha)*L_hard`` for ``epochs`` epochs; each stage has its own AdamW and
+linear warmup-decay schedule. :class:`Optimiser` clips the word embedding's gradient row-sparsely.
+Why: docs/design.md, "Training loss and schedule", "Training speed (issue 14)".
 """
 
 from __future__ import annotations
@@ -191,7 +172,7 @@ def train_loader(inputs: RunInputs, cfg: DistillConfig,
     """Training batches grouped by length (seeded by ``cfg.seed``; epoch e reshuffles with
     seed + e), padded per batch, with their row indices ``idx``; the rows in ``exclude``
     (held out for alignment) are never drawn."""
-    from ..data.length_batches import LengthGroupedBatches, token_lengths
+    from ..compute.length_batches import LengthGroupedBatches, token_lengths
     from ..data.tokens import data_collator
 
     pad = data_collator(inputs.tokenizer)
@@ -282,7 +263,7 @@ def loss_parts(cfg: DistillConfig, stage: Stage, s_out, s_scores, t: dict,
 
     ``mask`` (B, L) is the attention mask: hidden-state and embedding MSEs average over real
     tokens only. Attention MSE compares pre-softmax scores (``s_scores``, captured by
-    :func:`objectives.attention.capture_attention_scores`; padded key columns are -10000,
+    :func:`objectives.compute.attention.capture_attention_scores`; padded key columns are -10000,
     which the loss's TinyBERT rule sets to 0), with padding rows and columns zeroed as the
     teacher's are (cache and live path alike).
     """

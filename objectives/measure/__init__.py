@@ -8,7 +8,6 @@ from kdtune.lazy import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "AuditConfig": ".audit",
-    "audit": ".audit",
     "audit_models": ".audit",
     "print_audit": ".audit",
     "read_predictions": ".audit",

@@ -1,24 +1,12 @@
 """``kdtune audit``: does a student preserve its teacher's confidences?
 
-Two ways in, one report (:func:`objectives.metrics.confidence_metrics` plus ``source``):
-
-* :func:`audit` reads two prediction files, one per model, rows in the same order;
-* :func:`audit_models` runs two checkpoints on one split of a dataset.
-
-Prediction file format (CSV, header row, one row per input):
-
-* ``label``: the gold class id, an integer in 0..K-1;
-* ``p0`` .. ``p{K-1}``: the model's probabilities (softmax at temperature 1), each row
-  summing to 1 within :data:`objectives.metrics.ROW_SUM_TOLERANCE`;
-* ``pred`` (optional): the predicted class. It is only checked, never used: it must be an
-  argmax of the row's probabilities (any of them when several tie), since the metrics take
-  the prediction to be ``argmax p``. A ``pred`` that disagrees means the file was written
-  from other outputs than its probabilities, and the audit refuses it.
-* other columns (ids, text) are ignored.
-
-Both files must have the same number of rows, the same labels row by row and the same K.
-Every problem raises :class:`~kdtune.errors.DataError` (a ``ValueError``) with one line
-naming the file and, where it applies, the row.
+:func:`audit` reads two prediction files, one per model, rows in the same order;
+:func:`audit_models` runs two checkpoints on one split of a dataset. A prediction file is a CSV
+(header row, one row per input) with ``label`` (gold class id, 0..K-1), ``p0`` .. ``p{K-1}``
+(softmax at temperature 1, rows summing to 1 within :data:`.metrics.ROW_SUM_TOLERANCE`),
+an optional ``pred`` (only checked: an argmax of the row) and other columns ignored; both files
+have the same row count, labels and K. Problems raise :class:`~kdtune.errors.DataError`.
+Why: docs/design.md, "Audit: pred is only checked".
 """
 
 from __future__ import annotations
@@ -199,7 +187,7 @@ def audit(
         reference_class: the class c whose probability sigma compares.
 
     Returns:
-        :func:`objectives.metrics.confidence_metrics`'s dict plus ``source``:
+        :func:`objectives.measure.metrics.confidence_metrics`'s dict plus ``source``:
         ``{"kind": "files", "teacher_preds", "student_preds", "n"}``.
 
     Raises:
@@ -270,7 +258,7 @@ def audit_models(
             ``eval`` split reproduces the trial's sigma.
 
     Returns:
-        :func:`objectives.metrics.confidence_metrics`'s dict plus ``source``:
+        :func:`objectives.measure.metrics.confidence_metrics`'s dict plus ``source``:
         ``{"kind": "models", "teacher", "student", "data", "split", "n", "max_length"}``.
 
     Raises:

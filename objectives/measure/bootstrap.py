@@ -1,17 +1,12 @@
 """Paired bootstrap intervals for student accuracy and the confidence-preservation sigma.
 
-The protocol (BRIEF, "Intervals"): resample the split's examples with replacement; the SAME
-resample is applied to teacher and student (paired), and the both-correct set that sigma is
-computed over is recomputed inside each resample. The 95% interval is the 2.5th and 97.5th
-percentile of the resampled statistic (percentile bootstrap).
-
-Resamples are drawn as multinomial counts ``w`` (how often each example appears), so a
-resample's statistic is a weighted one: accuracy ``= sum_i w_i [pred_S(i) = y_i] / n`` and
-sigma ``= sqrt(sum_i m_i d_i^2 / M - (sum_i m_i d_i / M)^2)`` with ``m_i = w_i`` on
-both-correct inputs (0 elsewhere), ``M = sum_i m_i`` and ``d_i = p_T(c|i) - p_S(c|i)`` — the
-population (ddof=0) standard deviation of Δ over the resampled both-correct multiset.
-A resample with fewer than two both-correct draws has no sigma and is left out of its
-percentiles (:attr:`Interval.n` says how many counted).
+:func:`paired_bootstrap` draws multinomial counts ``w`` (the same for teacher and student):
+accuracy ``= sum_i w_i [pred_S(i) = y_i] / n``, sigma
+``= sqrt(sum_i m_i d_i^2 / M - (sum_i m_i d_i / M)^2)`` with ``m_i = w_i`` on both-correct
+inputs (0 elsewhere), ``M = sum_i m_i`` and ``d_i = p_T(c|i) - p_S(c|i)``. The 95% interval
+is the 2.5th and 97.5th percentile; a resample with fewer than two both-correct draws is left
+out (:attr:`Interval.n` says how many counted).
+Why: docs/design.md, "Paired percentile bootstrap".
 """
 
 from __future__ import annotations

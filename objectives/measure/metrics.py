@@ -1,15 +1,12 @@
 """How well a student matches its teacher: accuracy, confidence preservation, calibration.
 
-Everything here is plain numpy on probability arrays: ``p_teacher`` and ``p_student`` of
-shape (n, K) (rows are softmax outputs at temperature 1) and integer ``labels`` of shape (n,).
-
-The central statistic is the paper's sigma (Vengertsev and Sherman, 2024): over the inputs
-that BOTH teacher and student classify correctly, Δ(x) = p_T(c|x) − p_S(c|x) for a reference
-class c, and sigma is the population standard deviation (ddof=0) of Δ. The property phi_cnf
-holds when sigma <= kappa. See :func:`confidence_metrics` for every reported number.
-
-What each reported number means, its unit and whether a study maximises or minimises it
-is in the metric catalogue, :mod:`kdtune.objectives.measure.catalogue`.
+Plain numpy on ``p_teacher`` and ``p_student`` of shape (n, K) (rows are softmax outputs at
+temperature 1) and integer ``labels`` of shape (n,). The central statistic is the paper's sigma
+(Vengertsev and Sherman, 2024): over the inputs that BOTH teacher and student classify
+correctly, Δ(x) = p_T(c|x) − p_S(c|x) for a reference class c, and sigma is the population
+standard deviation (ddof=0) of Δ. The property phi_cnf holds when sigma <= kappa. See
+:func:`confidence_metrics` for every reported number, and the metric catalogue
+(:mod:`kdtune.objectives.measure.catalogue`) for each one's meaning, unit and direction.
 """
 
 from __future__ import annotations

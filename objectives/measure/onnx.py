@@ -1,22 +1,11 @@
 """Students as ONNX and INT8 ONNX models, run by ONNX Runtime (the optional ``onnx`` extra).
 
-* :func:`export_onnx`: a float student (a ``save_pretrained`` directory or a loaded model)
-  to ``<dir>/model.onnx`` with its tokenizer and config beside it, by PyTorch's TorchScript
-  ONNX exporter (``dynamo=False``, opset 17, batch and sequence length dynamic). Optimum's
-  exporter is the usual route, but its ONNX part (``optimum-onnx`` 0.1.0) requires
-  transformers < 4.58 while kdtune runs on transformers 5.
-* :func:`quantize_int8`: dynamic INT8 quantisation by ONNX Runtime
-  (``onnxruntime.quantization.quantize_dynamic``: weights of MatMul/Gemm stored as signed
-  8-bit integers, activations quantised on the fly per batch). ONNX Runtime rather than
-  PyTorch's dynamic quantisation because the served artefact is the ONNX model: the numbers
-  audited are the numbers ONNX Runtime serves.
-* :class:`OnnxClassifier` and :func:`load_student`: an ONNX student directory loads like a
-  float one (``kdtune audit --student DIR``): called with the tokenizer's tensors it returns
-  an object with ``.logits`` (a torch tensor), as a transformers classifier does.
-
-An ONNX student directory holds ``model.onnx``, ``config.json`` (labels) and the tokenizer
-files, so ``onnxruntime.InferenceSession(DIR/model.onnx)`` plus ``AutoTokenizer(DIR)``
-serve it without kdtune.
+:func:`export_onnx` writes a float student to ``<dir>/model.onnx`` with its tokenizer and config
+beside it (PyTorch's TorchScript ONNX exporter, opset 17); :func:`quantize_int8` applies ONNX
+Runtime's dynamic INT8 quantisation; :class:`OnnxClassifier` and :func:`load_student` load an
+ONNX student directory like a float one (``.logits``, a torch tensor). The directory is served
+by ``onnxruntime.InferenceSession(DIR/model.onnx)`` plus ``AutoTokenizer(DIR)`` without kdtune.
+Why: docs/design.md, "ONNX export without Optimum", "INT8 quantisation by ONNX Runtime".
 """
 
 from __future__ import annotations
@@ -187,4 +176,4 @@ def load_student(path: str | Path, threads: int | None = None) -> tuple[Any, Any
             Path(str(path)).expanduser())
     from ..teacher.load import load_teacher
 
-    return load_teacher(path)
+    return load_teacher(path, role="student")

@@ -1,26 +1,12 @@
 """The evaluation protocol of a study: four disjoint splits, recorded and checked.
 
-A study distils on four kinds of data, which must not share rows:
-
-* **teacher train**: the rows the teacher was fitted on. Known when ``kdtune teacher fit``
-  made the teacher: its ``kdtune_teacher.json`` records the data config, so the split is
-  rebuilt here and its fingerprint compared with the recorded one. A teacher from elsewhere
-  (a hub checkpoint) has unknown training data: the record says so.
-* **transfer**: the labelled rows students learn on (``data.students: all``, the default:
-  the ``train`` and ``transfer`` splits, every row outside selection and test; ``transfer``:
-  the transfer split, else the train split) plus any unlabelled or augmented text
-  (``data.transfer``). Its record's ``students_split`` says which (``train+transfer``).
-* **selection**: the ``eval`` split, which trials measure and the search optimises.
-* **test**: the ``test`` split, read only after the search (``kdtune test``,
-  ``kdtune distill``'s production check).
-
-:func:`describe_protocol` measures the splits and their overlaps (rows compared by their
-text, and text pair); :func:`protocol_problems` turns the overlaps that break the protocol
-into config problems: a selection or test row the teacher trained on, a transfer row in
-the selection or test split, or a transfer split (``transfer_size``) the teacher trained
-on. Students learning on the teacher's own training sentences
-(no ``transfer_size``) is allowed and recorded as such: it is the usual recipe, with nearly
-one-hot soft targets.
+The splits: **teacher train** (the rows the teacher was fitted on), **transfer** (the rows
+students learn on), **selection** (the ``eval`` split trials measure) and **test** (read only
+after the search). :func:`describe_protocol` measures the splits and their overlaps (rows
+compared by their text, and text pair); :func:`protocol_problems` turns the overlaps that break
+the protocol into config problems: a selection or test row the teacher trained on, a transfer
+row in the selection or test split, or a transfer split (``transfer_size``) the teacher trained
+on. Why: docs/design.md, "Four disjoint splits", "Students may learn on the teacher's rows".
 """
 
 from __future__ import annotations

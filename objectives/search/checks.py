@@ -1,16 +1,11 @@
 """Checks of a config against what it names: the teacher checkpoint and the data source.
 
-Pydantic checks a config's keys and values on their own; these functions check the world
-they refer to, before anything is created: that the teacher directory (or hub id) holds a
-sequence classifier and its tokenizer, how deep and wide it is, that the data source exists
-with the named text and label columns and at least two classes, and that the data's labels
-are the teacher's. They write nothing: the teacher is read from its config and tokenizer
-files (no weights), the data through :func:`~kdtune.objectives.data.dataset.load_splits`, with the
-libraries' progress bars off.
+:func:`check_distill`, :func:`check_teacher`, :func:`check_data` and :func:`check_teacher_fit`
+each return a list of problems, one line each, starting with the key path it is about
+(``distill.teacher: ...``, ``distill.data.label_column: ...``); an empty list means all is
+well. :func:`teacher_facts` reads a teacher's config and tokenizer (:class:`TeacherFacts`).
 
-Every ``check_*`` function returns a list of problems, one line each, starting with the key
-path it is about (``distill.teacher: ...``, ``distill.data.label_column: ...``); an empty
-list means all is well.
+Why: docs/design.md, "Config checks read the world, write nothing".
 """
 
 from __future__ import annotations

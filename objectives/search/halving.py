@@ -1,25 +1,12 @@
 """Multi-objective asynchronous successive halving (the stopping variant of MO-ASHA).
 
-Optuna's pruners refuse multi-objective studies, so kdtune ranks trials itself. The fidelity
-is the number of prediction-stage epochs a trial has trained. At each rung (``rungs``, e.g.
-after epochs 1 and 2) a trial stores its objective values on the selection split as the trial
-user attribute ``rung_<epochs>`` (:func:`kdtune.attrs.rung_key`), in the study's storage, so
-every worker on every machine sees the same ladder (``{"values": [...], "trivial": bool}``).
-It then continues only while it is among the best ``max(1, n // eta)`` of the ``n`` trials
-that have reached that rung so far, itself included (asynchronous: it is compared with what
-has been recorded, not with a full rung); with fewer than ``eta`` recorded it continues. A
-trial that stops ends PRUNED with the rung and its place in the reason. A worker that dies
-mid-trial loses that trial's training: kdtune re-queues it as a new trial that starts from
-epoch 0; the rungs the dead attempt recorded stay in the ladder (they were measured).
+At each rung (``HalvingConfig.rungs``, prediction-stage epochs) a trial records its objective
+values as the user attribute ``rung_<epochs>`` and continues only while it is among the best
+``max(1, n // eta)`` of the ``n`` trials recorded at that rung (:func:`decide`), ordered by
+:func:`rank_order`: trivial students last, then non-domination rank, then larger
+:func:`crowding_distance`, then the earlier trial.
 
-Ranking (:func:`rank_order`): trivial students last (accuracy at a rung no better than
-always predicting the majority class: their confidences sit near the prior, so their sigma
-is low and they would otherwise be non-dominated and crowd out students that learn), then
-non-dominated sorting (Optuna's fast non-domination rank),
-then, within one front, larger crowding distance first (NSGA-II's distance: per objective,
-the gap between a point's neighbours over the front's range, boundary points infinite), then
-the earlier trial first. So among equally good trade-offs the ones in sparse regions of the
-front survive, as NSGA-II keeps them.
+Why: docs/design.md, "Successive halving is kdtune's own", "Halving rank order".
 """
 
 from __future__ import annotations

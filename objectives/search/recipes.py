@@ -1,19 +1,12 @@
 """Fixed distillation recipes to compare a search against, and the retrain-and-test step.
 
-:func:`tinybert_recipe` is TinyBERT's task distillation (Jiao et al. 2020) as kdtune models
-it, at a given student size: the baseline a tuned student of that size is compared with
-(the paper's second finding: tuning restores confidence preservation that the recipe loses).
+:func:`tinybert_recipe`: TinyBERT's task distillation (Jiao et al. 2020) at a given student
+size. :func:`retrain_and_test` trains one complete :class:`DistillConfig` (a trial's, or a
+recipe's) and measures the student on the selection and test splits; :func:`selection_deltas`
+compares its selection figures with the trial's. :func:`config_hash` names a configuration by
+its content, so a stored result can be matched to the configuration it measured.
 
-:func:`retrain_and_test` trains one complete :class:`DistillConfig` (a trial's, or a
-recipe's) and measures the student on the selection split (the data config's ``eval``
-split, as a trial did) and on the test split, which no trial reads
-(:func:`kdtune.objectives.distillation.heldout.measure_test_split`, paired bootstrap intervals).
-Distillation is seeded by the configuration (:func:`kdtune.objectives.distillation.run.distill`), so
-retraining a trial's configuration reproduces the trial's selection figures; the caller
-compares them (:func:`selection_deltas`) rather than assuming it.
-
-:func:`config_hash` names a configuration by its content, so a stored result can be matched
-to the configuration it measured.
+Why: docs/design.md, "TinyBERT recipe is the baseline", "Retrained figures are compared".
 """
 
 from __future__ import annotations

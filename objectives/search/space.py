@@ -1,14 +1,12 @@
 """The search space of a study: which hyperparameters a trial draws, and the size caps.
 
-Each model checks its own keys; what only the pair of base config and search space shows is
-checked by :mod:`kdtune.objectives.search.space_checks`, and the checks against the files the
-config names (teacher, data) by :mod:`kdtune.objectives.search.checks`.
-
-Size. A student's size is its depth (``student_layers``) and its width (``hidden_size``;
-heads and feed-forward size follow it, :mod:`kdtune.objectives.student.size`). A search
-varies both and caps the student's parameter count (``SearchSpace.max_params`` or
+:class:`SearchSpace` names the searched parameters (:class:`FloatParam`, :class:`IntParam`,
+:class:`ChoiceParam`). A search varies a student's depth (``student_layers``) and width
+(``hidden_size``) and caps its parameter count (``SearchSpace.max_params`` or
 ``max_params_ratio``, by default one third of the teacher's) or its latency
 (``max_latency_ratio``); only shapes under the caps are offered (:mod:`.trial`).
+
+Why: docs/design.md, "Where a config is checked", "Student size is depth and width".
 """
 
 from __future__ import annotations

@@ -5,47 +5,8 @@ the trial's complete :class:`DistillConfig`; :func:`make_objective` builds the f
 worker calls for each trial: suggest, distil, measure, record every metric in the trial's
 user attributes, and return the configured objective values.
 
-Repeated configurations: samplers do suggest parameters that a finished trial already had
-(Optuna's NSGA-II copies a parent when it skips crossover, and redraws a mutated parameter at
-random, which for a small choice often gives the parent's value). Distillation is seeded by
-the configuration, so training it again would only repeat the result: the objective copies
-the earlier trial's metrics and values instead, and records that trial's number under
-:data:`kdtune.attrs.DUPLICATE_OF`. The repeat still counts towards the study's budget.
-``search.reuse_repeats: false`` trains every trial.
-
-Threads: a worker passes its share of the machine's cores to :func:`make_objective`, which
-passes it on to every trial's distillation (a config's own ``threads`` wins).
-
-Trivial students: a student not shown to be more accurate than always predicting the
-evaluation split's most common label (``accuracy_majority``: the lower end of its 95%
-accuracy interval is at or below it) may have learnt nothing, yet its sigma can be low (its
-confidences hover near the prior), so it could sit on the Pareto front. Such a trial keeps its
-metrics but ends PRUNED with the reason (the worker records it under
-:data:`kdtune.attrs.PRUNE_REASON`).
-
-Size cap: the student's parameter count depends on its depth and width only, so it is
-computed before anything is trained (:func:`kdtune.objectives.student.size.student_parameters`,
-exact) and stored as the ``params`` user attribute. In a capped study
-(``SearchSpace.max_params`` / ``max_params_ratio``) every trial records the constraint
-``params - cap`` with Optuna's ``trial.set_constraint`` under
-:data:`kdtune.attrs.MAX_PARAMS_CONSTRAINT` (<= 0 feasible; the cap itself under
-:data:`kdtune.attrs.PARAMS_CAP`). A trial over the cap is *not trained*: it ends PRUNED,
-its reason saying by how much. Choice and consequences: no made-up metric values exist
-anywhere (reports, the dashboard, the hypervolume and the Pareto front count COMPLETE
-trials, which are all feasible; ``study.best_trials`` also drops infeasible trials of a
-constrained study by itself); TPE (c-TPE) reads the constraints of pruned trials and ranks
-them below every feasible trial by their excess; NSGA-II and GP learn from COMPLETE trials
-only, so for them an over-cap configuration costs one instant trial of the budget and is
-never a parent (rather than being ranked as a worst parent).
-
-Repeats on other seeds (``kdtune rescore``, :mod:`kdtune.study.rescore`): a trial enqueued
-with the user attribute :data:`kdtune.attrs.REPEAT_SEED` trains its parameters with that
-``distill.seed``, is never answered from a finished twin, and runs to the end (no
-successive-halving rung stops it: it measures a configuration already chosen).
-
-Early stopping: Optuna's pruners refuse multi-objective studies, so kdtune brings its own
-rule (``DistillConfig.min_relative_accuracy``): after each epoch a trial whose evaluation
-accuracy is below that fraction of the teacher's is stopped and ends PRUNED, with the reason.
+Why: docs/design.md, "Repeats are copied", "Threads per trial", "Trivial students are pruned",
+"Over-cap trials are not trained", "Seed repeats run in full", "Early stopping by accuracy".
 """
 
 from __future__ import annotations

@@ -1,38 +1,12 @@
-"""Build and initialise the TinyBERT-style student of a teacher.
+"""Build and initialise the TinyBERT-style student of a teacher: :func:`build_student`.
 
-A student has M = ``len(mapping)`` transformer layers and is built from the teacher's
-configuration (N layers); student layer m (1..M) learns from teacher layer
-g(m) = ``mapping[m - 1]``, checked by :func:`objectives.mapping.check_mapping`.
+A student has M = ``len(mapping)`` transformer layers (student layer m learns from teacher
+layer g(m) = ``mapping[m - 1]``), the teacher's width unless ``hidden_size`` is set.
+``init``: ``"teacher-layers"`` (default: teacher layer g(m) into student layer m, weights
+selected when narrower), ``"random"`` (fresh) or ``"checkpoint"`` (a saved student's weights);
+``attn_implementation``: ``"eager"`` (default, attention maps) or ``"sdpa"`` (faster, none).
 
-Width. By default the student is as wide as the teacher. With ``hidden_size`` set, it is
-narrower (or wider); ``num_attention_heads`` None keeps the teacher's head count (TinyBERT:
-4 layers, hidden 312, 12 heads of size 26 from BERT-base's 12 heads of 64), and
-``intermediate_size`` None keeps the teacher's ratio to ``hidden_size``. A distillation run
-passes the shape of :func:`objectives.student_size.student_shape` instead (the teacher's
-head *size* kept: MiniLM at width 128 has 4 heads of 32); the attention loss then compares
-the student's heads with the teacher's heads averaged into the student's count
-(:mod:`objectives.prepare`). When the widths differ the student gets the projection W_h
-(see :mod:`objectives.student`).
-
-Initialisation (``init``):
-
-* ``"teacher-layers"`` (default): embeddings, pooler and classifier head come from the
-  teacher, and teacher layer g(m) goes into student layer m; for a narrower student, each
-  weight is a subset of the teacher's rows and columns, selected consistently across
-  tensors and layers (weight selection, Xu et al. 2023: :mod:`objectives.student_init`);
-  at the teacher's width these are exact copies. Any width up to the teacher's.
-* ``"random"``: everything (embeddings and classifier head included) is freshly initialised
-  by the model class's own initialiser, from torch's global RNG (seed it for repeatability).
-* ``"checkpoint"``: student weights are loaded from a directory written by
-  :meth:`Student.save_pretrained` (or any ``from_pretrained`` directory) whose depth, width
-  and labels match.
-
-Attention kernel (``attn_implementation``): ``"eager"`` (default) returns attention maps;
-``"sdpa"`` (torch's scaled-dot-product attention) is faster but returns none. A distillation
-run picks sdpa unless its attention loss is on
-(:func:`kdtune.objectives.distillation.prepare.attention_implementation`).
-The choice is not part of the
-saved checkpoint's weights: a saved student loads with either.
+Why: docs/design.md, "Student width and heads", "Student initialisation", "Eager or SDPA attention".
 """
 
 from __future__ import annotations
@@ -87,7 +61,7 @@ def build_student(
         intermediate_size: feed-forward width; ``None`` keeps the teacher's ratio
             ``intermediate_size / hidden_size`` (rounded), the teacher's own size at full width.
         selection: which teacher rows and columns a narrower ``teacher-layers`` student
-            takes: ``"even"`` (evenly spaced) or ``"first"`` (:mod:`objectives.student_init`).
+            takes: ``"even"`` (evenly spaced) or ``"first"`` (:mod:`.from_teacher`).
         attn_implementation: ``"eager"`` (attention maps available) or ``"sdpa"``.
 
     Returns:

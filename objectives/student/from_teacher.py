@@ -1,25 +1,12 @@
 """``init: teacher-layers``: a student's weights selected from its teacher's, for any width up
 to the teacher's.
 
-Depth: student layer m is initialised from teacher layer g(m) (the layer mapping).
-Width: weight selection, "Initializing Models with Larger Ones" (Xu et al., ICLR 2024,
-arXiv:2311.18823): every student weight is the teacher weight restricted to a subset of its
-rows and columns, and the subset of each dimension is the same in every tensor and every
-layer, so the selected embedding coordinates feed the selected columns of every layer, and
-the residual stream stays consistent across the network. The dimensions:
+:func:`copy_teacher_weights`: student layer m starts from teacher layer g(m), each weight the
+teacher's restricted to a subset of its rows and columns, the same subset per dimension
+(hidden, attention, feed-forward) in every tensor and layer; :func:`select` picks the subset:
+``"even"`` (default) i * n // k for i < k, or ``"first"``, the first k.
 
-* hidden (H_T -> H_S): embeddings (word, position, token type) and their LayerNorm, every
-  layer's projections in and out of the residual stream and its LayerNorms, the pooler,
-  the classifier's input;
-* attention (A_T heads of d_T -> A_S heads of d_S): whole heads are kept (A_S of the A_T
-  heads, then d_S of each head's d_T coordinates), in the query, key and value rows and the
-  attention output's columns, so each student head starts as a (narrowed) teacher head;
-* feed-forward (F_T -> F_S): the intermediate layer's rows and the output layer's columns.
-
-``selection="even"`` (default) takes evenly spaced indices (i * n // k for i < k: every
-third of 384 coordinates for width 128), which Xu et al. found better than the first k
-(``"first"``, also available). At the teacher's width every selection is the identity, so
-the student gets exact copies of the mapped teacher layers.
+Why: docs/design.md, "Weight selection for narrower students", "Evenly spaced selection".
 """
 
 from __future__ import annotations

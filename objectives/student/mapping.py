@@ -1,13 +1,12 @@
-"""Teacher-to-student layer mapping (TinyBERT's g).
+"""Teacher-to-student layer mapping (TinyBERT's g): :func:`layer_mapping`, :func:`check_mapping`.
 
 A teacher has N transformer layers, a student M <= N. Student layer m (1..M) learns from
 teacher layer g(m); the embedding output (index 0) always learns from the teacher's
-embedding output (index 0).
-
-Indices follow Hugging Face's ``output_hidden_states`` convention: ``hidden_states[0]`` is
-the embedding output and ``hidden_states[i]`` the output of layer i, so a mapping value g(m)
-is directly a teacher hidden-state index. ``output_attentions`` has one entry per layer and
-no embedding entry, so layer i's attention is ``attentions[i - 1]``.
+embedding output (index 0). Indices follow Hugging Face's ``output_hidden_states``
+convention: ``hidden_states[0]`` is the embedding output and ``hidden_states[i]`` the output
+of layer i, so a mapping value g(m) is directly a teacher hidden-state index.
+``output_attentions`` has one entry per layer and no embedding entry, so layer i's attention
+is ``attentions[i - 1]`` (pairs: :func:`hidden_state_pairs`, :func:`attention_pairs`).
 
 Kinds of mapping (see :func:`layer_mapping`):
 
@@ -16,8 +15,7 @@ Kinds of mapping (see :func:`layer_mapping`):
 * ``bottom``: the first M teacher layers, 1..M.
 * an explicit list such as ``[2, 4, 6]`` or the string ``"2,4,6"``.
 
-:func:`check_mapping` is kdtune's one validator of a mapping [g(1), ..., g(M)]: the layer
-mapping of a config, the student builder and the layer pairs all check through it.
+Why: docs/design.md, "One layer-mapping validator".
 """
 
 from __future__ import annotations

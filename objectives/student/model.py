@@ -1,23 +1,12 @@
 """The student a distillation run trains: a Hugging Face classifier plus the projection W_h.
 
-A student is a BERT-like sequence classifier with M transformer layers. Student layer m
-(1..M) learns from teacher layer g(m) = ``mapping[m - 1]``; see :mod:`objectives.mapping`
-for how mappings are chosen and :mod:`objectives.student_build` for how a student is built
-and initialised from its teacher.
+:class:`Student` is a BERT-like sequence classifier with M transformer layers; student layer m
+(1..M) learns from teacher layer g(m) = ``mapping[m - 1]`` (chosen by :mod:`.mapping`;
+built and initialised from its teacher by :mod:`objectives.student.build`). When the widths
+differ, the hidden-state loss compares ``H_S · W_h`` with ``H_T`` through one learned
+projection W_h, which :meth:`Student.save_pretrained` and :func:`count_parameters` leave out.
 
-Projection W_h. When the widths differ, TinyBERT's hidden-state loss compares
-``H_S · W_h`` with ``H_T``. kdtune uses ONE learned ``nn.Linear(student_hidden,
-teacher_hidden)`` shared by all student layers AND the embedding output, as TinyBERT's
-released code does (its ``fit_dense``); the paper's separate W_e for embeddings is not used.
-With equal widths there is no projection (identity, no parameters). The projection exists
-for training only: :meth:`Student.save_pretrained` and :func:`count_parameters` leave it out.
-
-Attention maps. A student built with ``attn_implementation="eager"`` returns attention maps
-with its intermediates: Hugging Face's eager attention returns post-softmax probabilities,
-shape (B, heads, L, L). One built with ``"sdpa"`` (faster) returns none (``attentions`` is
-``None``); hidden states come either way. The attention loss compares pre-softmax scores,
-captured by :func:`objectives.attention.capture_attention_scores` from hooks on the query
-and key projections, not these maps.
+Why: docs/design.md, "One projection W_h for all layers", "Student attention maps".
 """
 
 from __future__ import annotations

@@ -1,18 +1,12 @@
 """A student's shape and size, known before it is built: width, heads, feed-forward size and
 parameter count.
 
-Shape (:func:`student_shape`). A student of width H_S (``DistillConfig.hidden_size``) keeps
-the teacher's attention head size d = H_T / A_T, so it has A_S = H_S / d heads (at least 1;
-when d does not divide H_S, the largest head count below H_S / d that divides H_S), and the
-teacher's feed-forward ratio: F_S = round(H_S * F_T / H_T) (4 x H_S for BERT and MiniLM). At
-the teacher's width the student has the teacher's heads and feed-forward size exactly.
-MiniLM (H_T 384, 12 heads of 32, F_T 1536) at width 128: 4 heads of 32, F_S 512.
+:func:`student_shape`: a student of width H_S keeps the teacher's head size d = H_T / A_T, so
+A_S = H_S / d heads, and its feed-forward ratio, F_S = round(H_S * F_T / H_T).
+:func:`student_parameters`: the exact parameter count of the served model, computed on
+PyTorch's ``meta`` device and memoised per teacher config.
 
-Size (:func:`student_parameters`). The parameter count of the served model (what
-:func:`~kdtune.objectives.student.model.count_parameters` counts on a built student: embeddings,
-layers, pooler and classifier; the training-only projection W_h left out), computed by
-building the model on PyTorch's ``meta`` device: exact for any architecture, no memory, a
-few milliseconds. Counts depend on (depth, width) only and are memoised per teacher config.
+Why: docs/design.md, "Student shape keeps the head size", "Parameter counts on the meta device".
 """
 
 from __future__ import annotations

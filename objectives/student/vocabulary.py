@@ -1,15 +1,12 @@
 """The task vocabulary: the teacher's wordpieces that the students' text uses, and no others.
 
-``distill.vocabulary: task`` keeps the teacher's special tokens, every wordpiece that occurs
-in the tokenised text the students learn from, and every single-character piece with its
-``##`` form (so any word still tokenises, into finer pieces, instead of becoming ``[UNK]``).
-:func:`task_vocabulary` returns it as a :class:`TaskVocabulary`: the kept teacher ids, the
-student's own tokenizer (``tokenizer.json`` and ``vocab.txt`` rewritten, so
-``AutoTokenizer``, ``pipeline()`` and the ONNX exports serve it unchanged) and the map from
-teacher ids to student ids. :func:`shrink_embeddings` cuts a student's word embedding to the
-kept rows. On the students' own text WordPiece picks the same pieces from the kept set as
-from the full one (every piece it picked is kept), so teacher and student inputs align token
-by token there; unseen words may split finer (:func:`tokenised_differently` measures that).
+``distill.vocabulary: task`` keeps the teacher's special tokens, every wordpiece in the
+students' tokenised text, and every single-character piece with its ``##`` form.
+:func:`task_vocabulary` returns a :class:`TaskVocabulary` (kept teacher ids, student tokenizer,
+teacher-to-student id map); :func:`shrink_embeddings` cuts a word embedding to the kept rows.
+
+Why: docs/design.md, "Task vocabulary keeps single characters", "Student tokenizer is rewritten",
+"Tokens align on the students' text".
 """
 
 from __future__ import annotations

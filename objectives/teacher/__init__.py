@@ -26,4 +26,5 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "NO_DIRECTORY": ".source",
     "checkpoint_source": ".source",
     "hub_offline": ".source",
+    "hub_reachable": ".source",
 })

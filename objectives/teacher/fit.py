@@ -1,17 +1,11 @@
 """Fitting a teacher: fine-tune a BERT-style checkpoint into a text classifier.
 
 :func:`fit_teacher` (``kdtune teacher fit``) fine-tunes ``AutoModelForSequenceClassification``
-on a :class:`~kdtune.objectives.data.dataset.DataConfig` dataset with a plain PyTorch loop (AdamW,
-linear warmup then linear decay from transformers, dynamic padding, seeded shuffling). By
-default it first trains only the new head for one epoch with the encoder frozen (a linear
-probe), then fine-tunes everything ("LP-FT", Kumar et al. 2022): the head no longer starts
-random when the encoder starts to move. It measures accuracy on the train, evaluation and
-test splits, and saves a Hugging Face checkpoint (model and tokenizer) plus
-``kdtune_teacher.json`` with the metrics and the configuration. The directory appears
-complete or not at all (:func:`kdtune.fileio.atomic_directory`).
-
-Loading a fitted teacher: :mod:`~kdtune.objectives.teacher.load`; fitting each
-configuration once under ``kdtune_home()/teachers/``: :mod:`~kdtune.objectives.teacher.registry`.
+on a :class:`~kdtune.objectives.data.dataset.DataConfig` dataset, by default after one epoch of
+training the new head alone ("LP-FT"), measures accuracy on the train, evaluation and test
+splits, and saves a Hugging Face checkpoint plus ``kdtune_teacher.json``. Loading a fitted
+teacher: :mod:`~kdtune.objectives.teacher.load`; fitting each configuration once:
+:mod:`~kdtune.objectives.teacher.registry`. Why: docs/design.md, "Teacher fit: linear probe first".
 """
 
 from __future__ import annotations
@@ -30,9 +24,9 @@ from kdtune.fileio import atomic_directory
 from kdtune.frozen import FrozenModel
 
 from ..compute.device import check_device_name, configure_threads, resolve_device
+from ..compute.length_batches import LengthGroupedBatches, token_lengths
 from ..compute.predict import accuracy, predict_logits
 from ..data.dataset import DataConfig, NonEmptyStr, load_splits
-from ..data.length_batches import LengthGroupedBatches, token_lengths
 from ..data.tokens import data_collator, tokenize
 from ..oneline import one_line
 from .base import MINILM, load_base_classifier, load_base_tokenizer, resolve_base

@@ -22,12 +22,14 @@ __all__ = ["TEACHER_METADATA", "load_teacher", "read_teacher_metadata"]
 TEACHER_METADATA = "kdtune_teacher.json"
 
 
-def load_teacher(path: str | Path, attn_implementation: str = "eager") -> tuple[Any, Any]:
+def load_teacher(path: str | Path, attn_implementation: str = "eager",
+                 role: str = "teacher") -> tuple[Any, Any]:
     """Load a teacher checkpoint for inference: ``(model, tokenizer)``, model in eval mode.
 
     Args:
         path: a local checkpoint directory (e.g. from ``fit_teacher``) or a hub model id.
         attn_implementation: ``"eager"`` by default, since SDPA returns no attention maps.
+        role: what the checkpoint is, for error messages (``"student"`` from the audit).
 
     Raises:
         UsageError: the path is neither a loadable local directory nor a reachable hub id
@@ -38,11 +40,11 @@ def load_teacher(path: str | Path, attn_implementation: str = "eager") -> tuple[
 
     local = Path(str(path)).expanduser()
     if isinstance(path, Path) and not local.exists():
-        raise UsageError(f"could not load teacher {str(path)!r}: {NO_DIRECTORY}")
+        raise UsageError(f"could not load {role} {str(path)!r}: {NO_DIRECTORY}")
     try:
         source = checkpoint_source(str(path))
     except UsageError as e:
-        raise UsageError(f"could not load teacher {str(path)!r}: {e}") from e
+        raise UsageError(f"could not load {role} {str(path)!r}: {e}") from e
     try:
         model = AutoModelForSequenceClassification.from_pretrained(
             source, attn_implementation=attn_implementation
@@ -50,7 +52,7 @@ def load_teacher(path: str | Path, attn_implementation: str = "eager") -> tuple[
         tokenizer = AutoTokenizer.from_pretrained(source)
     except Exception as e:  # noqa: BLE001 - OSError, ValueError, hub errors alike
         kind = "local checkpoint" if local.exists() else "hub model id (or local directory)"
-        raise UsageError(f"could not load teacher {str(path)!r} as a {kind}: {one_line(e)}") from e
+        raise UsageError(f"could not load {role} {str(path)!r} as a {kind}: {one_line(e)}") from e
     model.eval()
     return model, tokenizer
 

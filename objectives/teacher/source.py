@@ -1,17 +1,12 @@
 """Where a checkpoint name points: an existing local directory, or a Hugging Face hub id.
 
-A teacher (or a base checkpoint) is named by a local path or a hub model id, and both are
-plain strings. :func:`checkpoint_source` decides which, without loading anything, so that a
-mistyped path fails at once with "no such checkpoint directory" instead of transformers'
-"Repo id must be in the form ..." or half a minute of hub retries:
-
-* an existing path: that path (resolved);
-* a path that looks local (absolute, ``./``, ``../``, ``~``, a backslash), or one whose
-  first component is an existing directory (``models/teacher`` where ``models/`` exists),
-  or a name that is not a valid hub id (``a/b/c``, spaces): no such checkpoint directory;
-* a valid hub id while ``HF_HUB_OFFLINE`` is set: only when the hub cache holds its
-  ``config.json``;
-* any other valid hub id: the id, for ``from_pretrained`` to fetch.
+:func:`checkpoint_source` decides which, without loading anything: an existing path is that
+path (resolved); a path that looks local, or whose first component is an existing directory,
+or a name that is not a valid hub id: no such checkpoint directory; a valid hub id while
+``HF_HUB_OFFLINE`` is set: only when the hub cache holds its ``config.json``; any other valid
+hub id: the id, for ``from_pretrained`` to fetch, unless the hub cannot be reached (one quick
+connection, :func:`hub_reachable`) and its cache lacks the model: then one line at once.
+Why: docs/design.md, "Checkpoint names resolved before loading".
 """
 
 from __future__ import annotations
@@ -21,7 +16,7 @@ from pathlib import Path
 
 from kdtune.errors import UsageError
 
-__all__ = ["NO_DIRECTORY", "checkpoint_source", "hub_offline"]
+__all__ = ["NO_DIRECTORY", "checkpoint_source", "hub_offline", "hub_reachable"]
 
 NO_DIRECTORY = "no such checkpoint directory"
 _LOCAL_PREFIXES = ("/", "./", "../", "~", "\\", ".\\", "..\\")
@@ -58,7 +53,34 @@ def checkpoint_source(name: str, *, check_cache: bool = True) -> str:
     if check_cache and hub_offline() and not _in_hub_cache(name):
         raise UsageError(f"{NO_DIRECTORY}, and no hub model of that name in the local "
                          "Hugging Face cache (HF_HUB_OFFLINE is set)")
+    if not hub_offline() and not _in_hub_cache(name) and not hub_reachable():
+        raise UsageError(f"{NO_DIRECTORY} here, and the model hub is unreachable")
     return name
+
+
+def hub_reachable(timeout: float = 2.0) -> bool:
+    """Whether the Hugging Face hub's host accepts a TCP connection within ``timeout`` s.
+
+    One connection, no request: it tells a machine without network (where
+    ``from_pretrained`` would retry for about 30 s) from one with it. Behind a proxy
+    (``HTTPS_PROXY`` or ``ALL_PROXY``) the hub is taken as reachable.
+    """
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True
+    url = urlparse(constants.ENDPOINT)
+    if not url.hostname:
+        return True
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def _valid_hub_id(name: str) -> bool:

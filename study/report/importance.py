@@ -8,8 +8,8 @@ import optuna
 
 from kdtune.errors import KdtuneError
 
-from .config import StudyConfig
-from .front import complete_trials
+from ..config import StudyConfig
+from ..front import complete_trials
 
 MIN_TRIALS_FOR_IMPORTANCE = 4
 """Fewer complete trials than this: no importances (the report says why instead)."""

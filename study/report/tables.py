@@ -1,21 +1,12 @@
 """The Pareto front as rows: a table, JSON or CSV (``kdtune pareto``).
 
-Rows come from :func:`kdtune.study.front.front_trials`: one per Pareto-optimal COMPLETE
-trial, best first on the first objective. An objective with a stored bootstrap interval
-(``accuracy_student_ci``, ``sigma_ci``, ``sigma_max_ci``: ``[low, high]``, see
-:mod:`kdtune.objectives.measure.bootstrap`) has it beside it: one cell ``0.7450 [0.702, 0.786]`` in
-a table, ``<name>_ci_low`` / ``<name>_ci_high`` columns in CSV, the list in JSON.
+:func:`pareto_rows` takes the rows from :func:`kdtune.study.front.front_trials`: one per
+Pareto-optimal COMPLETE trial, best first on the first objective, each objective with its stored
+bootstrap interval beside it; after ``kdtune rescore``, each objective's mean over the trial's seeds
+with its 95% interval; with ``test`` (``kdtune pareto --test``), the front trial's test-split
+figures, ``None`` until measured (:func:`untested_trials`). :func:`print_pareto` prints them.
 
-A study that ``kdtune rescore`` retrained on more seeds (:mod:`kdtune.study.rescore`) adds
-``seeds`` and, per objective, ``<name>_mean`` with its 95% interval ``<name>_mean_ci``:
-the mean over the trial's seeds (empty for a front trial not rescored).
-
-With ``test`` (``kdtune pareto --test``) each row also has the front trial's test-split
-figures, which the search never read (:mod:`kdtune.study.verdict`, stored by ``kdtune
-test``): ``accuracy_test`` and ``<sigma>_test`` (the study's sigma objective) with their
-``_ci`` intervals, ``phi_cnf_test`` and ``reproduced`` (whether retraining the trial's
-configuration gave its selection figures again). A trial not measured yet has them all
-``None`` (:func:`untested_trials`).
+Why: docs/design.md, "Pareto rows: intervals, seed means and test figures".
 """
 
 from __future__ import annotations
@@ -33,12 +24,12 @@ from kdtune.attrs import PHI_CNF
 from kdtune.errors import UsageError
 from kdtune.objectives.measure.bootstrap import interval_key
 
-from .config import StudyConfig
-from .front import front_trials
-from .rescore import seed_summary
-from .service import open_study
+from ..config import StudyConfig
+from ..front import front_trials
+from ..rescore import seed_summary
+from ..service import open_study
+from ..verdict import fresh_verdict, stored_verdicts
 from .size import sigma_metric
-from .verdict import fresh_verdict, stored_verdicts
 
 SIZE_COLUMNS = ("params", "params_ratio", "latency_ratio", "vocabulary_size",
                 "align_temperature")

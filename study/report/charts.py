@@ -15,8 +15,8 @@ from optuna.trial import FrozenTrial
 
 from kdtune.objectives.measure.bootstrap import interval_key
 
-from .config import StudyConfig
-from .front import complete_trials, front_trials
+from ..config import StudyConfig
+from ..front import complete_trials, front_trials
 from .size import sigma_metric, size_label, sized_trials
 
 
@@ -132,7 +132,7 @@ def _errorbar(ax, trials: list[FrozenTrial], metric: str, **style) -> None:
 
 def plot_sigma_by_size(trials: Sequence[FrozenTrial], cfg: StudyConfig,
                        study_name: str = "") -> bytes | None:
-    """sigma (the study's sigma objective, :func:`~kdtune.study.size.sigma_metric`) against
+    """sigma (the study's sigma objective, :func:`~kdtune.study.report.size.sigma_metric`) against
     student parameters (millions), each trial with its 95% bootstrap interval as an error
     bar; the lowest-sigma trial of each student size in blue, labelled with the size; kappa
     as a line. None when no trial stored a parameter count."""

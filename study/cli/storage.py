@@ -8,7 +8,7 @@ import typer
 
 from kdtune.errors import StorageError, UsageError
 
-from .cli_common import JsonOpt, StorageOpt, emit, warn
+from .common import JsonOpt, StorageOpt, emit, warn
 
 storage_app = typer.Typer(help="Where studies live: the embedded PostgreSQL server or a URL.",
                           no_args_is_help=True)

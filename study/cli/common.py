@@ -58,6 +58,14 @@ def quiet_library_bars() -> None:
             os.environ.setdefault(name, "1")
 
 
+def quiet_optuna() -> None:
+    """Optuna's own log lines (``[I ...] A new study created``, a line per trial) at WARNING:
+    kdtune prints its own progress, and warnings still show."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
 def warn(line: str) -> None:
     """One ``kdtune: warning:`` line on stderr."""
     sys.stderr.write(f"kdtune: warning: {line}\n")

@@ -1,20 +1,12 @@
 """``kdtune dashboard``: optuna-dashboard on kdtune's study storage, plus hypervolume charts.
 
-The dashboard is served on the very storage object kdtune itself uses
-(:func:`kdtune.storage.make_storage`), so the embedded PostgreSQL server and ``postgresql://`` URLs
-work alike and passwords never reach a command line.
+:func:`serve` serves the dashboard on the very storage object kdtune itself uses
+(:func:`kdtune.storage.make_storage`), under waitress behind
+:class:`~.auth.DashboardGate`. Before serving, it saves a hypervolume chart into every
+kdtune study (:func:`publish_hypervolume`) as a user-defined plotly graph object, which the
+dashboard shows on the study page.
 
-optuna-dashboard draws no hypervolume chart of its own. Before serving, :func:`serve` saves
-one into every kdtune study (:func:`publish_hypervolume`) as a user-defined plotly graph
-object, which the dashboard shows on the study page. Only the chart's JSON is stored (the
-dashboard draws it with its bundled plotly.js), so the ``plotly`` Python package is not
-needed. The charts are as of the moment the dashboard starts; restart it to refresh them.
-
-optuna-dashboard has no authentication of its own. :func:`serve` runs it under waitress (a
-production WSGI server; optuna-dashboard's own ``run_server`` is wsgiref, a development
-server) behind :class:`~.dashboard_auth.DashboardGate`: read-only unless asked, a token
-required when ``$KDTUNE_DASHBOARD_TOKEN`` (or ``_FILE``) is set, and a bind beyond loopback
-refused without one.
+Why: docs/design.md, "Dashboard serving", "Dashboard hypervolume charts".
 """
 
 from __future__ import annotations
@@ -32,8 +24,8 @@ from kdtune.attrs import STUDY_CONFIG
 from kdtune.errors import KdtuneError, UsageError
 from kdtune.storage import describe, make_storage
 
-from .config import config_from_json
-from .front import complete_trials, hypervolume_history, reference_point
+from ..config import config_from_json
+from ..front import complete_trials, hypervolume_history, reference_point
 
 HYPERVOLUME_GRAPH_ID = "kdtune-hypervolume"
 """The id under which the hypervolume chart is saved in each study (overwritten each time)."""
@@ -187,7 +179,7 @@ def serve(storage: str | None = None, host: str = "127.0.0.1", port: int = 8080,
     """
     from optuna_dashboard import wsgi
 
-    from .dashboard_auth import (
+    from .auth import (
         DEFAULT_USER,
         TOKEN_ENV,
         TOKEN_FILE_ENV,

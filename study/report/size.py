@@ -21,7 +21,7 @@ from optuna.trial import FrozenTrial
 from kdtune.attrs import PHI_CNF
 from kdtune.objectives.measure.bootstrap import interval_key
 
-from .config import StudyConfig
+from ..config import StudyConfig
 
 
 def sigma_metric(cfg: StudyConfig) -> str:

@@ -19,10 +19,10 @@ import optuna
 from kdtune.objectives.measure.bootstrap import interval_key
 from kdtune.objectives.search.recipes import config_hash
 
-from .config import StudyConfig
-from .front import front_trials
+from ..config import StudyConfig
+from ..front import front_trials
+from ..verdict import baseline_config, fresh_verdict, stored_baselines, stored_verdicts
 from .size import sigma_metric
-from .verdict import baseline_config, fresh_verdict, stored_baselines, stored_verdicts
 
 RECIPE_TITLE = "Tuned students against the TinyBERT recipe at the same size"
 

@@ -14,7 +14,7 @@ import typer
 
 from kdtune.errors import KdtuneError
 
-from .cli_common import JsonOpt, StorageOpt, StudyOpt, print_json, warn
+from .common import JsonOpt, StorageOpt, StudyOpt, print_json, warn
 
 TEST_HELP = ("measure the Pareto front and the TinyBERT recipe at the same sizes on the test "
              "split (retrains each; the search never reads it)")
@@ -43,8 +43,8 @@ def rescore_cmd(
     grows by as many. kdtune pareto, the report and kdtune export then use each front
     trial's mean over its seeds, with a 95% interval.
     """
-    from .rescore import enqueue_repeats
-    from .service import open_study, run_study
+    from ..rescore import enqueue_repeats
+    from ..service import open_study, run_study
 
     info = enqueue_repeats(study, storage, seeds)
     if workers and info["enqueued"]:
@@ -71,7 +71,7 @@ def pareto_cmd(
     """The Pareto front: trial number, objectives and parameters (--json: --format json)."""
     from kdtune.errors import UsageError
 
-    from .tables import pareto_rows, print_pareto, untested_trials
+    from ..report.tables import pareto_rows, print_pareto, untested_trials
 
     if as_json and fmt not in ("table", "json"):
         raise UsageError(f"--json and --format {fmt} ask for two formats; give one")
@@ -92,7 +92,7 @@ def test_cmd(
                                                 "run (default: every core)")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    from .verdict import test_front
+    from ..verdict import test_front
 
     entries = test_front(study, storage, baselines=not no_baselines, progress=not as_json,
                          threads=threads)
@@ -110,7 +110,7 @@ def test_cmd(
 def test_after_run(name: str, storage: str | None, threads: int | None) -> None:
     """``kdtune run``'s last step: :func:`test_cmd`'s work on the finished study; a study
     without complete trials only gets a warning."""
-    from .verdict import test_front
+    from ..verdict import test_front
 
     try:
         entries = test_front(name, storage, threads=threads)
@@ -133,7 +133,7 @@ def _raise_failures(entries: list[dict[str, Any]]) -> None:
 
 def entry_line(entry: dict[str, Any]) -> str:
     """One line on a :func:`~kdtune.study.verdict.test_front` entry."""
-    from .tables import interval_text
+    from ..report.tables import interval_text
 
     if "error" in entry:
         return f"{entry['label']}: FAILED: {entry['error']}"

@@ -1,17 +1,12 @@
 """``kdtune report``: an HTML report with PNG charts on a study.
 
 :func:`write_report` writes ``pareto.png``, ``hypervolume.png``, ``importances.png``,
-``sigma_by_size.png`` and an ``index.html`` that shows them with the Pareto front (each
-objective beside its 95% paired bootstrap interval where the trial stored one), sigma by
-student size (:mod:`kdtune.study.size`), tuned students against the TinyBERT recipe at the
-same size and, once ``kdtune test`` stored them, the front's test-split figures
-(:mod:`kdtune.study.report_recipe`), the trial counts and the study config.
-The HTML needs no network: inline CSS, images by relative path. The numbers come from
-:mod:`kdtune.study.front` (front, reference point, hypervolume), :mod:`kdtune.study.tables`
-(rows) and :mod:`kdtune.study.importance`; the charts from :mod:`kdtune.study.charts`.
+``sigma_by_size.png`` and an ``index.html`` that shows them with the Pareto front, sigma by student
+size, tuned students against the TinyBERT recipe, the front's test-split figures, the trial counts
+and the study config. Numbers: :mod:`kdtune.study.front`, :mod:`kdtune.study.report.tables`,
+:mod:`kdtune.study.report.importance`; charts: :mod:`kdtune.study.report.charts`.
 
-Only COMPLETE trials count everywhere; failed, pruned, running and waiting trials are
-ignored.
+Why: docs/design.md, "Self-contained report of COMPLETE trials".
 """
 
 from __future__ import annotations
@@ -31,13 +26,13 @@ from kdtune.frozen import dump_yaml
 from kdtune.objectives.measure.catalogue import meaning
 from kdtune.storage import mask_url
 
-from .budget import budget_counts
+from ..budget import budget_counts
+from ..config import StudyConfig
+from ..front import complete_trials, hypervolume_history, reference_point
+from ..service import open_study
 from .charts import plot_hypervolume, plot_importances, plot_pareto, plot_sigma_by_size
-from .config import StudyConfig
-from .front import complete_trials, hypervolume_history, reference_point
 from .importance import param_importances
-from .report_recipe import front_test_note, has_test_figures, recipe_section
-from .service import open_study
+from .recipe import front_test_note, has_test_figures, recipe_section
 from .size import sigma_metric, size_rows
 from .tables import cell, columns, display_rows, front_rows
 
@@ -242,7 +237,7 @@ def write_report(study_name: str, storage: str | None, output_dir: str | Path) -
     against student parameters, when trials stored them), ``hypervolume.png`` (two or more
     objectives),
     ``importances.png`` (at least
-    :data:`~kdtune.study.importance.MIN_TRIALS_FOR_IMPORTANCE` complete trials; else the
+    :data:`~kdtune.study.report.importance.MIN_TRIALS_FOR_IMPORTANCE` complete trials; else the
     HTML says why it is missing) and ``index.html`` (the Pareto front table, the charts,
     the trial counts and the study config; no network needed).
 

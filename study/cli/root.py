@@ -1,31 +1,27 @@
 """The ``kdtune`` command line.
 
-Each command only parses its arguments and calls one plain function elsewhere in
-``study``, ``objectives`` or ``storage``. Commands whose output is data take ``--json``.
+Each command only parses its arguments and calls one plain function elsewhere in ``study``,
+``objectives`` or ``storage``. Commands whose output is data take ``--json``. :func:`main` runs a
+command: a :class:`~kdtune.errors.KdtuneError` exits with its ``exit_code`` (2: a bad flag, config
+or input; 1: a runtime failure), any other exception is a bug; a command stopped by SIGINT exits
+130, by SIGTERM 143 (:mod:`kdtune.study.signals`).
 
-Errors (:func:`main`): a :class:`~kdtune.errors.KdtuneError` prints one line per problem,
-``kdtune: error: <problem>``, and exits with its ``exit_code`` (2: a bad flag, config or
-input; 1: a runtime failure such as an unreachable storage); bad command lines exit 2. Any
-other exception is a bug: one line says so and that ``kdtune --debug`` shows its traceback.
-
-Signals (:mod:`kdtune.study.signals`): a command stopped by SIGINT exits 130 with
-``kdtune: interrupted``, by SIGTERM 143 with ``kdtune: terminated``; so does a worker that
-caught the signal itself to end its trial cleanly.
+Why: docs/design.md, "CLI errors and exit codes".
 """
 
 from __future__ import annotations
 
 import signal
 import sys
-import traceback
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from kdtune.errors import ConfigError, KdtuneError, UsageError
+from kdtune.errors import UsageError
 
-from .cli_common import (
+from ..signals import Stopped, StopSignals, as_stopped
+from .common import (
     ConfigArg,
     JsonOpt,
     ObjectiveOpt,
@@ -35,12 +31,14 @@ from .cli_common import (
     emit,
     print_json,
     quiet_library_bars,
+    quiet_optuna,
 )
-from .cli_config import config_app
-from .cli_formats import FormatsOpt, register_format_commands
-from .cli_storage import storage_app
-from .cli_verdict import register_front_commands, test_after_run
-from .signals import Stopped, StopSignals, as_stopped
+from .config import config_app
+from .exits import report, stopped, usage_error
+from .formats import FormatsOpt, register_format_commands
+from .storage import storage_app
+from .studies import studies_app
+from .verdict import register_front_commands, test_after_run
 
 app = typer.Typer(
     name="kdtune",
@@ -55,6 +53,7 @@ teacher_app = typer.Typer(help="Teachers: fine-tune a BERT checkpoint into a cla
 app.add_typer(storage_app, name="storage")
 app.add_typer(config_app, name="config")
 app.add_typer(teacher_app, name="teacher")
+app.add_typer(studies_app, name="studies")
 
 _state = {"debug": False}
 
@@ -67,6 +66,7 @@ def _root(
 ) -> None:
     _state["debug"] = debug
     quiet_library_bars()
+    quiet_optuna()
     if version:
         from kdtune import __version__
 
@@ -105,7 +105,7 @@ def init_cmd(
     force: Annotated[bool, typer.Option("--force", help="overwrite an existing file")] = False,
 ) -> None:
     """Write a commented example study config."""
-    from kdtune.study.templates import write_example_config
+    from kdtune.study.cli.templates import write_example_config
 
     write_example_config(output, force=force)
     typer.echo(f"wrote {output}")
@@ -189,8 +189,8 @@ def status_cmd(study: StudyOpt, storage: StorageOpt = None, as_json: JsonOpt = F
             typer.echo(f"{k:>16}: {v}")
 
 
-register_front_commands(app)  # pareto, test, rescore (kdtune.study.cli_verdict)
-register_format_commands(app)  # convert (kdtune.study.cli_formats)
+register_front_commands(app)  # pareto, test, rescore (kdtune.study.cli.verdict)
+register_format_commands(app)  # convert (kdtune.study.cli.formats)
 
 
 @app.command("report")
@@ -200,7 +200,7 @@ def report_cmd(
     storage: StorageOpt = None,
 ) -> None:
     """Pareto front, hypervolume history and parameter importances as HTML and PNG."""
-    from kdtune.study.report import write_report
+    from kdtune.study.report.html import write_report
 
     paths = write_report(study, storage, output)
     typer.echo(f"report written to {paths['html']}")
@@ -218,7 +218,7 @@ def export_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Write the chosen trial as a complete distillation config for `kdtune distill`."""
-    from kdtune.study.export import export_trial
+    from kdtune.study.export.trial import export_trial
 
     info = export_trial(study, storage, pick, output, rule)
     emit(as_json, info, f"trial {info['trial']} ({info['picked_by']}) exported to {output}")
@@ -241,11 +241,11 @@ def distill_cmd(
 
     wanted = parse_formats(formats)  # a bad name is refused before anything is trained
     try:
-        from kdtune.study.export import distill_from_file
+        from kdtune.study.export.trial import distill_from_file
 
         info = distill_from_file(config, output, overrides or [], progress=not as_json)
         if wanted:
-            from kdtune.study.formats import convert_and_audit
+            from kdtune.study.export.formats import convert_and_audit
 
             info["formats"] = convert_and_audit(output, wanted, progress=not as_json)
     except (KeyboardInterrupt, Stopped) as e:
@@ -264,7 +264,7 @@ def dashboard_cmd(
         "--allow-writes", help="let notes, renames and deletions through")] = False,
 ) -> None:
     """Serve optuna-dashboard: read-only; beyond 127.0.0.1 only with $KDTUNE_DASHBOARD_TOKEN."""
-    from kdtune.study.dashboard import serve
+    from kdtune.study.dashboard.server import serve
 
     serve(storage, host=host, port=port, allow_writes=allow_writes)
 
@@ -289,7 +289,7 @@ def audit_cmd(
     file: --split eval then reproduces a trial's sigma) and --set data.source=... overrides.
     """
     from kdtune.objectives.measure.audit import audit, audit_models, print_audit
-    from kdtune.study.audit_options import audit_options
+    from kdtune.study.cli.audit_options import audit_options
 
     opts = audit_options(config, teacher, student, kappa, reference_class)
     teacher, kappa, reference_class = opts["teacher"], opts["kappa"], opts["reference_class"]
@@ -315,7 +315,7 @@ def demo_cmd(
     trials: Annotated[int, typer.Option("--trials", "-n", min=1)] = 8,
 ) -> None:
     """Everything on the embedded default: data, teacher, a small study, Pareto, export."""
-    from kdtune.study.demo import run_demo
+    from kdtune.study.cli.demo import run_demo
 
     run_demo(workers=workers, trials=trials)
 
@@ -337,12 +337,12 @@ def main(argv: list[str] | None = None) -> int:
         with stops:
             code = _invoke(argv)
     except KeyboardInterrupt:  # a signal between the command's end and the handlers' reset
-        return _stopped(Stopped(signal.SIGINT))
+        return stopped(Stopped(signal.SIGINT))
     except Stopped as e:
-        return _stopped(e)
+        return stopped(e)
     signum = stops.last()
     if code == 0 and signum is not None:  # the command (a worker) caught the signal itself
-        return _stopped(Stopped(signum))
+        return stopped(Stopped(signum))
     return code
 
 
@@ -362,39 +362,13 @@ def _invoke(argv: list[str] | None) -> int:
         sys.stderr.write("kdtune: aborted\n")
         return 130
     except KeyboardInterrupt:
-        return _stopped(Stopped(signal.SIGINT))
+        return stopped(Stopped(signal.SIGINT))
     except Stopped as e:
-        return _stopped(e)
+        return stopped(e)
     except Exception as e:
-        if hasattr(e, "show") and hasattr(e, "exit_code"):  # click's usage errors
-            e.show()
-            return int(e.exit_code) or 2
-        return _report(e)
+        if hasattr(e, "format_message") and hasattr(e, "exit_code"):  # click's usage errors
+            return usage_error(e)
+        return report(e, _state["debug"])
     if rv == 130:  # typer turns a KeyboardInterrupt into exit code 130, silently
-        return _stopped(Stopped(signal.SIGINT))
+        return stopped(Stopped(signal.SIGINT))
     return 0
-
-
-def _stopped(e: Stopped) -> int:
-    """Print a stop signal's one line; return its exit code (130 SIGINT, 143 SIGTERM)."""
-    sys.stderr.write(e.line + "\n")
-    return e.exit_code
-
-
-def _report(e: Exception) -> int:
-    """Print ``e`` as ``kdtune: error:`` lines and return the exit code it calls for."""
-    if _state["debug"]:
-        traceback.print_exception(e)
-    if isinstance(e, KdtuneError):
-        problems = e.problems if isinstance(e, ConfigError) else str(e).splitlines()
-        for line in problems or [type(e).__name__]:
-            sys.stderr.write(f"kdtune: error: {line}\n")
-        return e.exit_code
-    message = (str(e).strip().splitlines() or [""])[0]
-    hint = "" if _state["debug"] else " (run with kdtune --debug for the traceback)"
-    sys.stderr.write(f"kdtune: error: unexpected {type(e).__name__}: {message}{hint}\n")
-    return 1
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

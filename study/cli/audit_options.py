@@ -19,7 +19,7 @@ from kdtune import frozen
 from kdtune.errors import ConfigError
 from kdtune.objectives.distillation.config import DistillConfig
 
-from .export_file import read_checked
+from ..export.file import read_checked
 
 __all__ = ["audit_options", "audit_settings"]
 

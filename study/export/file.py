@@ -1,20 +1,12 @@
 """The export file: a checksum line that makes a truncated or edited export detectable.
 
-``kdtune export`` writes its YAML with a first line
+``kdtune export`` writes its YAML under a first line (:func:`with_checksum`)
+``# kdtune-export sha256:<64 hex digits> (of the lines below ...)``, where the digest is the
+SHA-256 of every line after that one (UTF-8, ``\\r\\n`` read as ``\\n``). :func:`verify_export`: a
+file with that line must match it, else ``kdtune distill`` refuses it
+(:class:`~kdtune.errors.ConfigError`); a file without it is accepted as it is.
 
-    # kdtune-export sha256:<64 hex digits> (of the lines below ...)
-
-where the digest is the SHA-256 of every line after that one (UTF-8, ``\\r\\n`` read as
-``\\n``). The line comes first, so cutting the file short anywhere leaves it in place and
-the digest no longer matches. The rule :func:`verify_export` applies:
-
-* a file with that line must match it, else ``kdtune distill`` refuses it
-  (:class:`~kdtune.errors.ConfigError`): a truncated export would otherwise run with
-  defaults where its values were cut off;
-* a file without it is a hand-written config (or an export whose checksum line was
-  deleted on purpose, to edit it) and is accepted as it is.
-
-``--set`` overrides are applied after the check, so they never break it.
+Why: docs/design.md, "Export checksum line".
 """
 
 from __future__ import annotations

@@ -1,41 +1,12 @@
 """Export a chosen trial as a complete distillation config, and run it for production.
 
-``kdtune export --pick P`` writes YAML with two sections: ``distill`` (the trial's complete
-:class:`~kdtune.objectives.distillation.config.DistillConfig`) and ``source``
-(study, trial number, the
-pick rule, the metrics of the catalogue the trial reached, the kdtune version), under a
-checksum line (:mod:`kdtune.study.export_file`). ``kdtune distill`` accepts that file, or a
-bare DistillConfig, refuses an export whose checksum no longer matches (cut short or
-edited), validates it completely (keys, teacher, data, cross-field rules, a free output
-directory) before anything is written, and saves the student with ``save_pretrained``.
+:func:`export_trial` (``kdtune export --pick P``) writes the trial's complete DistillConfig and its
+``source`` under a checksum line; :func:`distill_from_file` (``kdtune distill``) trains a student
+from it or a bare DistillConfig. Pick rules (:func:`pick_trial`): ``knee`` (closest to the ideal
+point, objectives scaled to [0, 1] over the front), ``max-accuracy``, ``min-sigma``, ``feasible``
+(``plain``: sigma <= kappa; ``interval``: ``sigma_ci``'s upper end <= kappa), ``trial:N``.
 
-Pick rules (over COMPLETE trials):
-
-* ``knee``: the Pareto-optimal trial closest to the ideal point after scaling each
-  objective to [0, 1] over the front (the usual "knee" of a 2-D front);
-* ``max-accuracy``: the highest ``accuracy_student``;
-* ``min-sigma``: the lowest ``sigma``;
-* ``feasible``: the most accurate trial that meets phi_cnf by the chosen ``rule``:
-  ``plain`` (the default) takes sigma <= the study's kappa; ``interval`` requires the upper
-  end of the trial's stored 95% paired bootstrap interval (``sigma_ci``) to be <= kappa, so
-  a trial without a stored interval cannot qualify;
-* ``trial:N``: trial number N.
-
-The export's ``source`` records the pick and, for ``feasible``, the rule; and, once
-``kdtune test`` measured the trial, its stored test verdict as ``test_verdict``
-(:mod:`kdtune.study.verdict`: the retrained trial's test-split figures with intervals, its
-retrained selection figures and whether they reproduced the trial's), which the model card
-of ``kdtune distill`` shows beside the selection figures.
-
-After ``kdtune rescore`` (:mod:`kdtune.study.rescore`) the pick rules read each rescored
-front trial's mean over its seeds instead of its single run, and ``source.seeds`` records
-those means with their 95% intervals (``source.metrics`` stays the trial's own run).
-
-``kdtune distill`` also runs the production check (:mod:`kdtune.objectives.distillation.heldout`):
-the
-student and its teacher on the test split, which no trial reads, with paired bootstrap
-intervals, beside the trial's selection-split figures from the export; written to
-``production_check.json`` beside the student and into the model card.
+Why: docs/design.md, "Export pick rules and source", "Production check on the test split".
 """
 
 from __future__ import annotations
@@ -60,13 +31,13 @@ from kdtune.objectives.measure.bootstrap import interval_key
 from kdtune.objectives.measure.catalogue import METRICS
 from kdtune.objectives.search.checks import check_distill
 
+from ..config import output_problems
+from ..front import pareto_front
+from ..rescore import noise_aware, seed_summary
+from ..service import open_study
+from ..verdict import fresh_verdict, stored_verdicts, trial_config
 from .card import model_card
-from .config import output_problems
-from .export_file import check_writable, read_checked, with_checksum
-from .front import pareto_front
-from .rescore import noise_aware, seed_summary
-from .service import open_study
-from .verdict import fresh_verdict, stored_verdicts, trial_config
+from .file import check_writable, read_checked, with_checksum
 
 PICKS = ("knee", "max-accuracy", "min-sigma", "feasible", "trial:N")
 RULES = ("plain", "interval")
@@ -267,7 +238,7 @@ def read_distill_config(
     """Read an export file (``distill:`` + ``source:``) or a bare DistillConfig YAML.
 
     An export's checksum line must match the file
-    (:func:`~kdtune.study.export_file.verify_export`); a file without one is taken as
+    (:func:`~kdtune.study.export.file.verify_export`); a file without one is taken as
     written (a hand-written config).
     With ``full_data`` the training-set size limit is lifted (``data.train_size: null``).
     With ``check`` the config is validated completely

@@ -1,4 +1,4 @@
-"""``kdtune convert STUDENT_DIR --formats onnx,int8`` (:mod:`kdtune.study.formats`)."""
+"""``kdtune convert STUDENT_DIR --formats onnx,int8`` (:mod:`kdtune.study.export.formats`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .cli_common import JsonOpt, emit
+from .common import JsonOpt, emit
 
 FormatsOpt = Annotated[str | None, typer.Option(
     "--formats", help="also write and re-audit these formats: onnx, int8 (comma-separated; "
@@ -34,7 +34,7 @@ def convert_cmd(
     """
     from kdtune.objectives.measure.onnx import parse_formats
 
-    from .formats import convert_and_audit
+    from ..export.formats import convert_and_audit
 
     report = convert_and_audit(student, parse_formats(formats), threads, progress=not as_json)
     emit(as_json, report, "\n".join(format_lines(report)))

@@ -1,24 +1,12 @@
 """Authentication and read-only access for ``kdtune dashboard``: a WSGI middleware.
 
-optuna-dashboard has no authentication and lets anyone who reaches it rename, delete and
-annotate studies. :class:`DashboardGate` wraps its WSGI application:
+:class:`DashboardGate` wraps optuna-dashboard's WSGI application. A request needs one shared token
+(:func:`token_from_env`: ``$KDTUNE_DASHBOARD_TOKEN`` or the file named by
+``$KDTUNE_DASHBOARD_TOKEN_FILE``) as ``Authorization: Bearer <token>`` or as the HTTP basic password
+of user ``kdtune``, else ``401``; methods other than GET and HEAD get ``403`` unless
+``--allow-writes``; ``/healthz`` answers ``200 ok`` without credentials.
 
-* **Credentials**: one shared token, from ``$KDTUNE_DASHBOARD_TOKEN`` or from the file named by
-  ``$KDTUNE_DASHBOARD_TOKEN_FILE`` (a mounted secret), never from the command line (``ps``
-  shows every process's arguments). A request is let in with either
-
-  - ``Authorization: Bearer <token>`` (scripts, ``curl``), or
-  - HTTP basic authentication, user name ``kdtune`` (``$KDTUNE_DASHBOARD_USER`` changes it)
-    and the token as the password: browsers ask for it once and send it with every request
-    the page makes.
-
-  Anything else gets ``401`` with a ``WWW-Authenticate: Basic`` challenge. Tokens are
-  compared in constant time. Basic and bearer credentials travel in clear over plain HTTP:
-  beyond a trusted network, put a TLS-terminating proxy or ingress in front.
-* **Read-only** unless ``--allow-writes``: methods other than GET and HEAD get ``403`` (the
-  dashboard's notes, renames, deletions and "tell" buttons are all POST, PUT or DELETE).
-* ``/healthz`` answers ``200 ok`` without credentials, for liveness and readiness probes; it
-  says nothing about the studies.
+Why: docs/design.md, "Dashboard authentication and read-only access".
 """
 
 from __future__ import annotations

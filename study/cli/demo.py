@@ -28,7 +28,7 @@ def demo_teacher_config():
 
 def demo_study_config(teacher: Path, trials: int, name: str):
     """The demo study on ``teacher``, checked like ``kdtune create`` checks a file."""
-    from .config import validate_with_overrides
+    from ..config import validate_with_overrides
 
     return validate_with_overrides({
         "name": name,
@@ -63,10 +63,10 @@ def run_demo(workers: int = 2, trials: int = 8, output: Path = Path("kdtune-demo
     from kdtune.objectives.teacher.registry import cached_teacher
     from kdtune.storage import describe
 
-    from .cli_verdict import test_after_run
-    from .export import export_trial
-    from .service import run_study, worker_threads
-    from .tables import pareto_rows, print_pareto
+    from ..export.trial import export_trial
+    from ..report.tables import pareto_rows, print_pareto
+    from ..service import run_study, worker_threads
+    from .verdict import test_after_run
 
     console = Console()
     t0 = time.perf_counter()

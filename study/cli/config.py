@@ -14,7 +14,7 @@ import json
 import typer
 import yaml
 
-from .cli_common import ConfigArg, JsonOpt, SetOpt, StorageOpt, print_json
+from .common import ConfigArg, JsonOpt, SetOpt, StorageOpt, print_json
 
 config_app = typer.Typer(help="Show a study config as kdtune resolves it.",
                          no_args_is_help=True)
@@ -26,7 +26,7 @@ def config_show_cmd(config: ConfigArg, overrides: SetOpt = None, storage: Storag
     """Print the resolved, validated configuration (YAML; --json for JSON)."""
     from kdtune.storage import describe
 
-    from .service import load_study_config
+    from ..service import load_study_config
 
     cfg = load_study_config(config, overrides or [], storage)
     data = json.loads(cfg.model_dump_json())

@@ -1,0 +1,27 @@
+"""The ``kdtune`` command line: one module per command group, a thin layer over the study
+functions. ``python -m kdtune.study.cli`` runs it.
+
+Public names are imported on first use (:mod:`kdtune.lazy`).
+"""
+
+from kdtune.lazy import lazy_exports
+
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "audit_settings": ".audit_options",
+    "emit": ".common",
+    "plain_output": ".common",
+    "print_json": ".common",
+    "quiet_library_bars": ".common",
+    "warn": ".common",
+    "demo_study_config": ".demo",
+    "demo_teacher_config": ".demo",
+    "run_demo": ".demo",
+    "format_lines": ".formats",
+    "register_format_commands": ".formats",
+    "app": ".root",
+    "main": ".root",
+    "write_example_config": ".templates",
+    "entry_line": ".verdict",
+    "register_front_commands": ".verdict",
+    "test_after_run": ".verdict",
+})
