@@ -136,7 +136,8 @@ def run_arm(arm: str, seed: int, teacher: Path, stamp: str, epoch_budget: int,
     """Run one study to its epoch budget, test its front; its record for the JSON."""
     from kdtune.errors import KdtuneError
     from kdtune.study.config import validate_with_overrides
-    from kdtune.study.service import open_study, run_study
+    from kdtune.study.local import run_study
+    from kdtune.study.service import open_study
     from kdtune.study.verdict import stored_verdicts, test_front
 
     name = f"bench-{arm}-s{seed}-{stamp}"

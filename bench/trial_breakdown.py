@@ -194,7 +194,8 @@ def run_trials(args, teacher: Path) -> dict:
 
     from kdtune.attrs import SECONDS_PREFIX, TRIAL_CONFIG
     from kdtune.study.config import validate
-    from kdtune.study.service import open_study, run_study
+    from kdtune.study.local import run_study
+    from kdtune.study.service import open_study
 
     layers, width = args.shape_list[0]
     search = {k: None for k in ("temperature", "alpha", "layer_mapping", "learning_rate",

@@ -19,7 +19,7 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "validate": ".config",
     "create_study": ".service",
     "open_study": ".service",
-    "run_study": ".service",
+    "run_study": ".local",
     "study_status": ".service",
     "run_worker": ".worker",
     "budget_counts": ".budget",

@@ -30,6 +30,7 @@ from kdtune.storage.link import DatabaseLink
 
 from .budget import budget_counts_db, budget_lock, epochs_trained_db
 from .config import StudyConfig
+from .local import population_warning
 from .outcome import (
     STOPPED_PREFIX,
     StudyStopped,
@@ -40,7 +41,7 @@ from .outcome import (
     tell_complete,
     tell_failed,
 )
-from .service import open_study, population_warning
+from .service import open_study
 from .stale import fail_heartbeatless_trials, fail_stale_trials
 
 Objective = Callable[[optuna.Trial], "list[float] | float"]

@@ -159,7 +159,10 @@ def test_bad_command_lines_exit_2(capsys):
 
     assert main(["status"]) == 2  # missing --study
     assert main(["no-such-command"]) == 2
-    assert "kdtune: error" not in capsys.readouterr().err  # click's own usage message
+    # one kdtune line each (not click's three-line usage message), naming the help to read
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 2 and all(line.startswith("kdtune: error: ") for line in lines)
+    assert "(see kdtune status --help)" in lines[0] and "(see kdtune --help)" in lines[1]
 
 
 def test_audit_flag_combinations_are_usage_errors(tmp_path, capsys):

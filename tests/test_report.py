@@ -125,8 +125,8 @@ def test_table_lists_the_front(built):
     out = io.StringIO()
     print_pareto(pareto_rows(name, None), "table", file=out)
     text = out.getvalue()
-    assert "Pareto front (4 trials)" in text and "accuracy_student" in text
-    assert "0.9500" in text and "0.0200" in text
+    assert "Pareto front (4 trials)" in text and "accuracy" in text
+    assert "0.95" in text and "0.02" in text  # significant digits, not fixed decimals
 
 
 def test_csv_has_the_union_of_conditional_params():
@@ -317,3 +317,53 @@ def test_report_masks_the_storage_password(tmp_path):
     paths = write_study_report(study, cfg, tmp_path / "r")
     page = paths["html"].read_text()
     assert "s3cret" not in page and "postgresql://kd:***@db:5432/kdtune" in page
+
+
+def _twelve_parameter_front() -> list[dict]:
+    """Front rows as pareto_rows gives them: objectives with intervals, 12 parameters, size
+    and test figures."""
+    rows = []
+    for t in range(3):
+        row = {"trial": 10 + t, "accuracy_student": 0.7625 - t / 100,
+               "accuracy_student_ci": [0.72, 0.805], "sigma": 0.1206 - t / 50,
+               "sigma_ci": [0.1021, 0.1365]}
+        row.update({"temperature": 4.975 + t, "alpha": 0.7007, "layer_mapping": "uniform",
+                    "learning_rate": 1e-4 * (t + 1), "student_shape": "3x256", "beta": 0.25,
+                    "schedule": "two-stage", "epochs": 3, "batch_size": 32,
+                    "warmup_ratio": 0.1, "weight_decay": 0.01, "intermediate": "hidden"})
+        row.update({"params": 5380610, "params_ratio": 0.2369, "latency_ratio": 0.2849,
+                    "vocabulary_size": 10988, "phi_cnf": False, "accuracy_test": 0.735,
+                    "accuracy_test_ci": [0.69, 0.7775], "sigma_test": 0.1359,
+                    "sigma_test_ci": [0.1167, 0.1544], "phi_cnf_test": False,
+                    "reproduced": True})
+        rows.append(row)
+    return rows
+
+
+@pytest.mark.parametrize("width", [80, 120, None])
+def test_the_front_fits_the_width_it_has(width, monkeypatch):
+    """At 80 and 120 columns, and piped (no terminal: $COLUMNS, else 100): no line over the
+    width, no cell cut, size and both objectives shown; a learning rate in significant
+    digits; --wide shows every column."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    rows = _twelve_parameter_front()
+    out = io.StringIO()  # not a terminal
+    print_pareto(rows, "table", file=out, width=width)
+    lines = out.getvalue().splitlines()
+    limit = width or 100
+    assert max(len(line) for line in lines) <= limit
+    text = out.getvalue()
+    assert "5.4M (24%)" in text  # parameters and their ratio to the teacher's
+    for cell in ("0.7625 [0.720, 0.805]", "0.1206 [0.102, 0.137]",
+                 "0.735 [0.690, 0.777]", "0.1359 [0.117, 0.154]"):
+        assert cell in text, cell  # whole cells, never cut
+    assert "…" not in text
+    wide = io.StringIO()
+    print_pareto(rows, "table", file=wide, width=width, wide=True)
+    for value in ("0.0001", "0.0003", "two-stage", "hidden", "10988", "0.28x"):
+        assert value in wide.getvalue(), value
+    if width != 120:  # trial, size, objectives and test figures need 108: a block per trial
+        assert "trial 10" in lines and any(line.strip().startswith("lr") for line in lines)
+    else:  # a table, with what it left out named below it
+        assert lines[1].split()[:4] == ["trial", "size", "accuracy", "sigma"]
+        assert "(--wide shows them)" in text

@@ -70,7 +70,7 @@ def test_pareto_rows_carry_the_intervals_beside_their_objectives(sized, capsys):
     out = io.StringIO()
     print_pareto(rows, "table", file=out)
     text = out.getvalue()
-    assert "0.7450 [0.702, 0.786]" in text and "0.0400 [0.031, 0.049]" in text
+    assert "0.745 [0.702, 0.786]" in text and "0.04 [0.031, 0.049]" in text
     assert "sigma_ci" not in text
 
 
@@ -95,7 +95,7 @@ def test_report_shows_intervals_and_sigma_by_size(sized, tmp_path):
     _assert_png(paths["size"])
     page = paths["html"].read_text()
     assert 'src="sigma_by_size.png"' in page and "Sigma by student size" in page
-    assert "0.7450 [0.702, 0.786]" in page and "2 x 384" in page
+    assert "0.745 [0.702, 0.786]" in page and "2 x 384" in page
     assert "1,000 resamples" in page
 
 

@@ -16,12 +16,12 @@ from kdtune.study.service import create_study, open_study
 
 
 def test_a_population_smaller_than_the_workers_is_warned_about(monkeypatch):
-    import kdtune.study.service as service
+    import kdtune.study.local as local
 
     small = _cfg(4, sampler={"name": "nsga2", "population_size": 2, "seed": 0})
-    assert service.population_warning(small, 2) is None
-    assert "population_size >= 3" in service.population_warning(small, 3)
-    assert service.population_warning(_cfg(4), 64) is None  # random search: no generations
+    assert local.population_warning(small, 2) is None
+    assert "population_size >= 3" in local.population_warning(small, 3)
+    assert local.population_warning(_cfg(4), 64) is None  # random search: no generations
 
     class Done:
         def __init__(self, argv, env, **kwargs):
@@ -33,13 +33,13 @@ def test_a_population_smaller_than_the_workers_is_warned_about(monkeypatch):
         def wait(self):
             return 0
 
-    monkeypatch.setattr(service.subprocess, "Popen", Done)
-    monkeypatch.setattr(service, "create_study", lambda cfg: {})
-    monkeypatch.setattr(service, "open_study", lambda name, storage: (None, small))
-    monkeypatch.setattr(service, "_watch", lambda cfg, procs, progress: None)
-    monkeypatch.setattr(service, "study_status", lambda name, storage: {})
+    monkeypatch.setattr(local.subprocess, "Popen", Done)
+    monkeypatch.setattr(local, "create_study", lambda cfg: {})
+    monkeypatch.setattr(local, "open_study", lambda name, storage: (None, small))
+    monkeypatch.setattr(local, "_watch", lambda cfg, procs, progress: None)
+    monkeypatch.setattr(local, "study_status", lambda name, storage: {})
     with pytest.warns(UserWarning, match="NSGA-II population of 2"):
-        service.run_study(small, workers=3, progress=False)
+        local.run_study(small, workers=3, progress=False)
 
 
 _ASK_IN_NEW_YORK = """

@@ -278,14 +278,15 @@ def test_selection_deltas_compare_what_both_have():
 @pytest.mark.parametrize("flags, tests", [([], True), (["--no-test"], False)])
 def test_run_tests_after_the_search_unless_no_test(tested, monkeypatch, flags, tests):
     import kdtune.study.cli.root as cli
+    import kdtune.study.local as local
     import kdtune.study.service as service
 
     _, _, _, path = tested
     calls = []
-    monkeypatch.setattr(service, "run_study", lambda cfg, **kw: calls.append("run"))
+    monkeypatch.setattr(local, "run_study", lambda cfg, **kw: calls.append("run"))
     monkeypatch.setattr(cli, "test_after_run",
                         lambda name, storage, threads: calls.append(("test", name, threads)))
     assert main(["run", str(path), "--workers", "2", *flags]) == 0
     cfg = service.load_study_config(path)
-    expected = ["run", ("test", cfg.name, service.worker_threads(cfg, 2))] if tests else ["run"]
+    expected = ["run", ("test", cfg.name, local.worker_threads(cfg, 2))] if tests else ["run"]
     assert calls == expected

@@ -276,7 +276,7 @@ def test_bad_threads_is_a_usage_error():
 
 
 def test_run_study_starts_workers_with_threads_not_environment(monkeypatch):
-    import kdtune.study.service as service
+    import kdtune.study.local as local
 
     started = []
 
@@ -290,20 +290,20 @@ def test_run_study_starts_workers_with_threads_not_environment(monkeypatch):
         def wait(self):
             return 0
 
-    monkeypatch.setattr(service.subprocess, "Popen", FakeProcess)
+    monkeypatch.setattr(local.subprocess, "Popen", FakeProcess)
     cfg = _cfg(2)
-    monkeypatch.setattr(service, "create_study", lambda cfg: {})
-    monkeypatch.setattr(service, "open_study", lambda name, storage: (None, cfg))
-    monkeypatch.setattr(service, "_watch", lambda cfg, procs, progress: None)
-    monkeypatch.setattr(service, "study_status", lambda name, storage: {"study": name})
+    monkeypatch.setattr(local, "create_study", lambda cfg: {})
+    monkeypatch.setattr(local, "open_study", lambda name, storage: (None, cfg))
+    monkeypatch.setattr(local, "_watch", lambda cfg, procs, progress: None)
+    monkeypatch.setattr(local, "study_status", lambda name, storage: {"study": name})
     monkeypatch.delenv("KDTUNE_THREADS", raising=False)
-    assert service.run_study(cfg, workers=2, progress=False) == {"study": cfg.name}
-    threads = str(service.worker_threads(cfg, 2))
+    assert local.run_study(cfg, workers=2, progress=False) == {"study": cfg.name}
+    threads = str(local.worker_threads(cfg, 2))
     for i, (argv, env) in enumerate(started):
         assert argv[-6:] == ["--study", cfg.name, "--index", str(i), "--threads", threads]
         assert "KDTUNE_THREADS" not in env and "KDTUNE_OBJECTIVE" not in env
     pinned = validate({**json_cfg(cfg), "distill": {"teacher": "unused", "threads": 3}})
-    assert service.worker_threads(pinned, 2) == 3
+    assert local.worker_threads(pinned, 2) == 3
 
 
 def json_cfg(cfg) -> dict:

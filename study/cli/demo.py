@@ -64,8 +64,8 @@ def run_demo(workers: int = 2, trials: int = 8, output: Path = Path("kdtune-demo
     from kdtune.storage import describe
 
     from ..export.trial import export_trial
+    from ..local import run_study, worker_threads
     from ..report.tables import pareto_rows, print_pareto
-    from ..service import run_study, worker_threads
     from .verdict import test_after_run
 
     console = Console()

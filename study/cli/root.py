@@ -143,7 +143,8 @@ def run_cmd(
     passed on to the workers (each ends its trial cleanly), and `run` waits for them.
     Then, unless --no-test, `kdtune test` measures the Pareto front on the test split.
     """
-    from kdtune.study.service import load_study_config, run_study, worker_threads
+    from kdtune.study.local import run_study, worker_threads
+    from kdtune.study.service import load_study_config
 
     cfg = load_study_config(config, overrides or [], storage, n_trials=trials)
     run_study(cfg, workers=workers, objective=objective)

@@ -43,8 +43,9 @@ def rescore_cmd(
     grows by as many. kdtune pareto, the report and kdtune export then use each front
     trial's mean over its seeds, with a 95% interval.
     """
+    from ..local import run_study
     from ..rescore import enqueue_repeats
-    from ..service import open_study, run_study
+    from ..service import open_study
 
     info = enqueue_repeats(study, storage, seeds)
     if workers and info["enqueued"]:
@@ -66,9 +67,14 @@ def pareto_cmd(
     fmt: Annotated[str, typer.Option("--format", help="table, json or csv")] = "table",
     test: Annotated[bool, typer.Option("--test", help="add the test-split figures that "
                                        "`kdtune test` stored, beside the selection ones")] = False,
+    wide: Annotated[bool, typer.Option("--wide", help="every column, whatever the terminal's "
+                                       "width")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """The Pareto front: trial number, objectives and parameters (--json: --format json)."""
+    """The Pareto front: trial, size, objectives, then parameters (--json: --format json).
+
+    The table fits the terminal (or $COLUMNS, else 100 columns off a terminal): the columns
+    that do not fit are named below it, and --wide shows them."""
     from kdtune.errors import UsageError
 
     from ..report.tables import pareto_rows, print_pareto, untested_trials
@@ -76,7 +82,7 @@ def pareto_cmd(
     if as_json and fmt not in ("table", "json"):
         raise UsageError(f"--json and --format {fmt} ask for two formats; give one")
     rows = pareto_rows(study, storage, test)
-    print_pareto(rows, "json" if as_json else fmt)
+    print_pareto(rows, "json" if as_json else fmt, wide=wide)
     missing = untested_trials(rows)
     if missing:
         shown = ", ".join(str(n) for n in missing)

@@ -124,12 +124,12 @@ def columns(rows: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def cell(value: Any) -> str:
-    """A value as a table shows it: 4 decimals, or 4 significant digits when very large or
-    small; empty for None."""
+    """A value as a table shows it: 4 significant digits for a float (``0.7375``,
+    ``0.0001``, ``5e-05``, ``11.56``); empty for None."""
     if value is None:
         return ""
     if isinstance(value, float):
-        return f"{value:.4g}" if abs(value) >= 1e4 or 0 < abs(value) < 1e-3 else f"{value:.4f}"
+        return f"{value:.4g}"
     return str(value)
 
 
@@ -173,10 +173,13 @@ def flat_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def print_pareto(rows: Sequence[dict[str, Any]], fmt: str = "table",
-                 file: TextIO | None = None) -> None:
+                 file: TextIO | None = None, *, width: int | None = None,
+                 wide: bool = False) -> None:
     """Print Pareto rows (from :func:`pareto_rows`) to ``file`` (default stdout).
 
-    ``fmt``: ``table`` (a rich table; intervals in the cell of their metric), ``json`` (a
+    ``fmt``: ``table`` (plain text that fits ``width``, default the terminal's or
+    :func:`~.terminal.output_width`; intervals in the cell of their metric, size as
+    parameters and their ratio to the teacher's; ``wide``: every column), ``json`` (a
     list of objects, numbers unrounded, intervals as ``[low, high]``) or ``csv`` (a header
     line, then one line per row; intervals as ``<name>_ci_low`` and ``<name>_ci_high``; a
     parameter a trial lacks is empty).
@@ -195,20 +198,24 @@ def print_pareto(rows: Sequence[dict[str, Any]], fmt: str = "table",
         writer.writeheader()
         writer.writerows(flat)
     else:
-        from rich.console import Console
-        from rich.table import Table
+        from .terminal import fit_lines, output_width, size_text
 
-        rows = display_rows(rows)
-        cols = columns(rows)
-        table = Table(title=f"Pareto front ({len(rows)} trials)")
-        for c in cols:
-            table.add_column(c, justify="left" if c == "layer_mapping" else "right")
-        for row in rows:
-            table.add_row(*(cell(row.get(c)) for c in cols))
-        # a terminal wraps at its width; a file or pipe gets every cell on one line
-        width = sum(max([len(c), *(len(cell(r.get(c))) for r in rows)]) + 3 for c in cols) + 1
-        tty = hasattr(out, "isatty") and out.isatty()
-        Console(file=out, width=None if tty else max(width, 80)).print(table)
+        # the objectives: the selection figures that carry an interval
+        objectives = {k for row in rows for k in row
+                      if f"{k}_ci" in row and not k.endswith("_test")}
+
+        shown = []
+        for row, display in zip(rows, display_rows(rows), strict=True):
+            text = {k: cell(v) for k, v in display.items()
+                    if k not in ("params", "params_ratio")}
+            if isinstance(row.get("latency_ratio"), float):
+                text["latency_ratio"] = f"{row['latency_ratio']:.2f}x"
+            shown.append({"trial": text.pop("trial", ""), "size": size_text(row), **text})
+        if width is None:
+            width = output_width(hasattr(out, "isatty") and out.isatty())
+        lines = fit_lines(shown, objectives, width, wide,
+                          title=f"Pareto front ({len(rows)} trials)")
+        out.write("\n".join(lines) + "\n")
 
 
 __all__ = ["PARETO_FORMATS", "cell", "columns", "display_rows", "flat_rows", "front_rows",
