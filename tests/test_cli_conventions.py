@@ -127,3 +127,32 @@ def test_studies_on_a_fresh_home_creates_nothing(tmp_path, monkeypatch, capsys):
     assert main(["status", "--study", "x"]) == 2
     assert "no studies yet" in capsys.readouterr().err
     assert not home.exists()
+
+
+@pytest.mark.parametrize("argv", [["-h"], ["pareto", "-h"], ["teacher", "fit", "-h"],
+                                  ["studies", "delete", "-h"]])
+def test_dash_h_is_help(argv, capsys):
+    assert main(argv) == 0
+    assert "Usage: kdtune" in capsys.readouterr().out
+
+
+def test_every_option_of_every_command_has_help():
+    root = typer.main.get_command(app)
+    bare = [f"{name} {'/'.join(p.opts)}" for name, command in _commands(root)
+            for p in command.params
+            if getattr(p, "param_type_name", "") == "option" and "--help" not in p.opts
+            and not (p.help or "").strip()]
+    assert bare == []
+
+
+def test_set_help_shows_an_example_of_the_command_s_own_keys():
+    root = typer.main.get_command(app)
+    commands = dict(_commands(root))
+
+    def example(name):
+        (option,) = [p for p in commands[name].params if "--set" in p.opts]
+        return option.help.split("--set ")[1]
+
+    assert example("run").startswith("search.")  # a study config
+    assert example("distill") == "epochs=5"  # keys of the distill: section
+    assert example("audit").startswith("data.") and example("teacher fit").startswith("data.")

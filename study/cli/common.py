@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -16,10 +16,16 @@ StorageOpt = Annotated[
 ]
 StudyOpt = Annotated[str, typer.Option("--study", "--study-name",
                                         help="study name (--study-name, as Optuna's CLI)")]
-SetOpt = Annotated[
-    list[str] | None,
-    typer.Option("--set", help="dotted override, e.g. --set search.temperature.high=8"),
-]
+def set_option(example: str) -> Any:
+    """A ``--set`` option whose help shows an ``example`` that applies to its command."""
+    return Annotated[list[str] | None,
+                     typer.Option("--set", help=f"dotted override, e.g. --set {example}")]
+
+
+SetOpt = set_option("search.temperature.high=8")  # a study config's keys
+DistillSetOpt = set_option("epochs=5")  # keys of the distill: section
+TeacherSetOpt = set_option("data.source=reviews.csv")  # a teacher fit config's keys
+AuditSetOpt = set_option("data.max_length=128")  # keys of a distill: section's data
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
 ConfigArg = Annotated[Path, typer.Argument(help="study config (YAML)")]
 ObjectiveOpt = Annotated[str | None, typer.Option(

@@ -22,12 +22,15 @@ from kdtune.errors import UsageError
 
 from ..signals import Stopped, StopSignals, as_stopped
 from .common import (
+    AuditSetOpt,
     ConfigArg,
+    DistillSetOpt,
     JsonOpt,
     ObjectiveOpt,
     SetOpt,
     StorageOpt,
     StudyOpt,
+    TeacherSetOpt,
     emit,
     print_json,
     quiet_library_bars,
@@ -47,6 +50,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 teacher_app = typer.Typer(help="Teachers: fine-tune a BERT checkpoint into a classifier.",
                           no_args_is_help=True)
@@ -83,7 +87,7 @@ def _root(
 def teacher_fit_cmd(
     output: Annotated[Path, typer.Option("-o", "--output", help="directory to save the teacher")],
     config: Annotated[Path | None, typer.Option("--config", help="teacher config (YAML)")] = None,
-    overrides: SetOpt = None,
+    overrides: TeacherSetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Fine-tune a BERT checkpoint (default: the packaged MiniLM) on a dataset."""
@@ -101,7 +105,8 @@ def teacher_fit_cmd(
 
 @app.command("init")
 def init_cmd(
-    output: Annotated[Path, typer.Option("-o", "--output")] = Path("kdtune.yaml"),
+    output: Annotated[Path, typer.Option(
+        "-o", "--output", help="where to write the example config")] = Path("kdtune.yaml"),
     force: Annotated[bool, typer.Option("--force", help="overwrite an existing file")] = False,
 ) -> None:
     """Write a commented example study config."""
@@ -128,7 +133,8 @@ def create_cmd(
 @app.command("run")
 def run_cmd(
     config: ConfigArg,
-    workers: Annotated[int, typer.Option("--workers", "-w", min=1)] = 2,
+    workers: Annotated[int, typer.Option(
+        "--workers", "-w", min=1, help="local worker processes")] = 2,
     trials: Annotated[int | None, typer.Option("--trials", "-n", min=1,
                                                help="trial budget (default: n_trials)")] = None,
     overrides: SetOpt = None,
@@ -197,7 +203,8 @@ register_format_commands(app)  # convert (kdtune.study.cli.formats)
 @app.command("report")
 def report_cmd(
     study: StudyOpt,
-    output: Annotated[Path, typer.Option("-o", "--output")] = Path("report"),
+    output: Annotated[Path, typer.Option(
+        "-o", "--output", help="report directory")] = Path("report"),
     storage: StorageOpt = None,
 ) -> None:
     """Pareto front, hypervolume history and parameter importances as HTML and PNG."""
@@ -212,7 +219,8 @@ def export_cmd(
     study: StudyOpt,
     pick: Annotated[str, typer.Option("--pick", help="knee, max-accuracy, min-sigma, feasible "
                                       "or trial:N")] = "knee",
-    output: Annotated[Path, typer.Option("-o", "--output")] = Path("best.yaml"),
+    output: Annotated[Path, typer.Option(
+        "-o", "--output", help="the exported config")] = Path("best.yaml"),
     rule: Annotated[str, typer.Option("--rule", help="feasible: plain (sigma <= kappa) or "
                                       "interval (sigma_ci upper end <= kappa)")] = "plain",
     storage: StorageOpt = None,
@@ -228,8 +236,8 @@ def export_cmd(
 @app.command("distill")
 def distill_cmd(
     config: Annotated[Path, typer.Argument(help="distillation config (from kdtune export)")],
-    output: Annotated[Path, typer.Option("-o", "--output")],
-    overrides: SetOpt = None,
+    output: Annotated[Path, typer.Option("-o", "--output", help="student directory to write")],
+    overrides: DistillSetOpt = None,
     formats: FormatsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -259,8 +267,8 @@ def distill_cmd(
 @app.command("dashboard")
 def dashboard_cmd(
     storage: StorageOpt = None,
-    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port")] = 8080,
+    host: Annotated[str, typer.Option("--host", help="address to serve on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="port to serve on")] = 8080,
     allow_writes: Annotated[bool, typer.Option(
         "--allow-writes", help="let notes, renames and deletions through")] = False,
 ) -> None:
@@ -272,14 +280,17 @@ def dashboard_cmd(
 
 @app.command("audit")
 def audit_cmd(
-    teacher_preds: Annotated[Path | None, typer.Option("--teacher-preds")] = None,
-    student_preds: Annotated[Path | None, typer.Option("--student-preds")] = None,
+    teacher_preds: Annotated[Path | None, typer.Option(
+        "--teacher-preds", help="the teacher's predictions: a CSV of label, p0..pK-1")] = None,
+    student_preds: Annotated[Path | None, typer.Option(
+        "--student-preds", help="the student's predictions, the same rows")] = None,
     teacher: Annotated[str | None, typer.Option("--teacher", help="teacher directory")] = None,
     student: Annotated[str | None, typer.Option("--student", help="student directory")] = None,
-    overrides: SetOpt = None,
+    overrides: AuditSetOpt = None,
     split: Annotated[str, typer.Option("--split", help="train, eval or test")] = "test",
     kappa: Annotated[float | None, typer.Option("--kappa", help="default 0.05")] = None,
-    reference_class: Annotated[int | None, typer.Option("--reference-class")] = None,
+    reference_class: Annotated[int | None, typer.Option(
+        "--reference-class", help="class c of sigma (default 0)")] = None,
     config: Annotated[Path | None, typer.Option("--config", help="study or exported config: "
                                                 "its teacher, data and max length")] = None,
     as_json: JsonOpt = False,
@@ -312,8 +323,9 @@ def audit_cmd(
 
 @app.command("demo")
 def demo_cmd(
-    workers: Annotated[int, typer.Option("--workers", "-w", min=1)] = 2,
-    trials: Annotated[int, typer.Option("--trials", "-n", min=1)] = 8,
+    workers: Annotated[int, typer.Option(
+        "--workers", "-w", min=1, help="local worker processes")] = 2,
+    trials: Annotated[int, typer.Option("--trials", "-n", min=1, help="trial budget")] = 8,
 ) -> None:
     """Everything on the embedded default: data, teacher, a small study, Pareto, export."""
     from kdtune.study.cli.demo import run_demo
