@@ -244,16 +244,17 @@ def _jsonable(value: Any) -> Any:
 
 @contextlib.contextmanager
 def _bar(enabled: bool, total: int) -> Iterator[tuple[Any, Any]]:
-    """A rich progress bar on stderr as ``(progress, task)`` (disabled: a no-op), with the
-    libraries' own bars silenced."""
+    """A rich progress bar on stderr as ``(progress, task)`` (disabled, a no-op, off a
+    terminal: each run prints its own line there), with the libraries' own bars silenced."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from kdtune.objectives.teacher.progress import library_progress
 
+    console = Console(stderr=True)
     bar = Progress(TextColumn("[bold]retrain + test"), TextColumn("{task.description}"),
-                   BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=Console(stderr=True), disable=not enabled or total == 0)
+                   BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+                   disable=not enabled or total == 0 or not console.is_terminal)
     with library_progress(False), bar:
         yield bar, bar.add_task("", total=total)
 

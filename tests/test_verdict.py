@@ -290,3 +290,13 @@ def test_run_tests_after_the_search_unless_no_test(tested, monkeypatch, flags, t
     cfg = service.load_study_config(path)
     expected = ["run", ("test", cfg.name, local.worker_threads(cfg, 2))] if tests else ["run"]
     assert calls == expected
+
+
+def test_the_retrain_bar_stays_off_a_terminal(capsys):
+    """Piped (a log, CI), ``kdtune test`` draws no live bar: each run prints its own line."""
+    from kdtune.study.verdict import _bar
+
+    with _bar(True, 3) as (bar, task):
+        bar.advance(task)
+        assert bar.disable
+    assert "━" not in capsys.readouterr().err
