@@ -26,7 +26,7 @@ from .front import pareto_front
 from .service import create_study, open_study, study_status
 from .signals import Stopped, stop_children
 
-__all__ = ["population_warning", "run_study", "worker_threads"]
+__all__ = ["population_warning", "run_study", "status_line", "worker_threads"]
 
 _log = logging.getLogger(__name__)
 
@@ -108,8 +108,17 @@ def run_study(cfg: StudyConfig, workers: int = 2, progress: bool = True,
     codes = [p.wait() for p in procs]
     status = study_status(cfg.name, cfg.storage)
     if any(codes):
-        raise KdtuneError(f"worker exit codes {codes}; study status: {status}")
+        raise KdtuneError(f"workers exited with codes {codes}: {status_line(status)}")
     return status
+
+
+def status_line(status: dict) -> str:
+    """A study's status (:func:`~kdtune.study.service.study_status`) in one short line."""
+    if status.get("stopped"):
+        return f"study {status['study']!r} stopped itself: {status['stopped']}"
+    return (f"study {status['study']!r}: {status['finished']}/{status['budget']} trials "
+            f"finished ({status['complete']} complete, {status['pruned']} pruned, "
+            f"{status['failed']} failed)")
 
 
 def _watch(cfg: StudyConfig, procs: list[subprocess.Popen], progress: bool) -> None:

@@ -82,3 +82,15 @@ def test_a_trial_asked_on_a_host_in_another_time_zone_is_not_failed_at_once(monk
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+def test_status_line_is_one_short_line():
+    from kdtune.study.local import status_line
+
+    status = {"study": "s", "storage": "x" * 200, "objectives": "accuracy_student (maximize)",
+              "budget": 8, "complete": 3, "pruned": 1, "failed": 2, "failed_final": 2,
+              "running": 0, "waiting": 0, "finished": 6, "used": 6, "pareto_front": 2}
+    line = status_line(status)
+    assert line == "study 's': 6/8 trials finished (3 complete, 1 pruned, 2 failed)"
+    stopped = status_line({**status, "stopped": "the first 3 trials failed: CUDA missing"})
+    assert stopped == "study 's' stopped itself: the first 3 trials failed: CUDA missing"
