@@ -277,7 +277,7 @@ def test_selection_deltas_compare_what_both_have():
 
 @pytest.mark.parametrize("flags, tests", [([], True), (["--no-test"], False)])
 def test_run_tests_after_the_search_unless_no_test(tested, monkeypatch, flags, tests):
-    import kdtune.study.cli.root as cli
+    import kdtune.study.cli.search as cli
     import kdtune.study.local as local
     import kdtune.study.service as service
 

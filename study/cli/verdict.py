@@ -8,6 +8,7 @@ its search ends, unless ``--no-test``. Registered on the app by :func:`register_
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -25,6 +26,7 @@ def register_front_commands(app: typer.Typer) -> None:
     app.command("pareto")(pareto_cmd)
     app.command("test", help=TEST_HELP)(test_cmd)
     app.command("rescore")(rescore_cmd)
+    app.command("report")(report_cmd)
 
 
 def rescore_cmd(
@@ -157,3 +159,16 @@ def entry_line(entry: dict[str, Any]) -> str:
     deltas = ", ".join(f"|d {k}| {v:.2g}" for k, v in entry["selection_delta"].items())
     state = "reproduced" if entry["reproduced"] else "NOT reproduced"
     return f"{line}, {state} by the retrained student ({deltas})"
+
+
+def report_cmd(
+    study: StudyOpt,
+    output: Annotated[Path, typer.Option(
+        "-o", "--output", help="report directory")] = Path("report"),
+    storage: StorageOpt = None,
+) -> None:
+    """Pareto front, hypervolume history and parameter importances as HTML and PNG."""
+    from kdtune.study.report.html import write_report
+
+    paths = write_report(study, storage, output)
+    typer.echo(f"report written to {paths['html']}")

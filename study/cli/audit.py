@@ -1,4 +1,5 @@
-"""What ``kdtune audit --config`` takes from a study's or an exported config.
+"""``kdtune audit``, and what ``kdtune audit --config`` takes from a study's or an exported
+config.
 
 A trial's sigma is measured on the study's data: its source, split sizes and seed, and its
 tokenisation (``data.max_length``: a different truncation gives the models different
@@ -13,15 +14,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+import typer
 
 from kdtune import frozen
-from kdtune.errors import ConfigError
+from kdtune.errors import ConfigError, UsageError
 from kdtune.objectives.distillation.config import DistillConfig
 
 from ..export.file import read_checked
+from .common import AuditSetOpt, JsonOpt, print_json
 
-__all__ = ["audit_options", "audit_settings"]
+__all__ = ["audit_options", "audit_settings", "register_audit_command"]
 
 DEFAULT_KAPPA = 0.05
 DEFAULT_REFERENCE_CLASS = 0
@@ -68,3 +72,49 @@ def audit_options(config: Path | None, teacher: str | None, student: str | None,
         else found.get("reference_class", DEFAULT_REFERENCE_CLASS),
         "base": found.get("base"),
     }
+
+
+def register_audit_command(app: typer.Typer) -> None:
+    """Add ``audit`` to ``app``."""
+    app.command("audit")(audit_cmd)
+
+
+def audit_cmd(
+    teacher_preds: Annotated[Path | None, typer.Option(
+        "--teacher-preds", help="the teacher's predictions: a CSV of label, p0..pK-1")] = None,
+    student_preds: Annotated[Path | None, typer.Option(
+        "--student-preds", help="the student's predictions, the same rows")] = None,
+    teacher: Annotated[str | None, typer.Option("--teacher", help="teacher directory")] = None,
+    student: Annotated[str | None, typer.Option("--student", help="student directory")] = None,
+    overrides: AuditSetOpt = None,
+    split: Annotated[str, typer.Option("--split", help="train, eval or test")] = "test",
+    kappa: Annotated[float | None, typer.Option("--kappa", help="default 0.05")] = None,
+    reference_class: Annotated[int | None, typer.Option(
+        "--reference-class", help="class c of sigma (default 0)")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="study or exported config: "
+                                                "its teacher, data and max length")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Confidence-preservation report from prediction files or from two model directories.
+
+    Data options for model directories come from --config (a study's or `kdtune export`'s
+    file: --split eval then reproduces a trial's sigma) and --set data.source=... overrides.
+    """
+    from kdtune.objectives.measure.audit import audit, audit_models, print_audit
+
+    opts = audit_options(config, teacher, student, kappa, reference_class)
+    teacher, kappa, reference_class = opts["teacher"], opts["kappa"], opts["reference_class"]
+    given = [x is not None for x in (teacher_preds, student_preds, teacher, student)]
+    if given not in ([True, True, False, False], [False, False, True, True]):
+        raise UsageError("give --teacher-preds and --student-preds, or --teacher and "
+                         "--student (one pair, both of it)")
+    if teacher_preds is not None:
+        report = audit(teacher_preds, student_preds, kappa=kappa,
+                       reference_class=reference_class)
+    else:
+        report = audit_models(teacher, student, overrides or [], split=split, kappa=kappa,
+                              reference_class=reference_class, base=opts["base"])
+    if as_json:
+        print_json(report)
+    else:
+        print_audit(report)
