@@ -191,3 +191,20 @@ def test_every_from_import_names_something_that_exists():
                         or importlib.util.find_spec(f"{target}.{alias.name}") is not None):
                     missing.append(f"{module}: from {target} import {alias.name}")
     assert missing == []
+
+
+def test_no_exported_name_is_also_a_submodule():
+    """A package's lazy export must not share its name with one of its submodules: once the
+    submodule is imported, the package attribute is the module, not the exported object
+    (``kdtune.study.cli:main``, the entry point, would then be a module)."""
+    import importlib
+    import pkgutil
+
+    packages = sorted({m for m, p in _modules().items() if p.stem == "__init__"})
+    clashes = []
+    for name in packages:
+        package = importlib.import_module(name)
+        submodules = {info.name for info in pkgutil.iter_modules(package.__path__)}
+        clashes += [f"{name}.{n}" for n in getattr(package, "__all__", []) if n in submodules]
+    assert len(packages) > 10
+    assert clashes == []
