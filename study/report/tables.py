@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
@@ -208,8 +209,9 @@ def print_pareto(rows: Sequence[dict[str, Any]], fmt: str = "table",
         for row, display in zip(rows, display_rows(rows), strict=True):
             text = {k: cell(v) for k, v in display.items()
                     if k not in ("params", "params_ratio")}
-            if isinstance(row.get("latency_ratio"), float):
-                text["latency_ratio"] = f"{row['latency_ratio']:.2f}x"
+            latency = row.get("latency_ratio")
+            if isinstance(latency, float):  # not measured (NaN): left empty
+                text["latency_ratio"] = f"{latency:.2f}x" if math.isfinite(latency) else ""
             shown.append({"trial": text.pop("trial", ""), "size": size_text(row), **text})
         if width is None:
             width = output_width(hasattr(out, "isatty") and out.isatty())

@@ -9,6 +9,7 @@ unless ``wide`` asks for every column.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import textwrap
@@ -45,6 +46,8 @@ def output_width(tty: bool) -> int:
 def size_text(row: dict[str, Any]) -> str:
     """Parameters and their ratio to the teacher's: ``5.4M (24%)``."""
     params, ratio = row.get("params"), row.get("params_ratio")
+    if isinstance(ratio, float) and not math.isfinite(ratio):
+        ratio = None
     if params is None and ratio is None:
         return ""
     text = f"{params / 1e6:.1f}M" if params is not None else ""
