@@ -37,6 +37,15 @@ def _layer(module: str) -> str:
     return ".".join(parts[:2]) if len(parts) > 1 and ".".join(parts[:2]) in RANK else "kdtune"
 
 
+def _from_target(node: ast.ImportFrom, package: str) -> str:
+    """The absolute module a ``from ... import`` statement in ``package`` imports from."""
+    if not node.level:
+        return node.module or ""
+    base = package.split(".")
+    base = base[: len(base) - node.level + 1]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
 def _imports(module: str, path: Path, known: set[str]) -> set[str]:
     """The kdtune modules ``module`` imports (absolute or relative, anywhere in the file)."""
     package = module if path.stem == "__init__" else module.rsplit(".", 1)[0]
@@ -45,12 +54,7 @@ def _imports(module: str, path: Path, known: set[str]) -> set[str]:
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")
-                base = base[: len(base) - node.level + 1]
-                target = ".".join(base + ([node.module] if node.module else []))
-            else:
-                target = node.module or ""
+            target = _from_target(node, package)
             names = [target] + [f"{target}.{a.name}" for a in node.names]
         else:
             continue
@@ -147,7 +151,7 @@ def test_no_package_over_12_modules():
     big = {}
     for folder in FOLDERS:
         for init in sorted((ROOT / folder).rglob("__init__.py")):
-            modules = [p for p in init.parent.glob("*.py") if not p.name.startswith("__")]
+            modules = [p for p in init.parent.glob("*.py") if p.name != "__init__.py"]
             if len(modules) > MAX_PACKAGE_MODULES:
                 big[str(init.parent.relative_to(ROOT))] = len(modules)
     assert big == {}
@@ -177,12 +181,7 @@ def test_every_from_import_names_something_that_exists():
         for node in ast.walk(ast.parse(path.read_text())):
             if not isinstance(node, ast.ImportFrom) or node.module == "__future__":
                 continue
-            if node.level:
-                base = package.split(".")
-                base = base[: len(base) - node.level + 1]
-                target = ".".join(base + ([node.module] if node.module else []))
-            else:
-                target = node.module or ""
+            target = _from_target(node, package)
             if not target.startswith("kdtune"):
                 continue
             imported = importlib.import_module(target)

@@ -1,8 +1,8 @@
 """The ``kdtune`` command line: the root command, ``dashboard``, ``demo`` and :func:`main`.
 
 The command groups live beside it: :mod:`.search` (teacher fit, init, create, run, worker,
-status), :mod:`.verdict` (pareto, test, rescore, report), :mod:`.formats` (convert),
-:mod:`.production` (export, distill), :mod:`.audit`, :mod:`.storage`, :mod:`.config` and
+status), :mod:`.verdict` (pareto, test, rescore, report),
+:mod:`.production` (convert, export, distill), :mod:`.audit`, :mod:`.storage`, :mod:`.config` and
 :mod:`.studies`; each command parses its arguments and calls one plain function. :func:`main`
 runs a command: a :class:`~kdtune.errors.KdtuneError` exits with its ``exit_code`` (2: a bad
 flag, config or input; 1: a runtime failure), any other exception is a bug; SIGINT exits
@@ -30,7 +30,6 @@ from .common import (
     usage_error,
 )
 from .config import config_app
-from .formats import register_format_commands
 from .production import register_production_commands
 from .search import register_search_commands
 from .storage import storage_app
@@ -48,8 +47,7 @@ app = typer.Typer(
 )
 register_search_commands(app)  # teacher fit, init, create, run, worker, status
 register_front_commands(app)  # pareto, test, rescore, report (kdtune.study.cli.verdict)
-register_format_commands(app)  # convert (kdtune.study.cli.formats)
-register_production_commands(app)  # export, distill
+register_production_commands(app)  # convert, export, distill
 register_audit_command(app)  # audit (kdtune.study.cli.audit)
 app.add_typer(storage_app, name="storage")
 app.add_typer(config_app, name="config")
