@@ -328,3 +328,4 @@ def test_the_verdict_reads_sigma_and_the_upper_end(sigma, ci, holds, upper, says
     card = card_section(check)
     assert "- by sigma: " + ("holds" if holds else "does not hold") in card or sigma != sigma
     assert "| - |" in card  # no trial figures for a hand-written config
+

@@ -7,6 +7,8 @@ Public names are imported on first use (:mod:`kdtune.lazy`).
 from kdtune.lazy import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "checkpoint_digest": ".fingerprint",
+    "checkpoint_files": ".fingerprint",
     "file_digest": ".fingerprint",
     "teacher_fingerprint": ".fingerprint",
     "compute_or_load": ".outputs",

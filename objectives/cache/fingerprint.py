@@ -23,7 +23,7 @@ from kdtune.paths import kdtune_home
 from ..oneline import one_line
 from .store import CACHE_FORMAT_VERSION
 
-__all__ = ["file_digest", "teacher_fingerprint"]
+__all__ = ["checkpoint_digest", "checkpoint_files", "file_digest", "teacher_fingerprint"]
 
 # Files of a checkpoint directory that define the teacher's outputs: config, weights
 # (*.safetensors, *.bin, shard indexes *.json), tokenizer (*.json, vocab.txt, *.model).
@@ -108,23 +108,11 @@ def teacher_fingerprint(
         UsageError: the teacher directory cannot be found or holds no config or weights, or
             ``max_length`` is not a positive int.
     """
-    directory = _teacher_directory(teacher_dir)
-    files = sorted(
-        p for p in directory.iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.suffix in _TEACHER_SUFFIXES
-    )  # fmt: skip
-    names = {p.name for p in files}
-    if "config.json" not in names:
-        raise UsageError(f"teacher_dir {str(teacher_dir)!r} has no config.json")
-    if not any(p.suffix in (".safetensors", ".bin") for p in files):
-        raise UsageError(
-            f"teacher_dir {str(teacher_dir)!r} has no weights (*.safetensors or *.bin)"
-        )
     if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
         raise UsageError(f"max_length must be a positive int, got {max_length!r}")
     payload = {
         "format": CACHE_FORMAT_VERSION,
-        "teacher_files": {p.name: file_digest(p) for p in files},
+        "teacher_files": checkpoint_files(teacher_dir),
         "dataset": str(dataset_fingerprint),
         "split": str(split),
         "tokenizer": str(tokenizer_name),
@@ -134,6 +122,33 @@ def teacher_fingerprint(
         "with_attentions": False,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def checkpoint_files(teacher_dir: str | Path) -> dict[str, str]:
+    """``{file name: SHA-256}`` of a checkpoint's config, weight and tokenizer files.
+
+    Raises:
+        UsageError: no such directory (nor a cached hub id), or no config.json or weights.
+    """
+    directory = _teacher_directory(teacher_dir)
+    files = sorted(
+        p for p in directory.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.suffix in _TEACHER_SUFFIXES
+    )  # fmt: skip
+    if "config.json" not in {p.name for p in files}:
+        raise UsageError(f"teacher_dir {str(teacher_dir)!r} has no config.json")
+    if not any(p.suffix in (".safetensors", ".bin") for p in files):
+        raise UsageError(
+            f"teacher_dir {str(teacher_dir)!r} has no weights (*.safetensors or *.bin)"
+        )
+    return {p.name: file_digest(p) for p in files}
+
+
+def checkpoint_digest(teacher_dir: str | Path) -> str:
+    """One checkpoint's identity: a 64-hex SHA-256 of :func:`checkpoint_files` (the same
+    teacher copied to another machine or directory keeps it; any changed file changes it)."""
+    text = json.dumps(checkpoint_files(teacher_dir), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _teacher_directory(teacher_dir: str | Path) -> Path:

@@ -82,11 +82,20 @@ def distill_cmd(
     config: Annotated[Path, typer.Argument(help="distillation config (from kdtune export)")],
     output: Annotated[Path, typer.Option("-o", "--output", help="student directory to write")],
     overrides: DistillSetOpt = None,
+    teacher: Annotated[str | None, typer.Option(
+        "--teacher", metavar="DIR", help="the teacher's checkpoint directory on this machine "
+        "(default: the export's path, else this home's teacher cache); it must be the teacher "
+        "the export recorded")] = None,
+    refit_teacher: Annotated[bool, typer.Option(
+        "--refit-teacher", help="no teacher here: fit it again from the recipe the export "
+        "recorded (minutes; figures may differ slightly from the study's)")] = False,
     formats: FormatsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run a production distillation from an exported config and save the student.
 
+    The teacher is looked up here (--teacher, the export's path, this home's teacher cache)
+    and refused when it is not the one the export recorded.
     Interrupted (Ctrl-C, SIGTERM), it saves nothing: no partial student directory is left.
     --formats onnx,int8 then converts it and re-audits each format (kdtune convert).
     """
@@ -96,7 +105,8 @@ def distill_cmd(
     try:
         from kdtune.study.export.trial import distill_from_file
 
-        info = distill_from_file(config, output, overrides or [], progress=not as_json)
+        info = distill_from_file(config, output, overrides or [], progress=not as_json,
+                                 teacher=teacher, refit_teacher=refit_teacher)
         if wanted:
             from kdtune.study.export.formats import convert_and_audit
 

@@ -1,5 +1,5 @@
-"""From a chosen trial to a production student: the export file, ``kdtune distill``, its
-model card, and ONNX and INT8 formats.
+"""From a chosen trial to a production student: the export file, the teacher it names,
+``kdtune distill``, its model card, and ONNX and INT8 formats.
 
 Public names are imported on first use (:mod:`kdtune.lazy`).
 """
@@ -16,6 +16,8 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "verify_export": ".file",
     "with_checksum": ".file",
     "convert_and_audit": ".formats",
+    "resolve_teacher": ".teacher",
+    "teacher_record": ".teacher",
     "ExportSource": ".trial",
     "ExportedConfig": ".trial",
     "check_rule": ".trial",

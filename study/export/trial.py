@@ -38,6 +38,7 @@ from ..service import open_study
 from ..verdict import fresh_verdict, stored_verdicts, trial_config
 from .card import model_card
 from .file import check_writable, read_checked, with_checksum
+from .teacher import resolve_teacher, teacher_record
 
 PICKS = ("knee", "max-accuracy", "min-sigma", "feasible", "trial:N")
 RULES = ("plain", "interval")
@@ -209,12 +210,14 @@ def export_trial(study_name: str, storage: str | None, pick: str, output: Path,
         distill=distill_cfg,
         source=ExportSource(study=study_name, trial=trial.number, pick=pick,
                             kdtune_version=__version__, metrics=metrics, rule=used_rule,
+                            teacher=teacher_record(distill_cfg.teacher),
                             **({} if tested is None else {TEST_VERDICT: tested}),
                             **({"seeds": seeds[trial.number]} if trial.number in seeds
                                else {})),
     )
     header = (f"# kdtune {__version__}: trial {trial.number} of study {study_name!r} "
-              f"(pick: {picked_by}).\n# Run it with: kdtune distill {output.name} -o student/\n")
+              f"(pick: {picked_by}).\n# Run it with: kdtune distill {output.name} -o student/ "
+              "(where the teacher is elsewhere, add --teacher DIR)\n")
     data = json.loads(exported.model_dump_json())
     if used_rule is None:
         del data["source"]["rule"]
@@ -234,6 +237,7 @@ def read_distill_config(
     *,
     full_data: bool = False,
     check: bool = False,
+    teacher: str | None = None,
 ) -> DistillConfig:
     """Read an export file (``distill:`` + ``source:``) or a bare DistillConfig YAML.
 
@@ -241,12 +245,17 @@ def read_distill_config(
     (:func:`~kdtune.study.export.file.verify_export`); a file without one is taken as
     written (a hand-written config).
     With ``full_data`` the training-set size limit is lifted (``data.train_size: null``).
+    ``teacher`` replaces the file's teacher (the one :func:`resolve_teacher` found here).
     With ``check`` the config is validated completely
     (:func:`~kdtune.objectives.search.checks.check_distill`, on the config as it will run): every
     problem in one :class:`~kdtune.errors.ConfigError`, keys named as in the file.
     """
     raw = _read_config(Path(path))
     exported = isinstance(raw, dict) and "distill" in raw
+    if teacher is not None and isinstance(raw, dict):
+        section = raw.get("distill") if exported else raw
+        if isinstance(section, dict):
+            section["teacher"] = teacher
 
     def problems(cfg: ExportedConfig | DistillConfig) -> list[str]:
         run = _as_run(cfg.distill if exported else cfg, full_data)
@@ -274,7 +283,8 @@ def _as_run(cfg: DistillConfig, full_data: bool) -> DistillConfig:
 
 
 def distill_from_file(config: Path, output: Path, overrides: list[str] | tuple[str, ...] = (),
-                      progress: bool = True, full_data: bool = True) -> dict:
+                      progress: bool = True, full_data: bool = True,
+                      teacher: str | None = None, refit_teacher: bool = False) -> dict:
     """Production distillation: run the config and save the student to ``output``.
 
     With ``full_data`` (the default) the training-set size limit a study used for speed is
@@ -291,6 +301,11 @@ def distill_from_file(config: Path, output: Path, overrides: list[str] | tuple[s
     hand-written config), the test figures, and whether phi_cnf holds on test, by sigma and
     by its interval's upper end. The run's own evaluation-split metrics are unchanged.
 
+    The teacher is resolved on this machine first (:func:`resolve_teacher`: ``teacher``,
+    i.e. ``--teacher``, the export's path, this home's teacher cache, or with
+    ``refit_teacher`` a new fit of the recorded recipe) and must be the one the export
+    recorded.
+
     Raises:
         ConfigError: every problem of the config and of ``output`` (not free), found before
             anything is created.
@@ -306,14 +321,19 @@ def distill_from_file(config: Path, output: Path, overrides: list[str] | tuple[s
 
     output = Path(output)
     busy = output_problems(output)
+    source = export_source(config)
+    given, overrides = _teacher_override(teacher, overrides)
+    configured = _configured_teacher(config)
+    found = (given if configured is None else
+             resolve_teacher((source or {}).get("teacher"), configured, given, refit_teacher))
     try:
-        cfg = read_distill_config(config, overrides, full_data=full_data, check=True)
+        cfg = read_distill_config(config, overrides, full_data=full_data, check=True,
+                                  teacher=found)
     except ConfigError as e:
         raise ConfigError(busy + e.problems) from e
     if busy:
         raise ConfigError(busy)
     check_writable(output, directory=True)
-    source = export_source(config)
     result = distill(cfg, progress=progress)
     started = time.perf_counter()
     test = measure_test_split(cfg, result.student, result.tokenizer, teacher=result.teacher,
@@ -332,6 +352,27 @@ def distill_from_file(config: Path, output: Path, overrides: list[str] | tuple[s
         (tmp / CHECK_FILE).write_text(json.dumps(check, indent=2, default=str))
         (tmp / "README.md").write_text(model_card(cfg, result.metrics, check))
     return {**result.metrics, "output": str(output), "production_check": check}
+
+
+def _configured_teacher(path: Path) -> str | None:
+    """The ``teacher`` a config file names (``None`` when it names none: pydantic says so)."""
+    raw = _read_config(Path(path))
+    section = raw.get("distill") if isinstance(raw, dict) and "distill" in raw else raw
+    value = section.get("teacher") if isinstance(section, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _teacher_override(teacher: str | None, overrides) -> tuple[str | None, list[str]]:
+    """``--set teacher=DIR`` is ``--teacher DIR``: checked against the export's teacher."""
+    rest = []
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if key.strip() == "teacher" and teacher is None:
+            teacher = yaml.safe_load(value) if value.strip() else value
+            teacher = str(teacher)
+        else:
+            rest.append(item)
+    return teacher, rest
 
 
 def export_source(path: Path) -> dict | None:
