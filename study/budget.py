@@ -5,6 +5,8 @@
 * :func:`budget_lock`: the study-wide lock a worker holds while it checks the budget and
   asks for a trial, so two workers never both take the last slot.
 * :func:`requeue`: a WAITING copy of a failed trial, recorded as its retry.
+* :func:`study_state` and :func:`pace`: where a study stands (open, running, done, stopped),
+  how long it has run and, at its pace so far, how long it has left.
 
 A FAIL trial that was re-queued no longer counts (its retry does); a FAIL trial that will
 not be retried counts as finished.
@@ -13,6 +15,7 @@ not be retried counts as finished.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import random
 import time
@@ -179,4 +182,37 @@ def requeue(study: optuna.Study, trial: FrozenTrial, max_retries: int) -> bool:
     return True
 
 
-__all__ = ["budget_counts", "budget_counts_db", "budget_lock", "requeue", "retried_numbers"]
+def study_state(counts: dict[str, int], budget: int | None, stopped: bool) -> str:
+    """``stopped`` (it stopped itself), ``running`` (a trial is running), ``done`` (its
+    budget is spent), else ``open`` (workers may join it)."""
+    if stopped:
+        return "stopped"
+    if counts["running"]:
+        return "running"
+    if budget is not None and counts["finished"] >= budget:
+        return "done"
+    return "open"
+
+
+def pace(trials: list[FrozenTrial], counts: dict[str, int], budget: int | None,
+         now: datetime.datetime | None = None) -> dict[str, float | None]:
+    """``elapsed_s``: from the first trial's start to now while a trial runs, else to the last
+    trial's end; ``eta_s``: the budget left at the pace so far (finished trials per elapsed
+    second, all workers together), ``None`` while nothing finished or when it is spent."""
+    starts = [t.datetime_start for t in trials if t.datetime_start is not None]
+    if not starts:
+        return {"elapsed_s": None, "eta_s": None}
+    ends = [t.datetime_complete for t in trials if t.datetime_complete is not None]
+    if counts["running"] or not ends:
+        end = now or datetime.datetime.now(tz=min(starts).tzinfo)
+    else:
+        end = max(ends)
+    elapsed = max(0.0, (end - min(starts)).total_seconds())
+    left = None if budget is None else budget - counts["finished"]
+    eta = (elapsed / counts["finished"] * left
+           if counts["finished"] and left is not None and left > 0 else None)
+    return {"elapsed_s": round(elapsed, 1), "eta_s": None if eta is None else round(eta, 1)}
+
+
+__all__ = ["budget_counts", "budget_counts_db", "budget_lock", "pace", "requeue",
+           "retried_numbers", "study_state"]

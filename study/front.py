@@ -2,6 +2,7 @@
 
 * :func:`complete_trials`: the trials every report counts (COMPLETE, finite values).
 * :func:`pareto_front` / :func:`front_trials`: the Pareto-optimal trials, repeats left out.
+* :func:`best_values`: each objective's best value among the complete trials.
 * :func:`reference_point`: kdtune's rule for the hypervolume reference point.
 * :func:`hypervolume_history`: the hypervolume after each complete trial, computed by
   Optuna's exact hypervolume code (through :mod:`kdtune.storage.optuna_adapter`).
@@ -54,6 +55,21 @@ def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
     ranks = optuna_adapter.non_domination_rank(
         np.array([[s * v for s, v in zip(signs, t.values, strict=True)] for t in own]))
     return [t for t, rank in zip(own, ranks, strict=True) if rank == 0]
+
+
+def best_values(trials: Sequence[FrozenTrial], cfg: StudyConfig) -> dict[str, dict]:
+    """``{objective: {"value", "trial"}}``: each objective's best among complete trials
+    with finite values (the lowest trial number on ties)."""
+    done = [t for t in trials if t.state == TrialState.COMPLETE and t.values
+            and all(math.isfinite(v) for v in t.values)]
+    best = {}
+    for i, (name, direction) in enumerate(zip(cfg.objectives, cfg.directions, strict=True)):
+        if not done:
+            break
+        sign = -1.0 if direction == "maximize" else 1.0
+        top = min(done, key=lambda t: (sign * t.values[i], t.number))
+        best[name] = {"value": top.values[i], "trial": top.number}
+    return best
 
 
 def _sort_key(cfg: StudyConfig) -> Callable[[FrozenTrial], tuple]:

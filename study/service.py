@@ -30,9 +30,9 @@ from kdtune.storage import (
     make_storage,
 )
 
-from .budget import budget_counts, epochs_trained_db
+from .budget import budget_counts, epochs_trained_db, pace, study_state
 from .config import StudyConfig, config_from_json, load_config, validate
-from .front import pareto_front
+from .front import best_values, pareto_front
 
 SAMPLERS = ("nsga2", "tpe", "random", "gp")
 """The sampler names :func:`build_sampler` accepts."""
@@ -246,24 +246,31 @@ def _stored_config(plain: optuna.storages.BaseStorage, name: str, storage: str |
 
 
 def study_status(name: str, storage: str | None) -> dict:
-    """Trial counts, the budget and the Pareto front size of a study.
+    """Where a study stands: its state, trial counts against the budget, time elapsed and
+    left at its pace so far, each objective's best value and the Pareto front size.
 
-    A study that stopped itself (its first trials all failed with one error) also has
-    ``stopped``: the reason, as the workers printed it.
+    ``objectives`` and ``directions`` are lists. A study that stopped itself (its first
+    trials all failed with one error) also has ``stopped``: the reason, as the workers
+    printed it.
     """
     study, cfg = open_study(name, storage)
     with database_errors(f"reading study {name!r}"):
-        counts = budget_counts(study.get_trials(deepcopy=False))
+        trials = study.get_trials(deepcopy=False)
+        counts = budget_counts(trials)
         front = pareto_front(study) if counts["complete"] else []
+    stopped = study.user_attrs.get(STUDY_STOPPED)
     return {
         "study": name,
         "storage": describe(storage if storage is not None else cfg.storage),
-        "objectives": ", ".join(f"{m} ({d})" for m, d in zip(cfg.objectives, cfg.directions,
-                                                              strict=True)),
+        "state": study_state(counts, cfg.n_trials, bool(stopped)),
+        "objectives": list(cfg.objectives),
+        "directions": cfg.directions,
         "budget": cfg.n_trials,
         **counts,
         **({"epoch_budget": cfg.epoch_budget, "epochs_trained": epochs_trained_db(study)}
            if cfg.epoch_budget is not None else {}),
+        **pace(trials, counts, cfg.n_trials),
+        "best": best_values(trials, cfg),
         "pareto_front": len(front),
-        **({"stopped": stopped} if (stopped := study.user_attrs.get(STUDY_STOPPED)) else {}),
+        **({"stopped": stopped} if stopped else {}),
     }

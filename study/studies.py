@@ -12,23 +12,11 @@ from kdtune.attrs import STUDY_CONFIG, STUDY_STOPPED
 from kdtune.errors import StudyNotFound
 from kdtune.storage import StorageSettings, database_errors, describe, make_storage
 
-from .budget import budget_counts
+from .budget import budget_counts, study_state
 from .front import pareto_front
 from .service import no_storage_yet
 
-__all__ = ["delete_study", "list_studies", "study_state"]
-
-
-def study_state(counts: dict[str, int], budget: int | None, stopped: bool) -> str:
-    """``stopped`` (it stopped itself), ``running`` (a trial is running), ``done`` (its
-    budget is spent), else ``open`` (workers may join it)."""
-    if stopped:
-        return "stopped"
-    if counts["running"]:
-        return "running"
-    if budget is not None and counts["finished"] >= budget:
-        return "done"
-    return "open"
+__all__ = ["delete_study", "list_studies"]
 
 
 def list_studies(storage: str | None) -> list[dict]:

@@ -127,12 +127,59 @@ def worker_cmd(
 
 
 def status_cmd(study: StudyOpt, storage: StorageOpt = None, as_json: JsonOpt = False) -> None:
-    """Trial counts by state and the Pareto front size."""
+    """Where a study stands: state, trials done of the budget, time so far and left, each
+    objective's best value and the Pareto front size."""
     from kdtune.study.service import study_status
 
     info = study_status(study, storage)
     if as_json:
         print_json(info)
     else:
-        for k, v in info.items():
-            typer.echo(f"{k:>16}: {v}")
+        for label, text in status_lines(info):
+            typer.echo(f"{label:<10} {text}")
+
+
+def duration(seconds: float) -> str:
+    """``45s``, ``12m 30s``, ``3h 05m``."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m {seconds % 60:02d}s"
+    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+
+
+def status_lines(info: dict) -> list[tuple[str, str]]:
+    """``kdtune status`` as labelled lines, in words a user reads (no raw counter names)."""
+    lines = [("study", f"{info['study']} ({info['state']}), in {info['storage']}"),
+             ("objectives", ", ".join(f"{m} ({d})" for m, d in
+                                      zip(info["objectives"], info["directions"], strict=True)))]
+    parts = [f"{info['complete']} complete"]
+    if info["pruned"]:
+        parts.append(f"{info['pruned']} pruned")
+    if info["failed_final"]:
+        parts.append(f"{info['failed_final']} failed")
+    trials = f"{info['finished']} of {info['budget']} done ({', '.join(parts)})"
+    if info["running"]:
+        trials += f"; {info['running']} running"
+    if info["waiting"]:
+        trials += f"; {info['waiting']} waiting to be retried"
+    if info["failed"] > info["failed_final"]:
+        trials += f"; {info['failed'] - info['failed_final']} failed and retried"
+    lines.append(("trials", trials))
+    if "epoch_budget" in info:
+        lines.append(("epochs", f"{info['epochs_trained']} of {info['epoch_budget']} trained"))
+    if info["elapsed_s"] is not None:
+        time = f"{duration(info['elapsed_s'])} so far"
+        if info["eta_s"] is not None and info["state"] in ("open", "running"):
+            time += f"; about {duration(info['eta_s'])} left at this pace"
+        lines.append(("time", time))
+    if info["best"]:
+        lines.append(("best", "; ".join(f"{m} {b['value']:.4g} (trial {b['trial']})"
+                                        for m, b in info["best"].items())))
+    front = info["pareto_front"]
+    lines.append(("front", f"{front} trial{'s' if front != 1 else ''}"
+                  + (f" (kdtune pareto --study {info['study']})" if front else "")))
+    if "stopped" in info:
+        lines.append(("stopped", str(info["stopped"])))
+    return lines
