@@ -23,8 +23,9 @@ from kdtune.storage import warn_if_shared_sqlite
 from .budget import budget_counts_db
 from .config import StudyConfig
 from .front import pareto_front
+from .outcome import StudyStopped
 from .service import create_study, open_study, study_status
-from .signals import Stopped, stop_children
+from .signals import LOCAL_WORKER_ENV, Stopped, stop_children
 
 __all__ = ["population_warning", "run_study", "status_line", "worker_threads"]
 
@@ -75,6 +76,7 @@ def run_study(cfg: StudyConfig, workers: int = 2, progress: bool = True,
 
     Raises:
         UsageError: ``workers`` is below 1.
+        StudyStopped: the study stopped itself (its reason, once: the workers stay silent).
         KdtuneError: a worker exited with an error (the study status is given).
     """
     if workers < 1:
@@ -85,7 +87,7 @@ def run_study(cfg: StudyConfig, workers: int = 2, progress: bool = True,
     cfg = open_study(cfg.name, cfg.storage)[1].model_copy(update={"storage": cfg.storage})
     if (small := population_warning(cfg, workers)) is not None:
         warnings.warn(small, stacklevel=2)
-    env = dict(os.environ)
+    env = {**os.environ, LOCAL_WORKER_ENV: "1"}  # this process says how the study ended
     if cfg.storage:
         env["KDTUNE_STORAGE"] = cfg.storage
     threads = worker_threads(cfg, workers)
@@ -107,6 +109,8 @@ def run_study(cfg: StudyConfig, workers: int = 2, progress: bool = True,
         raise
     codes = [p.wait() for p in procs]
     status = study_status(cfg.name, cfg.storage)
+    if status.get("stopped"):
+        raise StudyStopped(status["stopped"])
     if any(codes):
         raise KdtuneError(f"workers exited with codes {codes}: {status_line(status)}")
     return status

@@ -4,7 +4,8 @@ A command stopped by a signal exits ``128 + the signal number`` (130 for SIGINT,
 with one line, ``kdtune: interrupted`` or ``kdtune: terminated``. Under :class:`StopSignals`, SIGINT
 raises :class:`KeyboardInterrupt`, SIGTERM and SIGHUP raise :class:`Stopped`, and every
 SIGINT/SIGTERM the process receives is recorded. :func:`stop_children` forwards a stop signal to
-child processes and waits for every one of them.
+child processes and waits for every one of them. The workers of a ``kdtune run``
+(:data:`LOCAL_WORKER_ENV`) leave the one line about a stop to the command that started them.
 
 Why: docs/design.md, "Stop signals and exit codes".
 """
@@ -18,6 +19,23 @@ import threading
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 """The signals a kdtune worker handles itself (it ends its trial cleanly on either)."""
+
+LOCAL_WORKER_ENV = "KDTUNE_LOCAL_WORKER"
+"""Set (``1``) in the workers ``kdtune run`` starts: their parent prints the one line about a
+signal or the study stopping itself, so they exit with its code and print nothing."""
+DEBUG_ENV = "KDTUNE_DEBUG"
+"""Set (``1``) under ``kdtune --debug``: child workers show tracebacks too."""
+
+
+def local_worker() -> bool:
+    """Whether this process is a worker of a ``kdtune run`` (:data:`LOCAL_WORKER_ENV`)."""
+    return os.environ.get(LOCAL_WORKER_ENV) == "1"
+
+
+def debugging() -> bool:
+    """Whether ``kdtune --debug`` asked for tracebacks (here or in a parent)."""
+    return os.environ.get(DEBUG_ENV) == "1"
+
 
 _WORDS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated", signal.SIGHUP: "hung up"}
 

@@ -42,6 +42,7 @@ from .outcome import (
     tell_failed,
 )
 from .service import open_study
+from .signals import debugging
 from .stale import fail_heartbeatless_trials, fail_stale_trials
 
 Objective = Callable[[optuna.Trial], "list[float] | float"]
@@ -237,8 +238,11 @@ def _run_one(study, trial, run_trial, cfg, link, label, sig) -> str:
             retry = retryable(e)
             if isinstance(e, KdtuneError):
                 _log.warning("%s: trial %d failed: %s", label, trial.number, error_reason(e))
-            else:
+            elif debugging():
                 _log.exception("%s: trial %d raised", label, trial.number)
+            else:
+                _log.warning("%s: trial %d failed: %s (kdtune --debug shows the traceback)",
+                             label, trial.number, error_reason(e))
             return tell_failed(study, trial, error_reason(e), cfg, retry, link, label)
         return tell_complete(study, trial, values, link, label)  # still beating meanwhile
 

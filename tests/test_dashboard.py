@@ -18,7 +18,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import optuna
@@ -37,13 +37,8 @@ from kdtune.study.dashboard.auth import (
     DashboardGate,
     token_from_env,
 )
-from kdtune.study.dashboard.server import (
-    HYPERVOLUME_GRAPH_ID,
-    dashboard_url,
-    is_loopback,
-    publish_hypervolume,
-    serve,
-)
+from kdtune.study.dashboard.charts import HYPERVOLUME_GRAPH_ID, publish, publish_study
+from kdtune.study.dashboard.server import dashboard_url, is_loopback, serve
 from kdtune.study.service import create_study, open_study
 
 REPO = Path(__file__).resolve().parent.parent
@@ -79,21 +74,29 @@ def _saved_figure(study: optuna.Study) -> dict:
     return json.loads(get_plotly_graph_objects(system_attrs)[HYPERVOLUME_GRAPH_ID])
 
 
-def test_publish_hypervolume_saves_a_chart_in_kdtune_studies_only(kd_study):
+def publish_one(study: optuna.Study) -> str:
+    """:func:`publish_study` for one kdtune study (``publish`` would visit every study)."""
+    _, cfg = open_study(study.study_name, None)
+    return publish_study(study_storage(study), study.study_name, cfg)
+
+
+def test_publish_saves_a_chart_in_kdtune_studies_only(kd_study):
     storage = make_storage(None)
     plain = optuna.create_study(storage=storage, study_name=f"plain-{uuid.uuid4().hex[:8]}",
                                 directions=["maximize", "minimize"])
     try:
-        outcome = publish_hypervolume(storage)
-        assert outcome[kd_study.study_name] == "saved"
+        outcome = publish(storage)
+        assert outcome[kd_study.study_name] == "wrote chart, note"
         assert plain.study_name not in outcome
         fig = _saved_figure(kd_study)
         assert fig["data"][0]["x"] == [0, 1, 3]  # the failed trial 2 is skipped
         assert fig["data"][0]["y"][-1] == pytest.approx(FINAL_HV)
         assert "sigma=0.5" in fig["layout"]["title"]["text"]
-        publish_hypervolume(storage)  # again: overwritten under the same id, not added
-        ids = _saved_ids(kd_study)
-        assert ids == [HYPERVOLUME_GRAPH_ID]
+        assert fig["layout"]["yaxis"]["rangemode"] == "tozero"
+        before = study_storage(kd_study).get_study_system_attrs(study_id(kd_study))
+        assert publish_one(kd_study) == "up to date"  # nothing new: nothing written
+        assert study_storage(kd_study).get_study_system_attrs(study_id(kd_study)) == before
+        assert _saved_ids(kd_study) == [HYPERVOLUME_GRAPH_ID]
     finally:
         optuna.delete_study(study_name=plain.study_name, storage=storage)
 
@@ -113,10 +116,11 @@ def test_loopback_and_url():
 
 def test_serve_uses_kdtune_storage_and_refuses_off_loopback_without_a_token(monkeypatch,
                                                                            capsys):
-    calls = []
+    calls, published = [], []
     monkeypatch.setattr("kdtune.study.dashboard.server.run_wsgi",
                         lambda app, host, port: calls.append((app, host, port)))
-    monkeypatch.setattr("kdtune.study.dashboard.server.publish_hypervolume", lambda storage: {})
+    monkeypatch.setattr("kdtune.study.dashboard.server.publish",
+                        lambda storage: published.append(storage) or {})
     monkeypatch.delenv(TOKEN_ENV, raising=False)
     monkeypatch.delenv(TOKEN_FILE_ENV, raising=False)
     with pytest.raises(UsageError, match="refusing to serve on 0.0.0.0 without authentication"):
@@ -127,7 +131,9 @@ def test_serve_uses_kdtune_storage_and_refuses_off_loopback_without_a_token(monk
     (app, host, port), = calls
     assert isinstance(app, DashboardGate) and app._token is None and not app.allow_writes
     assert (host, port) == ("127.0.0.1", 8124)
-    assert "no authentication, loopback only; read-only" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "no authentication, loopback only; read-only" in out
+    assert "read-only: nothing is written to the studies" in out and published == []
 
     monkeypatch.setenv(TOKEN_ENV, TOKEN)
     serve(None, host="0.0.0.0", port=8123, allow_writes=True)
@@ -135,7 +141,10 @@ def test_serve_uses_kdtune_storage_and_refuses_off_loopback_without_a_token(monk
     assert app._token == TOKEN.encode() and app.allow_writes and host == "0.0.0.0"
     out = capsys.readouterr().out
     assert "http://0.0.0.0:8123/dashboard" in out and "token required" in out
-    assert TOKEN not in out
+    assert TOKEN not in out and len(published) == 1
+    assert "knee note current in 0 of 0 kdtune studies; refreshed every 60 s" in out
+    with pytest.raises(UsageError, match="--refresh must be a positive"):
+        serve(None, port=8126, refresh=0)
 
     def busy(app, host, port):
         raise OSError(98, "Address already in use")
@@ -204,16 +213,18 @@ def _http_error(url: str, headers: dict | None = None, method: str = "GET",
 
 
 @contextlib.contextmanager
-def running_dashboard(tmp_path: Path, env: dict[str, str]) -> Iterator[str]:
-    """A real ``kdtune dashboard`` process on a free loopback port, once it answers
-    ``/healthz``; yields its base URL and stops it afterwards. Its output goes to
+def running_dashboard(tmp_path: Path, env: dict[str, str],
+                      args: Sequence[str] = ()) -> Iterator[str]:
+    """A real ``kdtune dashboard`` process (with ``args``) on a free loopback port, once it
+    answers ``/healthz``; yields its base URL and stops it afterwards. Its output goes to
     ``tmp_path / "dashboard.log"``."""
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     log_path = tmp_path / "dashboard.log"
     with log_path.open("w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "kdtune.study.cli", "dashboard", "--port", str(port)],
+            [sys.executable, "-m", "kdtune.study.cli", "dashboard", "--port", str(port),
+             *args],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 30
@@ -240,6 +251,7 @@ def running_dashboard(tmp_path: Path, env: dict[str, str]) -> Iterator[str]:
 
 
 def test_dashboard_serves_the_study_with_metric_names_and_hypervolume(kd_study, tmp_path):
+    publish_one(kd_study)  # what a writable dashboard (or an earlier one) left there
     with running_dashboard(tmp_path, {**os.environ, TOKEN_ENV: TOKEN}) as base:
         summaries = _get_json(f"{base}/api/studies")["study_summaries"]
         mine = [s for s in summaries if s["study_name"] == kd_study.study_name]

@@ -21,7 +21,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from test_dashboard import kd_study, running_dashboard  # noqa: F401 (fixture)
+from test_dashboard import kd_study, publish_one, running_dashboard  # noqa: F401 (fixture)
 
 CHROMIUM = next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser",
                                                         "google-chrome")) if p), None)
@@ -54,6 +54,7 @@ def _png_pixels(path: Path) -> tuple[int, int, bytes]:
 
 def test_study_page_renders_in_headless_chromium(kd_study, tmp_path):  # noqa: F811
     env = {k: v for k, v in os.environ.items() if not k.startswith("KDTUNE_DASHBOARD_TOKEN")}
+    publish_one(kd_study)  # the chart a writable dashboard keeps; this one is read-only
     with running_dashboard(tmp_path, env) as base:
         from kdtune.storage.optuna_adapter import study_id
 

@@ -133,10 +133,30 @@ def test_run_passes_a_stop_signal_on_and_leaves_no_worker(tmp_path, tiny_bert_di
     _, err = run.communicate(timeout=60)
     assert run.returncode == code, err
     assert err.rstrip().splitlines()[-1] == line
+    assert err.count("kdtune: interrupted") + err.count("kdtune: terminated") == 1, err
     assert "Traceback" not in err
     assert [pid for pid in workers if _alive(pid)] == []
     states = _trial_states(name, storage)
     assert TrialState.RUNNING not in states and states.count(TrialState.FAIL) == 2, states
+
+
+def test_a_study_stopping_itself_is_told_once_with_one_line_per_failed_trial(
+        tmp_path, tiny_bert_dir, synthetic_csv):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    name, config = _study_yaml(tmp_path, tiny_bert_dir, synthetic_csv, storage)
+    run = _kdtune("run", str(config), "--workers", "2", "--objective",
+                  "worker_objectives:broken", env=_env(tmp_path / "log"))
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 1, err
+    lines = err.rstrip().splitlines()
+    assert "Traceback" not in err and "{" not in err
+    assert [line for line in lines if "stopped" in line] == [
+        f"kdtune: error: study {name!r} stopped: its first 3 trials all failed with "
+        "RuntimeError: the teacher's tokenizer is missing"]
+    failed = [line for line in lines if " failed: RuntimeError" in line]
+    assert failed and all(line.startswith("kdtune worker ") and line.endswith(
+        "(kdtune --debug shows the traceback)") for line in failed), err
+    assert all(line.startswith(("kdtune", "trials ")) for line in lines), err
 
 
 @pytest.mark.parametrize(("signum", "code", "line"), STOPS)

@@ -13,7 +13,8 @@ import typer
 
 from kdtune.errors import ConfigError, KdtuneError
 
-from ..signals import Stopped
+from ..outcome import StudyStopped
+from ..signals import Stopped, local_worker
 
 StorageOpt = Annotated[
     str | None,
@@ -94,13 +95,19 @@ def usage_error(e: Exception) -> int:
 
 
 def stopped(e: Stopped) -> int:
-    """Print a stop signal's one line; return its exit code (130 SIGINT, 143 SIGTERM)."""
-    sys.stderr.write(e.line + "\n")
+    """Print a stop signal's one line; return its exit code (130 SIGINT, 143 SIGTERM).
+    A worker of ``kdtune run`` prints nothing: the command that started it says it once."""
+    if not local_worker():
+        sys.stderr.write(e.line + "\n")
     return e.exit_code
 
 
 def report(e: Exception, debug: bool) -> int:
-    """Print ``e`` as ``kdtune: error:`` lines and return the exit code it calls for."""
+    """Print ``e`` as ``kdtune: error:`` lines and return the exit code it calls for (a
+    worker of ``kdtune run`` leaves the study stopping itself to the command, which says it
+    once)."""
+    if isinstance(e, StudyStopped) and local_worker() and not debug:
+        return e.exit_code
     if debug:
         traceback.print_exception(e)
     if isinstance(e, KdtuneError):

@@ -13,13 +13,14 @@ Why: docs/design.md, "CLI errors and exit codes".
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from typing import Annotated
 
 import typer
 
-from ..signals import Stopped, StopSignals
+from ..signals import DEBUG_ENV, Stopped, StopSignals
 from .audit import register_audit_command
 from .common import (
     StorageOpt,
@@ -63,6 +64,8 @@ def _root(
     version: Annotated[bool, typer.Option("--version", help="print the version")] = False,
 ) -> None:
     _state["debug"] = debug
+    if debug:  # workers started from here show tracebacks too
+        os.environ[DEBUG_ENV] = "1"
     quiet_library_bars()
     quiet_optuna()
     if version:
@@ -80,12 +83,18 @@ def dashboard_cmd(
     host: Annotated[str, typer.Option("--host", help="address to serve on")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="port to serve on")] = 8080,
     allow_writes: Annotated[bool, typer.Option(
-        "--allow-writes", help="let notes, renames and deletions through")] = False,
+        "--allow-writes",
+        help="let notes, renames and deletions through, and keep a hypervolume chart, metric "
+             "names and a note naming the knee trial current in every kdtune study")] = False,
+    refresh: Annotated[float, typer.Option(
+        "--refresh", min=1.0, metavar="SECONDS",
+        help="with --allow-writes: seconds between two updates of the charts and notes")] = 60.0,
 ) -> None:
-    """Serve optuna-dashboard: read-only; beyond 127.0.0.1 only with $KDTUNE_DASHBOARD_TOKEN."""
+    """Serve optuna-dashboard: read-only, writing nothing to the studies unless
+    --allow-writes; beyond 127.0.0.1 only with $KDTUNE_DASHBOARD_TOKEN."""
     from kdtune.study.dashboard.server import serve
 
-    serve(storage, host=host, port=port, allow_writes=allow_writes)
+    serve(storage, host=host, port=port, allow_writes=allow_writes, refresh=refresh)
 
 
 @app.command("demo")
@@ -111,7 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     # on every ask about the heartbeats kdtune workers run themselves: nothing users can act on.
     warnings.filterwarnings("ignore", message=r".*(experimental|deprecated).*")
     warnings.filterwarnings("ignore", message=r"Heartbeat of storage is supposed to be used")
+    warnings.formatwarning = _warning_line
     _state["debug"] = False
+    debug_env = os.environ.get(DEBUG_ENV)
     stops = StopSignals()
     try:
         with stops:
@@ -120,10 +131,18 @@ def main(argv: list[str] | None = None) -> int:
         return stopped(Stopped(signal.SIGINT))
     except Stopped as e:
         return stopped(e)
+    finally:  # --debug of this call only (tests call main() many times in one process)
+        if debug_env is None:
+            os.environ.pop(DEBUG_ENV, None)
     signum = stops.last()
     if code == 0 and signum is not None:  # the command (a worker) caught the signal itself
         return stopped(Stopped(signum))
     return code
+
+
+def _warning_line(message, category, filename, lineno, line=None) -> str:
+    """A Python warning as one ``kdtune: warning:`` line (no source file and line)."""
+    return f"kdtune: warning: {message}\n"
 
 
 def _invoke(argv: list[str] | None) -> int:

@@ -1,10 +1,10 @@
-"""``kdtune dashboard``: optuna-dashboard on kdtune's study storage, plus hypervolume charts.
+"""``kdtune dashboard``: optuna-dashboard on kdtune's study storage.
 
 :func:`serve` serves the dashboard on the very storage object kdtune itself uses
-(:func:`kdtune.storage.make_storage`), under waitress behind
-:class:`~.auth.DashboardGate`. Before serving, it saves a hypervolume chart into every
-kdtune study (:func:`publish_hypervolume`) as a user-defined plotly graph object, which the
-dashboard shows on the study page.
+(:func:`kdtune.storage.make_storage`), under waitress behind :class:`~.auth.DashboardGate`.
+Read-only (the default), it writes nothing to the storage. With ``allow_writes`` it also keeps
+a hypervolume chart and a note in every kdtune study current (:mod:`.charts`): once before
+serving, then every ``refresh`` seconds.
 
 Why: docs/design.md, "Dashboard serving", "Dashboard hypervolume charts".
 """
@@ -12,104 +12,17 @@ Why: docs/design.md, "Dashboard serving", "Dashboard hypervolume charts".
 from __future__ import annotations
 
 import ipaddress
-import json
-import logging
 import os
-from collections.abc import Sequence
+from contextlib import nullcontext
 from typing import Any
 
-import optuna
-
-from kdtune.attrs import STUDY_CONFIG
 from kdtune.errors import KdtuneError, UsageError
 from kdtune.storage import describe, make_storage
 
-from ..config import config_from_json
-from ..front import complete_trials, hypervolume_history, reference_point
+from .charts import Refresher, publish
 
-HYPERVOLUME_GRAPH_ID = "kdtune-hypervolume"
-"""The id under which the hypervolume chart is saved in each study (overwritten each time)."""
-
-_log = logging.getLogger(__name__)
-
-
-class _PlotlyJSON:
-    """A plotly figure already in JSON form.
-
-    :func:`optuna_dashboard.save_plotly_graph_object` only calls ``figure.to_json()`` and
-    stores the result; this object provides exactly that, without the plotly package.
-    """
-
-    def __init__(self, figure: dict[str, Any]) -> None:
-        self._figure = figure
-
-    def to_json(self) -> str:
-        return json.dumps(self._figure)
-
-
-def hypervolume_figure(
-    history: Sequence[tuple[int, float]], ref: Sequence[float], objectives: Sequence[str],
-    title: str = "Hypervolume history",
-) -> dict[str, Any]:
-    """A plotly figure (as plain JSON data) of ``(trial number, hypervolume)`` pairs."""
-    shown = ", ".join(f"{m}={r:g}" for m, r in zip(objectives, ref, strict=True))
-    return {
-        "data": [{
-            "type": "scatter",
-            "mode": "lines+markers",
-            "name": "hypervolume",
-            "x": [n for n, _ in history],
-            "y": [h for _, h in history],
-            "line": {"shape": "hv"},
-        }],
-        "layout": {
-            "title": {"text": f"{title}<br><sub>reference point: {shown}</sub>"},
-            "xaxis": {"title": {"text": "trial"}},
-            "yaxis": {"title": {"text": "hypervolume"}},
-        },
-    }
-
-
-def publish_hypervolume(storage: optuna.storages.BaseStorage) -> dict[str, str]:
-    """Save a hypervolume-history chart into every kdtune study in ``storage``.
-
-    Studies that kdtune did not create, that have one objective or no complete trials yet
-    are left alone. A study whose chart fails is logged and skipped: the dashboard must
-    still start.
-
-    Returns:
-        ``{study name: what happened}``: ``"saved"`` or the reason it was skipped.
-    """
-    from optuna_dashboard import save_plotly_graph_object
-
-    outcome: dict[str, str] = {}
-    for summary in storage.get_all_studies():
-        raw = summary.user_attrs.get(STUDY_CONFIG)
-        if raw is None:
-            continue  # not a kdtune study
-        name = summary.study_name
-        try:
-            cfg = config_from_json(json.dumps(raw))
-            if len(cfg.objectives) < 2:
-                outcome[name] = "one objective: no hypervolume"
-                continue
-            study = optuna.load_study(study_name=name, storage=storage,
-                                      sampler=optuna.samplers.RandomSampler())
-            trials = complete_trials(study)
-            if not trials:
-                outcome[name] = "no complete trials yet"
-                continue
-            ref = reference_point(cfg, trials)
-            history = hypervolume_history(study, cfg, ref)
-            figure = hypervolume_figure(history, ref, cfg.objectives,
-                                        f"{name}: hypervolume of the Pareto front")
-            save_plotly_graph_object(study, _PlotlyJSON(figure),
-                                     graph_object_id=HYPERVOLUME_GRAPH_ID)
-            outcome[name] = "saved"
-        except Exception as e:  # one bad study must not keep the dashboard from starting
-            _log.warning("no hypervolume chart for study %r: %s", name, e)
-            outcome[name] = f"failed: {type(e).__name__}: {e}".splitlines()[0]
-    return outcome
+DEFAULT_REFRESH = 60.0
+"""Seconds between two updates of the charts and notes by a writable dashboard."""
 
 
 def is_loopback(host: str) -> bool:
@@ -155,24 +68,28 @@ def check_port_free(host: str, port: int) -> None:
 
 
 def serve(storage: str | None = None, host: str = "127.0.0.1", port: int = 8080,
-          allow_writes: bool = False) -> None:
+          allow_writes: bool = False, refresh: float = DEFAULT_REFRESH) -> None:
     """Serve optuna-dashboard on a kdtune storage until interrupted.
 
-    Checks first, before anything is printed or written: the port, the token
-    (:func:`~.dashboard_auth.token_from_env`), that a non-loopback ``host`` has a token, and
-    that ``host:port`` can be listened on (:func:`check_port_free`). Then saves a hypervolume
-    chart into every kdtune study (:func:`publish_hypervolume`), prints the URL and serves
-    (:func:`run_wsgi`).
+    Checks first, before anything is printed or written: the port, the refresh interval,
+    the token (:func:`~.auth.token_from_env`), that a non-loopback ``host`` has a token, and
+    that ``host:port`` can be listened on (:func:`check_port_free`). Read-only, it then
+    writes nothing to the storage. With ``allow_writes`` it brings every kdtune study's
+    chart, note and metric names up to date (:func:`~.charts.publish`) and keeps them so
+    every ``refresh`` seconds while serving (:class:`~.charts.Refresher`). Then it prints
+    the URL and serves (:func:`run_wsgi`).
 
     Args:
         storage: a storage spec (None: ``$KDTUNE_STORAGE``, else the embedded server).
         host: address to listen on; anything but loopback needs a token.
         port: TCP port.
-        allow_writes: let the dashboard's notes, renames, deletions and "tell" through.
+        allow_writes: let the dashboard's notes, renames, deletions and "tell" through,
+            and let kdtune write its charts and notes into the studies.
+        refresh: seconds between two updates of kdtune's charts and notes (writable only).
 
     Raises:
-        UsageError: ``port`` is out of range; the token is unreadable or too short; a
-            non-loopback ``host`` without a token.
+        UsageError: ``port`` is out of range; ``refresh`` is not positive; the token is
+            unreadable or too short; a non-loopback ``host`` without a token.
         StorageError: the storage cannot be reached.
         KdtuneError: the port cannot be listened on (already in use, not permitted, an
             address not of this machine).
@@ -190,6 +107,8 @@ def serve(storage: str | None = None, host: str = "127.0.0.1", port: int = 8080,
 
     if not 0 < port < 65536:
         raise UsageError(f"--port must be between 1 and 65535, got {port}")
+    if not refresh > 0:
+        raise UsageError(f"--refresh must be a positive number of seconds, got {refresh:g}")
     token = token_from_env()
     if token is None and not is_loopback(host):
         raise UsageError(f"refusing to serve on {host} without authentication (optuna-dashboard "
@@ -197,10 +116,14 @@ def serve(storage: str | None = None, host: str = "127.0.0.1", port: int = 8080,
                          "listen on 127.0.0.1")
     check_port_free(host, port)
     st = make_storage(storage)
-    charts = publish_hypervolume(st)
-    saved = sum(1 for v in charts.values() if v == "saved")
-    print(f"kdtune: hypervolume charts saved in {saved} of {len(charts)} kdtune studies",
-          flush=True)
+    if allow_writes:
+        done = publish(st)
+        current = sum(1 for v in done.values() if not v.startswith(("failed", "no complete")))
+        print(f"kdtune: hypervolume chart and knee note current in {current} of {len(done)} "
+              f"kdtune studies; refreshed every {refresh:g} s (--refresh)", flush=True)
+    else:
+        print("kdtune: read-only: nothing is written to the studies (no hypervolume chart, "
+              "no kdtune note; --allow-writes keeps them current)", flush=True)
     user = os.environ.get(USER_ENV) or DEFAULT_USER
     access = ("token required (HTTP basic as user " + repr(user) + ", or a bearer token)"
               if token else "no authentication, loopback only")
@@ -209,7 +132,8 @@ def serve(storage: str | None = None, host: str = "127.0.0.1", port: int = 8080,
           f"({access}; {mode}; Ctrl-C to stop)", flush=True)
     app = DashboardGate(wsgi(st), token, user=user, allow_writes=allow_writes)
     try:
-        run_wsgi(app, host, port)
+        with Refresher(st, refresh) if allow_writes else nullcontext():
+            run_wsgi(app, host, port)
     except OSError as e:
         raise KdtuneError(f"cannot serve on {host}:{port}: {e.strerror or e}") from e
 

@@ -28,4 +28,5 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "pick_description": ".trial",
     "pick_trial": ".trial",
     "read_distill_config": ".trial",
+    "study_pick": ".trial",
 })

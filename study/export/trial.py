@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import optuna
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 from pydantic import BaseModel, ConfigDict
@@ -31,7 +32,7 @@ from kdtune.objectives.measure.bootstrap import interval_key
 from kdtune.objectives.measure.catalogue import METRICS
 from kdtune.objectives.search.checks import check_distill
 
-from ..config import output_problems
+from ..config import StudyConfig, output_problems
 from ..front import pareto_front
 from ..rescore import noise_aware, seed_summary
 from ..service import open_study
@@ -164,6 +165,25 @@ def knee(front: list[FrozenTrial], directions: list[str]) -> FrozenTrial:
     return front[int(np.argmin(dist))]
 
 
+def study_pick(study: optuna.Study, cfg: StudyConfig, pick: str = "knee", rule: str = "plain",
+               seeds: dict[int, dict] | None = None) -> FrozenTrial:
+    """The trial :func:`export_trial` exports for ``pick`` (the knee by default; ``kdtune
+    report`` marks it), with its own run's figures, writing nothing. ``seeds``:
+    :func:`seed_summary` (read when ``None``). Raises as :func:`pick_trial`."""
+    seeds = seed_summary(study, cfg) if seeds is None else seeds
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    best = pareto_front(study) if complete else []  # repeats listed once
+    if seeds and not pick.startswith("trial:"):
+        # Rescored: choose among the front trials by their seed means (a single run of a
+        # trial off the front would be compared with means; a repeat stands in its mean).
+        trials = best
+    picked = pick_trial(noise_aware(trials, seeds, cfg.objectives),
+                        noise_aware(best, seeds, cfg.objectives), cfg.directions, pick,
+                        cfg.distill.eval.kappa, rule)
+    return next(t for t in trials if t.number == picked.number)
+
+
 def export_trial(study_name: str, storage: str | None, pick: str, output: Path,
                  rule: str = "plain") -> dict:
     """Write the picked trial's complete DistillConfig and its provenance to ``output``.
@@ -184,19 +204,9 @@ def export_trial(study_name: str, storage: str | None, pick: str, output: Path,
     check_rule(pick, rule)
     check_writable(output)
     study, cfg = open_study(study_name, storage)
-    trials = study.get_trials(deepcopy=False)
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    best = pareto_front(study) if complete else []  # repeats listed once
     kappa = cfg.distill.eval.kappa
     seeds = seed_summary(study, cfg)  # kdtune rescore: pick on the seed means
-    if seeds and not pick.startswith("trial:"):
-        # Rescored: choose among the front trials by their seed means (a single run of a
-        # trial off the front would be compared with means; a repeat stands in its mean).
-        trials = best
-    picked = pick_trial(noise_aware(trials, seeds, cfg.objectives),
-                        noise_aware(best, seeds, cfg.objectives), cfg.directions, pick, kappa,
-                        rule)
-    trial = next(t for t in trials if t.number == picked.number)  # its own run's figures
+    trial = study_pick(study, cfg, pick, rule, seeds)
     used_rule = rule if pick == "feasible" else None
     picked_by = pick_description(pick, rule, kappa)
     distill_cfg = trial_config(trial)

@@ -1,5 +1,6 @@
-"""The report's charts as PNG bytes: the Pareto front, the hypervolume history, importances,
-sigma by student size.
+"""The report's charts as PNG bytes: the Pareto front (the trial ``kdtune export`` picks by
+default starred), the hypervolume history (its y axis from 0), importances, sigma by student size.
+The first two also as matplotlib Figures (:func:`pareto_figure`, :func:`hypervolume_figure`).
 
 matplotlib objects only (no pyplot, no global backend change): the Agg canvas renders
 without a display. matplotlib is imported on use.
@@ -39,12 +40,13 @@ def _axis_label(name: str, direction: str) -> str:
     return f"{name} ({'higher' if direction == 'maximize' else 'lower'} is better)"
 
 
-def plot_pareto(study: optuna.Study, cfg: StudyConfig) -> bytes:
-    """All complete trials in grey, the Pareto front highlighted, kappa marked for sigma.
+PICK_LABEL = "export's pick (knee)"
+"""How the Pareto chart and the front table name the trial ``kdtune export`` picks by default."""
 
-    Two or more objectives: the first two objectives as axes (the front is the one over all
-    objectives). One objective: the objective against the trial number.
-    """
+
+def pareto_figure(study: optuna.Study, cfg: StudyConfig, pick: FrozenTrial | None = None):
+    """The Pareto chart as a matplotlib Figure (:func:`plot_pareto`); ``pick``, the trial
+    ``kdtune export`` picks by default, drawn as a star labelled :data:`PICK_LABEL`."""
     trials = complete_trials(study)
     front = front_trials(study, cfg)
     fig = _figure()
@@ -74,6 +76,15 @@ def plot_pareto(study: optuna.Study, cfg: StudyConfig) -> bytes:
         for t, x, y in zip(front, fx, fy, strict=True):
             ax.annotate(f"#{t.number}", (x, y), textcoords="offset points", xytext=(4, 4),
                         fontsize=7)
+    if pick is not None:
+        (px,), (py,) = coords([pick])
+        ax.scatter([px], [py], s=220, marker="*", color="tab:orange", edgecolor="black",
+                   zorder=4, label=f"{PICK_LABEL}: #{pick.number}")
+        xs = coords(trials)[0]
+        right = px > (min(xs) + max(xs)) / 2  # the label goes toward the middle
+        ax.annotate(PICK_LABEL, (px, py), textcoords="offset points",
+                    xytext=(-8 if right else 8, -14), ha="right" if right else "left",
+                    fontsize=8, fontweight="bold", color="tab:orange")
     kappa = cfg.distill.eval.kappa
     for dim, line in ((dims[0], ax.axvline), (dims[1], ax.axhline)):
         if dim is not None and cfg.objectives[dim] == "sigma":
@@ -85,23 +96,57 @@ def plot_pareto(study: optuna.Study, cfg: StudyConfig) -> bytes:
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _png(fig)
+    return fig
 
 
-def plot_hypervolume(history: list[tuple[int, float]], ref: Sequence[float], cfg: StudyConfig,
-                     study_name: str = "") -> bytes:
-    """The hypervolume after each complete trial, the reference point in the title."""
+def plot_pareto(study: optuna.Study, cfg: StudyConfig, pick: FrozenTrial | None = None) -> bytes:
+    """All complete trials in grey, the Pareto front highlighted, kappa marked for sigma, and
+    ``pick`` (the trial ``kdtune export`` picks by default) as a star.
+
+    Two or more objectives: the first two objectives as axes (the front is the one over all
+    objectives). One objective: the objective against the trial number.
+    """
+    return _png(pareto_figure(study, cfg, pick))
+
+
+def hypervolume_ylim(values: Sequence[float]) -> tuple[float, float]:
+    """The hypervolume chart's y limits: from 0 (hypervolume is never negative), so the
+    height of a step is its share of the whole, up to 10% above the largest value."""
+    top = max(values, default=0.0)
+    return 0.0, top * 1.1 if top > 0 else 1.0
+
+
+def hypervolume_figure(history: list[tuple[int, float]], ref: Sequence[float],
+                       cfg: StudyConfig, study_name: str = ""):
+    """The hypervolume chart as a matplotlib Figure (:func:`plot_hypervolume`)."""
     fig = _figure(7.0, 4.0)
     ax = fig.add_subplot()
-    ax.plot([n for n, _ in history], [h for _, h in history], marker="o", ms=3,
-            drawstyle="steps-post", color="tab:green")
+    values = [h for _, h in history]
+    ax.plot([n for n, _ in history], values, marker="o", ms=3, drawstyle="steps-post",
+            color="tab:green")
+    ax.set_ylim(*hypervolume_ylim(values))
+    if values:
+        first, last = values[0], values[-1]
+        gain = f" ({(last - first) / first:+.1%})" if first > 0 else ""
+        # bottom right: the history never falls, so its right end is near the top
+        ax.text(0.98, 0.04, f"after trial {history[0][0]}: {first:.4g}; "
+                f"after trial {history[-1][0]}: {last:.4g}{gain}", transform=ax.transAxes,
+                ha="right", fontsize=8, bbox={"facecolor": "white", "edgecolor": "0.8"})
     ax.set_xlabel("trial")
-    ax.set_ylabel("hypervolume")
+    ax.set_ylabel("hypervolume (axis from 0)")
     shown = ", ".join(f"{m}={r:g}" for m, r in zip(cfg.objectives, ref, strict=True))
     ax.set_title(f"{study_name}: hypervolume of the Pareto front\nreference point: {shown}",
                  fontsize=10)
     ax.grid(alpha=0.3)
-    return _png(fig)
+    return fig
+
+
+def plot_hypervolume(history: list[tuple[int, float]], ref: Sequence[float], cfg: StudyConfig,
+                     study_name: str = "") -> bytes:
+    """The hypervolume after each complete trial, the y axis from 0
+    (:func:`hypervolume_ylim`), the first and final values in a corner, the reference point
+    in the title."""
+    return _png(hypervolume_figure(history, ref, cfg, study_name))
 
 
 def plot_importances(importances: dict[str, dict[str, float]]) -> bytes:
@@ -163,4 +208,5 @@ def plot_sigma_by_size(trials: Sequence[FrozenTrial], cfg: StudyConfig,
     return _png(fig)
 
 
-__all__ = ["plot_hypervolume", "plot_importances", "plot_pareto", "plot_sigma_by_size"]
+__all__ = ["PICK_LABEL", "hypervolume_figure", "hypervolume_ylim", "pareto_figure",
+           "plot_hypervolume", "plot_importances", "plot_pareto", "plot_sigma_by_size"]

@@ -3,7 +3,9 @@
 :func:`write_report` writes ``pareto.png``, ``hypervolume.png``, ``importances.png``,
 ``sigma_by_size.png`` and an ``index.html`` that shows them with the Pareto front, sigma by student
 size, tuned students against the TinyBERT recipe, the front's test-split figures, the trial counts
-and the study config. Numbers: :mod:`kdtune.study.front`, :mod:`kdtune.study.report.tables`,
+and the study config. The trial ``kdtune export`` picks by default is marked in the front table and
+chart (:func:`kdtune.study.export.trial.study_pick`); importances from few trials carry a warning.
+Numbers: :mod:`kdtune.study.front`, :mod:`kdtune.study.report.tables`,
 :mod:`kdtune.study.report.importance`; charts: :mod:`kdtune.study.report.charts`.
 
 Why: docs/design.md, "Self-contained report of COMPLETE trials".
@@ -28,10 +30,11 @@ from kdtune.storage import mask_url
 
 from ..budget import budget_counts
 from ..config import StudyConfig
+from ..export.trial import study_pick
 from ..front import complete_trials, hypervolume_history, reference_point
 from ..service import open_study
-from .charts import plot_hypervolume, plot_importances, plot_pareto, plot_sigma_by_size
-from .importance import param_importances
+from .charts import PICK_LABEL, plot_hypervolume, plot_importances, plot_pareto, plot_sigma_by_size
+from .importance import importance_warning, param_importances
 from .recipe import front_test_note, has_test_figures, recipe_section
 from .size import sigma_metric, size_rows
 from .tables import cell, columns, display_rows, front_rows
@@ -50,18 +53,55 @@ _log = logging.getLogger(__name__)
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;
 text-align:right}th{background:#f3f3f3}img{max-width:100%;border:1px solid #eee}
-pre{background:#f7f7f7;padding:1em;overflow:auto}.note{color:#8a5a00}"""
+pre{background:#f7f7f7;padding:1em;overflow:auto}.note{color:#8a5a00}
+.warn{background:#fff3cd;border:1px solid #d9a400;padding:.5em 1em;color:#5c4300}
+tr.pick td{background:#fff0d9;font-weight:bold}"""
+
+PICK_MARK = "\u2605 knee"
+"""The front table's ``export`` cell of the trial ``kdtune export`` picks by default."""
 
 
-def _html_table(rows: Sequence[dict[str, Any]]) -> str:
+def _html_table(rows: Sequence[dict[str, Any]], mark: int | None = None) -> str:
+    """A table of ``rows``; the row whose ``trial`` is ``mark`` highlighted (class ``pick``)."""
     rows = display_rows(rows)
     cols = columns(rows)
     head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(cell(r.get(c)))}</td>" for c in cols) + "</tr>"
+        ('<tr class="pick">' if mark is not None and r.get("trial") == mark else "<tr>")
+        + "".join(f"<td>{html.escape(cell(r.get(c)))}</td>" for c in cols) + "</tr>"
         for r in rows
     )
     return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _export_pick(study: optuna.Study, cfg: StudyConfig) -> optuna.trial.FrozenTrial | None:
+    """The trial ``kdtune export`` picks by default (``--pick knee``, by export's own code:
+    :func:`~kdtune.study.export.trial.study_pick`), or ``None`` when it picks none."""
+    try:
+        return study_pick(study, cfg, "knee")
+    except KdtuneError as e:
+        _log.info("no export pick to mark: %s", e)
+        return None
+
+
+def _front_html(rows: list[dict[str, Any]], pick: optuna.trial.FrozenTrial | None) -> str:
+    """The front table with an ``export`` column marking ``pick``, and a note saying why."""
+    if pick is None or not any(r["trial"] == pick.number for r in rows):
+        return _html_table(rows) + _note("No trial of the front is the one kdtune export "
+                                         "would pick by default.")
+    marked = [{"trial": r["trial"], "export": PICK_MARK if r["trial"] == pick.number else None,
+               **r} for r in rows]
+    means = " on the seed means of kdtune rescore," if any("seeds" in r for r in rows) else ""
+    return (_html_table(marked, pick.number)
+            + f"<p>{html.escape(PICK_MARK)} marks trial {pick.number}, "
+            f"{html.escape(PICK_LABEL)}: the trial <code>kdtune export</code> writes by default "
+            "(<code>--pick knee</code>: the front trial nearest the ideal point,"
+            f"{html.escape(means)} each objective scaled to [0, 1] over the front); the star "
+            "in the chart below.</p>")
+
+
+def _warning(text: str) -> str:
+    return f'<p class="warn">&#9888; {html.escape(text)}</p>'
 
 
 def _image(name: str, alt: str) -> str:
@@ -137,7 +177,8 @@ def _render(study: optuna.Study, cfg: StudyConfig) -> dict[str, bytes]:
     rows = front_rows(study, cfg, tested)  # raises when there are no complete trials
     counts = budget_counts(study.get_trials(deepcopy=False))
 
-    written["pareto"] = plot_pareto(study, cfg)
+    pick = _export_pick(study, cfg)
+    written["pareto"] = plot_pareto(study, cfg, pick)
 
     if len(cfg.objectives) >= 2:
         ref = reference_point(cfg, trials)
@@ -146,8 +187,9 @@ def _render(study: optuna.Study, cfg: StudyConfig) -> dict[str, bytes]:
         shown = ", ".join(f"{m} = {r:g}" for m, r in zip(cfg.objectives, ref, strict=True))
         hv_html = (f"<p>Reference point: {html.escape(shown)} (see "
                    "<code>kdtune.study.front.reference_point</code>). Final hypervolume: "
-                   f"{history[-1][1]:.6g}.</p>" + _image(REPORT_FILES["hypervolume"],
-                                                         "hypervolume history"))
+                   f"{history[-1][1]:.6g}. The y axis starts at 0, so a step's height is its "
+                   "share of the whole hypervolume.</p>"
+                   + _image(REPORT_FILES["hypervolume"], "hypervolume history"))
     else:
         hv_html = _note("Hypervolume needs two or more objectives.")
 
@@ -160,7 +202,9 @@ def _render(study: optuna.Study, cfg: StudyConfig) -> dict[str, bytes]:
         written["importances"] = plot_importances(imps)
         table = [{"parameter": p, **{m: imps[m].get(p) for m in imps}}
                  for p in next(iter(imps.values()))]
-        imp_html = (_image(REPORT_FILES["importances"], "parameter importances")
+        warning = importance_warning(len(trials))
+        imp_html = ((_warning(warning) if warning else "")
+                    + _image(REPORT_FILES["importances"], "parameter importances")
                     + _html_table(table))
 
     size_chart = plot_sigma_by_size(trials, cfg, study.study_name)
@@ -186,7 +230,7 @@ def _render(study: optuna.Study, cfg: StudyConfig) -> dict[str, bytes]:
 <p>Objectives: {html.escape(objectives)}. Trials: {state_line} (budget {cfg.n_trials}).
 kappa = {cfg.distill.eval.kappa:g}: phi_cnf holds when sigma &le; kappa.</p>
 <h2>Pareto front ({len(rows)} trials)</h2>
-{_html_table(rows)}
+{_front_html(rows, pick)}
 {front_test_note(study, rows) if tested else ""}
 {_image(REPORT_FILES["pareto"], "Pareto front")}
 {_intervals_note(trials)}
@@ -233,13 +277,15 @@ def write_report(study_name: str, storage: str | None, output_dir: str | Path) -
     """Write an HTML report with PNG charts on a study into ``output_dir``.
 
     Files: ``pareto.png`` (every complete trial in grey, the Pareto front highlighted, the
-    kappa line where sigma is an axis), ``sigma_by_size.png`` (sigma with its intervals
-    against student parameters, when trials stored them), ``hypervolume.png`` (two or more
-    objectives),
+    kappa line where sigma is an axis, the trial ``kdtune export`` picks by default as a
+    star), ``sigma_by_size.png`` (sigma with its intervals against student parameters, when
+    trials stored them), ``hypervolume.png`` (two or more objectives; the y axis from 0),
     ``importances.png`` (at least
     :data:`~kdtune.study.report.importance.MIN_TRIALS_FOR_IMPORTANCE` complete trials; else the
-    HTML says why it is missing) and ``index.html`` (the Pareto front table, the charts,
-    the trial counts and the study config; no network needed).
+    HTML says why it is missing; under
+    :data:`~kdtune.study.report.importance.FEW_TRIALS_FOR_IMPORTANCE` the HTML warns that the
+    ranking is unreliable) and ``index.html`` (the Pareto front table with export's pick
+    marked, the charts, the trial counts and the study config; no network needed).
 
     Everything is rendered first: a new (or empty) ``output_dir`` appears whole
     (:func:`kdtune.fileio.atomic_directory`), and in an existing one each file is replaced

@@ -13,6 +13,21 @@ from ..front import complete_trials
 
 MIN_TRIALS_FOR_IMPORTANCE = 4
 """Fewer complete trials than this: no importances (the report says why instead)."""
+FEW_TRIALS_FOR_IMPORTANCE = 20
+"""Fewer complete trials than this: importances are shown under a warning that their ranking
+is unreliable (PED-ANOVA compares the best trials' parameters with all of them; a handful of
+trials makes that comparison mostly noise)."""
+
+
+def importance_warning(n_complete: int) -> str | None:
+    """The report's warning for importances from ``n_complete`` complete trials, or ``None``
+    from :data:`FEW_TRIALS_FOR_IMPORTANCE` trials on."""
+    if n_complete >= FEW_TRIALS_FOR_IMPORTANCE:
+        return None
+    return (f"These importances come from only {n_complete} complete "
+            f"trial{'s' if n_complete != 1 else ''}: with fewer than "
+            f"{FEW_TRIALS_FOR_IMPORTANCE}, the ranking of the parameters is unreliable (a few "
+            "more trials can reorder it). Read it as a hint, not as a result.")
 
 
 def param_importances(study: optuna.Study, cfg: StudyConfig) -> dict[str, dict[str, float]]:
@@ -53,5 +68,5 @@ def param_importances(study: optuna.Study, cfg: StudyConfig) -> dict[str, dict[s
     return out
 
 
-
-__all__ = ["MIN_TRIALS_FOR_IMPORTANCE", "param_importances"]
+__all__ = ["FEW_TRIALS_FOR_IMPORTANCE", "MIN_TRIALS_FOR_IMPORTANCE", "importance_warning",
+           "param_importances"]
