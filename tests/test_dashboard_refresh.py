@@ -30,7 +30,7 @@ from kdtune.study.dashboard.charts import (
     Refresher,
     with_section,
 )
-from kdtune.study.export.trial import knee, study_pick
+from kdtune.study.export.pick import knee, study_pick
 from kdtune.study.front import pareto_front
 from kdtune.study.service import create_study, metric_names, open_study
 

@@ -23,7 +23,7 @@ from kdtune.attrs import STUDY_CONFIG
 from kdtune.storage.optuna_adapter import study_id
 
 from ..config import StudyConfig, config_from_json
-from ..export.trial import study_pick
+from ..export.pick import study_pick
 from ..front import complete_trials, hypervolume_history, pareto_front, reference_point
 from ..rescore import seed_summary
 from ..service import metric_names

@@ -30,7 +30,7 @@ from kdtune.storage import mask_url
 
 from ..budget import budget_counts
 from ..config import StudyConfig
-from ..export.trial import study_pick
+from ..export.pick import study_pick
 from ..front import complete_trials, hypervolume_history, reference_point
 from ..service import open_study
 from .charts import PICK_LABEL, plot_hypervolume, plot_importances, plot_pareto, plot_sigma_by_size
