@@ -113,9 +113,14 @@ def validate_with_overrides(
     if not overrides:
         return validate(raw, model, check)
     try:
-        base = json.loads(model.model_validate(raw).model_dump_json())
+        filled = json.loads(model.model_validate(raw).model_dump_json())
     except ValidationError:
-        base = raw
+        return validate(apply_overrides(raw, overrides), model, check)
+    # Defaults are filled only in the sections the overrides reach: a top-level key the file
+    # left out stays unset, so a default resolved later (a study's objectives, chosen by the
+    # teacher's number of classes) is still chosen.
+    reached = {parse_override(item)[0][0] for item in overrides}
+    base = {k: v for k, v in filled.items() if k in raw or k in reached}
     return validate(apply_overrides(base, overrides), model, check)
 
 

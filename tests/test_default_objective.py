@@ -73,6 +73,10 @@ def test_the_complete_check_picks_sigma_max_for_three_classes(three_class):
            "search": {"max_params_ratio": None}}  # a tiny teacher is mostly embedding
     cfg = validate_with_overrides(raw, [], check=True)
     assert cfg.objectives == MULTICLASS_OBJECTIVES
+    # an unrelated --set leaves the objectives to the teacher (it once fixed them binary)
+    for unrelated in (["n_trials=3"], ["distill.epochs=2"], ["search.max_params_ratio=0.9"]):
+        assert validate_with_overrides(raw, unrelated, check=True).objectives == \
+            MULTICLASS_OBJECTIVES, unrelated
     named = validate_with_overrides(raw, ["objectives=[accuracy_student,sigma]"], check=True)
     assert named.objectives == BINARY_OBJECTIVES
     assert validate_with_overrides(raw, [], check=False).objectives == BINARY_OBJECTIVES
