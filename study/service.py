@@ -215,10 +215,19 @@ def open_study(
 
 
 def no_storage_yet(storage: str | None) -> bool:
-    """Whether ``storage`` is the embedded server and it has no data directory yet."""
+    """Whether ``storage`` does not exist yet: the embedded server without a data directory,
+    or a SQLite file that is not there (opening it would create it)."""
+    from sqlalchemy.engine import make_url
+
     from kdtune.storage import embedded, resolve_spec
 
-    return resolve_spec(storage).kind == "embedded" and embedded.data_version() is None
+    spec = resolve_spec(storage)
+    if spec.kind == "embedded":
+        return embedded.data_version() is None
+    if spec.kind == "sqlite":
+        database = make_url(spec.url).database
+        return bool(database) and database != ":memory:" and not Path(database).exists()
+    return False
 
 
 def _stored_config(plain: optuna.storages.BaseStorage, name: str, storage: str | None) -> dict:

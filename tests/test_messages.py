@@ -279,6 +279,11 @@ ROWS = [
         lambda f: ["no study named 'x' (no studies yet in embedded PostgreSQL ("],
         lambda f: [f["root"] / "fresh-home"], code=2, max_seconds=20,
         env=lambda f: {"KDTUNE_HOME": str(f["root"] / "fresh-home")}),
+    Row("read-command-on-a-missing-sqlite-file",
+        lambda f: ["status", "--study", "x", "--storage",
+                   f"sqlite:///{f['root'] / 'no-such.db'}"],
+        lambda f: ["no study named 'x' (no studies yet in sqlite:///"],
+        lambda f: [f["root"] / "no-such.db"], code=2, max_seconds=20),
     Row("csv-not-utf8",
         lambda f: ["distill", str(f["latin1"]), "-o", str(_out(f))],
         lambda f: ["data.source: ", "latin1.csv is not UTF-8 text (byte 0xe9 at position 14); "
