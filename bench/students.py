@@ -65,6 +65,12 @@ ARMS = {
     "half-3x384": {"students": "all", "vocabulary": "task", "shape": (3, 384), "lr": 1e-4},
     "tinybert": {"students": "all", "vocabulary": "task", "shape": (1, 384), "lr": 1e-4,
                  "recipe": "tinybert"},
+    "all-lr3e-4": {"students": "all", "vocabulary": "task", "shape": (1, 384), "lr": 3e-4},
+    "all-lr1e-3": {"students": "all", "vocabulary": "task", "shape": (1, 384), "lr": 1e-3},
+    "all-alpha1": {"students": "all", "vocabulary": "task", "shape": (1, 384), "lr": 1e-4,
+                   "set": {"alpha": 1.0}},
+    "all-beta1": {"students": "all", "vocabulary": "task", "shape": (1, 384), "lr": 1e-4,
+                  "set": {"beta": 1.0}},
 }
 """Each lever alone; all together, without and with alignment (fitted by KL or sigma, on
 held-out transfer rows or on the selection split: the ``all-selection-*`` arms train exactly
@@ -75,7 +81,9 @@ copy of each students' sentence; deeper-narrower (4 x 256) at the same size; und
 augmented copies whose replacement words come from the students' own text (so the task
 vocabulary does not grow), one and three copies, against six epochs on the unaugmented text
 (the compute of one copy), and one copy at 3 x 384. 1 x 384 is the widest
-student under a third with a task vocabulary."""
+student under a third with a task vocabulary. Then (2026-12-07) the training recipe at
+1 x 384, one change each from ``all-none``: learning rate 3e-4 and 1e-3, alpha 1 (soft
+targets only), beta 1 (the mapped layers' intermediate losses beside the prediction loss)."""
 
 
 def arm_config(name: str, teacher: Path, seed: int) -> dict:
@@ -94,6 +102,7 @@ def arm_config(name: str, teacher: Path, seed: int) -> dict:
                                    "neighbours_from": arm["neighbours_from"]}
     if "epochs" in arm:
         cfg["epochs"] = arm["epochs"]
+    cfg.update(arm.get("set", {}))
     if arm.get("recipe") == "tinybert":  # t 1, alpha 1, intermediate losses first
         cfg.update(temperature=1.0, alpha=1.0, beta=1.0, schedule="two-stage",
                    intermediate_epochs=1, epochs=2)  # 3 epochs in all, as every arm
