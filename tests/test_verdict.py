@@ -243,9 +243,9 @@ def test_an_untested_front_says_how_to_get_test_figures(tested, tmp_path, capsys
                                  distributions=real.distributions, user_attrs=real.user_attrs))
     assert main(["pareto", "--study", other, "--storage", storage, "--test"]) == 0
     err = capsys.readouterr().err
-    assert f"front trials 0 have no test figures yet: run kdtune test {other}" in err
+    assert f"front trials 0 have no test figures yet: run kdtune test --study {other}" in err
     page = write_report(other, storage, tmp_path / "r")["html"].read_text()
-    assert f"No test-split figures yet: run kdtune test {other}" in page
+    assert f"No test-split figures yet: run kdtune test --study {other}" in page
     optuna.delete_study(study_name=other, storage=storage)
 
 

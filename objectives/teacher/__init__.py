@@ -19,6 +19,8 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "TEACHER_METADATA": ".load",
     "load_teacher": ".load",
     "read_teacher_metadata": ".load",
+    "FitProgress": ".progress",
+    "PLAIN_INTERVAL_S": ".progress",
     "library_progress": ".progress",
     "progress_bar": ".progress",
     "cached_teacher": ".registry",

@@ -11,7 +11,6 @@ teacher: :mod:`~kdtune.objectives.teacher.load`; fitting each configuration once
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from ..data.tokens import data_collator, tokenize
 from ..oneline import one_line
 from .base import MINILM, load_base_classifier, load_base_tokenizer, resolve_base
 from .load import TEACHER_METADATA
-from .progress import library_progress, progress_bar
+from .progress import PLAIN_INTERVAL_S, FitProgress, library_progress
 
 __all__ = ["TeacherFitConfig", "fit_teacher"]
 
@@ -87,7 +86,8 @@ class TeacherFitConfig(FrozenModel):
 
 
 def fit_teacher(
-    cfg: TeacherFitConfig, output_dir: Path, progress: bool = True, overwrite: bool = False
+    cfg: TeacherFitConfig, output_dir: Path, progress: bool = True, overwrite: bool = False,
+    progress_interval: float = PLAIN_INTERVAL_S,
 ) -> dict[str, Any]:
     """Fine-tune ``cfg.base`` on ``cfg.data`` and save the teacher in ``output_dir``.
 
@@ -95,9 +95,12 @@ def fit_teacher(
         cfg: what to fit.
         output_dir: the checkpoint directory to create (model, tokenizer,
             ``kdtune_teacher.json``).
-        progress: show progress bars (on a terminal) and per-epoch lines.
+        progress: show progress: on a terminal a live bar and a line per epoch; off one
+            (stderr is a file or a pipe) plain lines only (:class:`~.progress.FitProgress`).
         overwrite: replace an existing non-empty ``output_dir`` (only once the new teacher
             is complete).
+        progress_interval: off a terminal, the longest wait (seconds) between two lines
+            during an epoch or a measurement.
 
     Returns:
         The metrics also written to ``kdtune_teacher.json``: ``train_accuracy``,
@@ -116,12 +119,14 @@ def fit_teacher(
             raise UsageError(f"output directory {output_dir} already exists and is not empty")
     previous_threads = torch.get_num_threads()
     try:
-        return _fit(cfg, output_dir, progress, overwrite)
+        shown = FitProgress("teacher", enabled=progress, interval=progress_interval)
+        return _fit(cfg, output_dir, shown, overwrite)
     finally:
         torch.set_num_threads(previous_threads)
 
 
-def _fit(cfg: TeacherFitConfig, output_dir: Path, progress: bool, overwrite: bool) -> dict:
+def _fit(cfg: TeacherFitConfig, output_dir: Path, progress: FitProgress,
+         overwrite: bool) -> dict:
     """The body of :func:`fit_teacher` (which restores torch's thread count afterwards)."""
     from torch.utils.data import DataLoader
     from transformers import get_linear_schedule_with_warmup
@@ -131,7 +136,8 @@ def _fit(cfg: TeacherFitConfig, output_dir: Path, progress: bool, overwrite: boo
     device = resolve_device(cfg.device)
     base = resolve_base(cfg.base)
 
-    with library_progress(progress and sys.stderr.isatty()):
+    progress.note(f"fit: loading {cfg.base!r} and the data")
+    with library_progress(progress.live):
         tokenizer = load_base_tokenizer(base, cfg.base)
         splits = load_splits(cfg.data)
         torch.manual_seed(cfg.seed)  # the new head's initialisation
@@ -148,7 +154,9 @@ def _fit(cfg: TeacherFitConfig, output_dir: Path, progress: bool, overwrite: boo
     eval_batch = 2 * cfg.batch_size
 
     def split_accuracy(name: str) -> float:
-        logits = predict_logits(model, encoded[name], collate, device, eval_batch)
+        progress.begin(f"measuring {name} accuracy", -(-len(encoded[name]) // eval_batch))
+        counted = progress.counting(collate)
+        logits = predict_logits(model, encoded[name], counted, device, eval_batch)
         return accuracy(logits, encoded[name]["label"])
 
     if cfg.group_by_length:
@@ -166,9 +174,10 @@ def _fit(cfg: TeacherFitConfig, output_dir: Path, progress: bool, overwrite: boo
     phases = [(name, n) for name, n in phases if n > 0]
     n_epochs = sum(n for _, n in phases)
     history: list[dict[str, Any]] = []
-    console, bar = progress_bar(progress)
-    with bar:
-        task = bar.add_task("fitting teacher", total=n_epochs * len(loader), loss=float("nan"))
+    progress.note(f"fit: {len(encoded['train'])} training rows, {n_epochs} epochs of "
+                  f"{len(loader)} batches on {device}")
+    with progress:
+        progress.start("fitting teacher", n_epochs * len(loader))
         for phase, epochs in phases:
             probe = phase == "probe"
             for name, param in model.named_parameters():  # the probe freezes the encoder
@@ -179,16 +188,16 @@ def _fit(cfg: TeacherFitConfig, output_dir: Path, progress: bool, overwrite: boo
                 optimizer, round(cfg.warmup_ratio * steps), steps
             )
             for _ in range(epochs):
-                loss = _train_epoch(model, loader, optimizer, scheduler, device,
-                                    lambda mean: bar.update(task, advance=1, loss=mean))
-                eval_acc = split_accuracy("eval")
                 epoch = len(history) + 1
+                progress.begin_epoch(epoch, n_epochs, len(loader), phase)
+                loss = _train_epoch(model, loader, optimizer, scheduler, device,
+                                    lambda mean, n: progress.step(examples=n, loss=mean))
+                eval_acc = split_accuracy("eval")
                 history.append({"epoch": epoch, "phase": phase, "train_loss": loss,
                                 "eval_accuracy": eval_acc})
-                if progress:
-                    console.print(f"teacher epoch {epoch}/{n_epochs} ({phase}): train loss "
-                                  f"{loss:.4f}, eval accuracy {eval_acc:.4f}")
+                progress.epoch_done(loss, eval_acc)
 
+    progress.note("fit: measuring accuracy on the train and test splits")
     metrics: dict[str, Any] = {
         "train_accuracy": split_accuracy("train"),
         "eval_accuracy": history[-1]["eval_accuracy"],
@@ -211,14 +220,15 @@ def _fit(cfg: TeacherFitConfig, output_dir: Path, progress: bool, overwrite: boo
         "transformers_version": _version("transformers"),
     }
     metrics["seconds"] = round(time.perf_counter() - started, 2)
-    _save(model, tokenizer, metrics, output_dir, overwrite)
+    with library_progress(progress.live):  # save_pretrained's "Writing model shards" bar
+        _save(model, tokenizer, metrics, output_dir, overwrite)
     return metrics
 
 
 def _train_epoch(model, loader, optimizer, scheduler, device, on_step) -> float:
     """One epoch of AdamW steps (gradient norm clipped at 1); returns the mean train loss.
 
-    ``on_step(mean_loss_so_far)`` is called after every step (the progress bar).
+    ``on_step(mean_loss_so_far, batch_rows)`` is called after every step (the progress).
     """
     model.train()
     loss_sum, seen = 0.0, 0
@@ -233,7 +243,7 @@ def _train_epoch(model, loader, optimizer, scheduler, device, on_step) -> float:
         n = batch["labels"].shape[0]
         loss_sum += float(loss.detach()) * n
         seen += n
-        on_step(loss_sum / seen)
+        on_step(loss_sum / seen, n)
     return loss_sum / seen
 
 

@@ -8,6 +8,7 @@ from kdtune.lazy import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "audit_options": ".audit",
+    "audit_overrides": ".audit",
     "audit_settings": ".audit",
     "register_audit_command": ".audit",
     "emit": ".common",

@@ -25,7 +25,7 @@ from kdtune.objectives.distillation.config import DistillConfig
 from ..export.file import read_checked
 from .common import AuditSetOpt, JsonOpt, print_json
 
-__all__ = ["audit_options", "audit_settings", "register_audit_command"]
+__all__ = ["audit_options", "audit_overrides", "audit_settings", "register_audit_command"]
 
 DEFAULT_KAPPA = 0.05
 DEFAULT_REFERENCE_CLASS = 0
@@ -74,6 +74,13 @@ def audit_options(config: Path | None, teacher: str | None, student: str | None,
     }
 
 
+def audit_overrides(overrides: list[str]) -> list[str]:
+    """``--set`` items as :class:`~kdtune.objectives.measure.audit.AuditConfig` keys: spelled
+    as in a study config (``distill.data.max_length=128``, as ``kdtune run`` takes them) or
+    without the ``distill.`` prefix (``data.max_length=128``)."""
+    return [o.lstrip().removeprefix("distill.") if "=" in o else o for o in overrides]
+
+
 def register_audit_command(app: typer.Typer) -> None:
     """Add ``audit`` to ``app``."""
     app.command("audit")(audit_cmd)
@@ -98,7 +105,8 @@ def audit_cmd(
     """Confidence-preservation report from prediction files or from two model directories.
 
     Data options for model directories come from --config (a study's or `kdtune export`'s
-    file: --split eval then reproduces a trial's sigma) and --set data.source=... overrides.
+    file: --split eval then reproduces a trial's sigma) and --set distill.data.source=...
+    overrides (or data.source=...).
     """
     from kdtune.objectives.measure.audit import audit, audit_models, print_audit
 
@@ -112,7 +120,8 @@ def audit_cmd(
         report = audit(teacher_preds, student_preds, kappa=kappa,
                        reference_class=reference_class)
     else:
-        report = audit_models(teacher, student, overrides or [], split=split, kappa=kappa,
+        report = audit_models(teacher, student, audit_overrides(overrides or []),
+                              split=split, kappa=kappa,
                               reference_class=reference_class, base=opts["base"])
     if as_json:
         print_json(report)

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand, TyperOption
 
-from kdtune.errors import ConfigError, KdtuneError
+from kdtune.errors import ConfigError, KdtuneError, UsageError
 
 from ..outcome import StudyStopped
 from ..signals import Stopped, local_worker
@@ -21,24 +22,108 @@ StorageOpt = Annotated[
     typer.Option("--storage", help="postgresql:// or sqlite:/// URL; default $KDTUNE_STORAGE, "
                  "else the embedded PostgreSQL server"),
 ]
-StudyOpt = Annotated[str, typer.Option("--study", "--study-name",
-                                        help="study name (--study-name, as Optuna's CLI)")]
-def set_option(example: str) -> Any:
+STUDY_FLAGS = ("--study", "--study-name")
+"""How every command that names a study takes it (``--study-name``: Optuna's CLI spelling)."""
+STUDY_HELP = "study name (--study-name, as Optuna's CLI)"
+StudyOpt = Annotated[str, typer.Option(*STUDY_FLAGS, help=STUDY_HELP)]
+MaybeStudyOpt = Annotated[str | None, typer.Option(*STUDY_FLAGS, help=STUDY_HELP + "; required")]
+"""``--study`` on a command that also takes the older positional form (:data:`OldStudyArg`)."""
+OldStudyArg = Annotated[str | None, typer.Argument(
+    hidden=True, metavar="STUDY", help="the study name, the older spelling of --study")]
+"""The positional study an older kdtune took (``kdtune test NAME``): still accepted, shown
+nowhere (see :class:`HiddenArgsCommand`)."""
+
+
+def one_study(ctx: typer.Context, option: str | None, positional: str | None) -> str:
+    """The study of a command that takes ``--study`` and, hidden, the older positional form.
+
+    Raises:
+        UsageError: neither is given (click's own one-line "Missing option"), or the two
+            name different studies.
+    """
+    if option is not None and positional is not None and option != positional:
+        raise UsageError(f"two studies named: --study {option} and {positional}; give one")
+    if option is None and positional is None:
+        from typer._click.exceptions import MissingParameter
+
+        param = next(p for p in ctx.command.params if p.name == "study")
+        raise MissingParameter(ctx=ctx, param=param)
+    return option if option is not None else positional
+
+
+class HiddenArgsCommand(TyperCommand):
+    """A command whose hidden positional arguments (an older spelling kept working) stay out
+    of its usage line as well as out of its help panels."""
+
+    def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if not getattr(param, "hidden", False):
+                pieces.extend(param.get_usage_pieces(ctx))
+        return pieces
+
+
+def _flags_show_no_type() -> None:
+    """Flags (``--json``, ``--test``, ``-h``) take no value, so ``--help`` shows no type for
+    them. typer 0.29's rich help gives every option its type (``--json <bool>``, from
+    ``TyperOption.display_type_rich``), where its plain help leaves flags out; this makes the
+    rich help do the same. Applied once, when the CLI is imported."""
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "flags_show_no_type", False):
+        return
+
+    def display_type_rich(self, ctx):
+        return None if self.is_flag or self.count else shown(self, ctx)
+
+    display_type_rich.flags_show_no_type = True
+    TyperOption.display_type_rich = display_type_rich
+
+
+_flags_show_no_type()
+
+
+def set_option(example: str, note: str = "") -> Any:
     """A ``--set`` option whose help shows an ``example`` that applies to its command."""
-    return Annotated[list[str] | None,
-                     typer.Option("--set", help=f"dotted override, e.g. --set {example}")]
+    return Annotated[list[str] | None, typer.Option(
+        "--set", metavar="KEY=VALUE",
+        help=f"dotted override, e.g. --set {example}" + (f" ({note})" if note else ""))]
 
 
 SetOpt = set_option("search.temperature.high=8")  # a study config's keys
-DistillSetOpt = set_option("epochs=5")  # keys of the distill: section
+DistillSetOpt = set_option(  # a study config's distill.* keys, as for run
+    "distill.epochs=5", "keys as in a study config; the distill. prefix may be left out")
 TeacherSetOpt = set_option("data.source=reviews.csv")  # a teacher fit config's keys
-AuditSetOpt = set_option("data.max_length=128")  # keys of a distill: section's data
+AuditSetOpt = set_option(  # a study config's distill.data.* and distill.device
+    "distill.data.max_length=128", "data and device keys as in a study config; the "
+    "distill. prefix may be left out")
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
 ConfigArg = Annotated[Path, typer.Argument(help="study config (YAML)")]
 ObjectiveOpt = Annotated[str | None, typer.Option(
     "--objective", hidden=True,
     help="module:function objective factory, called with the study config "
     "(tests and benchmarks)")]
+
+
+def format_option(formats: tuple[str, ...]) -> Any:
+    """``--format``, one of ``formats`` (the first is the default); ``--json`` is
+    ``--format json``."""
+    return Annotated[str, typer.Option(
+        "--format", metavar="|".join(formats),
+        help=f"{', '.join(formats[:-1])} or {formats[-1]} (--json: json)")]
+
+
+def output_format(fmt: str, as_json: bool, formats: tuple[str, ...]) -> str:
+    """The format ``--format`` and ``--json`` ask for together.
+
+    Raises:
+        UsageError: ``fmt`` is not one of ``formats``, or ``--json`` comes with another
+            format than table (the default) or json.
+    """
+    if fmt not in formats:
+        raise UsageError(f"--format {fmt!r} is not one of {', '.join(formats)}")
+    if as_json and fmt not in ("table", "json"):
+        raise UsageError(f"--json and --format {fmt} ask for two formats; give one")
+    return "json" if as_json else fmt
 
 
 def print_json(data) -> None:

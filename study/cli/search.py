@@ -17,10 +17,14 @@ from .common import (
     StudyOpt,
     TeacherSetOpt,
     emit,
+    format_option,
+    output_format,
     print_json,
 )
 from .verdict import test_after_run
 
+STATUS_FORMATS = ("table", "json")
+StatusFormatOpt = format_option(STATUS_FORMATS)
 teacher_app = typer.Typer(help="Teachers: fine-tune a BERT checkpoint into a classifier.",
                           no_args_is_help=True)
 
@@ -126,31 +130,25 @@ def worker_cmd(
                threads=threads, db_wait=db_wait)
 
 
-def status_cmd(study: StudyOpt, storage: StorageOpt = None, as_json: JsonOpt = False) -> None:
+def status_cmd(study: StudyOpt, storage: StorageOpt = None,
+               fmt: StatusFormatOpt = "table", as_json: JsonOpt = False) -> None:
     """Where a study stands: state, trials done of the budget, time so far and left, each
     objective's best value and the Pareto front size."""
     from kdtune.study.service import study_status
 
+    fmt = output_format(fmt, as_json, STATUS_FORMATS)
     info = study_status(study, storage)
-    if as_json:
+    if fmt == "json":
         print_json(info)
     else:
         for label, text in status_lines(info):
             typer.echo(f"{label:<10} {text}")
 
 
-def duration(seconds: float) -> str:
-    """``45s``, ``12m 30s``, ``3h 05m``."""
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m {seconds % 60:02d}s"
-    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
-
-
 def status_lines(info: dict) -> list[tuple[str, str]]:
     """``kdtune status`` as labelled lines, in words a user reads (no raw counter names)."""
+    from kdtune.objectives.teacher.progress import duration
+
     lines = [("study", f"{info['study']} ({info['state']}), in {info['storage']}"),
              ("objectives", ", ".join(f"{m} ({d})" for m, d in
                                       zip(info["objectives"], info["directions"], strict=True)))]

@@ -9,7 +9,15 @@ import typer
 
 from kdtune.errors import UsageError
 
-from .common import JsonOpt, StorageOpt, emit
+from .common import (
+    HiddenArgsCommand,
+    JsonOpt,
+    MaybeStudyOpt,
+    OldStudyArg,
+    StorageOpt,
+    emit,
+    one_study,
+)
 
 studies_app = typer.Typer(help="List the studies in a storage, or delete one.",
                           no_args_is_help=False, invoke_without_command=True)
@@ -41,15 +49,18 @@ def study_lines(rows: list[dict]) -> list[str]:
             for row in [list(COLUMNS), *cells]]
 
 
-@studies_app.command("delete")
+@studies_app.command("delete", cls=HiddenArgsCommand)
 def delete_cmd(
-    name: Annotated[str, typer.Argument(help="the study to delete")],
+    ctx: typer.Context,
+    study: MaybeStudyOpt = None,
+    old_study: OldStudyArg = None,
     storage: StorageOpt = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
 ) -> None:
     """Delete a study and all its trials (asks first unless --yes)."""
     from ..studies import delete_study
 
+    name = one_study(ctx, study, old_study)  # `kdtune studies delete NAME`, the older spelling
     if not yes:
         if not sys.stdin.isatty():
             raise UsageError(f"deleting study {name!r} needs --yes (no terminal to confirm on)")

@@ -15,8 +15,23 @@ import typer
 
 from kdtune.errors import KdtuneError
 
-from .common import JsonOpt, StorageOpt, StudyOpt, print_json, warn
+from .common import (
+    HiddenArgsCommand,
+    JsonOpt,
+    MaybeStudyOpt,
+    OldStudyArg,
+    StorageOpt,
+    StudyOpt,
+    format_option,
+    one_study,
+    output_format,
+    print_json,
+    warn,
+)
 
+PARETO_FORMATS = ("table", "json", "csv")
+"""kdtune.study.report.tables.PARETO_FORMATS (that module loads optuna: imported on use)."""
+ParetoFormatOpt = format_option(PARETO_FORMATS)
 TEST_HELP = ("measure the Pareto front and the TinyBERT recipe at the same sizes on the test "
              "split (retrains each; the search never reads it)")
 
@@ -24,7 +39,7 @@ TEST_HELP = ("measure the Pareto front and the TinyBERT recipe at the same sizes
 def register_front_commands(app: typer.Typer) -> None:
     """Add ``pareto``, ``test`` and ``rescore`` to ``app``."""
     app.command("pareto")(pareto_cmd)
-    app.command("test", help=TEST_HELP)(test_cmd)
+    app.command("test", help=TEST_HELP, cls=HiddenArgsCommand)(test_cmd)
     app.command("rescore")(rescore_cmd)
     app.command("report")(report_cmd)
 
@@ -66,7 +81,7 @@ def rescore_cmd(
 def pareto_cmd(
     study: StudyOpt,
     storage: StorageOpt = None,
-    fmt: Annotated[str, typer.Option("--format", help="table, json or csv")] = "table",
+    fmt: ParetoFormatOpt = "table",
     test: Annotated[bool, typer.Option("--test", help="add the test-split figures that "
                                        "`kdtune test` stored, beside the selection ones")] = False,
     wide: Annotated[bool, typer.Option("--wide", help="every column, whatever the terminal's "
@@ -77,22 +92,21 @@ def pareto_cmd(
 
     The table fits the terminal (or $COLUMNS, else 100 columns off a terminal): the columns
     that do not fit are named below it, and --wide shows them."""
-    from kdtune.errors import UsageError
-
     from ..report.tables import pareto_rows, print_pareto, untested_trials
 
-    if as_json and fmt not in ("table", "json"):
-        raise UsageError(f"--json and --format {fmt} ask for two formats; give one")
+    fmt = output_format(fmt, as_json, PARETO_FORMATS)
     rows = pareto_rows(study, storage, test)
-    print_pareto(rows, "json" if as_json else fmt, wide=wide)
+    print_pareto(rows, fmt, wide=wide)
     missing = untested_trials(rows)
     if missing:
         shown = ", ".join(str(n) for n in missing)
-        warn(f"front trials {shown} have no test figures yet: run kdtune test {study}")
+        warn(f"front trials {shown} have no test figures yet: run kdtune test --study {study}")
 
 
 def test_cmd(
-    study: Annotated[str, typer.Argument(help="study name")],
+    ctx: typer.Context,
+    study: MaybeStudyOpt = None,
+    old_study: OldStudyArg = None,
     storage: StorageOpt = None,
     no_baselines: Annotated[bool, typer.Option("--no-baselines", help="skip the TinyBERT "
                                                "recipe at the front's sizes")] = False,
@@ -102,6 +116,7 @@ def test_cmd(
 ) -> None:
     from ..verdict import test_front
 
+    study = one_study(ctx, study, old_study)  # `kdtune test NAME`, the older spelling, too
     entries = test_front(study, storage, baselines=not no_baselines, progress=not as_json,
                          threads=threads)
     if as_json:

@@ -129,6 +129,9 @@ def read_distill_config(
     written (a hand-written config).
     With ``full_data`` the training-set size limit is lifted (``data.train_size: null``).
     ``teacher`` replaces the file's teacher (the one :func:`resolve_teacher` found here).
+    ``overrides`` name keys as a study config does (``distill.epochs=5``, as ``kdtune run``
+    takes them) or relative to the ``distill:`` section (``epochs=5``), for an export and a
+    bare DistillConfig alike.
     With ``check`` the config is validated completely
     (:func:`~kdtune.objectives.search.checks.check_distill`, on the config as it will run): every
     problem in one :class:`~kdtune.errors.ConfigError`, keys named as in the file.
@@ -144,12 +147,13 @@ def read_distill_config(
         run = _as_run(cfg.distill if exported else cfg, full_data)
         return check_distill(run, "distill" if exported else "")
 
+    relative = [o.lstrip().removeprefix("distill.") if "=" in o else o for o in overrides]
     if exported:
-        prefixed = [f"distill.{o}" for o in overrides]
+        prefixed = [f"distill.{o}" for o in relative]
         cfg = frozen.validate_with_overrides(raw, prefixed, ExportedConfig,
                                              problems if check else None).distill
     else:
-        cfg = frozen.validate_with_overrides(raw, overrides, DistillConfig,
+        cfg = frozen.validate_with_overrides(raw, relative, DistillConfig,
                                              problems if check else None)
     return _as_run(cfg, full_data)
 
@@ -246,11 +250,12 @@ def _configured_teacher(path: Path) -> str | None:
 
 
 def _teacher_override(teacher: str | None, overrides) -> tuple[str | None, list[str]]:
-    """``--set teacher=DIR`` is ``--teacher DIR``: checked against the export's teacher."""
+    """``--set teacher=DIR`` (or ``distill.teacher=DIR``) is ``--teacher DIR``: checked
+    against the export's teacher."""
     rest = []
     for item in overrides:
         key, _, value = item.partition("=")
-        if key.strip() == "teacher" and teacher is None:
+        if key.strip().removeprefix("distill.") == "teacher" and teacher is None:
             teacher = yaml.safe_load(value) if value.strip() else value
             teacher = str(teacher)
         else:

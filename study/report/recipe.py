@@ -82,7 +82,8 @@ def recipe_section(study: optuna.Study, cfg: StudyConfig,
     """The HTML section (heading included); ``table`` renders rows as an HTML table."""
     head = f"<h2>{html.escape(RECIPE_TITLE)}</h2>\n"
     if not has_test_figures(study):
-        return head + _note(f"No test-split figures yet: run kdtune test {study.study_name} "
+        return head + _note("No test-split figures yet: run kdtune test --study "
+                            f"{study.study_name} "
                             "(retrains each front trial and the TinyBERT recipe at each "
                             "front size; the search never reads the test split).")
     rows = recipe_rows(study, cfg)
@@ -97,7 +98,7 @@ def recipe_section(study: optuna.Study, cfg: StudyConfig,
             "paired bootstrap percentile intervals.</p>")
     missing = [r["size"] for r in rows if r.get("tinybert_accuracy") is None]
     note = _note(f"No TinyBERT figures yet for {', '.join(missing)}: run kdtune test "
-                 f"{study.study_name}.") if missing else ""
+                 f"--study {study.study_name}.") if missing else ""
     return head + text + table(rows) + note
 
 
