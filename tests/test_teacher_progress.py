@@ -147,3 +147,27 @@ def test_on_a_terminal_the_live_bar_and_no_plain_lines(monkeypatch):
                                                (11100, "3h 05m")])
 def test_duration(seconds, text):
     assert duration(seconds) == text
+
+
+def test_student_epochs_off_a_terminal_print_plain_lines_with_rate_and_eta(capsys):
+    """The student's training loop (kdtune distill, kdtune test) off a terminal: a line as
+    the epoch starts and, past the interval, lines with batches done, rate and ETA."""
+    import time
+
+    from kdtune.objectives.distillation.training import _maybe_progress
+
+    class Slow(list):
+        def __iter__(self):
+            for item in super().__iter__():
+                time.sleep(0.01)
+                yield item
+
+    seen = list(_maybe_progress(Slow(range(5)), True, "train epoch 1", interval=0.0))
+    assert seen == [0, 1, 2, 3, 4]
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "train epoch 1: 5 batches"
+    assert [line.split(",")[0] for line in lines[1:]] == [
+        f"train epoch 1: batch {i}/5" for i in range(1, 5)]
+    assert all(" batches/s, ETA " in line for line in lines[1:])
+    assert list(_maybe_progress([1, 2], False, "x")) == [1, 2]
+    assert capsys.readouterr().err == ""

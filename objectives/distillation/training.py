@@ -308,17 +308,39 @@ def _intermediate_losses(cfg: DistillConfig, s_out, s_scores, t: dict, mask: tor
     return out
 
 
-def _maybe_progress(loader, progress: bool, desc: str):
-    """A progress bar over ``loader``; off a terminal (a log, a pipe) one plain line per
-    epoch instead, since a bar's carriage returns become hundreds of lines there."""
+def _maybe_progress(loader, progress: bool, desc: str, interval: float | None = None):
+    """A progress bar over ``loader``; off a terminal (a log, a pipe) plain lines instead,
+    since a bar's carriage returns become hundreds of lines there: one as the epoch starts
+    and one at least every ``interval`` seconds (default
+    :data:`~kdtune.objectives.teacher.progress.PLAIN_INTERVAL_S`) with the rate and ETA."""
     if not progress:
         return loader
     import sys
 
     if not sys.stderr.isatty():
-        sys.stderr.write(f"{desc}: {len(loader)} batches\n")
-        sys.stderr.flush()
-        return loader
+        return _plain_lines(loader, desc, interval)
     from tqdm.auto import tqdm
 
     return tqdm(loader, desc=desc, leave=False)
+
+
+def _plain_lines(loader, desc: str, interval: float | None):
+    import sys
+    import time
+
+    from ..teacher.progress import PLAIN_INTERVAL_S, duration
+
+    interval = PLAIN_INTERVAL_S if interval is None else interval
+    total = len(loader)
+    sys.stderr.write(f"{desc}: {total} batches\n")
+    sys.stderr.flush()
+    started = said = time.monotonic()
+    for done, batch in enumerate(loader, 1):
+        yield batch
+        now = time.monotonic()
+        if now - said >= interval and done < total:
+            rate = done / max(now - started, 1e-9)
+            sys.stderr.write(f"{desc}: batch {done}/{total}, {rate:.3g} batches/s, "
+                             f"ETA {duration((total - done) / rate)}\n")
+            sys.stderr.flush()
+            said = now
