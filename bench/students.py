@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from trial_breakdown import CODE_ENV, code_provenance, use_code  # noqa: E402
+from codebase import CODE_ENV, code_provenance, use_code  # noqa: E402
 
 COMMON = {"temperature": 2.0, "alpha": 0.7, "beta": 0.0, "epochs": 3, "batch_size": 32,
           "layer_mapping": "uniform", "threads": 2, "warmup_ratio": 0.1}

@@ -174,8 +174,9 @@ def test_every_from_import_names_something_that_exists():
     import importlib.util
 
     missing = []
-    scripts = {f"{folder}.{p.stem}": p for folder in ("bench", "tests")
-               for p in sorted((ROOT / folder).glob("*.py"))}  # their absolute imports
+    scripts = {".".join(p.relative_to(ROOT).with_suffix("").parts): p
+               for folder in ("bench", "tests")
+               for p in sorted((ROOT / folder).rglob("*.py"))}  # their absolute imports
     for module, path in {**_modules(), **scripts}.items():
         package = module if path.stem == "__init__" else module.rsplit(".", 1)[0]
         for node in ast.walk(ast.parse(path.read_text())):

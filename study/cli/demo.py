@@ -68,7 +68,7 @@ def run_demo(workers: int = 2, trials: int = 8, output: Path = Path("kdtune-demo
     from ..report.tables import pareto_rows, print_pareto
     from .verdict import test_after_run
 
-    console = Console()
+    console = Console(soft_wrap=True)  # a log keeps each line whole, unwrapped
     t0 = time.perf_counter()
     console.rule("[bold]kdtune demo")
     console.print(f"storage: {describe(None)}")

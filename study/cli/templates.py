@@ -112,7 +112,7 @@ search:
   halving: {rungs: [1, 2], eta: 3}  # multi-objective successive halving: after 1 and 2
                               # prediction epochs a trial continues only while in the best
                               # 1/3 (non-dominated rank, then crowding distance) of the trials
-                              # recorded at that epoch. Chosen by bench/search_quality.py
+                              # recorded at that epoch. Chosen by bench/search/quality.py
                               # (bench/RESULTS.md): at equal compute it tried 1.9x the
                               # configurations of full-length NSGA-II. A student still at
                               # chance at a rung is stopped: with short epochs (few batches)

@@ -7,7 +7,7 @@ losses off, warm teacher-output cache, ``--threads`` 2 torch threads. Side by si
 1. Training loop vs bare loop, per student shape (``--shapes``: the default 2 layers x 384,
    4 x 384 and a narrow 3 x 128): kdtune's ``train_epoch`` with its ``Optimiser`` against a
    plain PyTorch loop (plain AdamW, same initial weights, the very same batches in the same
-   order, the same loss; bench/trial_loops.py), interleaved A B A B ... ``--repeats`` times
+   order, the same loss; bench/trial/loops.py), interleaved A B A B ... ``--repeats`` times
    each after an untimed warm-up; examples per second, median [min-max], and the kdtune/bare
    ratio of each repeat's pair, median [min-max].
 2. Trial period and breakdown: a study of ``--trials`` identical trials (the first shape,
@@ -32,7 +32,7 @@ run, every repeat's raw numbers included, appended to the ``runs`` of ``--json``
 ``--dry-run`` writes neither. About 11 minutes on 2 idle cores at the defaults (before
 the issue-14 speed-ups; check the recorded load: other processes on the cores spoil it):
 
-    .venv/bin/python bench/trial_breakdown.py --label after
+    .venv/bin/python bench/trial/breakdown.py --label after
 
 The script uses only functions present both at fe26720 and after issue 14. kdtune is an
 editable install: it imports the code its mapping points at, whatever directory this script
@@ -50,19 +50,17 @@ import json
 import os
 import platform
 import shlex
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import trial_loops as loops  # noqa: E402
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent)]  # its siblings and bench/, PYTHONSAFEPATH too
+import loops  # noqa: E402
+from codebase import CODE_ENV, code_provenance, use_code  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
-CODE_ENV = "KDTUNE_BENCH_CODE"
+REPO = HERE.parents[1]
 PHASES = ("data", "cache", "build", "train", "eval")
 FIXED = {"temperature": 2.0, "alpha": 0.7, "beta": 0.0, "learning_rate": 1e-4, "epochs": 1,
          "layer_mapping": "uniform", "schedule": "joint"}
@@ -103,23 +101,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def use_code(src: Path, script: str | None = None) -> None:
-    """Re-run ``script`` (default: this one) on the kdtune of source tree ``src``: a package
-    directory linking its ``kdtune/``, ``objectives/``, ``study/`` and ``storage/`` goes
-    first on PYTHONPATH, and PYTHONSAFEPATH keeps the working directory (a checkout has
-    ``kdtune/``) off every process's path, so the ``kdtune worker`` processes import it too."""
-    src = src.resolve()
-    if not (src / "objectives" / "__init__.py").is_file():
-        raise SystemExit(f"--code {src}: not a kdtune source tree (no objectives/__init__.py)")
-    pkg = Path(tempfile.mkdtemp(prefix="kdtune-code-"))
-    shutil.copytree(src / "kdtune", pkg / "kdtune")
-    for layer in ("objectives", "study", "storage"):
-        (pkg / "kdtune" / layer).symlink_to(src / layer)
-    env = {**os.environ, "PYTHONPATH": str(pkg), "PYTHONSAFEPATH": "1", CODE_ENV: str(src)}
-    target = str(Path(script or __file__).resolve())
-    os.execve(sys.executable, [sys.executable, target, *sys.argv[1:]], env)
-
-
 def distill_dict(args, teacher: Path, layers: int, width: int) -> dict:
     return {"teacher": str(teacher), "threads": args.threads, "batch_size": args.batch_size,
             "data": {"train_size": args.train_size, "eval_size": args.eval_size,
@@ -133,28 +114,6 @@ def spread(xs: list[float]) -> dict:
 
 def fmt(s: dict, digits: int = 2) -> str:
     return f"{s['median']:.{digits}f} [{s['min']:.{digits}f}-{s['max']:.{digits}f}]"
-
-
-def code_provenance() -> dict:
-    """Which kdtune code this process imports: its directory, commit and modified files."""
-    import kdtune.objectives.distillation.training as training
-
-    where = Path(training.__file__).resolve().parent.parent
-
-    def git(*a: str) -> str:
-        try:
-            return subprocess.run(["git", "-C", str(where), *a], capture_output=True,
-                                  text=True, timeout=30).stdout.rstrip("\n")
-        except (OSError, subprocess.SubprocessError):
-            return ""
-
-    from kdtune.storage import ENV_STORAGE, mask_url
-
-    dirty = git("status", "--porcelain", "--", "objectives", "study", "storage", "kdtune")
-    return {"root": str(where), "commit": git("rev-parse", "--short", "HEAD").strip(),
-            "modified": [line[3:] for line in dirty.splitlines() if line.strip()],
-            "storage": mask_url(os.environ[ENV_STORAGE]) if os.environ.get(ENV_STORAGE)
-            else "embedded"}
 
 
 # ------------------------------------------------------------------ part 1: the loops
@@ -347,7 +306,7 @@ def verdict(run: dict) -> str:
 def main(argv=None) -> None:
     args = parse_args(argv)
     if args.code is not None and CODE_ENV not in os.environ:
-        use_code(args.code)  # does not return
+        use_code(args.code, __file__)  # does not return
     import torch
 
     from kdtune.objectives.data.dataset import DataConfig, load_splits
@@ -369,7 +328,7 @@ def main(argv=None) -> None:
     run = {
         "label": args.label, "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "command": " ".join(shlex.quote(a) for a in [".venv/bin/python",
-                                                     "bench/trial_breakdown.py",
+                                                     "bench/trial/breakdown.py",
                                                      *sys.argv[1:]]),
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "machine": {"machine": platform.machine(), "cpus": os.cpu_count(),

@@ -1,6 +1,6 @@
 """The storage benchmark's setting: the machine, the software versions, a throwaway database.
 
-Used by bench/storage_scale.py and its parts (storage_throughput, storage_latency, ...).
+Used by bench/storage/scale.py and its parts (throughput, latency, ...).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import platform
 import uuid
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
+BENCH = Path(__file__).resolve().parents[1]
 REPO = BENCH.parent
 BACKENDS = ("system-pg", "embedded-pg", "sqlite")
 """The storages compared: a fresh database on the system PostgreSQL, kdtune's embedded

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from storage_env import study_config
+from env import study_config
 
 STEPS = ("lock", "fail_stale_trials", "fail_heartbeatless_trials", "budget_counts_db",
          "cached refresh + WAITING filter", "trial-number count (SQL)", "study.ask",

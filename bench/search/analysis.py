@@ -1,4 +1,4 @@
-"""The picks, targets, tables and figure of bench/search_quality.py (see its docstring).
+"""The picks, targets, tables and figure of bench/search/quality.py (see its docstring).
 
 Rules, fixed before the run:
 
@@ -29,7 +29,7 @@ import math
 from pathlib import Path
 
 import numpy as np
-from search_rungs import (
+from rungs import (
     chance_after_epochs,
     chance_table,
     complete,
@@ -37,7 +37,7 @@ from search_rungs import (
     rank_correlations,
 )
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 REF = (0.5, 0.5)
 KAPPA = 0.05
 SIGMA_CUT, ACC_POINT = 0.35, 0.01
@@ -304,7 +304,7 @@ def write_up(saved: dict) -> None:
               + (f" since the run was resumed at {saved['resumed_at']}."
                  if saved.get("resumed_at") else "."), ""]
     (REPO / "bench" / "RESULTS-search.md").write_text("\n".join(detail))
-    from search_figure import fronts_figure
+    from figure import fronts_figure
 
     fronts_figure(saved, default, test_points, KAPPA)
     print("\n".join(detail))

@@ -3,7 +3,7 @@
 Everything measured is kdtune's shipped code, imported from the installed ``kdtune``
 package; Optuna internals are reached only through ``kdtune.storage.optuna_adapter``.
 
-(a) Throughput (bench/storage_throughput.py). A study with a fixed budget (``--trials``,
+(a) Throughput (bench/storage/throughput.py). A study with a fixed budget (``--trials``,
     default 200) of a no-op objective (bench/noop_objective.py: three suggestions, 2 ms,
     two values) is run by 1, 2, 4, 8 and 16 real worker processes (``python -m
     kdtune.study.cli worker --study NAME --objective noop_objective:factory`` with bench/
@@ -17,7 +17,7 @@ package; Optuna internals are reached only through ``kdtune.storage.optuna_adapt
     each trial number it evaluates: a number seen twice is a duplicate); trials beyond the
     budget; worker exit codes and "database is locked" lines in the workers' logs.
 
-(b) Latency as the study grows, on the system PostgreSQL (bench/storage_latency.py). In
+(b) Latency as the study grows, on the system PostgreSQL (bench/storage/latency.py). In
     this process one study grows to ``--latency-trials`` trials (default 10,000). At every
     ``--bucket`` trials of size (0, 1,000, ..., 10,000) ``--per-level`` trials go through
     the worker's steps: ask (``kdtune.study.worker.next_trial``: lock, fail stale trials,
@@ -27,12 +27,12 @@ package; Optuna internals are reached only through ``kdtune.storage.optuna_adapt
     the worker path takes ~0.1 s a trial. Reported: median ask / tell latency at each
     size, and the first ask of a freshly opened study (a worker joining the grown study,
     empty cache); each step of an ask timed on a new and on the grown study
-    (bench/storage_breakdown.py, ``--breakdown-trials``); ``--loop-trials`` more trials
+    (bench/storage/breakdown.py, ``--breakdown-trials``); ``--loop-trials`` more trials
     through the real ``run_worker`` loop with ``next_trial`` and ``Study.tell`` timed.
     The workers' SQL budget count (``kdtune.study.budget.budget_counts_db``) is checked
     against ``budget_counts`` (from loaded trials) on studies holding COMPLETE, PRUNED,
     RUNNING, WAITING, re-queued FAIL and final FAIL trials, on PostgreSQL and SQLite, and
-    on the grown study (bench/storage_checks.py).
+    on the grown study (bench/storage/checks.py).
 
     Retired: the "before/after" arms. Until the SQL budget count shipped (commit 9cf26e2,
     now ``budget_counts_db``), (b) grew two studies side by side, one asking with the
@@ -42,12 +42,12 @@ package; Optuna internals are reached only through ``kdtune.storage.optuna_adapt
     duplicated shipped code and the "before" arm measured code kdtune no longer runs, so
     (b) now measures the shipped path alone.
 
-Writes bench/RESULTS-storage.md (``--output``, bench/storage_report.py; text after its
+Writes bench/RESULTS-storage.md (``--output``, bench/storage/report.py; text after its
 ``<!-- conclusion -->`` marker is kept across runs) and, next to it, storage-throughput.png
-and storage-latency.png (bench/storage_plots.py); raw numbers go to ``--raw`` (JSON).
+and storage-latency.png (bench/storage/plots.py); raw numbers go to ``--raw`` (JSON).
 The full run (its run time is in the report):
 
-    .venv/bin/python bench/storage_scale.py --trials 200 --workers 1,2,4,8,16 --repeats 2 \\
+    .venv/bin/python bench/storage/scale.py --trials 200 --workers 1,2,4,8,16 --repeats 2 \\
         --latency-trials 10000 --bucket 1000 --per-level 200 --loop-trials 200 --breakdown-trials 60
 
 Needs the system PostgreSQL at ``--system-server`` (a user that may create databases).
@@ -65,11 +65,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from storage_env import BACKENDS, BENCH, SystemDatabase, machine_info, software_versions
-from storage_latency import LatencyPlan, run_latency
-from storage_plots import plot_latency, plot_throughput
-from storage_report import write_report
-from storage_throughput import ThroughputPlan, run_throughput
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent)]  # its siblings and bench/, PYTHONSAFEPATH too
+from env import BACKENDS, BENCH, SystemDatabase, machine_info, software_versions  # noqa: E402
+from latency import LatencyPlan, run_latency  # noqa: E402
+from plots import plot_latency, plot_throughput  # noqa: E402
+from report import write_report  # noqa: E402
+from throughput import ThroughputPlan, run_throughput  # noqa: E402
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -170,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
         plot_throughput(rows, args.output.parent / "storage-throughput.png")
     if lat:
         plot_latency(lat, args.output.parent / "storage-latency.png")
-    cmd = " ".join([".venv/bin/python", "bench/storage_scale.py",
+    cmd = " ".join([".venv/bin/python", "bench/storage/scale.py",
                     *(sys.argv[1:] if argv is None else argv)])
     write_report(args.output, cmd=cmd, machine=machine, versions=versions, delay=args.delay,
                  trials=args.trials, workers=args.workers, rows=rows, lat=lat,

@@ -8,8 +8,8 @@ import datetime
 import statistics
 from pathlib import Path
 
-from storage_env import BACKENDS
-from storage_plots import by_level, median_ms
+from env import BACKENDS
+from plots import by_level, median_ms
 
 MARKER = "<!-- conclusion -->"
 

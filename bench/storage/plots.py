@@ -6,7 +6,7 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from storage_env import BACKENDS
+from env import BACKENDS
 
 
 def median_ms(xs) -> float:

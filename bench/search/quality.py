@@ -29,15 +29,15 @@ interleaved (seed 0 of every arm, then seed 1, ...) so a change in machine load 
 
 After each study, ``kdtune test``'s code (:func:`kdtune.study.verdict.test_front`, 1 thread:
 the workers' floating point) retrains its Pareto front on the selection split and measures it
-on test. Then :mod:`search_analysis` picks, per seed, each arm's student against the
+on test. Then bench/search/analysis.py picks, per seed, each arm's student against the
 accuracy-only best (same size or smaller, within one point of its selection accuracy, lowest
 selection sigma), retrains picks that are not on a front, trains the TinyBERT recipe at each
 pick's size, and writes bench/search-results.json (every trial's parameters and figures),
 bench/search-fronts.png, bench/RESULTS-search.md and the target sentences at the top of
 bench/RESULTS.md.
 
-    .venv/bin/python bench/search_quality.py --seeds 3 --epoch-budget 45
-    .venv/bin/python bench/search_quality.py --from-json bench/search-results.json  # write-up only
+    .venv/bin/python bench/search/quality.py --seeds 3 --epoch-budget 45
+    .venv/bin/python bench/search/quality.py --from-json bench/search-results.json  # write-up only
 """
 
 from __future__ import annotations
@@ -51,8 +51,9 @@ import time
 import zlib
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "bench"))
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent)]  # its siblings and bench/, PYTHONSAFEPATH too
+REPO = HERE.parents[1]
 
 EPOCHS = 3
 RUNGS, ETA = (1, 2), 3
@@ -184,14 +185,14 @@ def main() -> None:
     ap.add_argument("--from-json", type=Path, default=None,
                     help="redo the picks' write-up from a saved search-results.json")
     args = ap.parse_args()
-    import search_analysis
+    import analysis
 
     if args.from_json is not None:  # e.g. after an interrupted run: picks, then write-up
         saved = json.loads(args.from_json.read_text())
         if "picks" not in saved:
-            search_analysis.add_picks(saved)
+            analysis.add_picks(saved)
             args.from_json.write_text(json.dumps(saved, indent=1))
-        search_analysis.write_up(saved)
+        analysis.write_up(saved)
         return
     arms = args.arms.split(",")
     unknown = [a for a in arms if a not in ARMS]
@@ -213,7 +214,7 @@ def main() -> None:
     previous = json.loads(args.resume.read_text()) if args.resume else None
     if previous:
         stamp = previous["runs"][0]["study"].rsplit("-", 1)[1]
-    command = " ".join(["bench/search_quality.py", *sys.argv[1:]])
+    command = " ".join(["bench/search/quality.py", *sys.argv[1:]])
     saved = {"command": f".venv/bin/python {command}", "date": time.strftime("%Y-%m-%d %H:%M"),
              "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch "
                         f"{torch.__version__}", "teacher": str(teacher),
@@ -241,10 +242,10 @@ def main() -> None:
               f"load {run['load_after']}", flush=True)
         args.json.write_text(json.dumps(saved, indent=1))  # a crash keeps what ran
     saved["seconds"] = time.time() - started
-    search_analysis.add_picks(saved)  # retrains picks off the fronts, TinyBERT at their sizes
+    analysis.add_picks(saved)  # retrains picks off the fronts, TinyBERT at their sizes
     saved["seconds_total"] = time.time() - started
     args.json.write_text(json.dumps(saved, indent=1))
-    search_analysis.write_up(saved)
+    analysis.write_up(saved)
 
 
 if __name__ == "__main__":

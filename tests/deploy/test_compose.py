@@ -28,7 +28,7 @@ from deploy_helpers import (
     max_connections,
     parse_kdtune,
 )
-from test_deploy_k8s import k8s_commands
+from test_k8s import k8s_commands
 
 # ---------------------------------------------------------------------------------------
 # docker-compose.yml

@@ -11,7 +11,7 @@ Each configuration runs ``--repeats`` times; the median is reported with the bre
 (data, cache, build, train, eval). Results are appended to bench/RESULTS-trial-cost.md with
 the command, the machine and the date.
 
-    .venv/bin/python bench/trial_cost.py --repeats 2
+    .venv/bin/python bench/trial/cost.py --repeats 2
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent)]  # its siblings and bench/, PYTHONSAFEPATH too
+REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO))
 
 
@@ -83,7 +85,7 @@ def main() -> None:
     lines = [
         f"## Trial cost, {datetime.date.today().isoformat()}",
         "",
-        f"Command: `.venv/bin/python bench/trial_cost.py --repeats {args.repeats} "
+        f"Command: `.venv/bin/python bench/trial/cost.py --repeats {args.repeats} "
         f"--train-size {args.train_size} --eval-size {args.eval_size} --layers {args.layers} "
         f"--threads {args.threads}`",
         "",

@@ -1,11 +1,11 @@
-"""The figure of bench/search_quality.py: the arms' fronts on the test split."""
+"""The figure of bench/search/quality.py: the arms' fronts on the test split."""
 
 from __future__ import annotations
 
 import datetime
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def fronts_figure(saved: dict, default: str, test_points, kappa: float) -> None:

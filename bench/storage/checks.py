@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 
-from storage_env import study_config
+from env import study_config
 
 
 def _agree(study) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from test_deploy_k8s import _container_env, _containers, _one, k8s_commands, k8s_documents
+from test_k8s import _container_env, _containers, _one, k8s_commands, k8s_documents
 
 
 @pytest.fixture(scope="module")

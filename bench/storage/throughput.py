@@ -23,7 +23,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from storage_env import BACKENDS, BENCH, REPO, study_config
+from env import BACKENDS, BENCH, REPO, study_config
 
 OBJECTIVE = "noop_objective:factory"
 

@@ -20,9 +20,9 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from storage_breakdown import run_breakdown
-from storage_checks import check_counts, check_grown_study
-from storage_env import study_config
+from breakdown import run_breakdown
+from checks import check_counts, check_grown_study
+from env import study_config
 
 
 @dataclass(frozen=True)

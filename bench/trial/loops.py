@@ -1,4 +1,4 @@
-"""The in-process arms of bench/trial_breakdown.py: kdtune's training loop against a bare
+"""The in-process arms of bench/trial/breakdown.py: kdtune's training loop against a bare
 PyTorch loop on one student shape, and a torch.profiler table of kdtune's loop.
 
 Both arms start from the same student weights (one build, its state reloaded before every
