@@ -89,3 +89,24 @@ def test_pace_runs_to_now_while_a_trial_runs():
                                                                "eta_s": 2400.0}
     assert pace([], budget_counts([]), 3) == {"elapsed_s": None, "eta_s": None}
     assert pace(trials, budget_counts(trials), 1, now=now)["eta_s"] is None  # spent
+
+
+def test_a_tested_front_trial_reads_in_short_lines():
+    """`kdtune test` (and the demo's log): what was retrained, then its test and selection
+    figures, each line short enough for a log or an 80-column terminal (once 250 long)."""
+    from kdtune.study.cli.verdict import entry_line
+
+    figures = {"accuracy_student": 0.7425, "accuracy_student_ci": [0.7, 0.785],
+               "sigma": 0.12514, "sigma_ci": [0.105, 0.142]}
+    entry = {"label": "trial 4", "kind": "trial", "trained": True, "seconds": 60.2,
+             "selection": figures, "test": figures, "reproduced": True,
+             "selection_delta": {"accuracy_student": 0.0, "sigma": 0.0}}
+    lines = entry_line(entry).splitlines()
+    assert lines[0] == ("trial 4 (trained in 60 s), reproduced by the retrained student "
+                        "(|d accuracy_student| 0, |d sigma| 0)")
+    assert lines[1].split() == ["test", "accuracy", "0.7425", "[0.700,", "0.785],", "sigma",
+                                "0.1251", "[0.105,", "0.142]"]
+    assert lines[2].startswith("  selection  accuracy 0.7425")
+    tinybert = entry_line({**entry, "label": "TinyBERT 3x256", "kind": "tinybert"})
+    assert tinybert.splitlines()[0] == "TinyBERT 3x256 (trained in 60 s)"
+    assert all(len(line) <= 80 for line in tinybert.splitlines() + lines[1:])

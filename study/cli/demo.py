@@ -70,7 +70,10 @@ def run_demo(workers: int = 2, trials: int = 8, output: Path = Path("kdtune-demo
 
     console = Console(soft_wrap=True)  # a log keeps each line whole, unwrapped
     t0 = time.perf_counter()
-    console.rule("[bold]kdtune demo")
+    if console.is_terminal:
+        console.rule("[bold]kdtune demo")
+    else:  # a log: plain text, no drawn rule
+        console.print("kdtune demo")
     console.print(f"storage: {describe(None)}")
 
     console.print("[bold]1/4[/] data: polarity (Pang & Lee, 4,000 sentences)")

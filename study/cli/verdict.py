@@ -155,7 +155,9 @@ def _raise_failures(entries: list[dict[str, Any]]) -> None:
 
 
 def entry_line(entry: dict[str, Any]) -> str:
-    """One line on a :func:`~kdtune.study.verdict.test_front` entry."""
+    """Three lines on a :func:`~kdtune.study.verdict.test_front` entry: what it is (and, for
+    a front trial, whether the retrained student reproduced it), its test and selection
+    figures."""
     from ..report.tables import interval_text
 
     if "error" in entry:
@@ -166,14 +168,16 @@ def entry_line(entry: dict[str, Any]) -> str:
     def shown(figures: dict, name: str) -> str:
         return interval_text(figures.get(name), figures.get(f"{name}_ci"))
 
-    line = (f"{entry['label']} ({how}): test accuracy {shown(test, 'accuracy_student')}, "
-            f"sigma {shown(test, 'sigma')}; selection accuracy "
-            f"{shown(sel, 'accuracy_student')}, sigma {shown(sel, 'sigma')}")
-    if entry["kind"] != "trial":
-        return line
-    deltas = ", ".join(f"|d {k}| {v:.2g}" for k, v in entry["selection_delta"].items())
-    state = "reproduced" if entry["reproduced"] else "NOT reproduced"
-    return f"{line}, {state} by the retrained student ({deltas})"
+    head = f"{entry['label']} ({how})"
+    if entry["kind"] == "trial":
+        deltas = ", ".join(f"|d {k}| {v:.2g}" for k, v in entry["selection_delta"].items())
+        state = "reproduced" if entry["reproduced"] else "NOT reproduced"
+        head += f", {state} by the retrained student ({deltas})"
+    # one short line each (a log or an 80-column terminal keeps them whole)
+    return "\n".join([
+        head,
+        f"  test       accuracy {shown(test, 'accuracy_student')}, sigma {shown(test, 'sigma')}",
+        f"  selection  accuracy {shown(sel, 'accuracy_student')}, sigma {shown(sel, 'sigma')}"])
 
 
 def report_cmd(
