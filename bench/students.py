@@ -71,6 +71,10 @@ ARMS = {
                    "set": {"alpha": 1.0}},
     "all-beta1": {"students": "all", "vocabulary": "task", "shape": (1, 384), "lr": 1e-4,
                   "set": {"beta": 1.0}},
+    "third-best": {"students": "all", "vocabulary": "task", "shape": (1, 384), "lr": 3e-4,
+                   "augment": 3, "neighbours_from": "text", "set": {"beta": 1.0}},
+    "half-best": {"students": "all", "vocabulary": "task", "shape": (3, 384), "lr": 3e-4,
+                  "augment": 1, "neighbours_from": "text", "set": {"beta": 1.0}},
 }
 """Each lever alone; all together, without and with alignment (fitted by KL or sigma, on
 held-out transfer rows or on the selection split: the ``all-selection-*`` arms train exactly
@@ -83,7 +87,9 @@ vocabulary does not grow), one and three copies, against six epochs on the unaug
 (the compute of one copy), and one copy at 3 x 384. 1 x 384 is the widest
 student under a third with a task vocabulary. Then (2026-12-07) the training recipe at
 1 x 384, one change each from ``all-none``: learning rate 3e-4 and 1e-3, alpha 1 (soft
-targets only), beta 1 (the mapped layers' intermediate losses beside the prediction loss)."""
+targets only), beta 1 (the mapped layers' intermediate losses beside the prediction loss);
+and the two that helped (3e-4, beta 1) together with augmentation from the text, under a
+third (1 x 384, three copies) and under a half (3 x 384, one copy)."""
 
 
 def arm_config(name: str, teacher: Path, seed: int) -> dict:
