@@ -83,7 +83,7 @@ def test_shrunk_embeddings_keep_the_teachers_rows(minilm_path):
     assert torch.equal(cut[vocab.to_student[ids[0]]], full[ids[0]])
     model.eval()
     with torch.no_grad():  # same rows in, same logits out
-        s_ids = torch.tensor([vocab.to_student[ids[0]]])
+        s_ids = torch.as_tensor(vocab.to_student[ids[0]])[None]
         after = model(input_ids=s_ids).logits
         model.set_input_embeddings(torch.nn.Embedding.from_pretrained(full))
         before = model(input_ids=torch.tensor([ids[0]])).logits
