@@ -73,6 +73,10 @@ ARMS = {
                   "set": {"beta": 1.0}},
     "third-best": {"students": "all", "vocabulary": "task", "shape": (1, 384), "lr": 3e-4,
                    "augment": 3, "neighbours_from": "text", "set": {"beta": 1.0}},
+    "aug3-lr3e-4": {"students": "all", "vocabulary": "task", "shape": (1, 384), "lr": 3e-4,
+                    "augment": 3, "neighbours_from": "text"},
+    "aug3-beta1": {"students": "all", "vocabulary": "task", "shape": (1, 384), "lr": 1e-4,
+                   "augment": 3, "neighbours_from": "text", "set": {"beta": 1.0}},
     "half-best": {"students": "all", "vocabulary": "task", "shape": (3, 384), "lr": 3e-4,
                   "augment": 1, "neighbours_from": "text", "set": {"beta": 1.0}},
 }
@@ -89,7 +93,8 @@ student under a third with a task vocabulary. Then (2026-12-07) the training rec
 1 x 384, one change each from ``all-none``: learning rate 3e-4 and 1e-3, alpha 1 (soft
 targets only), beta 1 (the mapped layers' intermediate losses beside the prediction loss);
 and the two that helped (3e-4, beta 1) together with augmentation from the text, under a
-third (1 x 384, three copies) and under a half (3 x 384, one copy)."""
+third (1 x 384, three copies) and under a half (3 x 384, one copy); at 1 x 384 the three
+copies with each of the two alone."""
 
 
 def arm_config(name: str, teacher: Path, seed: int) -> dict:
