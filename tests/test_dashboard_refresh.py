@@ -1,6 +1,6 @@
 """What ``kdtune dashboard`` writes into the studies: nothing when read-only; with
-``--allow-writes``, metric names, a hypervolume chart and a note naming the knee trial, kept
-current while it serves.
+``--publish`` or ``--allow-writes``, metric names, a hypervolume chart and a note naming the
+knee trial, kept current while it serves.
 
 The dashboard tests run the real ``kdtune dashboard`` (tests/test_dashboard.py's
 ``running_dashboard``) on the embedded storage and read optuna-dashboard's JSON API.
@@ -116,14 +116,23 @@ def _knee_number(study: optuna.Study) -> int:
     return number
 
 
-def test_writable_dashboard_keeps_chart_and_knee_note_current(fresh_study, tmp_path):
+@pytest.mark.parametrize("writes", ["--publish", "--allow-writes"])
+def test_writable_dashboard_keeps_chart_and_knee_note_current(fresh_study, tmp_path, writes):
+    """--publish: kdtune writes its chart and note, the browser stays read-only;
+    --allow-writes: both write."""
     from optuna_dashboard import get_note
+    from test_dashboard import AUTH, _http_error
 
     config_note = get_note(fresh_study)
     assert config_note.startswith(f"# kdtune study `{fresh_study.study_name}`")
     assert _knee_number(fresh_study) == 1
-    args = ["--allow-writes", "--refresh", "1"]
+    args = [writes, "--refresh", "1"]
     with running_dashboard(tmp_path, ENV, args) as base:
+        if writes == "--publish":  # a browser's write is still refused
+            body = json.dumps({"version": 0, "body": "hello"}).encode()
+            error = _http_error(f"{base}/api/studies/{study_id(fresh_study)}/note", AUTH,
+                                method="PUT", data=body)
+            assert error.code == 403
         detail = _detail(base, fresh_study)
         assert _chart(detail)["data"][0]["x"] == [0, 1, 2]
         note = detail["note"]["body"]
@@ -133,7 +142,8 @@ def test_writable_dashboard_keeps_chart_and_knee_note_current(fresh_study, tmp_p
         _add(fresh_study, BETTER, 3)
         assert _knee_number(fresh_study) == 3
         deadline = time.monotonic() + 30
-        while _chart(detail)["data"][0]["x"] != [0, 1, 2, 3]:
+        while (_chart(detail)["data"][0]["x"] != [0, 1, 2, 3]
+               or "as of 4 complete trials" not in detail["note"]["body"]):  # one round
             assert time.monotonic() < deadline, "the chart was not refreshed within 30 s"
             time.sleep(0.5)
             detail = _detail(base, fresh_study)

@@ -82,19 +82,25 @@ def dashboard_cmd(
     storage: StorageOpt = None,
     host: Annotated[str, typer.Option("--host", help="address to serve on")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="port to serve on")] = 8080,
+    publish: Annotated[bool, typer.Option(
+        "--publish",
+        help="kdtune keeps a hypervolume chart, metric names and a note naming the knee trial "
+             "current in every kdtune study; the browser stays read-only")] = False,
     allow_writes: Annotated[bool, typer.Option(
         "--allow-writes",
-        help="let notes, renames and deletions through, and keep a hypervolume chart, metric "
-             "names and a note naming the knee trial current in every kdtune study")] = False,
+        help="--publish, and let the browser's notes, renames and deletions through")] = False,
     refresh: Annotated[float, typer.Option(
         "--refresh", min=1.0, metavar="SECONDS",
-        help="with --allow-writes: seconds between two updates of the charts and notes")] = 60.0,
+        help="with --publish or --allow-writes: seconds between two updates of the charts "
+             "and notes")] = 60.0,
 ) -> None:
-    """Serve optuna-dashboard: read-only, writing nothing to the studies unless
-    --allow-writes; beyond 127.0.0.1 only with $KDTUNE_DASHBOARD_TOKEN."""
+    """Serve optuna-dashboard: read-only, writing nothing to the studies unless --publish
+    (kdtune's charts and notes) or --allow-writes (the browser too); beyond 127.0.0.1 only
+    with $KDTUNE_DASHBOARD_TOKEN."""
     from kdtune.study.dashboard.server import serve
 
-    serve(storage, host=host, port=port, allow_writes=allow_writes, refresh=refresh)
+    serve(storage, host=host, port=port, allow_writes=allow_writes, refresh=refresh,
+          publish_charts=publish)
 
 
 @app.command("demo")

@@ -90,7 +90,7 @@ def knee_section(study: optuna.Study, cfg: StudyConfig, complete: Sequence[Froze
             f"{len(pareto_front(study))} trials on the Pareto front, the one nearest the ideal "
             f"point, each objective scaled to [0, 1] over the front.{means} optuna-dashboard "
             "colours the front by trial number, not by this choice.\n\n"
-            f"_Kept current by `kdtune dashboard --allow-writes` "
+            f"_Kept current by `kdtune dashboard --publish` "
             f"(as of {len(complete)} complete trials)._\n")
 
 

@@ -2,9 +2,10 @@
 
 :func:`serve` serves the dashboard on the very storage object kdtune itself uses
 (:func:`kdtune.storage.make_storage`), under waitress behind :class:`~.auth.DashboardGate`.
-Read-only (the default), it writes nothing to the storage. With ``allow_writes`` it also keeps
-a hypervolume chart and a note in every kdtune study current (:mod:`.charts`): once before
-serving, then every ``refresh`` seconds.
+Read-only (the default), it writes nothing to the storage. With ``publish`` (or
+``allow_writes``, which also lets the browser write) it keeps a hypervolume chart and a note
+in every kdtune study current (:mod:`.charts`): once before serving, then every ``refresh``
+seconds.
 
 Why: docs/design.md, "Dashboard serving", "Dashboard hypervolume charts".
 """
@@ -68,13 +69,15 @@ def check_port_free(host: str, port: int) -> None:
 
 
 def serve(storage: str | None = None, host: str = "127.0.0.1", port: int = 8080,
-          allow_writes: bool = False, refresh: float = DEFAULT_REFRESH) -> None:
+          allow_writes: bool = False, refresh: float = DEFAULT_REFRESH,
+          publish_charts: bool = False) -> None:
     """Serve optuna-dashboard on a kdtune storage until interrupted.
 
     Checks first, before anything is printed or written: the port, the refresh interval,
     the token (:func:`~.auth.token_from_env`), that a non-loopback ``host`` has a token, and
     that ``host:port`` can be listened on (:func:`check_port_free`). Read-only, it then
-    writes nothing to the storage. With ``allow_writes`` it brings every kdtune study's
+    writes nothing to the storage. With ``publish_charts`` or ``allow_writes`` it brings
+    every kdtune study's
     chart, note and metric names up to date (:func:`~.charts.publish`) and keeps them so
     every ``refresh`` seconds while serving (:class:`~.charts.Refresher`). Then it prints
     the URL and serves (:func:`run_wsgi`).
@@ -85,7 +88,9 @@ def serve(storage: str | None = None, host: str = "127.0.0.1", port: int = 8080,
         port: TCP port.
         allow_writes: let the dashboard's notes, renames, deletions and "tell" through,
             and let kdtune write its charts and notes into the studies.
-        refresh: seconds between two updates of kdtune's charts and notes (writable only).
+        refresh: seconds between two updates of kdtune's charts and notes.
+        publish_charts: let kdtune (not the browser) write its charts, notes and metric
+            names; the browser stays read-only unless ``allow_writes``.
 
     Raises:
         UsageError: ``port`` is out of range; ``refresh`` is not positive; the token is
@@ -116,14 +121,15 @@ def serve(storage: str | None = None, host: str = "127.0.0.1", port: int = 8080,
                          "listen on 127.0.0.1")
     check_port_free(host, port)
     st = make_storage(storage)
-    if allow_writes:
+    writes = allow_writes or publish_charts
+    if writes:
         done = publish(st)
         current = sum(1 for v in done.values() if not v.startswith(("failed", "no complete")))
         print(f"kdtune: hypervolume chart and knee note current in {current} of {len(done)} "
               f"kdtune studies; refreshed every {refresh:g} s (--refresh)", flush=True)
     else:
         print("kdtune: read-only: nothing is written to the studies (no hypervolume chart, "
-              "no kdtune note; --allow-writes keeps them current)", flush=True)
+              "no kdtune note; --publish keeps them current)", flush=True)
     user = os.environ.get(USER_ENV) or DEFAULT_USER
     access = ("token required (HTTP basic as user " + repr(user) + ", or a bearer token)"
               if token else "no authentication, loopback only")
@@ -132,7 +138,7 @@ def serve(storage: str | None = None, host: str = "127.0.0.1", port: int = 8080,
           f"({access}; {mode}; Ctrl-C to stop)", flush=True)
     app = DashboardGate(wsgi(st), token, user=user, allow_writes=allow_writes)
     try:
-        with Refresher(st, refresh) if allow_writes else nullcontext():
+        with Refresher(st, refresh) if writes else nullcontext():
             run_wsgi(app, host, port)
     except OSError as e:
         raise KdtuneError(f"cannot serve on {host}:{port}: {e.strerror or e}") from e
