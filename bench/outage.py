@@ -2,7 +2,7 @@
 
 For each outage length (``--outages``, seconds; default 4, 14 and 60), repeated
 ``--repeats`` times in rotation: a fresh database on the system PostgreSQL, a study of
-``--trials`` trials of the sleepy test objective (``tests/worker_objectives.py``,
+``--trials`` trials of the sleepy test objective (``tests/study/worker_objectives.py``,
 ``--delay`` seconds per trial, heartbeat interval 1 s, grace period 3 s), 4 real
 ``kdtune worker`` processes; once all 4 have started a trial, the whole server is stopped
 (``pg_ctlcluster ... stop``) for the outage, then started again. Reported per run: seconds
@@ -53,7 +53,8 @@ def one_run(outage: float, n_trials: int, delay: float, work: Path) -> dict:
     create_study(cfg)
     env = dict(os.environ, KDTUNE_TEST_LOG=str(log), KDTUNE_TEST_DELAY=str(delay),
                KDTUNE_STORAGE=url,
-               PYTHONPATH=os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]))
+               PYTHONPATH=os.pathsep.join([str(ROOT / "tests" / "study"),
+                                           os.environ.get("PYTHONPATH", "")]))
     t0 = time.time()
     outs = [open(work / f"{db}.w{i}", "w") for i in range(WORKERS)]
     procs = [subprocess.Popen([sys.executable, "-m", "kdtune.study.cli", "worker", "--study",

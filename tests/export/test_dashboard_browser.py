@@ -1,6 +1,6 @@
 """The dashboard's study page in a real browser: headless Chromium renders it and takes a picture.
 
-The HTTP tests (tests/test_dashboard.py) read the JSON API; this one checks that the page a
+The HTTP tests (tests/export/test_dashboard.py) read the JSON API; this one checks that the page a
 person opens renders the study: Chromium runs optuna-dashboard's JavaScript, and the DOM it
 dumps names the study, its two objectives and kdtune's hypervolume chart. The screenshot is
 written to ``$KDTUNE_SCREENSHOT`` when set (the README's picture is made that way), else into

@@ -41,7 +41,7 @@ from kdtune.study.dashboard.charts import HYPERVOLUME_GRAPH_ID, publish, publish
 from kdtune.study.dashboard.server import dashboard_url, is_loopback, serve
 from kdtune.study.service import create_study, open_study
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DISTS = {"temperature": FloatDistribution(1.0, 8.0)}
 # (accuracy_student, sigma); None: a failed trial. Front: 2, 1. Against the reference point
 # (accuracy 0, sigma 0.5) the final hypervolume is 0.9 * 0.4 + 0.8 * 0.05 = 0.40.

@@ -8,7 +8,7 @@
   own server, under a temporary KDTUNE_HOME), and stops it with ``--force``.
 * The embedded server on a read-only or full KDTUNE_HOME: one line naming the problem.
 
-Workers run the sleepy objective of tests/worker_objectives.py (``--objective``), on a SQLite
+Workers run the sleepy objective of tests/study/worker_objectives.py (``--objective``), on a SQLite
 file of the test's own (``run``, ``worker``) so that nothing here depends on, or disturbs, a
 shared server.
 """
@@ -27,8 +27,8 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-REPO = Path(__file__).resolve().parent.parent
-TESTS = Path(__file__).resolve().parent
+REPO = Path(__file__).resolve().parents[2]
+TESTS = Path(__file__).resolve().parents[1] / "study"  # worker_objectives.py
 STOPS = [pytest.param(signal.SIGINT, 130, "kdtune: interrupted", id="SIGINT"),
          pytest.param(signal.SIGTERM, 143, "kdtune: terminated", id="SIGTERM")]
 

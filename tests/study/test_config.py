@@ -2,7 +2,7 @@
 
 ``load_config(..., check=False)`` checks keys and values only: these tests name a teacher
 that does not exist. What ``check=True`` adds (teacher, data, cross-field rules) is
-tests/test_bad_config.py's subject.
+tests/study/test_bad_config.py's subject.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from kdtune.study.config import (
     validate_with_overrides,
 )
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _write(tmp_path: Path, data: dict | str) -> Path:

@@ -27,7 +27,7 @@ from kdtune.storage import (
 )
 
 SYSTEM_PG = os.environ.get("KDTUNE_TEST_PG_URL")
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(params=["embedded", "system"])

@@ -23,7 +23,7 @@ from kdtune.objectives.data.dataset import DataConfig, load_splits
 from kdtune.objectives.data.transfer import TransferConfig, read_unlabelled, transfer_set
 from kdtune.objectives.distillation.losses import hard_cross_entropy
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -30,8 +30,8 @@ from kdtune.attrs import FAIL_REASON, RETRY_HISTORY, STUDY_STOPPED
 from kdtune.study.config import validate
 from kdtune.study.service import create_study, study_status
 
-REPO = Path(__file__).resolve().parent.parent
-TESTS = Path(__file__).resolve().parent
+REPO = Path(__file__).resolve().parents[2]
+TESTS = Path(__file__).resolve().parents[1] / "study"  # worker_objectives.py
 PG = ["-h", "127.0.0.1", "-U", "postgres"]
 WORKERS = 4
 

@@ -15,7 +15,7 @@ from kdtune.objectives.data.dataset import DataConfig, load_splits
 from kdtune.objectives.distillation.config import DistillConfig
 from kdtune.objectives.measure.protocol import describe_protocol, protocol_problems
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 NAMES = ("train", "eval", "test", "transfer")
 
 

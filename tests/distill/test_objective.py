@@ -13,7 +13,7 @@ from kdtune.objectives.distillation.run import Diverged, distill
 from kdtune.objectives.search.space import IntParam, SearchSpace
 from kdtune.objectives.search.trial import make_objective, metric_values, suggest_config
 
-# These tests predate width search and the size cap: depth-only, uncapped (tests/test_size.py
+# These tests predate width search and the size cap: depth-only, uncapped (tests/model/test_size.py
 # covers both). The tiny teacher's MiniLM vocabulary makes its embeddings 95% of it, so no
 # student of it fits the default cap of a third of its parameters.
 DEPTH_ONLY = {"search_hidden_size": False, "max_params_ratio": None}

@@ -14,7 +14,7 @@ import pytest
 
 from kdtune.objectives.measure.audit import audit, audit_models, print_audit, read_predictions
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 # Five binary inputs. Rows 1-4: both models right; row 5: the teacher is wrong (excluded).
 TEACHER = [([0.9, 0.1], 0), ([0.8, 0.2], 0), ([0.3, 0.7], 1), ([0.4, 0.6], 1), ([0.6, 0.4], 1)]

@@ -16,7 +16,7 @@ from kdtune.objectives.data import polarity
 from kdtune.objectives.data.dataset import DataConfig, Splits, check_labels_match, load_splits
 from kdtune.objectives.data.tokens import tokenize
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"]
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PG = ["-h", "127.0.0.1", "-p", "5432", "-U", "postgres"]
 SECRET = "s3cr3tPW"
 

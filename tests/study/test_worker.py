@@ -1,7 +1,7 @@
 """Workers on a shared PostgreSQL study: exact budget, retries, SIGKILL and SIGTERM.
 
 The workers here are real ``kdtune worker`` processes on the embedded PostgreSQL server;
-only the objective is a fast stand-in (tests/worker_objectives.py, via the hidden
+only the objective is a fast stand-in (tests/study/worker_objectives.py, via the hidden
 ``--objective module:function`` option) so the mechanics can be exercised in seconds. The
 distillation objective itself is tested in test_objective.py and, end to end through
 workers, in test_cli.py.
@@ -27,7 +27,7 @@ from kdtune.study.budget import budget_counts
 from kdtune.study.config import validate
 from kdtune.study.service import create_study, open_study
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 TESTS = Path(__file__).resolve().parent
 
 

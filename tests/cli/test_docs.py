@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from kdtune.study.cli.root import app
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 GLOBAL = {"--debug", "--help", "-h", "--version"}
 

@@ -18,7 +18,7 @@ import pytest
 
 from kdtune.storage import StorageError, embedded
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _fake_old_home(tmp_path: Path, version: str = "16") -> Path:

@@ -321,7 +321,7 @@ def test_teacher_fit_cli(tmp_path, tiny_bert_dir, small_csv):
     def kdtune(*args):
         return subprocess.run(
             [sys.executable, "-m", "kdtune.study.cli", "teacher", "fit", *args],
-            capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent, timeout=600,
+            capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2], timeout=600,
         )
 
     data = [f"data.source={small_csv}", "data.text_columns=[review]",

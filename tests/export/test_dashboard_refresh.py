@@ -2,7 +2,7 @@
 ``--publish`` or ``--allow-writes``, metric names, a hypervolume chart and a note naming the
 knee trial, kept current while it serves.
 
-The dashboard tests run the real ``kdtune dashboard`` (tests/test_dashboard.py's
+The dashboard tests run the real ``kdtune dashboard`` (tests/export/test_dashboard.py's
 ``running_dashboard``) on the embedded storage and read optuna-dashboard's JSON API.
 """
 

@@ -20,7 +20,7 @@ import yaml
 
 from kdtune.study.cli.root import main
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 NO_SEARCH = {"student_layers": None, "search_student_layers": False, "layer_mapping": None}
 
 
