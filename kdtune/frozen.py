@@ -50,6 +50,13 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     return path, value
 
 
+def relative_overrides(overrides: list[str] | tuple[str, ...], section: str) -> list[str]:
+    """``--set`` items with a leading ``section.`` taken off: a command that reads one
+    section of a study config (``kdtune distill``, ``kdtune audit``) accepts its keys spelled
+    as in the study config (``distill.epochs=5``) or relative to the section (``epochs=5``)."""
+    return [o.lstrip().removeprefix(f"{section}.") if "=" in o else o for o in overrides]
+
+
 def apply_overrides(raw: dict, overrides: list[str] | tuple[str, ...]) -> dict:
     """Return a copy of ``raw`` with dotted overrides applied (intermediate dicts created).
 

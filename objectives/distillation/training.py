@@ -325,22 +325,15 @@ def _maybe_progress(loader, progress: bool, desc: str, interval: float | None = 
 
 
 def _plain_lines(loader, desc: str, interval: float | None):
-    import sys
-    import time
+    """``loader``'s batches, with :class:`~kdtune.objectives.teacher.progress.FitProgress`'s
+    plain lines (the epoch's end has its own line: none at the last batch)."""
+    from ..teacher.progress import PLAIN_INTERVAL_S, FitProgress
 
-    from ..teacher.progress import PLAIN_INTERVAL_S, duration
-
-    interval = PLAIN_INTERVAL_S if interval is None else interval
+    shown = FitProgress("", interval=PLAIN_INTERVAL_S if interval is None else interval)
     total = len(loader)
-    sys.stderr.write(f"{desc}: {total} batches\n")
-    sys.stderr.flush()
-    started = said = time.monotonic()
+    shown.begin(desc, total)
+    shown.note(f"{desc}: {total} batches")
     for done, batch in enumerate(loader, 1):
         yield batch
-        now = time.monotonic()
-        if now - said >= interval and done < total:
-            rate = done / max(now - started, 1e-9)
-            sys.stderr.write(f"{desc}: batch {done}/{total}, {rate:.3g} batches/s, "
-                             f"ETA {duration((total - done) / rate)}\n")
-            sys.stderr.flush()
-            said = now
+        if done < total:
+            shown.step()

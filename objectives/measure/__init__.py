@@ -10,7 +10,7 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "AuditConfig": ".audit",
     "audit_models": ".audit",
     "print_audit": ".audit",
-    "read_predictions": ".audit",
+    "read_predictions": ".predictions",
     "verdict": ".audit",
     "DEFAULT_RESAMPLES": ".bootstrap",
     "Interval": ".bootstrap",

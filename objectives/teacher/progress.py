@@ -138,7 +138,7 @@ class FitProgress:
         """One line, ``name`` then ``text`` (a step of the fit, an epoch's result)."""
         if not self.enabled:
             return
-        line = f"{self.name} {text}"
+        line = f"{self.name} {text}" if self.name else text
         if self.plain:
             self.file.write(line + "\n")
             self.file.flush()

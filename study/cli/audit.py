@@ -78,7 +78,9 @@ def audit_overrides(overrides: list[str]) -> list[str]:
     """``--set`` items as :class:`~kdtune.objectives.measure.audit.AuditConfig` keys: spelled
     as in a study config (``distill.data.max_length=128``, as ``kdtune run`` takes them) or
     without the ``distill.`` prefix (``data.max_length=128``)."""
-    return [o.lstrip().removeprefix("distill.") if "=" in o else o for o in overrides]
+    from kdtune.frozen import relative_overrides
+
+    return relative_overrides(overrides, "distill")
 
 
 def register_audit_command(app: typer.Typer) -> None:

@@ -147,7 +147,7 @@ def read_distill_config(
         run = _as_run(cfg.distill if exported else cfg, full_data)
         return check_distill(run, "distill" if exported else "")
 
-    relative = [o.lstrip().removeprefix("distill.") if "=" in o else o for o in overrides]
+    relative = frozen.relative_overrides(overrides, "distill")
     if exported:
         prefixed = [f"distill.{o}" for o in relative]
         cfg = frozen.validate_with_overrides(raw, prefixed, ExportedConfig,
@@ -253,11 +253,10 @@ def _teacher_override(teacher: str | None, overrides) -> tuple[str | None, list[
     """``--set teacher=DIR`` (or ``distill.teacher=DIR``) is ``--teacher DIR``: checked
     against the export's teacher."""
     rest = []
-    for item in overrides:
-        key, _, value = item.partition("=")
-        if key.strip().removeprefix("distill.") == "teacher" and teacher is None:
-            teacher = yaml.safe_load(value) if value.strip() else value
-            teacher = str(teacher)
+    for item, relative in zip(overrides, frozen.relative_overrides(overrides, "distill"),
+                              strict=True):
+        if teacher is None and relative.partition("=")[0].strip() == "teacher":
+            teacher = str(frozen.parse_override(relative)[1])
         else:
             rest.append(item)
     return teacher, rest
