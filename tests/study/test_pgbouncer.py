@@ -96,7 +96,10 @@ pidfile = {folder / 'pgbouncer.pid'}
 def test_eight_workers_behind_pgbouncer_finish_the_exact_budget(bouncer, tmp_path):
     cfg = validate({"name": f"bouncer-{uuid.uuid4().hex[:8]}", "storage": bouncer,
                     "distill": {"teacher": "unused"}, "n_trials": BUDGET,
-                    "sampler": {"name": "random", "seed": 1}, "heartbeat_interval": 2})
+                    "sampler": {"name": "random", "seed": 1},
+                    # 8 worker processes on 2 cores: a first heartbeat can take longer than
+                    # 3 x 2 s to come (a CI run saw one trial failed as stale and retried)
+                    "heartbeat_interval": 5})
     create_study(cfg)
     log = tmp_path / "log"
     procs = [_worker(cfg.name, "sleepy", log, i, delay=0.2, KDTUNE_STORAGE=bouncer)
