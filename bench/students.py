@@ -79,6 +79,13 @@ ARMS = {
                    "augment": 3, "neighbours_from": "text", "set": {"beta": 1.0}},
     "half-best": {"students": "all", "vocabulary": "task", "shape": (3, 384), "lr": 3e-4,
                   "augment": 1, "neighbours_from": "text", "set": {"beta": 1.0}},
+    "all-mse": {"students": "all", "vocabulary": "task", "shape": (1, 384), "lr": 1e-4,
+                "set": {"soft_loss": "mse"}},
+    "all-mse-alpha1": {"students": "all", "vocabulary": "task", "shape": (1, 384),
+                       "lr": 1e-4, "set": {"soft_loss": "mse", "alpha": 1.0}},
+    "half-best-mse": {"students": "all", "vocabulary": "task", "shape": (3, 384), "lr": 3e-4,
+                      "augment": 1, "neighbours_from": "text",
+                      "set": {"beta": 1.0, "soft_loss": "mse"}},
 }
 """Each lever alone; all together, without and with alignment (fitted by KL or sigma, on
 held-out transfer rows or on the selection split: the ``all-selection-*`` arms train exactly
@@ -94,7 +101,9 @@ student under a third with a task vocabulary. Then (2026-12-07) the training rec
 targets only), beta 1 (the mapped layers' intermediate losses beside the prediction loss);
 and the two that helped (3e-4, beta 1) together with augmentation from the text, under a
 third (1 x 384, three copies) and under a half (3 x 384, one copy); at 1 x 384 the three
-copies with each of the two alone."""
+copies with each of the two alone. Then (2026-12-07, later) the soft term as the mean squared
+error of the logits instead of the softened cross-entropy, at 1 x 384 (alpha 0.7 as every
+arm, and alpha 1: logits only) and in the half-size recipe."""
 
 
 def arm_config(name: str, teacher: Path, seed: int) -> dict:

@@ -52,6 +52,8 @@ class DistillConfig(FrozenModel):
 
     ``temperature`` is t of the prediction loss ``-softmax(z_T/t)·log_softmax(z_S/t)``;
     ``t2_scaling`` multiplies it by t² (Hinton) so gradients keep their scale as t grows.
+    ``soft_loss: mse`` replaces that soft term by the mean squared error of the logits
+    (:func:`~kdtune.objectives.distillation.losses.logit_mse`; temperature unused).
     ``beta`` weights the sum of the intermediate losses named in ``intermediate``;
     ``beta = 0`` or an empty ``intermediate`` switches them off (and skips computing them).
     ``schedule``: ``joint`` optimises the total loss for ``epochs`` epochs; ``two-stage``
@@ -92,6 +94,7 @@ class DistillConfig(FrozenModel):
     init_checkpoint: str | None = None
     temperature: float = Field(1.0, gt=0)
     t2_scaling: bool = True
+    soft_loss: Literal["ce", "mse"] = "ce"
     alpha: float = Field(0.5, ge=0, le=1)
     beta: float = Field(0.0, ge=0)
     intermediate: tuple[str, ...] = INTERMEDIATE_LOSSES

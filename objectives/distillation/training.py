@@ -270,9 +270,10 @@ def loss_parts(cfg: DistillConfig, stage: Stage, s_out, s_scores, t: dict,
     zero = s_out.logits.new_zeros(())
     parts: dict[str, torch.Tensor] = {}
     if stage.predicts:
-        parts["soft"] = losses.soft_cross_entropy(s_out.logits, t["logits"],
-                                                  temperature=cfg.temperature,
-                                                  t2_scaling=cfg.t2_scaling)
+        parts["soft"] = (losses.logit_mse(s_out.logits, t["logits"]) if cfg.soft_loss == "mse"
+                         else losses.soft_cross_entropy(s_out.logits, t["logits"],
+                                                        temperature=cfg.temperature,
+                                                        t2_scaling=cfg.t2_scaling))
         parts["hard"] = losses.hard_cross_entropy(s_out.logits, labels)
     if stage.matches_layers and cfg.uses_intermediate:
         intermediate = _intermediate_losses(cfg, s_out, s_scores, t, mask, inputs)

@@ -17,6 +17,7 @@ from kdtune.objectives.distillation.losses import (
     hard_cross_entropy,
     hidden_mse,
     kl_divergence,
+    logit_mse,
     soft_cross_entropy,
 )
 
@@ -67,6 +68,18 @@ def test_soft_cross_entropy_temperature_and_t2() -> None:
     assert soft_cross_entropy(s, t, t2_scaling=True).item() == pytest.approx(
         soft_cross_entropy(s, t).item()
     )
+
+
+def test_logit_mse_by_hand() -> None:
+    s, t = torch.tensor(STUDENT), torch.tensor(TEACHER)
+    by_hand = sum((a - b) ** 2 for rs, rt in zip(STUDENT, TEACHER, strict=True)
+                  for a, b in zip(rs, rt, strict=True)) / (len(STUDENT) * len(STUDENT[0]))
+    assert logit_mse(s, t).item() == pytest.approx(by_hand, rel=1e-6)
+    assert logit_mse(t, t).item() == 0.0
+    # a constant shift leaves softmax unchanged but not this loss: logits are matched as given
+    assert logit_mse(t + 1.0, t).item() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="shape of student_logits"):
+        logit_mse(s, t[:, :1])
 
 
 def test_kl_divergence_by_hand_and_t2() -> None:
@@ -227,6 +240,7 @@ def test_registry() -> None:
     assert set(LOSSES) == {
         "soft_cross_entropy",
         "kl_divergence",
+        "logit_mse",
         "hard_cross_entropy",
         "hidden_mse",
         "embedding_mse",

@@ -89,6 +89,17 @@ def test_two_stage_schedule_runs_both_stages(tiny_teacher_dir, synthetic_csv):
     assert "loss_soft" in r.history[1] and "loss_hidden" not in r.history[1]
 
 
+def test_soft_loss_mse_matches_logits_and_ignores_temperature(tiny_teacher_dir, synthetic_csv):
+    kw = {"student_layers": 1, "epochs": 1, "learning_rate": 1e-3}
+    mse = [distill(_base(tiny_teacher_dir, synthetic_csv, soft_loss="mse", temperature=t,
+                         **kw)) for t in (1.0, 4.0)]
+    ce = distill(_base(tiny_teacher_dir, synthetic_csv, temperature=4.0, **kw))
+    # logits are matched as they are: the temperature changes nothing under mse
+    assert mse[0].history[0]["loss_soft"] == mse[1].history[0]["loss_soft"]
+    assert mse[0].metrics["accuracy_student"] == mse[1].metrics["accuracy_student"]
+    assert mse[1].history[0]["loss_soft"] != ce.history[0]["loss_soft"]
+
+
 def test_early_stopping_prunes_a_hopeless_trial(tiny_teacher_dir, synthetic_csv):
     base = _base(tiny_teacher_dir, synthetic_csv, init="random", learning_rate=1e-7,
                  min_relative_accuracy=0.95)
