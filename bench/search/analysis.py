@@ -55,7 +55,7 @@ def reference_trial(run: dict) -> dict | None:
 
 RULES = ("same-size", "cap")
 """Pick rules: ``same-size``, at most the reference's parameters (the targets' reading);
-``cap``, any student under the one-third cap (both searches' constraint)."""
+``cap``, any student under the size cap (both searches' constraint)."""
 
 
 def pick_trial(run: dict, ref: dict, rule: str = "same-size") -> dict | None:
@@ -215,7 +215,7 @@ def _sigma_sentence(saved: dict, default: str, rule: str) -> str:
     detail = "; ".join(f"seed {s}: " + ("no pick within one point" if c is None else
                        f"sigma {c:+.0%} lower, accuracy {g * 100:+.1f} points") for s, c, g in met)
     where = ("at the accuracy-only best's size or smaller" if rule == "same-size" else
-             "anywhere under the one-third cap (the constraint both searches had)")
+             "anywhere under the size cap (the constraint both searches had)")
     verdict = "met" if met and len(ok) == len(met) else "missed"
     return (f"- **Sigma against the accuracy-only best, {where}: {verdict} ({len(ok)} of "
             f"{len(met)} seeds).** kdtune's default ({default}) found students whose test "

@@ -2,15 +2,17 @@
 confidences, judged on data no search looked at?
 
 Task: the demo's polarity MiniLM teacher (``kdtune teacher fit`` defaults: 2,400 training
-sentences; 400 test, 400 selection and 800 transfer sentences kept out). Students learn on
-``--transfer-size`` transfer sentences (default 800), kept out of the teacher's training
-(another size fits its own teacher on the rest of the pool: 1600 leaves it 1,600 training
-sentences; the selection and test splits stay the same rows), every search optimises the
-400-sentence selection split, and the verdicts come from the 400-sentence test split. Every
-study caps the student at one third of the teacher's parameters (kdtune's default
-``max_params_ratio``), trains 3 prediction epochs (the fidelity, not searched) and searches
-kdtune's default space otherwise (temperature, alpha, mapping, learning rate, schedule, beta
-where it weights something, depth 1..5 as an integer, width).
+sentences; 400 test, 400 selection and 800 transfer sentences kept out). ``--transfer-size``
+sets the transfer split (another size fits its own teacher on the rest of the pool: 1600
+leaves it 1,600 training sentences; the selection and test splits stay the same rows). The
+students learn on kdtune's default data (``data.students: all``: every sentence outside the
+selection and test splits; before 2026-12-06 the transfer split alone), every search
+optimises the 400-sentence selection split, and the verdicts come from the 400-sentence test
+split. Every study has kdtune's default size cap (``max_params_ratio``: one half since
+2026-12-07, one third before), trains 3 prediction epochs (the fidelity, not searched) and
+searches kdtune's default space otherwise (temperature, alpha, mapping, learning rate,
+schedule, beta where it weights something, depth and width drawn together among the shapes
+under the cap).
 
 Arms (:data:`ARMS`), each a real kdtune study run by ``kdtune run``'s code path (2 local
 worker processes of 1 torch thread, embedded PostgreSQL of $KDTUNE_HOME, names ``bench-...``):

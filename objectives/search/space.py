@@ -3,7 +3,7 @@
 :class:`SearchSpace` names the searched parameters (:class:`FloatParam`, :class:`IntParam`,
 :class:`ChoiceParam`). A search varies a student's depth (``student_layers``) and width
 (``hidden_size``) and caps its parameter count (``SearchSpace.max_params`` or
-``max_params_ratio``, by default one third of the teacher's) or its latency
+``max_params_ratio``, by default one half of the teacher's) or its latency
 (``max_latency_ratio``); only shapes under the caps are offered (:mod:`.trial`).
 
 Why: docs/design.md, "Where a config is checked", "Student size is depth and width".
@@ -57,8 +57,10 @@ class ChoiceParam(FrozenModel):
     choices: tuple[str | int | float, ...] = Field(min_length=1)
 
 
-DEFAULT_MAX_PARAMS_RATIO = 1 / 3
-"""The default size cap: a student has at most this fraction of the teacher's parameters."""
+DEFAULT_MAX_PARAMS_RATIO = 1 / 2
+"""The default size cap: a student has at most this fraction of the teacher's parameters
+(one half: under a third no student came within three points of its teacher; why:
+docs/design.md, "Student size is depth and width")."""
 
 
 class SearchSpace(FrozenModel):
@@ -70,7 +72,7 @@ class SearchSpace(FrozenModel):
     (multiples of its head size; :func:`auto_widths`: 192, 256, 384 for MiniLM), unless
     ``search_hidden_size`` is false; ``{choices: [...]}`` names them. Every trial's student
     must have at most ``max_params`` parameters (with its kept vocabulary), or, when that is
-    null, at most ``max_params_ratio`` x the teacher's (default 1/3; both null: no cap).
+    null, at most ``max_params_ratio`` x the teacher's (default 1/2; both null: no cap).
     With depth and width both searched, a trial draws one ``student_shape`` among the pairs
     under the cap (:func:`kdtune.objectives.search.trial.feasible_shapes`); with explicit choices an
     over-cap trial is not trained and ends PRUNED with its constraint recorded.

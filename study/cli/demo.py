@@ -38,16 +38,20 @@ def demo_study_config(teacher: Path, trials: int, name: str):
             # task vocabulary (the defaults)
             "data": {"transfer_size": DEMO_TRANSFER, "eval_size": DEMO_EVAL,
                      "max_length": 64},
-            "epochs": 2,
-            "beta": 0.0,
+            "epochs": 3,
+            "beta": 1.0,  # the mapped layers' intermediate losses beside the prediction loss
             "batch_size": 32,
             "min_relative_accuracy": 0.6,
         },
         "search": {
-            # depth x width drawn together among the shapes under the one-third cap
-            # (full width at 1 layer, narrower ones deeper); intermediate losses off: the
-            # demo shows the loop in minutes, the example config searches them
-            "learning_rate": {"low": 5e-5, "high": 2e-3, "log": True},
+            # students 1 to 3 layers deep at the teacher's width or two thirds of it, all
+            # under the default cap of half the teacher's parameters, from the mapped
+            # teacher layers; the learning rates that suit students starting from the
+            # teacher's weights (bench/RESULTS-students.md: 3e-4 best at full width, 1e-3
+            # too high). The example config searches the whole space.
+            "student_layers": {"choices": [1, 2, 3]},
+            "hidden_size": {"choices": [256, 384]},
+            "learning_rate": {"low": 1e-4, "high": 1e-3, "log": True},
             "beta": None,
             "schedule": None,
         },

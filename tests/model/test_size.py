@@ -155,13 +155,17 @@ def test_default_ratio_cap_excludes_a_full_width_student(minilm_path):
     from transformers import AutoConfig
 
     t_cfg = AutoConfig.from_pretrained(str(minilm_path))
-    space = SearchSpace()
-    assert space.max_params_ratio == pytest.approx(1 / 3) and space.max_params is None
+    default = SearchSpace()
+    assert default.max_params_ratio == pytest.approx(1 / 2) and default.max_params is None
     teacher = teacher_parameters(t_cfg)
     assert 22_000_000 < teacher < 23_000_000
+    assert default.params_cap(teacher) == int(teacher / 2)
+    # with the full vocabulary even one full-width layer is over the default cap
+    assert student_parameters(t_cfg, 1, None) > default.params_cap(teacher)
+    assert student_parameters(t_cfg, 1, 256) <= default.params_cap(teacher)
+    space = SearchSpace(max_params_ratio=1 / 3)  # the goal's cap, asked for explicitly
     cap = space.params_cap(teacher)
     assert cap == int(teacher / 3)
-    assert student_parameters(t_cfg, 1, None) > cap  # even one full-width layer is over
     widths = space.width_choices(384, 12)
     assert widths == (192, 256, 384)
     fits = {(d, w) for d in (1, 2, 3, 4, 5, 6) for w in (96, 128, 192, 256)
@@ -253,7 +257,10 @@ def test_automatic_widths_that_no_depth_fits_under_the_cap_are_not_searched(mini
     from kdtune.objectives.student.size import teacher_config, teacher_parameters
 
     t_cfg = teacher_config(str(minilm_path))
-    space = SearchSpace()
+    default = SearchSpace()  # under a half with the full vocabulary: no full-width student
+    assert feasible_widths(default, t_cfg, 6,
+                           default.params_cap(teacher_parameters(t_cfg))) == (192, 256)
+    space = SearchSpace(max_params_ratio=1 / 3)
     cap = space.params_cap(teacher_parameters(t_cfg))
     # MiniLM under a third: 256 wide, even one layer is over the cap (its word embedding).
     assert feasible_widths(space, t_cfg, 6, cap) == (192,)  # with the full vocabulary
@@ -268,9 +275,13 @@ def test_feasible_shapes_offer_only_students_under_the_cap(minilm_path):
     from kdtune.objectives.student.size import teacher_config, teacher_parameters
 
     t_cfg = teacher_config(str(minilm_path))
-    space = SearchSpace()
-    cap = space.params_cap(teacher_parameters(t_cfg))
     task = 10_988  # MiniLM's wordpieces kept on polarity's 3,200 students' sentences
+    default = SearchSpace()  # under a half: three full-width layers, not four
+    half = feasible_shapes(default, t_cfg, 6, default.params_cap(teacher_parameters(t_cfg)),
+                           task)
+    assert "3x384" in half and "4x384" not in half and "5x256" in half
+    space = SearchSpace(max_params_ratio=1 / 3)
+    cap = space.params_cap(teacher_parameters(t_cfg))
     shapes = feasible_shapes(space, t_cfg, 6, cap, task)
     assert "1x384" in shapes and "2x384" not in shapes and "5x256" in shapes
     assert all(student_parameters(t_cfg, *parse_shape(s), task) <= cap for s in shapes)
