@@ -96,6 +96,13 @@ ARMS = {
     "half-best-mse": {"students": "all", "vocabulary": "task", "shape": (3, 384), "lr": 3e-4,
                       "augment": 1, "neighbours_from": "text",
                       "set": {"beta": 1.0, "soft_loss": "mse"}},
+    "third-2x384-ffn1024": {"students": "all", "vocabulary": "task", "shape": (2, 384),
+                            "lr": 3e-4, "set": {"beta": 1.0, "ffn_size": 1024}},
+    "third-3x384-ffn512": {"students": "all", "vocabulary": "task", "shape": (3, 384),
+                           "lr": 3e-4, "set": {"beta": 1.0, "ffn_size": 512}},
+    "third-3x384-ffn512-aug1": {"students": "all", "vocabulary": "task", "shape": (3, 384),
+                                "lr": 3e-4, "augment": 1, "neighbours_from": "text",
+                                "set": {"beta": 1.0, "ffn_size": 512}},
 }
 """Each lever alone; all together, without and with alignment (fitted by KL or sigma, on
 held-out transfer rows or on the selection split: the ``all-selection-*`` arms train exactly
@@ -113,7 +120,9 @@ and the two that helped (3e-4, beta 1) together with augmentation from the text,
 third (1 x 384, three copies) and under a half (3 x 384, one copy); at 1 x 384 the three
 copies with each of the two alone. Then (2026-12-07, later) the soft term as the mean squared
 error of the logits instead of the softened cross-entropy, at 1 x 384 (alpha 0.7 as every
-arm, and alpha 1: logits only) and in the half-size recipe."""
+arm, and alpha 1: logits only) and in the half-size recipe. Then (2026-12-07, session 13)
+deeper students under a third by a narrower feed-forward block (``ffn_size``): 2 x 384 with
+1,024 neurons (0.32 of the teacher) and 3 x 384 with 512 (0.33), in the half-size recipe."""
 
 
 def arm_config(name: str, teacher: Path, seed: int) -> dict:

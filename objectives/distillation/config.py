@@ -65,6 +65,8 @@ class DistillConfig(FrozenModel):
     teacher's ratio (4 x H_S for BERT); the intermediate losses project its hidden states to
     the teacher's width with a learned W_h, and the attention loss averages the teacher's
     heads into the student's head count (:mod:`kdtune.objectives.distillation.prepare`).
+    ``ffn_size`` sets the feed-forward size instead (None: the teacher's ratio); a narrower
+    feed-forward block with ``init: teacher-layers`` keeps evenly spaced teacher neurons.
     ``vocabulary``: ``task`` (default) keeps the teacher's special tokens, the wordpieces of
     the students' text and every single character (:mod:`kdtune.objectives.student.vocabulary`);
     ``full`` the teacher's whole vocabulary. ``align: temperature`` fits one temperature
@@ -85,6 +87,7 @@ class DistillConfig(FrozenModel):
     student_layers: int = Field(2, ge=1)
     layer_mapping: str | tuple[int, ...] = "uniform"
     hidden_size: int | None = Field(None, ge=8)
+    ffn_size: int | None = Field(None, ge=1)
     vocabulary: Vocabulary = "task"
     align: Align = "none"
     align_fit: Literal["sigma", "kl"] = "sigma"

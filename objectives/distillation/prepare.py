@@ -280,7 +280,7 @@ def teacher_signal(cfg: DistillConfig, inputs: RunInputs, device: torch.device) 
         train_out = outputs("train", inputs.train, hidden, attention)
         eval_out = outputs("eval", inputs.eval, (), ())
     live = train_out is None or (cfg.uses_intermediate and train_out.needs_live_teacher)
-    heads = student_shape(inputs.teacher.config, cfg.hidden_size)[1]
+    heads = student_shape(inputs.teacher.config, cfg.hidden_size, cfg.ffn_size)[1]
     return TeacherSignal(model=inputs.teacher, train=train_out, eval=eval_out, live=live,
                          hidden=hidden, attention=attention,
                          heads=heads if heads != inputs.teacher.config.num_attention_heads
@@ -291,8 +291,9 @@ def prepare_student(cfg: DistillConfig, inputs: RunInputs, signal: TeacherSignal
                     device: torch.device) -> Student:
     """Build the student on ``device``; move the teacher to the CPU if nothing needs it here.
 
-    Its heads and feed-forward size follow its width (:func:`student_shape`)."""
-    width, heads, ffn = student_shape(inputs.teacher.config, cfg.hidden_size)
+    Its heads and feed-forward size follow its width (:func:`student_shape`) unless
+    ``ffn_size`` names the feed-forward size."""
+    width, heads, ffn = student_shape(inputs.teacher.config, cfg.hidden_size, cfg.ffn_size)
     student = build_student(inputs.teacher, inputs.mapping, hidden_size=width,
                             init=cfg.init, checkpoint=cfg.init_checkpoint,
                             num_attention_heads=heads, intermediate_size=ffn,

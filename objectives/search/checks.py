@@ -175,7 +175,8 @@ def check_distill(
 
 def _width_problems(cfg: DistillConfig, facts: TeacherFacts, at, space: SearchSpace | None,
                     space_key: str) -> list[str]:
-    """Widths above the teacher's with ``init: teacher-layers`` (it selects teacher weights)."""
+    """Widths (or a feed-forward size) above the teacher's with ``init: teacher-layers`` (it
+    selects teacher weights)."""
     if cfg.init != "teacher-layers":
         return []
     problems = []
@@ -185,6 +186,11 @@ def _width_problems(cfg: DistillConfig, facts: TeacherFacts, at, space: SearchSp
             f"{at('hidden_size')}: init 'teacher-layers' selects teacher weights, which needs "
             f"a width up to the teacher's width {facts.hidden_size}, got {width}; use init: "
             "random (or checkpoint) for a wider student")
+    t_ffn = getattr(facts.config, "intermediate_size", None)
+    if cfg.ffn_size is not None and t_ffn is not None and cfg.ffn_size > int(t_ffn):
+        problems.append(
+            f"{at('ffn_size')}: init 'teacher-layers' selects teacher weights, which needs a "
+            f"feed-forward size up to the teacher's {int(t_ffn)}, got {cfg.ffn_size}")
     widths = space.width_choices(facts.hidden_size, facts.heads) if space else None
     wider = [w for w in widths or () if w > facts.hidden_size]
     if wider:
@@ -224,7 +230,7 @@ def _cap_problems(cfg: DistillConfig, facts: TeacherFacts, space: SearchSpace | 
     depth = min(space.depth_choices(facts.layers) or (cfg.student_layers,))
     width = min(space.width_choices(facts.hidden_size, facts.heads)
                 or (cfg.hidden_size or facts.hidden_size,))
-    smallest = student_parameters(facts.config, depth, width)
+    smallest = student_parameters(facts.config, depth, width, None, cfg.ffn_size)
     if smallest > cap and cfg.vocabulary == "task" and facts.tokenizer_kind == "WordPiece":
         # the task vocabulary's size is known once the students' text is tokenised
         from ..distillation.prepare import kept_vocabulary_size
@@ -232,7 +238,7 @@ def _cap_problems(cfg: DistillConfig, facts: TeacherFacts, space: SearchSpace | 
         try:
             with library_progress(False):
                 kept = kept_vocabulary_size(cfg)
-            smallest = student_parameters(facts.config, depth, width, kept)
+            smallest = student_parameters(facts.config, depth, width, kept, cfg.ffn_size)
         except (ValueError, OSError):
             pass  # the data or teacher problem is reported by its own check
     if smallest <= cap:

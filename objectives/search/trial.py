@@ -162,8 +162,8 @@ def check_size(trial: optuna.Trial, params: int, cap: int | None) -> None:
 
 
 def feasible_widths(space: SearchSpace, t_cfg, teacher_layers: int, cap: int | None,
-                    base_layers: int = 1, vocab_size: int | None = None
-                    ) -> tuple[int, ...] | None:
+                    base_layers: int = 1, vocab_size: int | None = None,
+                    ffn_size: int | None = None) -> tuple[int, ...] | None:
     """The automatic widths (``search.hidden_size`` unset) at which the shallowest student
     the space allows is within the cap: a width over the cap at every depth (MiniLM at
     256 under a third: its word embedding alone is 7.8M of the 7.6M allowed) would only
@@ -174,17 +174,19 @@ def feasible_widths(space: SearchSpace, t_cfg, teacher_layers: int, cap: int | N
     auto = space.width_choices(int(t_cfg.hidden_size), int(t_cfg.num_attention_heads)) or ()
     depth = min(space.depth_choices(teacher_layers) or (base_layers,))
     return tuple(w for w in auto
-                 if student_parameters(t_cfg, depth, w, vocab_size) <= cap) or None
+                 if student_parameters(t_cfg, depth, w, vocab_size, ffn_size) <= cap) or None
 
 
 def feasible_shapes(space: SearchSpace, t_cfg, teacher_layers: int, cap: int | None,
-                    vocab_size: int | None = None) -> tuple[str, ...] | None:
+                    vocab_size: int | None = None, ffn_size: int | None = None
+                    ) -> tuple[str, ...] | None:
     """The ``"<depth>x<width>"`` students under the caps, narrowest first, when both depth
     and width are searched automatically in a capped study (``max_params`` /
     ``max_params_ratio``, ``max_latency_ratio``: batch-1 latency against the teacher's,
     :func:`~kdtune.objectives.student.latency.shape_latency_ratio`); else ``None`` (depth and
     width are drawn separately, and a user's explicit choices stand). ``vocab_size``: the
-    student's kept vocabulary (None: the teacher's)."""
+    student's kept vocabulary (None: the teacher's); ``ffn_size`` its feed-forward size (None:
+    the teacher's ratio)."""
     latency_cap = space.max_latency_ratio
     if ((cap is None and latency_cap is None) or space.hidden_size is not None
             or not space.search_hidden_size or space.student_layers is not None
@@ -192,12 +194,13 @@ def feasible_shapes(space: SearchSpace, t_cfg, teacher_layers: int, cap: int | N
         return None
     widths = space.width_choices(int(t_cfg.hidden_size), int(t_cfg.num_attention_heads)) or ()
     shapes = [(d, w) for w in widths for d in range(1, teacher_layers)
-              if cap is None or student_parameters(t_cfg, d, w, vocab_size) <= cap]
+              if cap is None or student_parameters(t_cfg, d, w, vocab_size, ffn_size) <= cap]
     if latency_cap is not None:
         from ..student.latency import shape_latency_ratio
 
         shapes = [(d, w) for d, w in shapes
-                  if shape_latency_ratio(t_cfg, d, w, vocab_size) <= latency_cap]
+                  if shape_latency_ratio(t_cfg, d, w, vocab_size,
+                                         ffn_size=ffn_size) <= latency_cap]
     return tuple(f"{d}x{w}" for d, w in shapes) or None
 
 
@@ -261,8 +264,9 @@ def make_objective(
     shape = (int(t_cfg.hidden_size), int(t_cfg.num_attention_heads))
     capped = cap is not None or space.max_latency_ratio is not None
     vocab_size = kept_vocabulary_size(base) if capped else None
-    shapes = feasible_shapes(space, t_cfg, depth, cap, vocab_size)
-    widths = feasible_widths(space, t_cfg, depth, cap, base.student_layers, vocab_size)
+    shapes = feasible_shapes(space, t_cfg, depth, cap, vocab_size, base.ffn_size)
+    widths = feasible_widths(space, t_cfg, depth, cap, base.student_layers, vocab_size,
+                             base.ffn_size)
     directions = [direction(name) for name in objectives]
 
     def objective(trial: optuna.Trial) -> list[float]:
@@ -272,7 +276,8 @@ def make_objective(
             cfg = cfg.model_copy(update={"seed": int(repeat_seed)})
         config = json.loads(cfg.model_dump_json())
         params = student_parameters(t_cfg, cfg.student_layers, cfg.hidden_size,
-                                    vocab_size if cfg.vocabulary == "task" else None)
+                                    vocab_size if cfg.vocabulary == "task" else None,
+                                    cfg.ffn_size)
         # torch threads change the floating point of training, hence the student: recorded
         # so `kdtune export` can pin them and `kdtune distill` reproduces the trial
         set_trial_user_attrs(trial, {TRIAL_CONFIG: config,

@@ -20,22 +20,23 @@ _RATIOS: dict[tuple, float] = {}
 
 def shape_latency_ratio(t_cfg: Any, layers: int, hidden_size: int | None,
                         vocab_size: int | None = None, seq_len: int = 32,
-                        repeats: int = 15) -> float:
+                        repeats: int = 15, ffn_size: int | None = None) -> float:
     """Median batch-1 latency of the student shape / the teacher's (1 thread)."""
-    key = (id(t_cfg), layers, hidden_size, vocab_size, seq_len, repeats)
+    key = (id(t_cfg), layers, hidden_size, vocab_size, seq_len, repeats, ffn_size)
     if key not in _RATIOS:
-        _RATIOS[key] = _measure(t_cfg, layers, hidden_size, vocab_size, seq_len, repeats)
+        _RATIOS[key] = _measure(t_cfg, layers, hidden_size, vocab_size, seq_len, repeats,
+                                ffn_size)
     return _RATIOS[key]
 
 
 def _measure(t_cfg: Any, layers: int, hidden_size: int | None, vocab_size: int | None,
-             seq_len: int, repeats: int) -> float:
+             seq_len: int, repeats: int, ffn_size: int | None) -> float:
     import torch
     from transformers import AutoModelForSequenceClassification
 
     from .size import student_config, student_shape
 
-    width, heads, ffn = student_shape(t_cfg, hidden_size)
+    width, heads, ffn = student_shape(t_cfg, hidden_size, ffn_size)
     s_cfg = student_config(t_cfg, layers, width, heads, ffn)
     if vocab_size is not None:
         s_cfg.vocab_size = int(vocab_size)

@@ -2,7 +2,8 @@
 parameter count.
 
 :func:`student_shape`: a student of width H_S keeps the teacher's head size d = H_T / A_T, so
-A_S = H_S / d heads, and its feed-forward ratio, F_S = round(H_S * F_T / H_T).
+A_S = H_S / d heads, and its feed-forward ratio, F_S = round(H_S * F_T / H_T), unless
+``ffn_size`` names F_S.
 :func:`student_parameters`: the exact parameter count of the served model, computed on
 PyTorch's ``meta`` device and memoised per teacher config.
 
@@ -52,21 +53,24 @@ def _positive_int(name: str, value: Any) -> int:
     return value
 
 
-def student_shape(t_cfg: Any, hidden_size: int | None) -> tuple[int, int, int]:
+def student_shape(t_cfg: Any, hidden_size: int | None,
+                  ffn_size: int | None = None) -> tuple[int, int, int]:
     """(width, attention heads, feed-forward size) of a student of ``hidden_size``.
 
     ``None`` (or the teacher's width) gives the teacher's shape; see the module docstring.
+    ``ffn_size`` sets the feed-forward size instead of the teacher's ratio.
     """
     t_width, t_heads = int(t_cfg.hidden_size), int(t_cfg.num_attention_heads)
     t_ffn = int(t_cfg.intermediate_size)
+    ffn = None if ffn_size is None else _positive_int("ffn_size", ffn_size)
     if hidden_size is None or hidden_size == t_width:
-        return t_width, t_heads, t_ffn
+        return t_width, t_heads, ffn or t_ffn
     width = _positive_int("hidden_size", hidden_size)
     head_size = max(1, t_width // t_heads)
     heads = max(1, width // head_size)
     while width % heads:
         heads -= 1
-    return width, heads, max(1, round(width * t_ffn / t_width))
+    return width, heads, ffn or max(1, round(width * t_ffn / t_width))
 
 
 def student_config(
@@ -128,20 +132,20 @@ def parameter_count(cfg: Any) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-_COUNTS: dict[tuple[str, int | None, int | None, int | None], int] = {}
+_COUNTS: dict[tuple[str, int | None, int | None, int | None, int | None], int] = {}
 """Memoised counts by (teacher config as JSON, depth or None for the teacher, width,
-vocabulary size or None for the teacher's)."""
+vocabulary size or None for the teacher's, feed-forward size or None for the ratio)."""
 
 
 def _counted(t_cfg: Any, layers: int | None, hidden_size: int | None,
-             vocab_size: int | None = None) -> int:
+             vocab_size: int | None = None, ffn_size: int | None = None) -> int:
     key = (json.dumps(t_cfg.to_dict(), sort_keys=True, default=str), layers, hidden_size,
-           vocab_size)
+           vocab_size, ffn_size)
     if key not in _COUNTS:
         if layers is None:
             _COUNTS[key] = parameter_count(t_cfg)
         else:
-            width, heads, ffn = student_shape(t_cfg, hidden_size)
+            width, heads, ffn = student_shape(t_cfg, hidden_size, ffn_size)
             cfg = student_config(t_cfg, layers, width, heads, ffn)
             if vocab_size is not None:
                 cfg.vocab_size = int(vocab_size)
@@ -150,12 +154,13 @@ def _counted(t_cfg: Any, layers: int | None, hidden_size: int | None,
 
 
 def student_parameters(t_cfg: Any, layers: int, hidden_size: int | None,
-                       vocab_size: int | None = None) -> int:
+                       vocab_size: int | None = None, ffn_size: int | None = None) -> int:
     """Parameters of the served student of ``layers`` layers and width ``hidden_size``
     (None: the teacher's) of the teacher whose config is ``t_cfg``, shaped by
-    :func:`student_shape`, with ``vocab_size`` wordpieces (None: the teacher's; a task
-    vocabulary keeps fewer); equal to ``count_parameters`` of the built student."""
-    return _counted(t_cfg, int(layers), hidden_size, vocab_size)
+    :func:`student_shape` (``ffn_size``: its feed-forward size, None: the teacher's ratio),
+    with ``vocab_size`` wordpieces (None: the teacher's; a task vocabulary keeps fewer);
+    equal to ``count_parameters`` of the built student."""
+    return _counted(t_cfg, int(layers), hidden_size, vocab_size, ffn_size)
 
 
 def teacher_parameters(t_cfg: Any) -> int:

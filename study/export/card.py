@@ -75,7 +75,8 @@ def student_lines(cfg: DistillConfig, m: dict) -> str:
     align = (f"temperature {m['align_temperature']:.3g} folded into the classifier "
              f"(fitted by {cfg.align_fit} on {cfg.align_on})"
              if m.get("align_temperature") is not None else "none")
-    return (f"Student: {cfg.student_layers} layers x {m.get('student_hidden_size')} wide, "
+    ffn = f" (feed-forward {cfg.ffn_size})" if cfg.ffn_size is not None else ""
+    return (f"Student: {cfg.student_layers} layers x {m.get('student_hidden_size')} wide{ffn}, "
             f"{vocab}; parameters {ratio('params_ratio')}, latency {ratio('latency_ratio')}. "
             f"Learnt on {data}. Confidence alignment: {align}.")
 

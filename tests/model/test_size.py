@@ -151,6 +151,47 @@ def test_a_narrower_student_trains_with_every_intermediate_loss(wide_dir, synthe
         assert r.metrics["vocabulary_size"] < 30522  # the task vocabulary cut the embedding
 
 
+def test_ffn_size_narrows_the_feed_forward_block_only(wide, wide_dir, synthetic_csv):
+    """ffn_size 96 at the teacher's width: the FFN keeps evenly spaced teacher neurons, the
+    count and the cap see it, and a distillation builds and trains it."""
+    from transformers import AutoConfig
+
+    assert student_shape(wide.config, None, 96) == (64, 4, 96)
+    assert student_shape(wide.config, 32, 96) == (32, 2, 96)
+    student = build_student(wide, [2], intermediate_size=96)
+    neurons = select(256, 96)
+    t = dict(wide.named_parameters())
+    s = dict(student.model.named_parameters())
+    assert torch.equal(s["bert.encoder.layer.0.intermediate.dense.weight"],
+                       t["bert.encoder.layer.1.intermediate.dense.weight"][neurons])
+    assert torch.equal(s["bert.encoder.layer.0.output.dense.weight"],
+                       t["bert.encoder.layer.1.output.dense.weight"][:, neurons])
+    assert torch.equal(s["bert.encoder.layer.0.attention.self.query.weight"],
+                       t["bert.encoder.layer.1.attention.self.query.weight"])
+    assert student_parameters(wide.config, 1, None, None, 96) == count_parameters(student)
+    assert student_parameters(wide.config, 1, None, None, 96) < student_parameters(
+        wide.config, 1, None)
+
+    cfg = DistillConfig(teacher=str(wide_dir), data=_data(synthetic_csv), student_layers=1,
+                        ffn_size=96, epochs=1, batch_size=16, threads=2,
+                        eval={"latency_batches": 1})
+    r = distill(cfg)
+    assert r.student.config.intermediate_size == 96 and r.student.hidden_size == 64
+    assert r.metrics["params"] == student_parameters(
+        AutoConfig.from_pretrained(str(wide_dir)), 1, None, r.metrics["vocabulary_size"], 96)
+    from kdtune.study.export.card import student_lines
+
+    assert "64 wide (feed-forward 96)" in student_lines(cfg, r.metrics)
+
+
+def test_ffn_size_above_the_teachers_is_refused_at_check(wide_dir, synthetic_csv):
+    from kdtune.objectives.search.checks import check_distill
+
+    cfg = DistillConfig(teacher=str(wide_dir), data=_data(synthetic_csv), ffn_size=512)
+    problems = check_distill(cfg)
+    assert any("ffn_size" in p and "256" in p and "512" in p for p in problems), problems
+
+
 def test_default_ratio_cap_excludes_a_full_width_student(minilm_path):
     from transformers import AutoConfig
 
