@@ -48,6 +48,8 @@ distill:
   hidden_size: null           # student width (null: the teacher's); searched below. Heads keep
                               # the teacher's head size (MiniLM at 128: 4 heads of 32), the
                               # feed-forward layer the teacher's ratio (4 x width)
+  ffn_size: null              # feed-forward size instead of that ratio (not searched):
+                              # 2 layers x 384 with 1024 fit under a third of MiniLM
   vocabulary: task            # task: the student keeps the teacher's special tokens, the
                               # wordpieces of the students' text and every single character
                               # (MiniLM: ~11k of 30,522 rows; its word embedding is half the
