@@ -59,8 +59,9 @@ class ChoiceParam(FrozenModel):
 
 DEFAULT_MAX_PARAMS_RATIO = 1 / 2
 """The default size cap: a student has at most this fraction of the teacher's parameters
-(one half: under a third no student came within three points of its teacher; why:
-docs/design.md, "Student size is depth and width")."""
+(one half: under a third only students with a narrower feed-forward block, which the
+search does not draw, came within three points of the teacher; why: docs/design.md,
+"Student size is depth and width")."""
 
 
 class SearchSpace(FrozenModel):

@@ -99,8 +99,8 @@ search:
   # objectives to trade it off, or cap it: max_latency_ratio keeps the shapes whose batch-1
   # latency is under that fraction of the teacher's (timed once per worker, before
   # training). MiniLM with a task vocabulary: under a half up to 3 layers at full width and
-  # 5 at 256 or 192; under a third (0.3333) 1 layer at full width, where no student came
-  # within 3 points of the teacher (bench/RESULTS-students.md).
+  # 5 at 256 or 192; under a third (0.3333) 1 layer at full width (4.8 points below the
+  # teacher), or 2 with distill.ffn_size: 1024 (2.4 below; bench/RESULTS-students.md).
   max_params: null
   max_params_ratio: 0.5
   max_latency_ratio: null
