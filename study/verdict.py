@@ -66,11 +66,13 @@ def trial_size(trial: FrozenTrial, cfg: DistillConfig) -> tuple[int, int | None,
 
     The width is the config's ``hidden_size``, else the width the trial measured
     (``student_hidden_size``), else ``None`` (the teacher's, unknown here: key ``full``).
+    A set ``ffn_size`` ends the key (``2x384x1024``).
     """
     hidden = cfg.hidden_size
     if hidden is None and isinstance(trial.user_attrs.get("student_hidden_size"), int):
         hidden = trial.user_attrs["student_hidden_size"]
-    return cfg.student_layers, hidden, f"{cfg.student_layers}x{hidden or 'full'}"
+    ffn = f"x{cfg.ffn_size}" if cfg.ffn_size is not None else ""
+    return cfg.student_layers, hidden, f"{cfg.student_layers}x{hidden or 'full'}{ffn}"
 
 
 def baseline_config(trial: FrozenTrial) -> tuple[str, DistillConfig]:

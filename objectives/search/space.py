@@ -59,8 +59,8 @@ class ChoiceParam(FrozenModel):
 
 DEFAULT_MAX_PARAMS_RATIO = 1 / 2
 """The default size cap: a student has at most this fraction of the teacher's parameters
-(one half: under a third only students with a narrower feed-forward block, which the
-search does not draw, came within three points of the teacher; why: docs/design.md,
+(one half: under a third only students with a narrower feed-forward block, drawn only with
+``ffn_fractions``, came within three points of the teacher; why: docs/design.md,
 "Student size is depth and width")."""
 
 
@@ -75,7 +75,8 @@ class SearchSpace(FrozenModel):
     must have at most ``max_params`` parameters (with its kept vocabulary), or, when that is
     null, at most ``max_params_ratio`` x the teacher's (default 1/2; both null: no cap).
     With depth and width both searched, a trial draws one ``student_shape`` among the pairs
-    under the cap (:func:`kdtune.objectives.search.trial.feasible_shapes`); with explicit choices an
+    (with ``ffn_fractions``, depth x width x feed-forward triples) under the cap
+    (:func:`kdtune.objectives.search.trial.feasible_shapes`); with explicit choices an
     over-cap trial is not trained and ends PRUNED with its constraint recorded.
     """
 
@@ -103,6 +104,11 @@ class SearchSpace(FrozenModel):
         None, gt=0, description="cap on a student's batch-1 latency as a fraction of the "
         "teacher's (1 thread, measured on the architectures before training); applies when "
         "depth and width are both searched")
+    ffn_fractions: tuple[Annotated[float, Field(gt=0, le=1)], ...] = Field(
+        (), description="feed-forward sizes drawn with depth and width, as fractions of the "
+        "teacher's ratio (e.g. [1, 0.67, 0.33]: 1,536, 1,024 and 512 neurons at MiniLM's "
+        "width); empty: the teacher's ratio (or distill.ffn_size) only. Applies when depth "
+        "and width are both searched")
     search_student_layers: bool = Field(
         True, description="search depth over 1..N-1 when student_layers is null"
     )
@@ -122,9 +128,10 @@ class SearchSpace(FrozenModel):
     def _latency_cap_needs_shapes(self) -> SearchSpace:
         drawn = (self.student_layers is None and self.search_student_layers
                  and self.hidden_size is None and self.search_hidden_size)
-        if self.max_latency_ratio is not None and not drawn:
-            raise ValueError("max_latency_ratio applies when depth and width are both "
-                             "searched (student_layers: null, hidden_size: null)")
+        for key in ("max_latency_ratio", "ffn_fractions"):
+            if getattr(self, key) and not drawn:
+                raise ValueError(f"{key} applies when depth and width are both "
+                                 "searched (student_layers: null, hidden_size: null)")
         return self
 
     @field_validator("student_layers")

@@ -40,7 +40,12 @@ from ..distillation.prepare import kept_vocabulary_size, teacher_depth
 from ..distillation.run import EarlyStopped, distill
 from ..distillation.training import stages
 from ..measure.catalogue import direction
-from ..student.size import student_parameters, teacher_config, teacher_parameters
+from ..student.size import (
+    student_parameters,
+    student_shape,
+    teacher_config,
+    teacher_parameters,
+)
 from .halving import HalvingConfig, decide
 from .space import ChoiceParam, FloatParam, IntParam, SearchSpace
 
@@ -92,9 +97,11 @@ def suggest_config(
             updates["beta"] = base.beta if base.beta > 0 else 1.0
     depth_spec = space.student_layers
     if shapes:
-        depth, width = parse_shape(str(_suggest(trial, "student_shape",
-                                                ChoiceParam(choices=tuple(shapes)))))
+        depth, width, ffn = parse_shape(str(_suggest(trial, "student_shape",
+                                                     ChoiceParam(choices=tuple(shapes)))))
         updates.update(student_layers=depth, hidden_size=width)
+        if ffn is not None or space.ffn_fractions:  # fraction 1: the teacher's ratio
+            updates["ffn_size"] = ffn
         depth_spec, widths = None, ()
     elif depth_spec is None and space.search_student_layers and teacher_layers > 1:
         # An ordered integer, not a category: samplers can use "3 is between 2 and 4".
@@ -183,31 +190,49 @@ def feasible_shapes(space: SearchSpace, t_cfg, teacher_layers: int, cap: int | N
     """The ``"<depth>x<width>"`` students under the caps, narrowest first, when both depth
     and width are searched automatically in a capped study (``max_params`` /
     ``max_params_ratio``, ``max_latency_ratio``: batch-1 latency against the teacher's,
-    :func:`~kdtune.objectives.student.latency.shape_latency_ratio`); else ``None`` (depth and
-    width are drawn separately, and a user's explicit choices stand). ``vocab_size``: the
-    student's kept vocabulary (None: the teacher's); ``ffn_size`` its feed-forward size (None:
-    the teacher's ratio)."""
+    :func:`~kdtune.objectives.student.latency.shape_latency_ratio`) or with
+    ``ffn_fractions``; else ``None`` (depth and width are drawn separately, and a user's
+    explicit choices stand). ``vocab_size``: the student's kept vocabulary (None: the
+    teacher's); ``ffn_size`` its feed-forward size (None: the teacher's ratio).
+    ``ffn_fractions`` adds a third axis: ``"<depth>x<width>x<ffn>"`` for each fraction
+    below 1 of the width's feed-forward size (:func:`parse_shape`)."""
     latency_cap = space.max_latency_ratio
-    if ((cap is None and latency_cap is None) or space.hidden_size is not None
+    if ((cap is None and latency_cap is None and not space.ffn_fractions)
+            or space.hidden_size is not None
             or not space.search_hidden_size or space.student_layers is not None
             or not space.search_student_layers or teacher_layers < 2):
         return None
     widths = space.width_choices(int(t_cfg.hidden_size), int(t_cfg.num_attention_heads)) or ()
-    shapes = [(d, w) for w in widths for d in range(1, teacher_layers)
-              if cap is None or student_parameters(t_cfg, d, w, vocab_size, ffn_size) <= cap]
+    shapes = [(d, w, f) for w in widths for d in range(1, teacher_layers)
+              for f in _ffn_choices(space, t_cfg, w, ffn_size)
+              if cap is None or student_parameters(t_cfg, d, w, vocab_size, f) <= cap]
     if latency_cap is not None:
         from ..student.latency import shape_latency_ratio
 
-        shapes = [(d, w) for d, w in shapes
-                  if shape_latency_ratio(t_cfg, d, w, vocab_size,
-                                         ffn_size=ffn_size) <= latency_cap]
-    return tuple(f"{d}x{w}" for d, w in shapes) or None
+        shapes = [(d, w, f) for d, w, f in shapes
+                  if shape_latency_ratio(t_cfg, d, w, vocab_size, ffn_size=f) <= latency_cap]
+    return tuple(f"{d}x{w}" if f == ffn_size else f"{d}x{w}x{f}"
+                 for d, w, f in shapes) or None
 
 
-def parse_shape(shape: str) -> tuple[int, int]:
-    """``"2x384"`` -> (2, 384)."""
-    depth, width = shape.lower().split("x")
-    return int(depth), int(width)
+def _ffn_choices(space: SearchSpace, t_cfg, width: int,
+                 ffn_size: int | None) -> list[int | None]:
+    """The feed-forward sizes drawn at ``width``: ``ffn_size`` (the base config's), and with
+    ``ffn_fractions`` each fraction of the width's own (teacher-ratio) size instead."""
+    if not space.ffn_fractions:
+        return [ffn_size]
+    full = student_shape(t_cfg, width)[2]
+    return sorted({None if f == 1 else max(1, round(f * full)) for f in space.ffn_fractions},
+                  key=lambda f: -(f or full + 1))
+
+
+def parse_shape(shape: str) -> tuple[int, int, int | None]:
+    """``"2x384"`` -> (2, 384, None); ``"2x384x1024"`` -> (2, 384, 1024): depth, width and
+    feed-forward size (None: the config's)."""
+    parts = [int(p) for p in shape.lower().split("x")]
+    if len(parts) not in (2, 3):
+        raise ValueError(f"a student shape is <depth>x<width>[x<ffn>], got {shape!r}")
+    return parts[0], parts[1], parts[2] if len(parts) == 3 else None
 
 
 def rung_check(trial: optuna.Trial, halving: HalvingConfig, objectives: Sequence[str],

@@ -48,8 +48,8 @@ distill:
   hidden_size: null           # student width (null: the teacher's); searched below. Heads keep
                               # the teacher's head size (MiniLM at 128: 4 heads of 32), the
                               # feed-forward layer the teacher's ratio (4 x width)
-  ffn_size: null              # feed-forward size instead of that ratio (not searched):
-                              # 2 layers x 384 with 1024 fit under a third of MiniLM
+  ffn_size: null              # feed-forward size instead of that ratio (searched with
+                              # search.ffn_fractions): 2 x 384 with 1024 fit under a third
   vocabulary: task            # task: the student keeps the teacher's special tokens, the
                               # wordpieces of the students' text and every single character
                               # (MiniLM: ~11k of 30,522 rows; its word embedding is half the
@@ -100,10 +100,13 @@ search:
   # latency is under that fraction of the teacher's (timed once per worker, before
   # training). MiniLM with a task vocabulary: under a half up to 3 layers at full width and
   # 5 at 256 or 192; under a third (0.3333) 1 layer at full width (4.8 points below the
-  # teacher), or 2 with distill.ffn_size: 1024 (2.4 below; bench/RESULTS-students.md).
+  # teacher), or 2 with a feed-forward block of 1024 (2.4 below; bench/RESULTS-students.md).
   max_params: null
   max_params_ratio: 0.5
   max_latency_ratio: null
+  ffn_fractions: []           # e.g. [1, 0.6667, 0.3333]: also draw shapes whose feed-forward
+                              # block is that fraction of the width's own (1024 and 512
+                              # at 384), written <depth>x<width>x<ffn>
   learning_rate: {low: 5.0e-5, high: 2.0e-3, log: true}  # full width (teacher weights) wants
                               # the low end, narrow students the high end
   epochs: null                # the fidelity: distill.epochs, stopped early by halving

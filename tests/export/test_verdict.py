@@ -300,3 +300,19 @@ def test_the_retrain_bar_stays_off_a_terminal(capsys):
         bar.advance(task)
         assert bar.disable
     assert "━" not in capsys.readouterr().err
+
+
+def test_size_key_names_a_set_feed_forward_size(tmp_path):
+    """Trials of one depth and width but different feed-forward sizes get their own
+    TinyBERT baseline (same size key, same baseline)."""
+    from kdtune.attrs import TRIAL_CONFIG
+
+    def trial(ffn):
+        cfg = DistillConfig(teacher=str(tmp_path), student_layers=2, hidden_size=384,
+                            ffn_size=ffn)
+        return create_trial(values=[0.8, 0.1],
+                            user_attrs={TRIAL_CONFIG: json.loads(cfg.model_dump_json())})
+
+    keys = [verdict.baseline_config(trial(f)) for f in (None, 1024)]
+    assert [k for k, _ in keys] == ["2x384", "2x384x1024"]
+    assert keys[1][1].ffn_size == 1024 and keys[1][1].schedule == "two-stage"

@@ -312,7 +312,7 @@ def test_automatic_widths_that_no_depth_fits_under_the_cap_are_not_searched(mini
 
 
 def test_feasible_shapes_offer_only_students_under_the_cap(minilm_path):
-    from kdtune.objectives.search.trial import feasible_shapes, parse_shape
+    from kdtune.objectives.search.trial import feasible_shapes
     from kdtune.objectives.student.size import teacher_config, teacher_parameters
 
     t_cfg = teacher_config(str(minilm_path))
@@ -325,9 +325,9 @@ def test_feasible_shapes_offer_only_students_under_the_cap(minilm_path):
     cap = space.params_cap(teacher_parameters(t_cfg))
     shapes = feasible_shapes(space, t_cfg, 6, cap, task)
     assert "1x384" in shapes and "2x384" not in shapes and "5x256" in shapes
-    assert all(student_parameters(t_cfg, *parse_shape(s), task) <= cap for s in shapes)
+    assert all(_shape_params(t_cfg, s, task) <= cap for s in shapes)
     missing = {f"{d}x{w}" for d in range(1, 6) for w in (192, 256, 384)} - set(shapes)
-    assert all(student_parameters(t_cfg, *parse_shape(s), task) > cap for s in missing)
+    assert all(_shape_params(t_cfg, s, task) > cap for s in missing)
     # with the teacher's full vocabulary no full-width student fits
     assert not any(s.endswith("x384") for s in feasible_shapes(space, t_cfg, 6, cap))
     # explicit depth or width choices stand, and no cap draws them separately
@@ -365,8 +365,69 @@ def test_a_capped_study_trains_every_trial(wide_dir, synthetic_csv):
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
     assert len(trained) == 12 and len(set(trained)) > 1
     for t in study.trials:
-        assert parse_shape(t.params["student_shape"]) in trained
+        assert parse_shape(t.params["student_shape"])[:2] in trained
         assert t.user_attrs["params"] <= cap
+
+
+def _shape_params(t_cfg, shape: str, vocab_size: int | None) -> int:
+    from kdtune.objectives.search.trial import parse_shape
+
+    depth, width, ffn = parse_shape(shape)
+    return student_parameters(t_cfg, depth, width, vocab_size, ffn)
+
+
+def test_ffn_fractions_add_narrower_feed_forward_shapes_under_the_cap(minilm_path):
+    """Under a third of MiniLM: 2 x 384 only with a narrower feed-forward block."""
+    from kdtune.objectives.search.trial import feasible_shapes, parse_shape
+    from kdtune.objectives.student.size import teacher_config
+
+    t_cfg = teacher_config(str(minilm_path))
+    task = 10_988
+    space = SearchSpace(max_params_ratio=1 / 3, ffn_fractions=[1, 0.67, 0.33])
+    cap = space.params_cap(teacher_parameters(t_cfg))
+    shapes = feasible_shapes(space, t_cfg, 6, cap, task)
+    assert {"1x384", "2x384x1029", "3x384x507"} <= set(shapes), shapes
+    assert "2x384" not in shapes and "4x384x507" not in shapes
+    assert parse_shape("2x384x1029") == (2, 384, 1029)
+    assert all(_shape_params(t_cfg, s, task) <= cap for s in shapes)
+    with pytest.raises(ValueError, match="ffn_fractions applies"):
+        SearchSpace(ffn_fractions=[0.5], student_layers={"choices": [2]})
+    with pytest.raises(ValueError):
+        SearchSpace(ffn_fractions=[1.5])
+    with pytest.raises(ValueError, match="<depth>x<width>"):
+        parse_shape("2x384x1x2")
+
+
+def test_a_study_with_ffn_fractions_trains_the_drawn_feed_forward_size(wide_dir, synthetic_csv):
+    from transformers import AutoConfig
+
+    from kdtune.objectives.search.trial import parse_shape
+
+    base = DistillConfig(teacher=str(wide_dir), data=_data(synthetic_csv), batch_size=16)
+    t_cfg = AutoConfig.from_pretrained(str(wide_dir))
+    space = SearchSpace(temperature=None, alpha=None, layer_mapping=None, learning_rate=None,
+                        beta=None, schedule=None, max_params_ratio=None,
+                        ffn_fractions=[1, 0.5], reuse_repeats=False)
+    trained = []
+
+    class Result:
+        metrics = {"accuracy_student": 0.9, "accuracy_majority": 0.5, "sigma": 0.01}
+        timings = {"train": 1.0}
+
+    def run(cfg, **kw):
+        trained.append((cfg.student_layers, cfg.hidden_size, cfg.ffn_size))
+        return Result()
+
+    objective = make_objective(base, space, ("accuracy_student", "sigma"), run=run)
+    study = optuna.create_study(directions=["maximize", "minimize"],
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(objective, n_trials=16)
+    ffns = {f for _, _, f in trained}  # widths 32, 48, 64: FFN 128, 192, 256 halved
+    assert None in ffns and ffns - {None} and ffns <= {None, 64, 96, 128}
+    for t, got in zip(study.trials, trained, strict=True):
+        depth, width, ffn = parse_shape(t.params["student_shape"])
+        assert got == (depth, width, ffn)
+        assert t.user_attrs["params"] == student_parameters(t_cfg, depth, width, None, ffn)
 
 
 def test_a_latency_cap_keeps_the_fast_shapes(minilm_path):
