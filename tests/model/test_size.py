@@ -1,19 +1,14 @@
-"""Student size (issue #12, item 1): width as a search knob, weight-selection init, the
-parameter count, and the size cap as an Optuna constraint."""
+"""Student size: shape (width, heads, feed-forward size), weight-selection init and the
+parameter count. The size cap in the search: test_size_cap.py."""
 
 from __future__ import annotations
 
-import optuna
 import pytest
 import torch
 
-from kdtune.attrs import MAX_PARAMS_CONSTRAINT, PARAMS_CAP
-from kdtune.objectives.data.dataset import DataConfig
 from kdtune.objectives.distillation.config import DistillConfig
 from kdtune.objectives.distillation.prepare import average_heads
 from kdtune.objectives.distillation.run import distill
-from kdtune.objectives.search.space import SearchSpace
-from kdtune.objectives.search.trial import make_objective
 from kdtune.objectives.student.build import build_student
 from kdtune.objectives.student.from_teacher import select
 from kdtune.objectives.student.model import count_parameters
@@ -23,31 +18,6 @@ from kdtune.objectives.student.size import (
     student_shape,
     teacher_parameters,
 )
-
-
-@pytest.fixture(scope="module")
-def wide_dir(tmp_path_factory, minilm_path):
-    """A random 3-layer BERT classifier 64 wide (4 heads of 16, FFN 256), real tokenizer."""
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
-    torch.manual_seed(0)
-    out = tmp_path_factory.mktemp("wide-bert")
-    tok = AutoTokenizer.from_pretrained(str(minilm_path))
-    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=64, num_hidden_layers=3,
-                     num_attention_heads=4, intermediate_size=256, max_position_embeddings=64,
-                     num_labels=2, id2label={0: "negative", 1: "positive"},
-                     label2id={"negative": 0, "positive": 1})
-    BertForSequenceClassification(cfg).save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
-
-
-@pytest.fixture(scope="module")
-def wide(wide_dir):
-    from transformers import AutoModelForSequenceClassification
-
-    return AutoModelForSequenceClassification.from_pretrained(
-        str(wide_dir), attn_implementation="eager").eval()
 
 
 def test_heads_and_ffn_follow_the_width(wide):
@@ -125,16 +95,11 @@ def test_average_heads_pools_the_teacher_into_the_students_count():
     assert average_heads(scores, 3)[0, :, 0, 0].tolist() == [0.5, 1.5, 2.5]  # 4 -> 3 windows
 
 
-def _data(csv) -> DataConfig:
-    return DataConfig(source=str(csv), train_size=64, eval_size=40, test_size=40,
-                      max_length=16)
-
-
-def test_a_narrower_student_trains_with_every_intermediate_loss(wide_dir, synthetic_csv):
+def test_a_narrower_student_trains_with_every_intermediate_loss(wide_dir, small_data):
     """hidden 32 against a 64-wide teacher: 2 heads, W_h, teacher heads averaged 4 -> 2."""
     from transformers import AutoConfig
 
-    cfg = DistillConfig(teacher=str(wide_dir), data=_data(synthetic_csv), student_layers=2,
+    cfg = DistillConfig(teacher=str(wide_dir), data=small_data, student_layers=2,
                         hidden_size=32, beta=1.0, epochs=1, batch_size=16, threads=2,
                         learning_rate=1e-3, eval={"latency_batches": 1})
     for cache in (True, False):
@@ -151,7 +116,7 @@ def test_a_narrower_student_trains_with_every_intermediate_loss(wide_dir, synthe
         assert r.metrics["vocabulary_size"] < 30522  # the task vocabulary cut the embedding
 
 
-def test_ffn_size_narrows_the_feed_forward_block_only(wide, wide_dir, synthetic_csv):
+def test_ffn_size_narrows_the_feed_forward_block_only(wide, wide_dir, small_data):
     """ffn_size 96 at the teacher's width: the FFN keeps evenly spaced teacher neurons, the
     count and the cap see it, and a distillation builds and trains it."""
     from transformers import AutoConfig
@@ -172,7 +137,7 @@ def test_ffn_size_narrows_the_feed_forward_block_only(wide, wide_dir, synthetic_
     assert student_parameters(wide.config, 1, None, None, 96) < student_parameters(
         wide.config, 1, None)
 
-    cfg = DistillConfig(teacher=str(wide_dir), data=_data(synthetic_csv), student_layers=1,
+    cfg = DistillConfig(teacher=str(wide_dir), data=small_data, student_layers=1,
                         ffn_size=96, epochs=1, batch_size=16, threads=2,
                         eval={"latency_batches": 1})
     r = distill(cfg)
@@ -184,260 +149,9 @@ def test_ffn_size_narrows_the_feed_forward_block_only(wide, wide_dir, synthetic_
     assert "64 wide (feed-forward 96)" in student_lines(cfg, r.metrics)
 
 
-def test_ffn_size_above_the_teachers_is_refused_at_check(wide_dir, synthetic_csv):
+def test_ffn_size_above_the_teachers_is_refused_at_check(wide_dir, small_data):
     from kdtune.objectives.search.checks import check_distill
 
-    cfg = DistillConfig(teacher=str(wide_dir), data=_data(synthetic_csv), ffn_size=512)
+    cfg = DistillConfig(teacher=str(wide_dir), data=small_data, ffn_size=512)
     problems = check_distill(cfg)
     assert any("ffn_size" in p and "256" in p and "512" in p for p in problems), problems
-
-
-def test_default_ratio_cap_excludes_a_full_width_student(minilm_path):
-    from transformers import AutoConfig
-
-    t_cfg = AutoConfig.from_pretrained(str(minilm_path))
-    default = SearchSpace()
-    assert default.max_params_ratio == pytest.approx(1 / 2) and default.max_params is None
-    teacher = teacher_parameters(t_cfg)
-    assert 22_000_000 < teacher < 23_000_000
-    assert default.params_cap(teacher) == int(teacher / 2)
-    # with the full vocabulary even one full-width layer is over the default cap
-    assert student_parameters(t_cfg, 1, None) > default.params_cap(teacher)
-    assert student_parameters(t_cfg, 1, 256) <= default.params_cap(teacher)
-    space = SearchSpace(max_params_ratio=1 / 3)  # the goal's cap, asked for explicitly
-    cap = space.params_cap(teacher)
-    assert cap == int(teacher / 3)
-    widths = space.width_choices(384, 12)
-    assert widths == (192, 256, 384)
-    fits = {(d, w) for d in (1, 2, 3, 4, 5, 6) for w in (96, 128, 192, 256)
-            if student_parameters(t_cfg, d, w) <= cap}  # with the teacher's full vocabulary
-    assert {(d, 128) for d in range(1, 6)} <= fits and (3, 192) in fits
-    assert (1, 256) not in fits
-    assert SearchSpace(max_params=10**9).params_cap(teacher) == 10**9  # absolute cap wins
-    assert SearchSpace(max_params_ratio=None).params_cap(teacher) is None
-
-
-def test_the_constraint_reaches_the_sampler_and_infeasible_trials_are_never_on_the_front(
-        wide_dir, synthetic_csv):
-    """Cap between the 16- and 32-wide students: 32 is pruned untrained, 16 trains."""
-    from optuna.samplers._tpe.sampler import _get_infeasible_trial_score
-    from optuna.study._constrained_optimization import _get_feasible_trials
-    from transformers import AutoConfig
-
-    from kdtune.study.front import pareto_front
-
-    base = DistillConfig(teacher=str(wide_dir), data=_data(synthetic_csv), batch_size=16,
-                         vocabulary="full")
-    t_cfg = AutoConfig.from_pretrained(str(wide_dir))
-    small, big = student_parameters(t_cfg, 1, 16), student_parameters(t_cfg, 1, 32)
-    cap = (small + big) // 2
-    space = SearchSpace(temperature=None, alpha=None, layer_mapping=None, learning_rate=None,
-                        epochs=None, beta=None, schedule=None,
-                        student_layers={"choices": [1]}, max_params=cap,
-                        hidden_size={"choices": [16, 32]})  # explicit: 32 stays searchable
-    trained = []
-
-    class Result:
-        metrics = {"accuracy_student": 0.9, "accuracy_majority": 0.5, "sigma": 0.01}
-        timings = {"train": 1.0}
-
-    def run(cfg, **kw):
-        trained.append(cfg.hidden_size)
-        return Result()
-
-    objective = make_objective(base, space, ("accuracy_student", "sigma"), run=run)
-    sampler = optuna.samplers.TPESampler(seed=0, n_startup_trials=2)
-    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
-    study.enqueue_trial({"student_layers": 1, "hidden_size": 32})
-    study.enqueue_trial({"student_layers": 1, "hidden_size": 16})
-    study.optimize(objective, n_trials=2)
-    over, fits = study.trials
-    assert trained == [16]  # the over-cap student was never trained
-    assert over.state == optuna.trial.TrialState.PRUNED
-    assert over.constraints == {MAX_PARAMS_CONSTRAINT: float(big - cap)}
-    assert over.user_attrs["params"] == big and over.user_attrs[PARAMS_CAP] == cap
-    assert fits.state == optuna.trial.TrialState.COMPLETE
-    assert fits.constraints[MAX_PARAMS_CONSTRAINT] == float(small - cap) <= 0
-    assert fits.user_attrs["params"] == small
-    # What the samplers read: Optuna's constrained-optimisation view of the trials.
-    assert [t.number for t in _get_feasible_trials(study.trials)] == [fits.number]
-    assert _get_infeasible_trial_score(over) == big - cap > 0  # c-TPE ranks it by excess
-    # A COMPLETE infeasible trial (e.g. one told by hand) stays off every front too.
-    forced = optuna.trial.create_trial(
-        params={"student_layers": 1, "hidden_size": 32},
-        distributions=fits.distributions, values=[0.99, 0.0],
-        constraints={MAX_PARAMS_CONSTRAINT: 1.0})
-    study.add_trial(forced)
-    forced = study.trials[-1]
-    assert [t.number for t in study.best_trials] == [fits.number]
-    assert [t.number for t in pareto_front(study)] == [fits.number]
-    for _ in range(4):  # the sampler runs on a study holding the infeasible trials
-        study.optimize(objective, n_trials=1)
-    assert all(t.user_attrs["params"] <= cap for t in study.trials
-               if t.state == optuna.trial.TrialState.COMPLETE and t.number != forced.number)
-
-
-def test_width_search_is_checked_against_the_teacher(wide_dir, synthetic_csv):
-    from kdtune.objectives.search.checks import check_distill
-
-    base = DistillConfig(teacher=str(wide_dir), data=_data(synthetic_csv))
-    uncapped = SearchSpace(max_params_ratio=None)
-    assert check_distill(base, space=uncapped) == []
-    wider = check_distill(base, space=uncapped.model_copy(
-        update={"hidden_size": SearchSpace(hidden_size={"choices": [32, 128]}).hidden_size}))
-    assert len(wider) == 1 and wider[0].startswith("search.hidden_size: 128 is wider")
-    fixed = check_distill(base.model_copy(update={"hidden_size": 96}))
-    assert len(fixed) == 1 and "width up to the teacher's width 64" in fixed[0]
-    assert check_distill(base.model_copy(update={"hidden_size": 96, "init": "random"})) == []
-    with pytest.raises(ValueError, match="student widths must be ints >= 8"):
-        SearchSpace(hidden_size={"choices": [4]})
-
-
-def test_automatic_widths_that_no_depth_fits_under_the_cap_are_not_searched(minilm_path):
-    from kdtune.objectives.search.trial import feasible_widths
-    from kdtune.objectives.student.size import teacher_config, teacher_parameters
-
-    t_cfg = teacher_config(str(minilm_path))
-    default = SearchSpace()  # under a half with the full vocabulary: no full-width student
-    assert feasible_widths(default, t_cfg, 6,
-                           default.params_cap(teacher_parameters(t_cfg))) == (192, 256)
-    space = SearchSpace(max_params_ratio=1 / 3)
-    cap = space.params_cap(teacher_parameters(t_cfg))
-    # MiniLM under a third: 256 wide, even one layer is over the cap (its word embedding).
-    assert feasible_widths(space, t_cfg, 6, cap) == (192,)  # with the full vocabulary
-    assert student_parameters(t_cfg, 1, 256) > cap >= student_parameters(t_cfg, 1, 192)
-    assert feasible_widths(SearchSpace(max_params_ratio=None), t_cfg, 6, None) is None
-    explicit = SearchSpace(hidden_size={"choices": [128, 256]})
-    assert feasible_widths(explicit, t_cfg, 6, cap) is None  # the user's choices stand
-
-
-def test_feasible_shapes_offer_only_students_under_the_cap(minilm_path):
-    from kdtune.objectives.search.trial import feasible_shapes
-    from kdtune.objectives.student.size import teacher_config, teacher_parameters
-
-    t_cfg = teacher_config(str(minilm_path))
-    task = 10_988  # MiniLM's wordpieces kept on polarity's 3,200 students' sentences
-    default = SearchSpace()  # under a half: three full-width layers, not four
-    half = feasible_shapes(default, t_cfg, 6, default.params_cap(teacher_parameters(t_cfg)),
-                           task)
-    assert "3x384" in half and "4x384" not in half and "5x256" in half
-    space = SearchSpace(max_params_ratio=1 / 3)
-    cap = space.params_cap(teacher_parameters(t_cfg))
-    shapes = feasible_shapes(space, t_cfg, 6, cap, task)
-    assert "1x384" in shapes and "2x384" not in shapes and "5x256" in shapes
-    assert all(_shape_params(t_cfg, s, task) <= cap for s in shapes)
-    missing = {f"{d}x{w}" for d in range(1, 6) for w in (192, 256, 384)} - set(shapes)
-    assert all(_shape_params(t_cfg, s, task) > cap for s in missing)
-    # with the teacher's full vocabulary no full-width student fits
-    assert not any(s.endswith("x384") for s in feasible_shapes(space, t_cfg, 6, cap))
-    # explicit depth or width choices stand, and no cap draws them separately
-    assert feasible_shapes(SearchSpace(student_layers={"choices": [1, 2]}), t_cfg, 6, cap,
-                           task) is None
-    assert feasible_shapes(SearchSpace(max_params_ratio=None), t_cfg, 6, None, task) is None
-
-
-def test_a_capped_study_trains_every_trial(wide_dir, synthetic_csv):
-    """Depth and width drawn together among the shapes under the cap: no trial is pruned
-    over it, whatever the sampler draws."""
-    from transformers import AutoConfig
-
-    from kdtune.objectives.search.trial import parse_shape
-
-    base = DistillConfig(teacher=str(wide_dir), data=_data(synthetic_csv), batch_size=16)
-    t_cfg = AutoConfig.from_pretrained(str(wide_dir))
-    cap = student_parameters(t_cfg, 1, 64, 2000)  # about one full-width layer
-    space = SearchSpace(temperature=None, alpha=None, layer_mapping=None, learning_rate=None,
-                        beta=None, schedule=None, max_params=cap, reuse_repeats=False)
-    trained = []
-
-    class Result:
-        metrics = {"accuracy_student": 0.9, "accuracy_majority": 0.5, "sigma": 0.01}
-        timings = {"train": 1.0}
-
-    def run(cfg, **kw):
-        trained.append((cfg.student_layers, cfg.hidden_size))
-        return Result()
-
-    objective = make_objective(base, space, ("accuracy_student", "sigma"), run=run)
-    study = optuna.create_study(directions=["maximize", "minimize"],
-                                sampler=optuna.samplers.RandomSampler(seed=0))
-    study.optimize(objective, n_trials=12)
-    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
-    assert len(trained) == 12 and len(set(trained)) > 1
-    for t in study.trials:
-        assert parse_shape(t.params["student_shape"])[:2] in trained
-        assert t.user_attrs["params"] <= cap
-
-
-def _shape_params(t_cfg, shape: str, vocab_size: int | None) -> int:
-    from kdtune.objectives.search.trial import parse_shape
-
-    depth, width, ffn = parse_shape(shape)
-    return student_parameters(t_cfg, depth, width, vocab_size, ffn)
-
-
-def test_ffn_fractions_add_narrower_feed_forward_shapes_under_the_cap(minilm_path):
-    """Under a third of MiniLM: 2 x 384 only with a narrower feed-forward block."""
-    from kdtune.objectives.search.trial import feasible_shapes, parse_shape
-    from kdtune.objectives.student.size import teacher_config
-
-    t_cfg = teacher_config(str(minilm_path))
-    task = 10_988
-    space = SearchSpace(max_params_ratio=1 / 3, ffn_fractions=[1, 0.67, 0.33])
-    cap = space.params_cap(teacher_parameters(t_cfg))
-    shapes = feasible_shapes(space, t_cfg, 6, cap, task)
-    assert {"1x384", "2x384x1029", "3x384x507"} <= set(shapes), shapes
-    assert "2x384" not in shapes and "4x384x507" not in shapes
-    assert parse_shape("2x384x1029") == (2, 384, 1029)
-    assert all(_shape_params(t_cfg, s, task) <= cap for s in shapes)
-    with pytest.raises(ValueError, match="ffn_fractions applies"):
-        SearchSpace(ffn_fractions=[0.5], student_layers={"choices": [2]})
-    with pytest.raises(ValueError):
-        SearchSpace(ffn_fractions=[1.5])
-    with pytest.raises(ValueError, match="<depth>x<width>"):
-        parse_shape("2x384x1x2")
-
-
-def test_a_study_with_ffn_fractions_trains_the_drawn_feed_forward_size(wide_dir, synthetic_csv):
-    from transformers import AutoConfig
-
-    from kdtune.objectives.search.trial import parse_shape
-
-    base = DistillConfig(teacher=str(wide_dir), data=_data(synthetic_csv), batch_size=16)
-    t_cfg = AutoConfig.from_pretrained(str(wide_dir))
-    space = SearchSpace(temperature=None, alpha=None, layer_mapping=None, learning_rate=None,
-                        beta=None, schedule=None, max_params_ratio=None,
-                        ffn_fractions=[1, 0.5], reuse_repeats=False)
-    trained = []
-
-    class Result:
-        metrics = {"accuracy_student": 0.9, "accuracy_majority": 0.5, "sigma": 0.01}
-        timings = {"train": 1.0}
-
-    def run(cfg, **kw):
-        trained.append((cfg.student_layers, cfg.hidden_size, cfg.ffn_size))
-        return Result()
-
-    objective = make_objective(base, space, ("accuracy_student", "sigma"), run=run)
-    study = optuna.create_study(directions=["maximize", "minimize"],
-                                sampler=optuna.samplers.RandomSampler(seed=0))
-    study.optimize(objective, n_trials=16)
-    ffns = {f for _, _, f in trained}  # widths 32, 48, 64: FFN 128, 192, 256 halved
-    assert None in ffns and ffns - {None} and ffns <= {None, 64, 96, 128}
-    for t, got in zip(study.trials, trained, strict=True):
-        depth, width, ffn = parse_shape(t.params["student_shape"])
-        assert got == (depth, width, ffn)
-        assert t.user_attrs["params"] == student_parameters(t_cfg, depth, width, None, ffn)
-
-
-def test_a_latency_cap_keeps_the_fast_shapes(minilm_path):
-    from kdtune.objectives.search.trial import feasible_shapes
-    from kdtune.objectives.student.size import teacher_config
-
-    t_cfg = teacher_config(str(minilm_path))
-    space = SearchSpace(max_params_ratio=None, max_latency_ratio=0.5)
-    shapes = feasible_shapes(space, t_cfg, 6, None, 10_988)
-    assert "1x192" in shapes and "1x384" in shapes  # one layer of six: about a sixth
-    assert "5x384" not in shapes  # five of the teacher's six layers at its width
-    with pytest.raises(ValueError, match="max_latency_ratio applies when depth and width"):
-        SearchSpace(max_latency_ratio=0.5, student_layers={"choices": [1, 2]})
