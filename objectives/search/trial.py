@@ -211,7 +211,7 @@ def feasible_shapes(space: SearchSpace, t_cfg, teacher_layers: int, cap: int | N
 
         shapes = [(d, w, f) for d, w, f in shapes
                   if shape_latency_ratio(t_cfg, d, w, vocab_size, ffn_size=f) <= latency_cap]
-    return tuple(f"{d}x{w}" if f == ffn_size else f"{d}x{w}x{f}"
+    return tuple(f"{d}x{w}" if f is None or not space.ffn_fractions else f"{d}x{w}x{f}"
                  for d, w, f in shapes) or None
 
 

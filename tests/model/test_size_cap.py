@@ -212,6 +212,9 @@ def test_ffn_fractions_add_narrower_feed_forward_shapes_under_the_cap(minilm_pat
     assert "2x384" not in shapes and "4x384x507" not in shapes
     assert parse_shape("2x384x1029") == (2, 384, 1029)
     assert all(_shape_params(t_cfg, s, task) <= cap for s in shapes)
+    # a base feed-forward size beside the fractions: fraction 1 is the width's own size
+    with_base = feasible_shapes(space, t_cfg, 6, cap, task, ffn_size=1024)
+    assert with_base == shapes
     with pytest.raises(ValueError, match="ffn_fractions applies"):
         SearchSpace(ffn_fractions=[0.5], student_layers={"choices": [2]})
     with pytest.raises(ValueError):
