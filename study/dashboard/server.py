@@ -151,5 +151,6 @@ def run_wsgi(app: Any, host: str, port: int, threads: int = 4) -> None:
     server = create_server(app, host=host, port=port, threads=threads, ident="kdtune")
     try:
         server.run()
-    finally:
+    finally:  # let running requests end before the trigger they signal is closed
+        server.task_dispatcher.shutdown(timeout=5)
         server.close()
