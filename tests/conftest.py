@@ -144,3 +144,39 @@ def polarity_teacher() -> Path:
         epochs=1, learning_rate=1e-4, threads=2,
     )
     return cached_teacher(cfg, progress=False)
+
+
+# A random 64-wide BERT classifier to shrink, and the small data its distillations use
+# (tests/model/test_size.py, tests/distill/test_size_cap.py).
+@pytest.fixture(scope="module")
+def wide_dir(tmp_path_factory, minilm_path):
+    """A random 3-layer BERT classifier 64 wide (4 heads of 16, FFN 256), real tokenizer."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("wide-bert")
+    tok = AutoTokenizer.from_pretrained(str(minilm_path))
+    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=64, num_hidden_layers=3,
+                     num_attention_heads=4, intermediate_size=256, max_position_embeddings=64,
+                     num_labels=2, id2label={0: "negative", 1: "positive"},
+                     label2id={"negative": 0, "positive": 1})
+    BertForSequenceClassification(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def wide(wide_dir):
+    from transformers import AutoModelForSequenceClassification
+
+    return AutoModelForSequenceClassification.from_pretrained(
+        str(wide_dir), attn_implementation="eager").eval()
+
+
+@pytest.fixture
+def small_data(synthetic_csv):
+    from kdtune.objectives.data.dataset import DataConfig
+
+    return DataConfig(source=str(synthetic_csv), train_size=64, eval_size=40, test_size=40,
+                      max_length=16)

@@ -20,7 +20,7 @@ from ..data.dataset import DataConfig, Splits, check_labels_match, load_splits
 from ..distillation.config import DistillConfig
 from ..measure.protocol import describe_protocol, protocol_problems
 from ..oneline import one_line
-from ..student.size import student_parameters, student_shape, teacher_parameters
+from ..student.size import student_parameters, teacher_parameters
 from ..student.vocabulary import tokenizer_kind
 from ..teacher.base import resolve_base
 from ..teacher.progress import library_progress
@@ -230,9 +230,7 @@ def _cap_problems(cfg: DistillConfig, facts: TeacherFacts, space: SearchSpace | 
     depth = min(space.depth_choices(facts.layers) or (cfg.student_layers,))
     width = min(space.width_choices(facts.hidden_size, facts.heads)
                 or (cfg.hidden_size or facts.hidden_size,))
-    ffn = cfg.ffn_size
-    if space.ffn_fractions and min(space.ffn_fractions) < 1:
-        ffn = max(1, round(min(space.ffn_fractions) * student_shape(facts.config, width)[2]))
+    ffn = space.ffn_choices(facts.config, width, cfg.ffn_size)[-1]  # the narrowest block
     smallest = student_parameters(facts.config, depth, width, None, ffn)
     if smallest > cap and cfg.vocabulary == "task" and facts.tokenizer_kind == "WordPiece":
         # the task vocabulary's size is known once the students' text is tokenised

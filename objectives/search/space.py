@@ -17,7 +17,7 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from kdtune.frozen import FrozenModel
 
-from ..student.size import auto_widths
+from ..student.size import auto_widths, student_shape
 from .halving import HalvingConfig
 from .warm_start import check_entry
 
@@ -165,6 +165,16 @@ class SearchSpace(FrozenModel):
         if teacher_width is None:
             return ()
         return auto_widths(teacher_width, teacher_heads or 1)
+
+    def ffn_choices(self, t_cfg: Any, width: int, ffn_size: int | None) -> list[int | None]:
+        """The feed-forward sizes drawn at ``width``, widest first: ``ffn_size`` (the base
+        config's), or with ``ffn_fractions`` each fraction of the width's own (teacher-ratio)
+        size, None for fraction 1."""
+        if not self.ffn_fractions:
+            return [ffn_size]
+        full = student_shape(t_cfg, width)[2]
+        sizes = {None if f == 1 else max(1, round(f * full)) for f in self.ffn_fractions}
+        return sorted(sizes, key=lambda f: full if f is None else f, reverse=True)
 
     def params_cap(self, teacher_params: int) -> int | None:
         """The most parameters a trial's student may have (None: no cap)."""

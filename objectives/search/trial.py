@@ -42,7 +42,6 @@ from ..distillation.training import stages
 from ..measure.catalogue import direction
 from ..student.size import (
     student_parameters,
-    student_shape,
     teacher_config,
     teacher_parameters,
 )
@@ -204,7 +203,7 @@ def feasible_shapes(space: SearchSpace, t_cfg, teacher_layers: int, cap: int | N
         return None
     widths = space.width_choices(int(t_cfg.hidden_size), int(t_cfg.num_attention_heads)) or ()
     shapes = [(d, w, f) for w in widths for d in range(1, teacher_layers)
-              for f in _ffn_choices(space, t_cfg, w, ffn_size)
+              for f in space.ffn_choices(t_cfg, w, ffn_size)
               if cap is None or student_parameters(t_cfg, d, w, vocab_size, f) <= cap]
     if latency_cap is not None:
         from ..student.latency import shape_latency_ratio
@@ -213,17 +212,6 @@ def feasible_shapes(space: SearchSpace, t_cfg, teacher_layers: int, cap: int | N
                   if shape_latency_ratio(t_cfg, d, w, vocab_size, ffn_size=f) <= latency_cap]
     return tuple(f"{d}x{w}" if f is None or not space.ffn_fractions else f"{d}x{w}x{f}"
                  for d, w, f in shapes) or None
-
-
-def _ffn_choices(space: SearchSpace, t_cfg, width: int,
-                 ffn_size: int | None) -> list[int | None]:
-    """The feed-forward sizes drawn at ``width``: ``ffn_size`` (the base config's), and with
-    ``ffn_fractions`` each fraction of the width's own (teacher-ratio) size instead."""
-    if not space.ffn_fractions:
-        return [ffn_size]
-    full = student_shape(t_cfg, width)[2]
-    return sorted({None if f == 1 else max(1, round(f * full)) for f in space.ffn_fractions},
-                  key=lambda f: -(f or full + 1))
 
 
 def parse_shape(shape: str) -> tuple[int, int, int | None]:
