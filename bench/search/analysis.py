@@ -66,7 +66,8 @@ def pick_trial(run: dict, ref: dict, rule: str = "same-size") -> dict | None:
 
 
 def size_of(config: dict) -> str:
-    return f"{config['student_layers']}x{config['hidden_size']}"
+    ffn = config.get("ffn_size")
+    return f"{config['student_layers']}x{config['hidden_size']}" + (f"x{ffn}" if ffn else "")
 
 
 def add_picks(saved: dict) -> None:

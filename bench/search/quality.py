@@ -67,8 +67,13 @@ ARMS: dict[str, dict] = {
     "tpe": {"sampler": "tpe"},
     "gp": {"sampler": "gp"},
     "halving-tpe": {"sampler": "tpe", "halving": True},
+    "halving-nsga2-third-ffn": {"sampler": "nsga2", "halving": True,
+                                "search": {"max_params_ratio": 0.3333,
+                                           "ffn_fractions": [1, 0.6667, 0.3333]}},
 }
-"""Arm name -> sampler, successive halving on or off, objectives (default: accuracy, sigma)."""
+"""Arm name -> sampler, successive halving on or off, objectives (default: accuracy, sigma),
+search keys set over kdtune's defaults (the last arm: a third of the teacher's parameters
+with narrower feed-forward blocks drawn too)."""
 CORE = ("halving-nsga2", "nsga2", "random", "acc-only")
 """The arms run first (all seeds), before the sampler comparison's."""
 
@@ -98,6 +103,7 @@ def arm_config(arm: str, seed: int, teacher: Path, name: str, epoch_budget: int,
         "n_trials": 1000,  # the epoch budget ends each study
         "epoch_budget": epoch_budget,
     }
+    cfg["search"].update(spec.get("search", {}))
     if "objectives" in spec:
         cfg["objectives"] = spec["objectives"]
     return cfg
