@@ -103,6 +103,17 @@ ARMS = {
     "third-3x384-ffn512-aug1": {"students": "all", "vocabulary": "task", "shape": (3, 384),
                                 "lr": 3e-4, "augment": 1, "neighbours_from": "text",
                                 "set": {"beta": 1.0, "ffn_size": 512}},
+    "third-3x384-ffn512-sigma": {"students": "all", "vocabulary": "task", "shape": (3, 384),
+                                 "lr": 3e-4, "align": "temperature", "align_fit": "sigma",
+                                 "set": {"beta": 1.0, "ffn_size": 512}},
+    "third-3x384-ffn512-klc": {"students": "all", "vocabulary": "task", "shape": (3, 384),
+                               "lr": 3e-4, "align": "temperature", "align_fit": "kl-correct",
+                               "set": {"beta": 1.0, "ffn_size": 512}},
+    "third-3x384-ffn512-aug1-klc": {"students": "all", "vocabulary": "task",
+                                    "shape": (3, 384), "lr": 3e-4, "augment": 1,
+                                    "neighbours_from": "text", "align": "temperature",
+                                    "align_fit": "kl-correct",
+                                    "set": {"beta": 1.0, "ffn_size": 512}},
 }
 """Each lever alone; all together, without and with alignment (fitted by KL or sigma, on
 held-out transfer rows or on the selection split: the ``all-selection-*`` arms train exactly
@@ -122,7 +133,10 @@ copies with each of the two alone. Then (2026-12-07, later) the soft term as the
 error of the logits instead of the softened cross-entropy, at 1 x 384 (alpha 0.7 as every
 arm, and alpha 1: logits only) and in the half-size recipe. Then (2026-12-07, session 13)
 deeper students under a third by a narrower feed-forward block (``ffn_size``): 2 x 384 with
-1,024 neurons (0.32 of the teacher) and 3 x 384 with 512 (0.33), in the half-size recipe."""
+1,024 neurons (0.32 of the teacher) and 3 x 384 with 512 (0.33), in the half-size recipe.
+Then (2026-12-07, session 14) alignment of that 3 x 384 student fitted by sigma against KL
+on the held-out inputs both classify correctly (``kl-correct``), with test ECE before and
+after on the same student."""
 
 
 def arm_config(name: str, teacher: Path, seed: int) -> dict:
@@ -206,6 +220,7 @@ def alignment_effect(p_t, p_before, p_after, labels, seed: int, n: int = 1000) -
     import numpy as np
 
     from kdtune.objectives.measure.bootstrap import resample_counts, weighted_sigma
+    from kdtune.objectives.measure.metrics import confidence_metrics
 
     both = (p_t.argmax(1) == labels) & (p_before.argmax(1) == labels)
     w = resample_counts(len(labels), n, seed)
@@ -213,8 +228,10 @@ def alignment_effect(p_t, p_before, p_after, labels, seed: int, n: int = 1000) -
     d_after = p_t[:, 0] - p_after[:, 0]
     diff = weighted_sigma(w, both, d_after) - weighted_sigma(w, both, d_before)
     point = float(np.std(d_after[both]) - np.std(d_before[both]))
+    ece = {f"ece_{when}": confidence_metrics(p_t, p, labels)["ece_student"]
+           for when, p in (("before", p_before), ("after", p_after))}
     return {"sigma_before": float(np.std(d_before[both])), "sigma_after": float(
-        np.std(d_after[both])), "diff": point,
+        np.std(d_after[both])), "diff": point, **ece,
         "diff_ci": np.nanpercentile(diff, [2.5, 97.5]).tolist(), "n_resamples": n}
 
 
@@ -254,7 +271,8 @@ def run_arm(name: str, teacher: Path, seed: int) -> dict:
                                                 "sigma", "sigma_unaligned",
                                                 "align_temperature")},
             "test": {k: test.get(k) for k in ("accuracy_student", "accuracy_teacher", "sigma",
-                                              "sigma_ci", "tokenised_differently")},
+                                              "sigma_ci", "tokenised_differently",
+                                              "ece_student", "ece_teacher")},
             "test_vs_teacher": paired_difference(p["t"], p["s"], labels, seed), **aligned,
             "params": m["params"], "params_ratio": m["params"] / teacher_parameters(
                 r.teacher.config), "vocabulary_size": m.get("vocabulary_size"), **sizes}
@@ -272,8 +290,8 @@ def table(rows: list[dict]) -> str:
     lines = ["| arm | seeds | test acc | teacher | acc diff 95% CI (seed 0) | test sigma | "
              "sigma 95% CI (seed 0) | sel. sigma unaligned -> aligned | params ratio | "
              "b1 latency ratio | b32 latency ratio | vocab | test tokenised differently | "
-             "test sigma aligned - unaligned, same student [95% CI] |",
-             "|" + "---|" * 14]
+             "test sigma aligned - unaligned, same student [95% CI] | test ECE (teacher) |",
+             "|" + "---|" * 15]
     for arm in ARMS:
         rs = [r for r in rows if r["arm"] == arm]
         if not rs:
@@ -292,15 +310,16 @@ def table(rows: list[dict]) -> str:
             f"{agg([r['latency_b1_ratio'] for r in rs], 2)} | "
             f"{agg([r['latency_b32_ratio'] for r in rs], 2)} | {first['vocabulary_size']} | "
             f"{agg([r['test']['tokenised_differently'] for r in rs])} | "
-            f"{effect(rs)} |")
+            f"{effect(rs)} | {agg([r['test'].get('ece_student') for r in rs])} "
+            f"({agg([r['test'].get('ece_teacher') for r in rs])}) |")
     return "\n".join(lines)
 
 
 def effect(rows: list[dict]) -> str:
     """Per seed: the alignment's test-sigma difference on the same student with its interval."""
-    parts = [f"{r['align_effect_test']['diff']:+.3f} [{r['align_effect_test']['diff_ci'][0]:+.3f},"
-             f" {r['align_effect_test']['diff_ci'][1]:+.3f}]"
-             for r in rows if r.get("align_effect_test")]
+    parts = [f"{e['diff']:+.3f} [{e['diff_ci'][0]:+.3f}, {e['diff_ci'][1]:+.3f}]"
+             + (f" (ECE {e['ece_before']:.3f}->{e['ece_after']:.3f})" if "ece_after" in e else "")
+             for r in rows if (e := r.get("align_effect_test"))]
     return "; ".join(parts) or "-"
 
 

@@ -32,8 +32,9 @@ __all__ = [
 ALIGN_MODES = ("temperature", "none")
 """How a trained student is aligned: fold a fitted temperature, or leave it as trained."""
 
-ALIGN_FITS = ("kl", "sigma")
-"""What the temperature minimises: mean KL(p_T || p_S), or sigma (sigma_max when K > 2)."""
+ALIGN_FITS = ("kl", "sigma", "kl-correct")
+"""What the temperature minimises: mean KL(p_T || p_S) over every input, sigma (sigma_max
+when K > 2), or mean KL over the inputs both models classify correctly (the set sigma reads)."""
 
 _GRID_SIZE = 200
 """Log-spaced temperatures tried by the sigma fit before the local refinement."""
@@ -92,6 +93,24 @@ def _mean_kl(p_teacher: np.ndarray, student_logits: np.ndarray, temperature: flo
     return float((p_teacher * log_ratio).sum(axis=1).mean())
 
 
+def _correct_kl(p_both: np.ndarray, z_both: np.ndarray) -> Any:
+    """T -> mean KL(p_T || softmax(z_S / T)) over the both-correct inputs."""
+    return lambda t: _mean_kl(p_both, z_both, t)
+
+
+def _sigma_loss(p_both: np.ndarray, z_both: np.ndarray, reference_class: int) -> Any:
+    """T -> sigma on ``reference_class`` (K = 2) or sigma_max (K > 2) of the both-correct
+    inputs."""
+
+    def loss(t: float) -> float:
+        delta = p_both - softmax(z_both, t)
+        if z_both.shape[1] == 2:
+            return float(np.std(delta[:, reference_class], ddof=0))
+        return float(np.std(delta, axis=0, ddof=0).max())
+
+    return loss
+
+
 def _minimise_log_t(objective: Any, low: float, high: float) -> float:
     """Bounded Brent minimisation of ``objective(T)`` over log T in [log low, log high]."""
     from scipy.optimize import minimize_scalar
@@ -119,7 +138,7 @@ def fit_temperature(
     Args:
         student_logits: (n, K) student logits (at temperature 1).
         p_teacher: (n, K) teacher probabilities on the same inputs (rows sum to 1).
-        labels: (n,) integer gold labels; needed by ``objective="sigma"`` only.
+        labels: (n,) integer gold labels; needed by ``"sigma"`` and ``"kl-correct"``.
         objective: ``"kl"``: minimise the mean over all n inputs of KL(p_T || p_S(T)), a
             convex function of 1/T, by bounded Brent search on log T. ``"sigma"``: minimise
             the sigma of :func:`~kdtune.objectives.measure.metrics.confidence_metrics` (its
@@ -127,6 +146,9 @@ def fit_temperature(
             set of inputs both models classify correctly does not depend on T (argmax is
             unchanged), so it is computed once; the search tries 200 log-spaced T in
             ``bounds`` and refines around the best with a bounded Brent search.
+            ``"kl-correct"``: the mean KL over the inputs both classify correctly, by
+            bounded Brent search: it matches the confidences sigma compares without sigma's
+            pull towards a one-hot student, and leaves the wrong inputs out of the fit.
         reference_class: the class whose probability sigma compares when K = 2.
         bounds: (low, high), the range of T searched, 0 < low < high.
 
@@ -144,9 +166,9 @@ def fit_temperature(
         raise ValueError(
             f"objective must be one of {', '.join(repr(f) for f in ALIGN_FITS)}, got {objective!r}"
         )
-    if objective == "sigma" and labels is None:
+    if objective != "kl" and labels is None:
         raise ValueError(
-            "labels are required by objective='sigma' (it compares inputs both "
+            f"labels are required by objective={objective!r} (it compares inputs both "
             "teacher and student classify correctly); pass labels or use 'kl'"
         )
     z, p, y, low, high = _check_inputs(student_logits, p_teacher, labels, reference_class, bounds)
@@ -159,27 +181,24 @@ def fit_temperature(
             return _mean_kl(p, z, t)
 
         best = _minimise_log_t(loss, low, high)
-    else:
+    else:  # both fits read the inputs both classify correctly: T keeps that set
         both = (p.argmax(axis=1) == y) & (z.argmax(axis=1) == y)
         if int(both.sum()) < 2:
             return 1.0
         z_both, p_both = z[both], p[both]
         if np.all(np.ptp(z_both, axis=1) == 0):
             return 1.0
-        k = z.shape[1]
-
-        def loss(t: float) -> float:
-            delta = p_both - softmax(z_both, t)
-            if k == 2:
-                return float(np.std(delta[:, reference_class], ddof=0))
-            return float(np.std(delta, axis=0, ddof=0).max())
-
-        grid = np.linspace(math.log(low), math.log(high), _GRID_SIZE)
-        values = [loss(math.exp(s)) for s in grid]
-        i = int(np.argmin(values))
-        left, right = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
-        refined = _minimise_log_t(loss, math.exp(left), math.exp(right))
-        best = refined if loss(refined) <= values[i] else math.exp(float(grid[i]))
+        loss = _correct_kl(p_both, z_both) if objective == "kl-correct" else _sigma_loss(
+            p_both, z_both, reference_class)
+        if objective == "kl-correct":
+            best = _minimise_log_t(loss, low, high)
+        else:
+            grid = np.linspace(math.log(low), math.log(high), _GRID_SIZE)
+            values = [loss(math.exp(s)) for s in grid]
+            i = int(np.argmin(values))
+            left, right = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
+            refined = _minimise_log_t(loss, math.exp(left), math.exp(right))
+            best = refined if loss(refined) <= values[i] else math.exp(float(grid[i]))
 
     if low <= 1.0 <= high and loss(1.0) <= loss(best):
         return 1.0

@@ -71,8 +71,9 @@ class DistillConfig(FrozenModel):
     the students' text and every single character (:mod:`kdtune.objectives.student.vocabulary`);
     ``full`` the teacher's whole vocabulary. ``align: temperature`` fits one temperature
     after training so that the student's probabilities match the teacher's (``align_fit``:
-    ``sigma``, which generalised to the test split, or ``kl``, which did not:
-    bench/RESULTS-students.md) on ``align_on`` (``heldout``: ``align_holdout`` of the students'
+    ``sigma``, which generalised to the test split, ``kl``, which did not, or ``kl-correct``,
+    KL on the inputs both classify correctly: bench/RESULTS-students.md) on ``align_on``
+    (``heldout``: ``align_holdout`` of the students'
     labelled rows kept out of training, from the transfer split when there is one;
     ``selection``: the selection split) and folds it
     into the classifier (:mod:`kdtune.objectives.distillation.align`).
@@ -90,7 +91,7 @@ class DistillConfig(FrozenModel):
     ffn_size: int | None = Field(None, ge=1)
     vocabulary: Vocabulary = "task"
     align: Align = "none"
-    align_fit: Literal["sigma", "kl"] = "sigma"
+    align_fit: Literal["sigma", "kl", "kl-correct"] = "sigma"
     align_on: Literal["heldout", "selection"] = "heldout"
     align_holdout: float = Field(0.2, gt=0, lt=0.5)
     init: Init = "teacher-layers"

@@ -64,7 +64,24 @@ def _logits(model):
 
 def test_constants():
     assert ALIGN_MODES == ("temperature", "none")
-    assert ALIGN_FITS == ("kl", "sigma")
+    assert ALIGN_FITS == ("kl", "sigma", "kl-correct")
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_kl_correct_fits_the_both_correct_inputs_alone(k):
+    """The student is the teacher at temperature 2.5 on every input except a block it gets
+    wrong and is far too sure of: kl-correct recovers 2.5 from the others, while the plain
+    KL fit is pulled towards softening the wrong block."""
+    logits, p_teacher, labels = _teacher(400, k, seed=3)
+    labels = logits.argmax(axis=1)  # the teacher right everywhere
+    student = logits / 2.5
+    wrong = np.arange(len(labels)) < 80
+    student[wrong] = -30.0 * np.eye(k)[labels[wrong]]  # confidently wrong
+    t = fit_temperature(student, p_teacher, labels, objective="kl-correct")
+    assert t == pytest.approx(1 / 2.5, abs=1e-3)
+    assert fit_temperature(student, p_teacher, labels, objective="kl") > 1 / 2.5 + 0.1
+    with pytest.raises(ValueError, match="labels are required by objective='kl-correct'"):
+        fit_temperature(student, p_teacher, objective="kl-correct")
 
 
 @pytest.mark.parametrize("k", [2, 3])
@@ -149,7 +166,7 @@ def test_fit_errors_name_the_argument(kwargs, named):
 
 def test_unknown_objective_lists_accepted_values():
     logits, p_teacher, _ = _teacher(8, 2)
-    with pytest.raises(ValueError, match="'kl', 'sigma'"):
+    with pytest.raises(ValueError, match="'kl', 'sigma', 'kl-correct'"):
         fit_temperature(logits, p_teacher, objective="mse")
 
 
@@ -229,7 +246,7 @@ def test_fold_refuses_a_model_without_linear_classifier():
         fold_temperature(Headless(), 2.0)
 
 
-@pytest.mark.parametrize("objective", ["kl", "sigma"])
+@pytest.mark.parametrize("objective", ["kl", "sigma", "kl-correct"])
 def test_align_student_lowers_kl_and_folds(objective):
     import torch
 
