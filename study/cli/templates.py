@@ -55,11 +55,13 @@ distill:
                               # (MiniLM: ~11k of 30,522 rows; its word embedding is half the
                               # teacher); unseen words split finer, never [UNK]. full: all
   align: none                 # temperature: after training, fit one temperature to the
-                              # teacher's probabilities (align_fit: sigma | kl) on 20% of the
+                              # teacher's probabilities (align_fit: sigma | kl | kl-correct,
+                              # KL on the inputs both get right) on 20% of the
                               # transfer rows held out (align_on: heldout | selection) and
                               # fold it into the classifier; labels never change. It lowers
                               # test sigma but makes students overconfident (ECE 0.13 ->
-                              # 0.25): off by default (bench/RESULTS-students.md)
+                              # 0.25); kl-correct keeps calibration but raises sigma: off by
+                              # default (bench/RESULTS-students.md)
   layer_mapping: uniform      # uniform | top | bottom | an explicit list like [2, 4]
   init: teacher-layers        # teacher-layers: the mapped teacher layers, a narrower student
                               # taking evenly spaced rows/columns of each teacher weight
