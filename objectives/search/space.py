@@ -77,7 +77,9 @@ class SearchSpace(FrozenModel):
     With depth and width both searched, a trial draws one ``student_shape`` among the pairs
     (with ``ffn_fractions``, depth x width x feed-forward triples) under the cap
     (:func:`kdtune.objectives.search.trial.feasible_shapes`); with explicit choices an
-    over-cap trial is not trained and ends PRUNED with its constraint recorded.
+    over-cap trial is not trained and ends PRUNED with its constraint recorded, unless
+    ``ffn_fractions`` or ``max_latency_ratio`` is set: then the chosen depths and widths
+    form the shapes, filtered by the caps.
     """
 
     temperature: FloatParam | None = FloatParam(low=1.0, high=20.0, log=True)
@@ -126,12 +128,12 @@ class SearchSpace(FrozenModel):
 
     @model_validator(mode="after")
     def _latency_cap_needs_shapes(self) -> SearchSpace:
-        drawn = (self.student_layers is None and self.search_student_layers
-                 and self.hidden_size is None and self.search_hidden_size)
+        drawn = ((self.student_layers is not None or self.search_student_layers)
+                 and (self.hidden_size is not None or self.search_hidden_size))
         for key in ("max_latency_ratio", "ffn_fractions"):
             if getattr(self, key) and not drawn:
-                raise ValueError(f"{key} applies when depth and width are both "
-                                 "searched (student_layers: null, hidden_size: null)")
+                raise ValueError(f"{key} applies when depth and width are both searched "
+                                 "(search_student_layers and search_hidden_size not false)")
         return self
 
     @field_validator("student_layers")

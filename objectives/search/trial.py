@@ -190,19 +190,20 @@ def feasible_shapes(space: SearchSpace, t_cfg, teacher_layers: int, cap: int | N
     and width are searched automatically in a capped study (``max_params`` /
     ``max_params_ratio``, ``max_latency_ratio``: batch-1 latency against the teacher's,
     :func:`~kdtune.objectives.student.latency.shape_latency_ratio`) or with
-    ``ffn_fractions``; else ``None`` (depth and width are drawn separately, and a user's
-    explicit choices stand). ``vocab_size``: the student's kept vocabulary (None: the
+    ``ffn_fractions``; with ``ffn_fractions`` or a latency cap, explicit depth or width
+    choices form the shapes too; else ``None`` (depth and width are drawn separately, and a
+    user's explicit choices stand). ``vocab_size``: the student's kept vocabulary (None: the
     teacher's); ``ffn_size`` its feed-forward size (None: the teacher's ratio).
     ``ffn_fractions`` adds a third axis: ``"<depth>x<width>x<ffn>"`` for each fraction
     below 1 of the width's feed-forward size (:func:`parse_shape`)."""
     latency_cap = space.max_latency_ratio
-    if ((cap is None and latency_cap is None and not space.ffn_fractions)
-            or space.hidden_size is not None
-            or not space.search_hidden_size or space.student_layers is not None
-            or not space.search_student_layers or teacher_layers < 2):
+    joint = bool(space.ffn_fractions) or latency_cap is not None
+    explicit = space.student_layers is not None or space.hidden_size is not None
+    depths = space.depth_choices(teacher_layers)
+    widths = space.width_choices(int(t_cfg.hidden_size), int(t_cfg.num_attention_heads))
+    if not depths or not widths or (explicit and not joint) or (cap is None and not joint):
         return None
-    widths = space.width_choices(int(t_cfg.hidden_size), int(t_cfg.num_attention_heads)) or ()
-    shapes = [(d, w, f) for w in widths for d in range(1, teacher_layers)
+    shapes = [(d, w, f) for w in widths for d in depths
               for f in space.ffn_choices(t_cfg, w, ffn_size)
               if cap is None or student_parameters(t_cfg, d, w, vocab_size, f) <= cap]
     if latency_cap is not None:

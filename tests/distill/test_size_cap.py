@@ -216,7 +216,12 @@ def test_ffn_fractions_add_narrower_feed_forward_shapes_under_the_cap(minilm_pat
     with_base = feasible_shapes(space, t_cfg, 6, cap, task, ffn_size=1024)
     assert with_base == shapes
     with pytest.raises(ValueError, match="ffn_fractions applies"):
-        SearchSpace(ffn_fractions=[0.5], student_layers={"choices": [2]})
+        SearchSpace(ffn_fractions=[0.5], search_student_layers=False)
+    # explicit choices form the shapes with the fractions: the teacher's width only
+    full_width = SearchSpace(max_params_ratio=1 / 3, hidden_size={"choices": [384]},
+                             ffn_fractions=[1, 0.6667, 0.3333])
+    assert set(feasible_shapes(full_width, t_cfg, 6, cap, task)) == {
+        "1x384", "1x384x1024", "1x384x512", "2x384x1024", "2x384x512", "3x384x512"}
     with pytest.raises(ValueError):
         SearchSpace(ffn_fractions=[1.5])
     with pytest.raises(ValueError, match="<depth>x<width>"):
@@ -265,4 +270,8 @@ def test_a_latency_cap_keeps_the_fast_shapes(minilm_path):
     assert "1x192" in shapes and "1x384" in shapes  # one layer of six: about a sixth
     assert "5x384" not in shapes  # five of the teacher's six layers at its width
     with pytest.raises(ValueError, match="max_latency_ratio applies when depth and width"):
-        SearchSpace(max_latency_ratio=0.5, student_layers={"choices": [1, 2]})
+        SearchSpace(max_latency_ratio=0.5, search_hidden_size=False)
+    chosen = SearchSpace(max_params_ratio=None, max_latency_ratio=0.5,
+                         student_layers={"choices": [1, 5]})
+    assert feasible_shapes(chosen, t_cfg, 6, None, 10_988) == tuple(
+        s for s in shapes if s.split("x")[0] in ("1", "5"))
