@@ -70,10 +70,14 @@ ARMS: dict[str, dict] = {
     "halving-nsga2-third-ffn": {"sampler": "nsga2", "halving": True,
                                 "search": {"max_params_ratio": 0.3333,
                                            "ffn_fractions": [1, 0.6667, 0.3333]}},
+    "halving-nsga2-third-384": {"sampler": "nsga2", "halving": True,
+                                "search": {"max_params_ratio": 0.3333,
+                                           "hidden_size": {"choices": [384]},
+                                           "ffn_fractions": [1, 0.6667, 0.3333]}},
 }
 """Arm name -> sampler, successive halving on or off, objectives (default: accuracy, sigma),
-search keys set over kdtune's defaults (the last arm: a third of the teacher's parameters
-with narrower feed-forward blocks drawn too)."""
+search keys set over kdtune's defaults (the last two: a third of the teacher's parameters
+with narrower feed-forward blocks drawn too, at every width or at the teacher's alone)."""
 CORE = ("halving-nsga2", "nsga2", "random", "acc-only")
 """The arms run first (all seeds), before the sampler comparison's."""
 
