@@ -108,7 +108,8 @@ search:
   max_latency_ratio: null
   ffn_fractions: []           # e.g. [1, 0.6667, 0.3333]: also draw shapes whose feed-forward
                               # block is that fraction of the width's own (1024 and 512
-                              # at 384), written <depth>x<width>x<ffn>
+                              # at 384), written <depth>x<width>x<ffn>; explicit depth or
+                              # width choices above then form the shapes too
   learning_rate: {low: 5.0e-5, high: 2.0e-3, log: true}  # full width (teacher weights) wants
                               # the low end, narrow students the high end
   epochs: null                # the fidelity: distill.epochs, stopped early by halving
