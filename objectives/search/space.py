@@ -17,7 +17,7 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from kdtune.frozen import FrozenModel
 
-from ..student.size import auto_widths, student_shape
+from ..student.size import WIDTH_FRACTIONS, auto_widths, student_shape
 from .halving import HalvingConfig
 from .warm_start import check_entry
 
@@ -69,11 +69,12 @@ class SearchSpace(FrozenModel):
     DistillConfig's value is used. ``student_layers: null`` means 1..N-1 for a teacher of N
     layers (an ordered integer). ``epochs`` is not searched by default: it is the fidelity.
 
-    Size: ``hidden_size: null`` searches the widths 1/2, 2/3 and all of the teacher's
-    (multiples of its head size; :func:`auto_widths`: 192, 256, 384 for MiniLM), unless
-    ``search_hidden_size`` is false; ``{choices: [...]}`` names them. Every trial's student
-    must have at most ``max_params`` parameters (with its kept vocabulary), or, when that is
-    null, at most ``max_params_ratio`` x the teacher's (default 1/2; both null: no cap).
+    Size: ``hidden_size: null`` searches the widths ``width_fractions`` (1/2, 2/3 and all)
+    of the teacher's (multiples of its head size; :func:`auto_widths`: 192, 256, 384 for
+    MiniLM), unless ``search_hidden_size`` is false; ``{choices: [...]}`` names them. Every
+    trial's student must have at most ``max_params`` parameters (with its kept vocabulary),
+    or, when that is null, at most ``max_params_ratio`` x the teacher's (default 1/2; both
+    null: no cap).
     With depth and width both searched, a trial draws one ``student_shape`` among the pairs
     (with ``ffn_fractions``, depth x width x feed-forward triples) under the cap
     (:func:`kdtune.objectives.search.trial.feasible_shapes`); with explicit choices an
@@ -93,7 +94,8 @@ class SearchSpace(FrozenModel):
     schedule: ChoiceParam | None = ChoiceParam(choices=("joint", "two-stage"))
     hidden_size: ChoiceParam | None = None
     search_hidden_size: bool = Field(
-        True, description="search width over 1/4..2/3 of the teacher's when hidden_size is null"
+        True, description="search width over width_fractions of the teacher's when "
+        "hidden_size is null"
     )
     max_params: int | None = Field(
         None, ge=1, description="cap on a student's parameters; wins over max_params_ratio"
@@ -106,6 +108,10 @@ class SearchSpace(FrozenModel):
         None, gt=0, description="cap on a student's batch-1 latency as a fraction of the "
         "teacher's (1 thread, measured on the architectures before training); applies when "
         "depth and width are both searched")
+    width_fractions: tuple[Annotated[float, Field(gt=0, le=1)], ...] = Field(
+        WIDTH_FRACTIONS, min_length=1, description="the widths searched when hidden_size is "
+        "null, as fractions of the teacher's (rounded to whole heads); [1]: the teacher's "
+        "width only")
     ffn_fractions: tuple[Annotated[float, Field(gt=0, le=1)], ...] = Field(
         (), description="feed-forward sizes drawn with depth and width, as fractions of the "
         "teacher's ratio (e.g. [1, 0.67, 0.33]: 1,536, 1,024 and 512 neurons at MiniLM's "
@@ -166,7 +172,7 @@ class SearchSpace(FrozenModel):
             return None
         if teacher_width is None:
             return ()
-        return auto_widths(teacher_width, teacher_heads or 1)
+        return auto_widths(teacher_width, teacher_heads or 1, self.width_fractions)
 
     def ffn_choices(self, t_cfg: Any, width: int, ffn_size: int | None) -> list[int | None]:
         """The feed-forward sizes drawn at ``width``, widest first: ``ffn_size`` (the base

@@ -32,9 +32,11 @@ WIDTH_FRACTIONS = (1 / 2, 2 / 3, 1)
 """The widths ``hidden_size: null`` searches, as fractions of the teacher's width."""
 
 
-def auto_widths(teacher_width: int, teacher_heads: int) -> tuple[int, ...]:
-    """The student widths searched by default: :data:`WIDTH_FRACTIONS` of the teacher's
-    width, each rounded to a multiple of the teacher's head size (at least one head).
+def auto_widths(teacher_width: int, teacher_heads: int,
+                fractions: tuple[float, ...] = WIDTH_FRACTIONS) -> tuple[int, ...]:
+    """The student widths searched by default: ``fractions`` (:data:`WIDTH_FRACTIONS`
+    unless ``search.width_fractions`` names others) of the teacher's width, each rounded to
+    a multiple of the teacher's head size (at least one head).
 
     MiniLM (384 wide, heads of 32): 192, 256, 384; BERT-base (768, heads of 64): 384, 512,
     768. The teacher's own width keeps its weights whole (with a task vocabulary one layer
@@ -43,7 +45,7 @@ def auto_widths(teacher_width: int, teacher_heads: int) -> tuple[int, ...]:
     searched when named (``search.hidden_size``).
     """
     head = max(1, teacher_width // teacher_heads)
-    widths = {max(head, round(f * teacher_width / head) * head) for f in WIDTH_FRACTIONS}
+    widths = {max(head, round(f * teacher_width / head) * head) for f in fractions}
     return tuple(sorted(w for w in widths if 8 <= w <= teacher_width))
 
 

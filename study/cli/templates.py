@@ -91,8 +91,9 @@ search:
   alpha: {low: 0.0, high: 1.0}
   layer_mapping: {choices: [uniform, top, bottom]}
   student_layers: null        # null: 1 .. teacher depth - 1
-  hidden_size: null           # null: 1/2, 2/3 and all of the teacher's width (192, 256, 384
-                              # for MiniLM); or {choices: [128, 192, 384]}
+  hidden_size: null           # null: width_fractions of the teacher's width; or
+                              # {choices: [128, 192, 384]}
+  width_fractions: [0.5, 0.6667, 1]  # 192, 256, 384 for MiniLM (rounded to whole heads)
   # Size, axis one: a student has at most max_params parameters (embeddings included, with
   # the kept vocabulary), or max_params_ratio x the teacher's when max_params is null; null
   # for both: no cap. With both depth and width searched (null above) a trial draws one

@@ -222,6 +222,11 @@ def test_ffn_fractions_add_narrower_feed_forward_shapes_under_the_cap(minilm_pat
                              ffn_fractions=[1, 0.6667, 0.3333])
     assert set(feasible_shapes(full_width, t_cfg, 6, cap, task)) == {
         "1x384", "1x384x1024", "1x384x512", "2x384x1024", "2x384x512", "3x384x512"}
+    # the same shapes from the teacher-relative width_fractions, whatever the teacher
+    relative = SearchSpace(max_params_ratio=1 / 3, width_fractions=[1],
+                           ffn_fractions=[1, 0.6667, 0.3333])
+    assert feasible_shapes(relative, t_cfg, 6, cap, task) == feasible_shapes(
+        full_width, t_cfg, 6, cap, task)
     with pytest.raises(ValueError):
         SearchSpace(ffn_fractions=[1.5])
     with pytest.raises(ValueError, match="<depth>x<width>"):

@@ -27,6 +27,8 @@ def test_heads_and_ffn_follow_the_width(wide):
     assert student_shape(wide.config, 40) == (40, 2, 160)  # 40/16 -> 2 heads of 20
     assert auto_widths(384, 12) == (192, 256, 384)  # MiniLM: 1/2, 2/3, full width
     assert auto_widths(768, 12) == (384, 512, 768)  # BERT-base
+    assert auto_widths(768, 12, (1,)) == (768,)  # search.width_fractions: [1]
+    assert auto_widths(384, 12, (0.25, 1)) == (96, 384)
     assert auto_widths(64, 4) == (32, 48, 64)
 
 
