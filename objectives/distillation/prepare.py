@@ -98,6 +98,7 @@ def load_inputs(cfg: DistillConfig, device: torch.device, splits=None) -> RunInp
     from ..compute.memo import WORKER_MEMO, path_stamp
     from ..data.dataset import check_labels_match, content_fingerprint, load_splits
     from ..data.tokens import tokenize
+    from ..data.transfer import transfer_set
     from ..teacher.load import load_teacher
 
     # SDPA whatever the losses: attention scores come from hooks (module docstring of reuse)
@@ -108,13 +109,18 @@ def load_inputs(cfg: DistillConfig, device: torch.device, splits=None) -> RunInp
     if splits is None:
         splits = WORKER_MEMO.get("splits", cfg.data.model_dump_json(),
                                  lambda: load_splits(cfg.data))
-    check_labels_match(splits, _label_names(teacher))
+    check_labels_match(splits, teacher.config.id2label or {})
+    which = cfg.data.students
+    labelled = splits.students_rows(which)  # then any unlabelled and augmented rows
+    labelled_fingerprint = splits.students_fingerprint(which)
     mapping = layer_mapping(cfg.layer_mapping, teacher.config.num_hidden_layers,
                             cfg.student_layers)
-    train = students_transfer_set(cfg, splits, teacher, tokenizer)
-    which = cfg.data.students
-    train_fingerprint = (splits.students_fingerprint(which)
-                         if train is splits.students_rows(which)
+    train = labelled
+    if cfg.data.transfer.enabled:
+        train = transfer_set(labelled, cfg.data.transfer, tokenizer,
+                             teacher.get_input_embeddings().weight, cfg.data.seed,
+                             memo_key=f"{cfg.teacher}|{labelled_fingerprint}")
+    train_fingerprint = (labelled_fingerprint if train is labelled
                          else content_fingerprint(train, splits.label_names))
 
     def tokens(dataset, fingerprint: str, tok=tokenizer, name=str(cfg.teacher)):
@@ -165,21 +171,6 @@ def attention_implementation(cfg: DistillConfig) -> str:
     in ``intermediate``), else ``"sdpa"`` (module docstring); the
     teacher always runs SDPA (:mod:`~kdtune.objectives.compute.memo`)."""
     return "eager" if cfg.uses_intermediate and "attention" in cfg.intermediate else "sdpa"
-
-
-def students_transfer_set(cfg: DistillConfig, splits, teacher, tokenizer):
-    """The rows students learn on: :meth:`Splits.students_rows` (``data.students``: every
-    labelled row outside selection and test, or the transfer split alone), extended by
-    ``cfg.data.transfer``'s unlabelled and augmented text
-    (:func:`~kdtune.objectives.data.transfer.transfer_set`, label -1)."""
-    from ..data.transfer import transfer_set
-
-    labelled = splits.students_rows(cfg.data.students)
-    if not cfg.data.transfer.enabled:
-        return labelled
-    memo = f"{cfg.teacher}|{splits.students_fingerprint(cfg.data.students)}"
-    return transfer_set(labelled, cfg.data.transfer, tokenizer,
-                        teacher.get_input_embeddings().weight, cfg.data.seed, memo_key=memo)
 
 
 @dataclass(frozen=True)
@@ -321,7 +312,3 @@ def _intermediate_indices(
     attention = sorted({t for _, t in attention_pairs_}) if "attention" in wanted else []
     return tuple(hidden), tuple(attention)
 
-
-def _label_names(model) -> list[str]:
-    id2label = model.config.id2label or {}
-    return [str(id2label[i]) for i in sorted(int(k) for k in id2label)]
