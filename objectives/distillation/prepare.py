@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from kdtune.errors import UsageError
@@ -48,6 +49,13 @@ class RunInputs:
             ``None`` when it keeps the teacher's (``vocabulary: full``).
         student_tokenizer: the student's tokenizer (the teacher's without ``vocab``).
         student_eval: the evaluation split tokenised by ``student_tokenizer``.
+        eval_fingerprint: the evaluation split's content fingerprint.
+        train_labels, eval_labels: the ``label`` columns of ``train`` and ``eval`` as arrays
+            (-1 for the transfer set's unlabelled and augmented rows).
+        student_shape: the student's (width, attention heads, feed-forward size)
+            (:func:`~kdtune.objectives.student.size.student_shape`).
+        held_out: the rows of ``train`` kept out of training to fit the alignment
+            temperature (:func:`held_out_rows`), or ``None``.
     """
 
     teacher: Any
@@ -62,6 +70,11 @@ class RunInputs:
     vocab: Any = None
     student_tokenizer: Any = None
     student_eval: Any = None
+    eval_fingerprint: str = ""
+    train_labels: Any = None
+    eval_labels: Any = None
+    student_shape: tuple[int, int, int] | None = None
+    held_out: Any = None
 
     def student_batch(self, batch: dict) -> dict:
         """A training batch (teacher token ids) as the student's inputs."""
@@ -97,7 +110,7 @@ def load_inputs(cfg: DistillConfig, device: torch.device, splits=None) -> RunInp
     """
     from ..compute.memo import WORKER_MEMO, path_stamp
     from ..data.dataset import check_labels_match, content_fingerprint, load_splits
-    from ..data.tokens import tokenize
+    from ..data.tokens import label_array, tokenize
     from ..data.transfer import transfer_set
     from ..teacher.load import load_teacher
 
@@ -113,8 +126,10 @@ def load_inputs(cfg: DistillConfig, device: torch.device, splits=None) -> RunInp
     which = cfg.data.students
     labelled = splits.students_rows(which)  # then any unlabelled and augmented rows
     labelled_fingerprint = splits.students_fingerprint(which)
+    transfer_rows = splits.transfer_rows(which)
     mapping = layer_mapping(cfg.layer_mapping, teacher.config.num_hidden_layers,
                             cfg.student_layers)
+    shape = student_shape(teacher.config, cfg.hidden_size, cfg.ffn_size)
     train = labelled
     if cfg.data.transfer.enabled:
         train = transfer_set(labelled, cfg.data.transfer, tokenizer,
@@ -127,13 +142,15 @@ def load_inputs(cfg: DistillConfig, device: torch.device, splits=None) -> RunInp
         return WORKER_MEMO.get("tokens", (name, fingerprint, cfg.data.max_length),
                                lambda: tokenize(dataset, tok, cfg.data.max_length))
 
+    eval_fingerprint = splits.fingerprint("eval")
     train_tokens = tokens(train, train_fingerprint)
-    eval_tokens = tokens(splits.eval, splits.fingerprint("eval"))
+    eval_tokens = tokens(splits.eval, eval_fingerprint)
+    train_labels, eval_labels = label_array(train_tokens), label_array(eval_tokens)
     vocab = student_vocabulary(cfg, tokenizer, train_tokens, train_fingerprint)
     student_tokenizer, student_eval = tokenizer, eval_tokens
     if vocab is not None:
         student_tokenizer = vocab.tokenizer
-        student_eval = tokens(splits.eval, splits.fingerprint("eval"), vocab.tokenizer,
+        student_eval = tokens(splits.eval, eval_fingerprint, vocab.tokenizer,
                               f"{cfg.teacher}|task|{train_fingerprint}")
     return RunInputs(
         teacher=teacher, tokenizer=tokenizer, splits=splits,
@@ -141,7 +158,29 @@ def load_inputs(cfg: DistillConfig, device: torch.device, splits=None) -> RunInp
         mapping=mapping, hidden_pairs=hidden_state_pairs(mapping),
         attention_pairs=attention_pairs(mapping), vocab=vocab,
         student_tokenizer=student_tokenizer, student_eval=student_eval,
+        eval_fingerprint=eval_fingerprint, train_labels=train_labels, eval_labels=eval_labels,
+        student_shape=shape, held_out=held_out_rows(cfg, train_labels, transfer_rows),
     )
+
+
+def held_out_rows(cfg: DistillConfig, train_labels: np.ndarray,
+                  transfer: range | None) -> np.ndarray | None:
+    """The students' labelled rows kept out of training to fit the alignment temperature
+    (``align_on: heldout``): a seeded ``align_holdout`` share, at least one row; else None.
+
+    They are drawn from the transfer split when the students also learn on the teacher's
+    training rows (``data.students: all``): the teacher is nearly one-hot on its own
+    training sentences, so a temperature fitted there would sharpen the student.
+    ``transfer``: where the transfer split's rows sit in ``train``
+    (:meth:`~kdtune.objectives.data.dataset.Splits.transfer_rows`)."""
+    if cfg.align != "temperature" or cfg.align_on != "heldout":
+        return None
+    labelled = np.flatnonzero(train_labels >= 0)
+    if transfer is not None:
+        labelled = labelled[(labelled >= transfer.start) & (labelled < transfer.stop)]
+    n = max(1, round(cfg.align_holdout * len(labelled)))
+    rng = np.random.default_rng([cfg.seed, 0xA11])
+    return np.sort(rng.choice(labelled, size=min(n, len(labelled)), replace=False))
 
 
 def student_vocabulary(cfg: DistillConfig, tokenizer, train_tokens, train_fingerprint: str):
@@ -260,8 +299,7 @@ def teacher_signal(cfg: DistillConfig, inputs: RunInputs, device: torch.device) 
         tok_name = getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__
 
         def outputs(split: str, dataset, hidden_idx, attention_idx):
-            data_key = (inputs.train_fingerprint if split == "train"
-                        else inputs.splits.fingerprint(split))
+            data_key = inputs.train_fingerprint if split == "train" else inputs.eval_fingerprint
             fingerprint = teacher_fingerprint(cfg.teacher, data_key, split, tok_name,
                                               cfg.data.max_length)
             return compute_or_load(inputs.teacher, tokenizer, dataset, fingerprint,
@@ -271,7 +309,7 @@ def teacher_signal(cfg: DistillConfig, inputs: RunInputs, device: torch.device) 
         train_out = outputs("train", inputs.train, hidden, attention)
         eval_out = outputs("eval", inputs.eval, (), ())
     live = train_out is None or (cfg.uses_intermediate and train_out.needs_live_teacher)
-    heads = student_shape(inputs.teacher.config, cfg.hidden_size, cfg.ffn_size)[1]
+    heads = inputs.student_shape[1]
     return TeacherSignal(model=inputs.teacher, train=train_out, eval=eval_out, live=live,
                          hidden=hidden, attention=attention,
                          heads=heads if heads != inputs.teacher.config.num_attention_heads
@@ -284,11 +322,12 @@ def prepare_student(cfg: DistillConfig, inputs: RunInputs, signal: TeacherSignal
 
     Its heads and feed-forward size follow its width (:func:`student_shape`) unless
     ``ffn_size`` names the feed-forward size."""
-    width, heads, ffn = student_shape(inputs.teacher.config, cfg.hidden_size, cfg.ffn_size)
+    kernel = attention_implementation(cfg)
+    width, heads, ffn = inputs.student_shape
     student = build_student(inputs.teacher, inputs.mapping, hidden_size=width,
                             init=cfg.init, checkpoint=cfg.init_checkpoint,
                             num_attention_heads=heads, intermediate_size=ffn,
-                            attn_implementation=attention_implementation(cfg))
+                            attn_implementation=kernel)
     if inputs.vocab is not None:
         from ..student.vocabulary import shrink_embeddings
 

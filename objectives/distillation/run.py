@@ -29,7 +29,6 @@ from .evaluation import (
     EVAL_BATCH_SIZE,
     accuracy,
     final_metrics,
-    label_array,
     student_probabilities,
     teacher_probabilities,
 )
@@ -107,7 +106,7 @@ def distill(
         student = prepare_student(cfg, inputs, signal, device)
     with _timed(timings, "eval"):
         p_teacher = teacher_probabilities(signal, inputs, device)
-    labels = label_array(inputs.eval)
+    labels = inputs.eval_labels
     teacher_accuracy = accuracy(p_teacher, labels)
     figures = None
     if on_figures is not None:
@@ -115,7 +114,7 @@ def distill(
         def figures(n: int, p: np.ndarray) -> None:
             on_figures(n, confidence_metrics(p_teacher, p, labels, kappa=cfg.eval.kappa,
                                              reference_class=cfg.eval.reference_class))
-    held = held_out_rows(cfg, inputs)
+    held = inputs.held_out
     history, p_student = _train(cfg, student, inputs, signal, teacher_accuracy, device,
                                 timings, on_epoch, progress, figures, held)
     aligned: dict = {}
@@ -132,24 +131,6 @@ def distill(
                          label_names=tuple(inputs.splits.label_names),
                          teacher=inputs.teacher, splits=inputs.splits,
                          teacher_tokenizer=inputs.tokenizer)
-
-
-def held_out_rows(cfg: DistillConfig, inputs: RunInputs) -> np.ndarray | None:
-    """The students' labelled rows kept out of training to fit the alignment temperature
-    (``align_on: heldout``): a seeded ``align_holdout`` share, at least one row; else None.
-
-    They are drawn from the transfer split when the students also learn on the teacher's
-    training rows (``data.students: all``): the teacher is nearly one-hot on its own
-    training sentences, so a temperature fitted there would sharpen the student."""
-    if cfg.align != "temperature" or cfg.align_on != "heldout":
-        return None
-    labelled = np.flatnonzero(label_array(inputs.train) >= 0)
-    transfer = inputs.splits.transfer_rows(cfg.data.students)
-    if transfer is not None:
-        labelled = labelled[(labelled >= transfer.start) & (labelled < transfer.stop)]
-    n = max(1, round(cfg.align_holdout * len(labelled)))
-    rng = np.random.default_rng([cfg.seed, 0xA11])
-    return np.sort(rng.choice(labelled, size=min(n, len(labelled)), replace=False))
 
 
 def align(cfg: DistillConfig, student: Student, inputs: RunInputs, signal: TeacherSignal,
@@ -169,7 +150,7 @@ def align(cfg: DistillConfig, student: Student, inputs: RunInputs, signal: Teach
 
     if p_student is None:
         p_student = student_probabilities(student, inputs, device)
-    labels = label_array(inputs.eval)
+    labels = inputs.eval_labels
     before = confidence_metrics(p_teacher, p_student, labels,
                                 kappa=cfg.eval.kappa, reference_class=cfg.eval.reference_class)
     if held is None:
@@ -179,7 +160,7 @@ def align(cfg: DistillConfig, student: Student, inputs: RunInputs, signal: Teach
         logits = predict_logits(student, student_rows(inputs, held),
                                 data_collator(inputs.student_tokenizer), device, EVAL_BATCH_SIZE)
         p_fit = teacher_probabilities(signal, inputs, device, "train")[held]
-        fit_labels = label_array(inputs.train)[held]
+        fit_labels = inputs.train_labels[held]
     fitted = align_student(student, logits, p_fit, fit_labels, objective=cfg.align_fit,
                            reference_class=cfg.eval.reference_class)
     return {"align_temperature": fitted["align_temperature"],
@@ -200,7 +181,7 @@ def _train(cfg: DistillConfig, student: Student, inputs: RunInputs, signal: Teac
     ended with an intermediate stage).
     """
     loader = train_loader(inputs, cfg, exclude=held)
-    eval_labels = label_array(inputs.eval)
+    eval_labels = inputs.eval_labels
     history: list[dict] = []
     p_student = None
     for stage in stages(cfg):
