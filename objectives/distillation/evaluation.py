@@ -20,8 +20,9 @@ from ..compute.predict import MODEL_INPUTS, predict_logits
 from ..measure.bootstrap import DEFAULT_RESAMPLES, interval_key, paired_bootstrap
 from ..measure.metrics import confidence_metrics, softmax
 from ..student.model import Student, count_parameters
+from ..teacher.forward import TeacherSignal
 from .config import DistillConfig
-from .prepare import RunInputs, TeacherSignal
+from .prepare import RunInputs
 
 EVAL_BATCH_SIZE = 64
 """Inputs per forward when evaluating and when timing latency."""

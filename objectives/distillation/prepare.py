@@ -3,15 +3,14 @@
 :func:`load_inputs` loads the teacher and the data, tokenizes the splits (padding per batch) and
 chooses the layer mapping; :func:`teacher_signal` reads the teacher's outputs from the on-disk
 cache when enabled (computed once per fingerprint, shared by every trial and every local
-worker), else from a live forward per batch; :func:`prepare_student` builds the student on the
-run's device. :func:`average_heads`: student head i gets the mean of teacher heads i*A_T/A_S up
-to (i+1)*A_T/A_S. :func:`attention_implementation`: eager only with the attention loss, else SDPA.
-Why: docs/design.md, "Attention loss across head counts", "Attention kernel: eager or SDPA".
+worker), else from a live forward per batch
+(:class:`~kdtune.objectives.teacher.forward.TeacherSignal`); :func:`prepare_student` builds the
+student on the run's device. :func:`attention_implementation`: eager only with the attention
+loss, else SDPA. Why: docs/design.md, "Attention kernel: eager or SDPA".
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +24,7 @@ from ..student.build import build_student
 from ..student.mapping import attention_pairs, hidden_state_pairs, layer_mapping
 from ..student.model import Student
 from ..student.size import student_shape
-from ..teacher.forward import forward_teacher
+from ..teacher.forward import TeacherSignal
 from .config import DistillConfig
 
 
@@ -75,12 +74,6 @@ class RunInputs:
     eval_labels: Any = None
     student_shape: tuple[int, int, int] | None = None
     held_out: Any = None
-
-    def student_batch(self, batch: dict) -> dict:
-        """A training batch (teacher token ids) as the student's inputs."""
-        if self.vocab is None:
-            return batch
-        return {**batch, "input_ids": self.vocab.student_ids(batch["input_ids"])}
 
 
 def teacher_depth(teacher: str) -> int:
@@ -210,73 +203,6 @@ def attention_implementation(cfg: DistillConfig) -> str:
     in ``intermediate``), else ``"sdpa"`` (module docstring); the
     teacher always runs SDPA (:mod:`~kdtune.objectives.compute.memo`)."""
     return "eager" if cfg.uses_intermediate and "attention" in cfg.intermediate else "sdpa"
-
-
-@dataclass(frozen=True)
-class TeacherSignal:
-    """Where the losses read the teacher's outputs from, batch by batch.
-
-    Attributes:
-        model: the teacher (used for a live forward when ``live``).
-        train, eval: cached outputs for the training and evaluation splits, or ``None``
-            when the cache is off.
-        live: whether training batches need a live teacher forward (no cache, or
-            intermediates over the cache's memory budget).
-        hidden: the teacher ``hidden_states`` indices the intermediate losses read.
-        attention: the teacher ``attentions`` indices the attention loss reads.
-        heads: the student's attention heads; teacher attentions are averaged into this
-            many heads (:func:`average_heads`) when it differs from the teacher's.
-    """
-
-    model: Any
-    train: Any
-    eval: Any
-    live: bool
-    hidden: tuple[int, ...]
-    attention: tuple[int, ...]
-    heads: int | None = None
-
-    def for_batch(self, batch: dict, idx: torch.Tensor, device: torch.device) -> dict:
-        """Teacher logits (and the needed hidden states / attentions) for one batch.
-
-        From the cache when it holds everything, else from a live forward
-        (:func:`~kdtune.objectives.teacher.forward.forward_teacher`, which zeroes padding exactly as
-        the cache does, so both paths feed the losses the same numbers).
-        """
-        seq_len = batch["input_ids"].shape[1]
-        if not self.live:
-            out = self.train.batch(idx.tolist(), seq_len, device=device)
-        else:
-            with torch.no_grad():
-                out = forward_teacher(self.model, batch, self.hidden, self.attention)
-            if self.train is not None:  # cached logits keep trials identical either way
-                out["logits"] = self.train.batch(idx.tolist(), seq_len, device=device)["logits"]
-        if self.heads is not None and out.get("attentions"):
-            out["attentions"] = {i: average_heads(a, self.heads)
-                                 for i, a in out["attentions"].items()}
-        return out
-
-
-def average_heads(scores: torch.Tensor, heads: int) -> torch.Tensor:
-    """(B, A_T, L, L) attention maps -> (B, ``heads``, L, L), each output head the mean of
-    its window of input heads (adaptive average pooling over the head axis; a window of
-    one repeats a head when ``heads`` > A_T). Unchanged when the counts agree."""
-    n = scores.shape[1]
-    if n == heads:
-        return scores
-    weights = _head_pool(n, heads).to(scores.device)
-    return torch.einsum("sh,bhij->bsij", weights, scores.float()).to(scores.dtype)
-
-
-@functools.lru_cache(maxsize=16)
-def _head_pool(n: int, heads: int) -> torch.Tensor:
-    """(heads, n) averaging weights of :func:`average_heads`, built once per shape (it runs
-    on every batch of every attention layer)."""
-    weights = torch.zeros(heads, n, dtype=torch.float32)
-    for i in range(heads):
-        lo, hi = (i * n) // heads, -(-(i + 1) * n // heads)
-        weights[i, lo:hi] = 1.0 / (hi - lo)
-    return weights
 
 
 def teacher_signal(cfg: DistillConfig, inputs: RunInputs, device: torch.device) -> TeacherSignal:

@@ -24,6 +24,7 @@ from kdtune.errors import TrialError
 from ..compute.device import configure_threads, resolve_device
 from ..measure.metrics import confidence_metrics
 from ..student.model import Student
+from ..teacher.forward import TeacherSignal
 from .config import DistillConfig
 from .evaluation import (
     EVAL_BATCH_SIZE,
@@ -32,7 +33,7 @@ from .evaluation import (
     student_probabilities,
     teacher_probabilities,
 )
-from .prepare import RunInputs, TeacherSignal, load_inputs, prepare_student, teacher_signal
+from .prepare import RunInputs, load_inputs, prepare_student, teacher_signal
 from .training import Diverged, Optimiser, stages, train_epoch, train_loader
 
 __all__ = ["DistillResult", "Diverged", "EarlyStopped", "distill"]

@@ -19,9 +19,11 @@ from kdtune.errors import TrialError
 
 from ..compute.attention import capture_attention_scores
 from ..student.model import Student
+from ..student.vocabulary import student_batch
+from ..teacher.forward import TeacherSignal
 from . import losses
 from .config import DistillConfig
-from .prepare import RunInputs, TeacherSignal
+from .prepare import RunInputs
 
 
 class Diverged(TrialError):
@@ -238,7 +240,7 @@ def train_step(student: Student, batch: dict, teacher: TeacherSignal, inputs: Ru
     labels = batch.pop("labels").to(device)
     batch = {k: v.to(device) for k, v in batch.items()}
     t = teacher.for_batch(batch, idx, device)
-    s_batch = inputs.student_batch(batch)  # the student's token ids (task vocabulary)
+    s_batch = student_batch(inputs.vocab, batch)  # the student's token ids (task vocabulary)
     match_layers = stage.matches_layers and cfg.uses_intermediate
     scores = None
     if match_layers and teacher.attention:
@@ -276,7 +278,8 @@ def loss_parts(cfg: DistillConfig, stage: Stage, s_out, s_scores, t: dict,
                                                         t2_scaling=cfg.t2_scaling))
         parts["hard"] = losses.hard_cross_entropy(s_out.logits, labels)
     if stage.matches_layers and cfg.uses_intermediate:
-        intermediate = _intermediate_losses(cfg, s_out, s_scores, t, mask, inputs)
+        intermediate = losses.intermediate_losses(cfg.intermediate, s_out, s_scores, t, mask,
+                                                  inputs.hidden_pairs, inputs.attention_pairs)
         parts.update(intermediate)
         parts["intermediate"] = sum(intermediate.values(), zero)
     if stage.name == "intermediate":
@@ -288,25 +291,6 @@ def loss_parts(cfg: DistillConfig, stage: Stage, s_out, s_scores, t: dict,
                                                parts.get("intermediate", zero), cfg.alpha,
                                                cfg.beta if cfg.uses_intermediate else 0.0)
     return parts
-
-
-def _intermediate_losses(cfg: DistillConfig, s_out, s_scores, t: dict, mask: torch.Tensor,
-                         inputs: RunInputs) -> dict[str, torch.Tensor]:
-    """TinyBERT's embedding, hidden-state and attention MSEs named in ``cfg.intermediate``."""
-    out: dict[str, torch.Tensor] = {}
-    hidden = s_out.projected_hidden_states  # W_h applied already when widths differ
-    if "embedding" in cfg.intermediate:
-        out["embedding"] = losses.embedding_mse(hidden[0], t["hidden"][0], mask=mask)
-    if "hidden" in cfg.intermediate:
-        out["hidden"] = torch.stack([losses.hidden_mse(hidden[s], t["hidden"][ti], mask=mask)
-                                     for s, ti in inputs.hidden_pairs if s > 0]).sum()
-    if "attention" in cfg.intermediate:
-        m = mask.to(s_out.logits.dtype)
-        square = m[:, None, :, None] * m[:, None, None, :]
-        out["attention"] = torch.stack([
-            losses.attention_mse(s_scores[s] * square, t["attentions"][ti])
-            for s, ti in inputs.attention_pairs]).sum()
-    return out
 
 
 def _maybe_progress(loader, progress: bool, desc: str, interval: float | None = None):
