@@ -1,12 +1,12 @@
-"""The first steps of a distillation run: its inputs, the teacher's outputs, the student.
+"""The first steps of a distillation run: its inputs and the teacher's outputs.
 
-:func:`load_inputs` loads the teacher and the data, tokenizes the splits (padding per batch) and
-chooses the layer mapping; :func:`teacher_signal` reads the teacher's outputs from the on-disk
-cache when enabled (computed once per fingerprint, shared by every trial and every local
-worker), else from a live forward per batch
-(:class:`~kdtune.objectives.teacher.forward.TeacherSignal`); :func:`prepare_student` builds the
-student on the run's device. :func:`attention_implementation`: eager only with the attention
-loss, else SDPA. Why: docs/design.md, "Attention kernel: eager or SDPA".
+:func:`load_inputs` loads the teacher and the data, tokenizes the splits (padding per batch),
+chooses the layer mapping and the student's shape and vocabulary, and reads once what later
+steps need (:class:`RunInputs`: labels, fingerprints, held-out rows); :func:`teacher_signal`
+reads the teacher's outputs from the on-disk cache when enabled (computed once per fingerprint,
+shared by every trial and every local worker), else from a live forward per batch
+(:class:`~kdtune.objectives.teacher.forward.TeacherSignal`). The student is built next
+(:mod:`.build`).
 """
 
 from __future__ import annotations
@@ -20,9 +20,7 @@ import torch
 
 from kdtune.errors import UsageError
 
-from ..student.build import build_student
 from ..student.mapping import attention_pairs, hidden_state_pairs, layer_mapping
-from ..student.model import Student
 from ..student.size import student_shape
 from ..teacher.forward import TeacherSignal
 from .config import DistillConfig
@@ -55,6 +53,8 @@ class RunInputs:
             (:func:`~kdtune.objectives.student.size.student_shape`).
         held_out: the rows of ``train`` kept out of training to fit the alignment
             temperature (:func:`held_out_rows`), or ``None``.
+        collate, student_collate: pad a list of rows into a batch with the teacher's and
+            the student's tokenizer (:func:`~kdtune.objectives.data.tokens.data_collator`).
     """
 
     teacher: Any
@@ -74,6 +74,8 @@ class RunInputs:
     eval_labels: Any = None
     student_shape: tuple[int, int, int] | None = None
     held_out: Any = None
+    collate: Any = None
+    student_collate: Any = None
 
 
 def teacher_depth(teacher: str) -> int:
@@ -103,8 +105,9 @@ def load_inputs(cfg: DistillConfig, device: torch.device, splits=None) -> RunInp
     """
     from ..compute.memo import WORKER_MEMO, path_stamp
     from ..data.dataset import check_labels_match, content_fingerprint, load_splits
-    from ..data.tokens import label_array, tokenize
+    from ..data.tokens import data_collator, label_array, tokenize
     from ..data.transfer import transfer_set
+    from ..student.vocabulary import task_vocabulary, used_token_ids
     from ..teacher.load import load_teacher
 
     # SDPA whatever the losses: attention scores come from hooks (module docstring of reuse)
@@ -139,12 +142,16 @@ def load_inputs(cfg: DistillConfig, device: torch.device, splits=None) -> RunInp
     train_tokens = tokens(train, train_fingerprint)
     eval_tokens = tokens(splits.eval, eval_fingerprint)
     train_labels, eval_labels = label_array(train_tokens), label_array(eval_tokens)
-    vocab = student_vocabulary(cfg, tokenizer, train_tokens, train_fingerprint)
-    student_tokenizer, student_eval = tokenizer, eval_tokens
-    if vocab is not None:
+    collate = student_collate = data_collator(tokenizer)
+    vocab, student_tokenizer, student_eval = None, tokenizer, eval_tokens
+    if cfg.vocabulary == "task":  # the student's task vocabulary, once per students' set
+        vocab = WORKER_MEMO.get(
+            "vocabulary", (str(cfg.teacher), train_fingerprint, cfg.data.max_length),
+            lambda: task_vocabulary(tokenizer, used_token_ids(train_tokens)))
         student_tokenizer = vocab.tokenizer
         student_eval = tokens(splits.eval, eval_fingerprint, vocab.tokenizer,
                               f"{cfg.teacher}|task|{train_fingerprint}")
+        student_collate = data_collator(student_tokenizer)
     return RunInputs(
         teacher=teacher, tokenizer=tokenizer, splits=splits,
         train=train_tokens, train_fingerprint=train_fingerprint, eval=eval_tokens,
@@ -153,6 +160,7 @@ def load_inputs(cfg: DistillConfig, device: torch.device, splits=None) -> RunInp
         student_tokenizer=student_tokenizer, student_eval=student_eval,
         eval_fingerprint=eval_fingerprint, train_labels=train_labels, eval_labels=eval_labels,
         student_shape=shape, held_out=held_out_rows(cfg, train_labels, transfer_rows),
+        collate=collate, student_collate=student_collate,
     )
 
 
@@ -176,19 +184,6 @@ def held_out_rows(cfg: DistillConfig, train_labels: np.ndarray,
     return np.sort(rng.choice(labelled, size=min(n, len(labelled)), replace=False))
 
 
-def student_vocabulary(cfg: DistillConfig, tokenizer, train_tokens, train_fingerprint: str):
-    """The student's task vocabulary of the tokenised students' set (``None`` for
-    ``vocabulary: full``), made once per process and students' set."""
-    if cfg.vocabulary != "task":
-        return None
-    from ..compute.memo import WORKER_MEMO
-    from ..student.vocabulary import task_vocabulary, used_token_ids
-
-    return WORKER_MEMO.get(
-        "vocabulary", (str(cfg.teacher), train_fingerprint, cfg.data.max_length),
-        lambda: task_vocabulary(tokenizer, used_token_ids(train_tokens)))
-
-
 def kept_vocabulary_size(cfg: DistillConfig) -> int | None:
     """The student's vocabulary size under ``cfg`` (``None``: the teacher's), known before
     any trial trains: loads the teacher and the students' set as the first trial would
@@ -196,13 +191,6 @@ def kept_vocabulary_size(cfg: DistillConfig) -> int | None:
     if cfg.vocabulary != "task":
         return None
     return load_inputs(cfg, torch.device("cpu")).vocab.size
-
-
-def attention_implementation(cfg: DistillConfig) -> str:
-    """``"eager"`` when the run trains the attention loss (``beta`` > 0 with ``attention``
-    in ``intermediate``), else ``"sdpa"`` (module docstring); the
-    teacher always runs SDPA (:mod:`~kdtune.objectives.compute.memo`)."""
-    return "eager" if cfg.uses_intermediate and "attention" in cfg.intermediate else "sdpa"
 
 
 def teacher_signal(cfg: DistillConfig, inputs: RunInputs, device: torch.device) -> TeacherSignal:
@@ -240,28 +228,6 @@ def teacher_signal(cfg: DistillConfig, inputs: RunInputs, device: torch.device) 
                          hidden=hidden, attention=attention,
                          heads=heads if heads != inputs.teacher.config.num_attention_heads
                          else None)
-
-
-def prepare_student(cfg: DistillConfig, inputs: RunInputs, signal: TeacherSignal,
-                    device: torch.device) -> Student:
-    """Build the student on ``device``; move the teacher to the CPU if nothing needs it here.
-
-    Its heads and feed-forward size follow its width (:func:`student_shape`) unless
-    ``ffn_size`` names the feed-forward size."""
-    kernel = attention_implementation(cfg)
-    width, heads, ffn = inputs.student_shape
-    student = build_student(inputs.teacher, inputs.mapping, hidden_size=width,
-                            init=cfg.init, checkpoint=cfg.init_checkpoint,
-                            num_attention_heads=heads, intermediate_size=ffn,
-                            attn_implementation=kernel)
-    if inputs.vocab is not None:
-        from ..student.vocabulary import shrink_embeddings
-
-        shrink_embeddings(student, inputs.vocab)
-    student.to(device)
-    if not signal.live and signal.eval is not None and device.type != "cpu":
-        inputs.teacher.cpu()  # every teacher output the run needs is cached
-    return student
 
 
 def _intermediate_indices(

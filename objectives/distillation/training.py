@@ -1,4 +1,5 @@
-"""Training a student: the schedule's stages, one epoch, one step, and the loss of a batch.
+"""Training a student: the schedule's stages and epochs (:func:`train`), one epoch, one step, and
+the loss of a batch.
 
 Loss: ``L = alpha*L_soft + (1 - alpha)*L_hard + beta*(L_hidden + L_embedding + L_attention)``.
 Schedules (:func:`stages`): ``joint`` trains L for ``epochs`` epochs; ``two-stage`` (TinyBERT)
@@ -10,6 +11,8 @@ Why: docs/design.md, "Training loss and schedule", "Training speed (issue 14)".
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -167,6 +170,36 @@ class _Indexed(torch.utils.data.Dataset):
         item = {c: row[c] for c in self.cols}
         item["idx"] = int(i)
         return item
+
+
+def train(student: Student, cfg: DistillConfig, inputs: RunInputs, signal: TeacherSignal,
+          device: torch.device, evaluate: Callable[[dict, int], Any],
+          timed: Callable[[str], AbstractContextManager], progress: bool = False,
+          ) -> tuple[list[dict], Any]:
+    """Every stage's epochs; returns the history and the last epoch's ``evaluate`` result.
+
+    Training never draws ``inputs.held_out``. After each epoch that trains the prediction
+    losses, ``evaluate(record, predictions)`` measures the student (``record``: the epoch's
+    history entry, which it may extend; ``predictions``: the prediction epochs so far) and may
+    raise to stop the run; the result is ``None`` when the schedule ended with an intermediate
+    stage. ``timed("train")`` times each epoch's training.
+    """
+    loader = train_loader(inputs, cfg, exclude=inputs.held_out)
+    history: list[dict] = []
+    result = None
+    for stage in stages(cfg):
+        optimiser = Optimiser.for_stage(student, cfg, stage.epochs * len(loader))
+        for _ in range(stage.epochs):
+            epoch = len(history) + 1
+            with timed("train"):
+                losses = train_epoch(student, loader, signal, inputs, cfg, stage, optimiser,
+                                     epoch, device, progress)
+            record = {"epoch": epoch, "stage": stage.name, **losses}
+            result = None
+            if stage.predicts:
+                result = evaluate(record, sum(r["stage"] != "intermediate" for r in history) + 1)
+            history.append(record)
+    return history, result
 
 
 def train_loader(inputs: RunInputs, cfg: DistillConfig,

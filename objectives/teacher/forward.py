@@ -9,8 +9,8 @@ from the cache, so a distillation loss sees the same numbers from both paths.
 Index conventions (as :func:`kdtune.objectives.student.mapping.attention_pairs` gives them):
 ``hidden_states`` index 0 is the embedding output and i the output of layer i;
 ``attentions`` index i - 1 is layer i. :func:`average_heads`: student head i gets the mean of
-teacher heads i*A_T/A_S up to (i+1)*A_T/A_S. Why: docs/design.md, "Attention loss across head
-counts".
+teacher heads i*A_T/A_S up to (i+1)*A_T/A_S.
+Why: docs/design.md, "Attention loss across head counts".
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from kdtune.objectives.data.dataset import DataConfig
+from kdtune.objectives.distillation.build import attention_implementation
 from kdtune.objectives.distillation.config import DistillConfig
-from kdtune.objectives.distillation.prepare import attention_implementation
 from kdtune.objectives.distillation.run import distill
 from kdtune.objectives.distillation.training import (
     Optimiser,
