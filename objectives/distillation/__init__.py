@@ -1,5 +1,5 @@
-"""One distillation run: its config, inputs, losses, training loop, alignment, evaluation,
-and the checks on the test split and on compressed formats.
+"""One distillation run: its config, inputs, student build, losses, training loop, alignment,
+evaluation, and the checks on the test split and on compressed formats.
 
 Public names are imported on first use (:mod:`kdtune.lazy`).
 """
