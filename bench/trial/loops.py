@@ -53,7 +53,8 @@ class Setup:
 
 def prepare(cfg, splits) -> Setup:
     """Load inputs (warming the teacher-output cache), build the student, draw the batches."""
-    from kdtune.objectives.distillation.prepare import load_inputs, prepare_student, teacher_signal
+    from kdtune.objectives.distillation.build import prepare_student
+    from kdtune.objectives.distillation.prepare import load_inputs, teacher_signal
     from kdtune.objectives.distillation.training import train_loader
 
     inputs = load_inputs(cfg, DEVICE, splits)

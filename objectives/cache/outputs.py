@@ -1,6 +1,7 @@
 """Teacher-output cache: run the teacher once per fingerprint, reuse it in every trial.
 
-:func:`compute_or_load` is the one entry point: it decides which variant to use, runs the
+:func:`compute_or_load` is the one entry point: it decides which variant to use (by size,
+:func:`estimate_intermediate_bytes`), runs the
 teacher over the dataset when that variant is not cached yet, and returns the memory-mapped
 :class:`~kdtune.objectives.cache.store.TeacherOutputs`. The key is
 :func:`~kdtune.objectives.cache.fingerprint.teacher_fingerprint`; on-disk layout, atomic
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,6 @@ from .store import (
     MANIFEST,
     TeacherOutputs,
     cache_root,
-    estimate_intermediate_bytes,
     find_variant,
     offsets,
     read_variant,
@@ -36,7 +36,7 @@ from .store import (
     variant_name,
 )
 
-__all__ = ["compute_or_load"]
+__all__ = ["compute_or_load", "estimate_intermediate_bytes"]
 
 
 def compute_or_load(
@@ -56,7 +56,7 @@ def compute_or_load(
     indices) or attention scores (``layers_attention``: 0-based ``attentions`` indices) are
     asked for, the variant is chosen as the module docstring says: an existing one that
     holds them (whatever the budget), else all layers of each kind asked for when
-    :func:`~kdtune.objectives.cache.store.estimate_intermediate_bytes` of all of them is at
+    :func:`estimate_intermediate_bytes` of all of them is at
     most ``memory_budget_mb`` MiB, else just the asked-for layers when those fit, else
     logits only (the result's ``needs_live_teacher`` is then true). The result opens only
     the asked-for layers. Computing runs the teacher in eval mode without gradients (its
@@ -153,6 +153,21 @@ def _choose_variant(
         if estimate_intermediate_bytes(lengths, width, heads, hidden, att) <= budget:
             return variant_name(hidden, att), hidden, att
     return "logits", [], []
+
+
+def estimate_intermediate_bytes(
+    lengths: Iterable[int],
+    hidden_size: int,
+    num_heads: int,
+    layers_hidden: Sequence[int],
+    layers_attention: Sequence[int],
+) -> int:
+    """Bytes of cached intermediates: 4 * (sum L_j * H * |hidden| + heads * sum L_j^2 * |att|)."""
+    arr = np.asarray(list(lengths), dtype=np.int64)
+    tokens, squares = int(arr.sum()), int((arr**2).sum())
+    return 4 * (
+        tokens * hidden_size * len(layers_hidden) + num_heads * squares * len(layers_attention)
+    )
 
 
 def _dataset_lengths(dataset: Any) -> np.ndarray:

@@ -15,7 +15,7 @@ import contextlib
 import json
 import shutil
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,6 @@ __all__ = [
     "MANIFEST",
     "TeacherOutputs",
     "cache_root",
-    "estimate_intermediate_bytes",
     "find_variant",
     "offsets",
     "read_variant",
@@ -89,21 +88,6 @@ def find_variant(
         if need_h <= held_h and need_a <= held_a:
             return entry.name
     return None
-
-
-def estimate_intermediate_bytes(
-    lengths: Iterable[int],
-    hidden_size: int,
-    num_heads: int,
-    layers_hidden: Sequence[int],
-    layers_attention: Sequence[int],
-) -> int:
-    """Bytes of cached intermediates: 4 * (sum L_j * H * |hidden| + heads * sum L_j^2 * |att|)."""
-    arr = np.asarray(list(lengths), dtype=np.int64)
-    tokens, squares = int(arr.sum()), int((arr**2).sum())
-    return 4 * (
-        tokens * hidden_size * len(layers_hidden) + num_heads * squares * len(layers_attention)
-    )
 
 
 @dataclass(frozen=True, eq=False)

@@ -273,7 +273,7 @@ def check_labels_match(
     """
     data = tuple(splits.label_names if isinstance(splits, Splits) else splits)
     if isinstance(teacher_label_names, Mapping):
-        teacher = tuple(str(teacher_label_names[k]) for k in sorted(teacher_label_names))
+        teacher = tuple(str(teacher_label_names[k]) for k in sorted(teacher_label_names, key=int))
     else:
         teacher = tuple(str(n) for n in teacher_label_names)
     if data == teacher:

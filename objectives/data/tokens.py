@@ -2,12 +2,15 @@
 
 :func:`tokenize` turns :func:`~kdtune.objectives.data.dataset.load_splits`'s ``text``
 [``text_pair``] columns into ``input_ids``/``attention_mask``/``token_type_ids``, truncated
-but not padded; :func:`data_collator` pads each batch to its longest example.
+but not padded; :func:`data_collator` pads each batch to its longest example;
+:func:`label_array` reads a split's labels.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from kdtune.errors import UsageError
 
@@ -16,7 +19,7 @@ from .dataset import SPLIT_NAMES, Splits
 if TYPE_CHECKING:  # pragma: no cover
     from datasets import Dataset
 
-__all__ = ["data_collator", "tokenize"]
+__all__ = ["data_collator", "label_array", "tokenize"]
 
 
 def tokenize(splits_or_dataset: Splits | Dataset, tokenizer: Any, max_length: int):
@@ -59,6 +62,18 @@ def data_collator(tokenizer: Any):
     from transformers import DataCollatorWithPadding
 
     return DataCollatorWithPadding(tokenizer=tokenizer, return_tensors="pt")
+
+
+def label_array(dataset: Any) -> np.ndarray:
+    """The ``label`` column of a (tokenised) split as an array.
+
+    A ``datasets.Dataset`` is read as Arrow (any ``select`` / ``shuffle`` mapping kept):
+    about 1 ms for 400 rows, against 5-10 ms for ``np.asarray(dataset["label"])``, which
+    walks the rows one by one.
+    """
+    if hasattr(dataset, "with_format"):
+        return np.asarray(dataset.with_format("arrow")["label"])
+    return np.asarray(dataset["label"])
 
 
 def _tokenize_one(ds: Dataset, tokenizer: Any, max_length: int, name: str) -> Dataset:

@@ -125,14 +125,17 @@ def transfer_set(labelled: Dataset, cfg: TransferConfig, tokenizer: Any,
     """
     if not cfg.enabled:
         return labelled
-    if not memo_key:
+
+    def build() -> Dataset:
         return _build(labelled, cfg, tokenizer, embeddings, seed, progress)
+
+    if not memo_key:
+        return build()
     from ..compute.memo import WORKER_MEMO, path_stamp
 
     key = json.dumps([memo_key, cfg.model_dump(mode="json"), seed,
                       path_stamp(cfg.text) if cfg.text else None])
-    return WORKER_MEMO.get("transfer", key, lambda: _build(labelled, cfg, tokenizer,
-                                                           embeddings, seed, progress))
+    return WORKER_MEMO.get("transfer", key, build)
 
 
 def _build(labelled: Dataset, cfg: TransferConfig, tokenizer: Any, embeddings: torch.Tensor,

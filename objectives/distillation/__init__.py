@@ -1,5 +1,5 @@
-"""One distillation run: its config, inputs, losses, training loop, alignment, evaluation,
-and the checks on the test split and on compressed formats.
+"""One distillation run: its config, inputs, student build, losses, training loop, alignment,
+evaluation, and the checks on the test split and on compressed formats.
 
 Public names are imported on first use (:mod:`kdtune.lazy`).
 """
@@ -12,6 +12,7 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "align_student": ".align",
     "fit_temperature": ".align",
     "fold_temperature": ".align",
+    "prepare_student": ".build",
     "REPORT_FILE": ".compress",
     "convert_student": ".compress",
     "measure_formats": ".compress",
@@ -37,7 +38,6 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "RunInputs": ".prepare",
     "TeacherSignal": ".prepare",
     "load_inputs": ".prepare",
-    "prepare_student": ".prepare",
     "teacher_depth": ".prepare",
     "teacher_signal": ".prepare",
     "DistillResult": ".run",

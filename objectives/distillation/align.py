@@ -4,6 +4,7 @@ After distillation, :func:`fit_temperature` finds T > 0 such that softmax(z_S / 
 the teacher's probabilities, and :func:`fold_temperature` divides the final classification
 layer by T, so the saved Hugging Face checkpoint serves the aligned confidences with no extra
 code. Dividing logits by T > 0 keeps every argmax, so labels and accuracy do not change.
+:func:`align_run` is a distillation run's step (what it fits on: ``evaluation.alignment_inputs``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ..measure.metrics import (
 __all__ = [
     "ALIGN_FITS",
     "ALIGN_MODES",
+    "align_run",
     "align_student",
     "fit_temperature",
     "fold_temperature",
@@ -261,6 +263,27 @@ def fold_temperature(model: Any, temperature: float) -> None:
     if config is not None:
         previous = getattr(config, "kdtune_temperature", None)
         config.kdtune_temperature = float(t * (float(previous) if previous is not None else 1.0))
+
+
+def align_run(student: Any, student_logits: np.ndarray, p_fit: np.ndarray,
+              fit_labels: np.ndarray, p_teacher: np.ndarray, p_student: np.ndarray,
+              labels: np.ndarray, *, align_on: str, objective: str, reference_class: int,
+              kappa: float) -> dict[str, Any]:
+    """A distillation run's alignment: fit T on ``student_logits`` against ``p_fit``
+    (:func:`fit_temperature`, rows ``align_on`` names), fold it into ``student``, and report
+    ``align_temperature``, ``align_on``, ``align_fit`` (``objective``), ``align_rows`` and,
+    from the unaligned selection probabilities ``p_teacher``/``p_student``/``labels``,
+    ``sigma_unaligned`` and ``sigma_max_unaligned``."""
+    temperature = fit_temperature(student_logits, p_fit, fit_labels, objective=objective,
+                                  reference_class=reference_class)
+    before = confidence_metrics(p_teacher, p_student, labels, kappa=kappa,
+                                reference_class=reference_class)
+    fold_temperature(student, temperature)
+    return {"align_temperature": float(temperature),
+            "align_on": align_on, "align_fit": objective,
+            "align_rows": int(len(fit_labels)),
+            "sigma_unaligned": before.get("sigma"),
+            "sigma_max_unaligned": before.get("sigma_max")}
 
 
 def align_student(

@@ -1,7 +1,8 @@
 """Measuring a student: its probabilities, its metrics against the teacher, its latency.
 
-Predictions come from :func:`objectives.compute.predict.predict_logits`, kdtune's one prediction
-loop; teacher logits come from the teacher-output cache when the run has it. The metrics are
+A split is measured in one pass: logits (:func:`objectives.compute.predict.predict_logits`,
+kdtune's one prediction loop; teacher logits from the teacher-output cache when the run has it),
+probabilities, then the metrics against the labels read once (``RunInputs``). The metrics are
 :func:`objectives.measure.metrics.confidence_metrics` (on the evaluation split, and on the training
 split too when ``eval.on_train``), paired bootstrap 95% intervals of accuracy, sigma and
 sigma_max on the evaluation split (:func:`objectives.measure.bootstrap.paired_bootstrap`), plus the
@@ -20,54 +21,70 @@ from ..compute.predict import MODEL_INPUTS, predict_logits
 from ..measure.bootstrap import DEFAULT_RESAMPLES, interval_key, paired_bootstrap
 from ..measure.metrics import confidence_metrics, softmax
 from ..student.model import Student, count_parameters
+from ..teacher.forward import TeacherSignal
 from .config import DistillConfig
-from .prepare import RunInputs, TeacherSignal
+from .prepare import RunInputs
 
 EVAL_BATCH_SIZE = 64
 """Inputs per forward when evaluating and when timing latency."""
 
 
-def probabilities(model: torch.nn.Module, dataset, inputs: RunInputs,
-                  device: torch.device, tokenizer=None) -> np.ndarray:
-    """Softmax probabilities (n, K) of ``model`` on every row of ``dataset``, in row order,
-    padded by ``tokenizer`` (default: the teacher's)."""
-    from ..data.tokens import data_collator
+def logits(model: torch.nn.Module, dataset, collate, device: torch.device) -> np.ndarray:
+    """Logits (n, K) of ``model`` on every row of ``dataset``, in row order, padded by
+    ``collate``, :data:`EVAL_BATCH_SIZE` rows per forward."""
+    return predict_logits(model, dataset, collate, device, EVAL_BATCH_SIZE)
 
-    collate = data_collator(tokenizer if tokenizer is not None else inputs.tokenizer)
-    return softmax(predict_logits(model, dataset, collate, device, EVAL_BATCH_SIZE))
+
+def probabilities(model: torch.nn.Module, dataset, collate, device: torch.device) -> np.ndarray:
+    """Softmax probabilities (n, K) of ``model`` on every row of ``dataset``, in row order,
+    padded by ``collate``."""
+    z = logits(model, dataset, collate, device)
+    return softmax(z)
 
 
 def student_probabilities(student: torch.nn.Module, inputs: RunInputs,
                           device: torch.device) -> np.ndarray:
     """The student's probabilities on the evaluation split, tokenised by its own tokenizer."""
-    return probabilities(student, inputs.student_eval, inputs, device, inputs.student_tokenizer)
+    return probabilities(student, inputs.student_eval, inputs.student_collate, device)
 
 
 def teacher_probabilities(signal: TeacherSignal, inputs: RunInputs, device: torch.device,
                           split: str = "eval") -> np.ndarray:
     """The teacher's probabilities on ``split`` (``eval`` or ``train``): cached or predicted."""
     cached = signal.eval if split == "eval" else signal.train
-    if cached is not None:
-        return softmax(np.asarray(cached.logits, dtype=np.float64))
-    dataset = inputs.eval if split == "eval" else inputs.train
-    return probabilities(signal.model, dataset, inputs, device)
+    if cached is None:
+        dataset = inputs.eval if split == "eval" else inputs.train
+        return probabilities(signal.model, dataset, inputs.collate, device)
+    return softmax(np.asarray(cached.logits, dtype=np.float64))
 
 
-def accuracy(p: np.ndarray, labels: np.ndarray) -> float:
-    """Share of rows whose most probable class is the label."""
-    return float((p.argmax(1) == labels).mean())
+def eval_accuracy(p: np.ndarray, inputs: RunInputs) -> float:
+    """Share of the evaluation split's rows whose most probable class (``p``: probabilities,
+    (n, K)) is the label."""
+    return float((p.argmax(1) == inputs.eval_labels).mean())
 
 
-def label_array(dataset) -> np.ndarray:
-    """The ``label`` column of a (tokenised) split as an array.
+def alignment_inputs(student: Student, inputs: RunInputs, signal: TeacherSignal,
+                     p_teacher: np.ndarray, p_student: np.ndarray | None,
+                     device: torch.device) -> tuple[np.ndarray, ...]:
+    """What the alignment temperature is fitted on: ``(student logits, teacher probabilities,
+    labels, p_student)`` of the held-out rows (``inputs.held_out``), else of the selection
+    split.
 
-    A ``datasets.Dataset`` is read as Arrow (any ``select`` / ``shuffle`` mapping kept):
-    about 1 ms for 400 rows, against 5-10 ms for ``np.asarray(dataset["label"])``, which
-    walks the rows one by one; every trial reads the evaluation labels a few times.
-    """
-    if hasattr(dataset, "with_format"):
-        return np.asarray(dataset.with_format("arrow")["label"])
-    return np.asarray(dataset["label"])
+    ``p_student``: the trained student's selection probabilities when the last epoch
+    measured them (else they are measured here); on the selection split their logarithms
+    serve as its logits (softmax(log p / T) = softmax(z / T): a row's constant shift does not
+    matter)."""
+    held = inputs.held_out
+    if p_student is None:
+        p_student = student_probabilities(student, inputs, device)
+    if held is None:
+        z = np.log(np.maximum(p_student, np.finfo(np.float64).tiny))
+        return z, p_teacher, inputs.eval_labels, p_student
+    p_fit = teacher_probabilities(signal, inputs, device, "train")[held]
+    z = logits(student, student_rows(inputs, held), inputs.student_collate, device)
+    return z, p_fit, inputs.train_labels[held], p_student
+
 
 def final_metrics(cfg: DistillConfig, student: Student, inputs: RunInputs,
                   signal: TeacherSignal, p_teacher: np.ndarray, p_student: np.ndarray | None,
@@ -83,27 +100,32 @@ def final_metrics(cfg: DistillConfig, student: Student, inputs: RunInputs,
     """
     if p_student is None:
         p_student = student_probabilities(student, inputs, device)
-    labels = label_array(inputs.eval)
+    labels, train_labels = inputs.eval_labels, inputs.train_labels
+    labelled = train_labels >= 0  # the transfer set's unlabelled rows are -1
+    if cfg.eval.on_train:
+        p_train = (teacher_probabilities(signal, inputs, device, "train")[labelled],
+                   probabilities(student, student_rows(inputs), inputs.student_collate,
+                                 device)[labelled])
+    if cfg.eval.int8:  # confidences after quantisation, an objective the search may use
+        from ..measure.onnx import int8_probabilities
+
+        started = time.perf_counter()
+        p_int8 = int8_probabilities(student.model, inputs.student_tokenizer,
+                                    inputs.student_eval, inputs.student_collate)
+        m = confidence_metrics(p_teacher, p_int8, labels, reference_class=cfg.eval.reference_class,
+                               kappa=cfg.eval.kappa)
+        int8 = {"accuracy_int8": m["accuracy_student"], "sigma_int8": m["sigma"],
+                "agreement_int8": float(np.mean(p_int8.argmax(1) == p_student.argmax(1))),
+                "int8_seconds": time.perf_counter() - started}
     metrics = confidence_metrics(p_teacher, p_student, labels,
                                  reference_class=cfg.eval.reference_class, kappa=cfg.eval.kappa)
     metrics.update(interval_ci(p_teacher, p_student, labels, cfg.eval.reference_class, cfg.seed))
-    if cfg.eval.on_train:  # the labelled rows of the transfer set (unlabelled ones are -1)
-        train_labels = label_array(inputs.train)
-        labelled = train_labels >= 0
-        train = confidence_metrics(
-            teacher_probabilities(signal, inputs, device, "train")[labelled],
-            probabilities(student, student_rows(inputs), inputs, device,
-                          inputs.student_tokenizer)[labelled],
-            train_labels[labelled], reference_class=cfg.eval.reference_class,
-            kappa=cfg.eval.kappa)
+    if cfg.eval.on_train:
+        train = confidence_metrics(*p_train, train_labels[labelled],
+                                   reference_class=cfg.eval.reference_class, kappa=cfg.eval.kappa)
         metrics.update({f"train_{k}": v for k, v in train.items()})
-    if cfg.eval.int8:  # confidences after quantisation, an objective the search may use
-        from ..measure.onnx import int8_figures
-
-        metrics.update(int8_figures(student.model, inputs.student_tokenizer,
-                                    inputs.student_eval, p_teacher,
-                                    p_student, labels, cfg.eval.reference_class,
-                                    cfg.eval.kappa))
+    if cfg.eval.int8:
+        metrics.update(int8)
     metrics.update(vocabulary_figures(inputs, cfg.data.max_length))
     metrics["params"] = count_parameters(student)
     metrics["teacher_params"] = count_parameters(inputs.teacher)
@@ -135,7 +157,7 @@ def vocabulary_figures(inputs: RunInputs, max_length: int) -> dict:
         return tokenised_differently(inputs.tokenizer, inputs.vocab, list(ds["text"]), pairs,
                                      max_length)
 
-    key = (inputs.train_fingerprint, inputs.splits.fingerprint("eval"))
+    key = (inputs.train_fingerprint, inputs.eval_fingerprint)
     return {"vocabulary_size": inputs.vocab.size,
             "eval_tokenised_differently": WORKER_MEMO.get("vocabulary", ("differ", *key), share)}
 
@@ -184,7 +206,7 @@ def latency_ms(student: Student, inputs: RunInputs, device: torch.device,
     key = (type(student.model).__name__, student.num_layers, student.hidden_size,
            int(config.num_attention_heads), int(config.intermediate_size),
            int(config.vocab_size), torch.get_num_threads(), str(device), n_batches,
-           inputs.splits.fingerprint("eval"), len(inputs.eval))
+           inputs.eval_fingerprint, len(inputs.eval))
     return WORKER_MEMO.get("latency", key, lambda: _time_forwards(student, inputs, device,
                                                                   n_batches))
 
@@ -197,7 +219,7 @@ def teacher_latency_ms(inputs: RunInputs, device: torch.device, n_batches: int) 
     if n_batches <= 0:
         return float("nan")
     key = ("teacher", str(inputs.teacher.name_or_path), torch.get_num_threads(), str(device),
-           n_batches, inputs.splits.fingerprint("eval"))
+           n_batches, inputs.eval_fingerprint)
     return WORKER_MEMO.get("latency", key, lambda: _time_forwards(
         inputs.teacher, inputs, device, n_batches, teacher=True))
 
@@ -205,13 +227,11 @@ def teacher_latency_ms(inputs: RunInputs, device: torch.device, n_batches: int) 
 @torch.inference_mode()
 def _time_forwards(student: Student, inputs: RunInputs, device: torch.device,
                    n_batches: int, teacher: bool = False) -> float:
-    from ..data.tokens import data_collator
-
     model = getattr(student, "model", student)
     trained_with = model.config._attn_implementation
     if trained_with != "sdpa":
         model.set_attn_implementation("sdpa")
-    collate = data_collator(inputs.tokenizer if teacher else inputs.student_tokenizer)
+    collate = inputs.collate if teacher else inputs.student_collate
     was_training = student.training
     student.eval()
     dataset = inputs.eval if teacher else inputs.student_eval

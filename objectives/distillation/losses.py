@@ -3,6 +3,7 @@
 Prediction losses work on logits (B, K): B examples, K classes; intermediate losses on hidden
 states (B, L, H) and attention matrices (B, heads, L, L), L the sequence length. Every loss
 returns a scalar tensor (0-dim) that keeps the autograd graph; teacher tensors are used as given.
+:func:`intermediate_losses` sums them over the mapped layers of one batch.
 :func:`get_loss` looks losses up by name in :data:`LOSSES`; :func:`combine_losses` gives
 ``L = alpha * L_soft + (1 - alpha) * L_hard + beta * L_intermediate``.
 Why: docs/design.md, "Alpha weights the soft term", "Loss inputs and registry".
@@ -10,7 +11,7 @@ Why: docs/design.md, "Alpha weights the soft term", "Loss inputs and registry".
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -266,6 +267,32 @@ def attention_mse(student_scores: torch.Tensor, teacher_scores: torch.Tensor) ->
         teacher_scores,
     )
     return F.mse_loss(student, teacher)
+
+
+def intermediate_losses(names: Sequence[str], s_out, s_scores, t: dict, mask: torch.Tensor,
+                        hidden_pairs: Sequence[tuple[int, int]],
+                        attention_pairs: Sequence[tuple[int, int]]) -> dict[str, torch.Tensor]:
+    """TinyBERT's embedding, hidden-state and attention MSEs of one batch, those in ``names``,
+    over the mapped (student, teacher) layer pairs.
+
+    ``s_out``: the student's output (``projected_hidden_states``, ``logits``); ``s_scores``: its
+    captured pre-softmax attention scores; ``t``: the teacher's outputs for the batch
+    (``hidden``, ``attentions``); ``mask`` (B, L): the attention mask.
+    """
+    out: dict[str, torch.Tensor] = {}
+    hidden = s_out.projected_hidden_states  # W_h applied already when widths differ
+    if "embedding" in names:
+        out["embedding"] = embedding_mse(hidden[0], t["hidden"][0], mask=mask)
+    if "hidden" in names:
+        out["hidden"] = torch.stack([hidden_mse(hidden[s], t["hidden"][ti], mask=mask)
+                                     for s, ti in hidden_pairs if s > 0]).sum()
+    if "attention" in names:
+        m = mask.to(s_out.logits.dtype)
+        square = m[:, None, :, None] * m[:, None, None, :]
+        out["attention"] = torch.stack([
+            attention_mse(s_scores[s] * square, t["attentions"][ti])
+            for s, ti in attention_pairs]).sum()
+    return out
 
 
 LossTerm = torch.Tensor | float | None

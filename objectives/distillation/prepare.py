@@ -1,30 +1,28 @@
-"""The first steps of a distillation run: its inputs, the teacher's outputs, the student.
+"""The first steps of a distillation run: its inputs and the teacher's outputs.
 
-:func:`load_inputs` loads the teacher and the data, tokenizes the splits (padding per batch) and
-chooses the layer mapping; :func:`teacher_signal` reads the teacher's outputs from the on-disk
-cache when enabled (computed once per fingerprint, shared by every trial and every local
-worker), else from a live forward per batch; :func:`prepare_student` builds the student on the
-run's device. :func:`average_heads`: student head i gets the mean of teacher heads i*A_T/A_S up
-to (i+1)*A_T/A_S. :func:`attention_implementation`: eager only with the attention loss, else SDPA.
-Why: docs/design.md, "Attention loss across head counts", "Attention kernel: eager or SDPA".
+:func:`load_inputs` loads the teacher and the data, tokenizes the splits (padding per batch),
+chooses the layer mapping and the student's shape and vocabulary, and reads once what later
+steps need (:class:`RunInputs`: labels, fingerprints, held-out rows); :func:`teacher_signal`
+reads the teacher's outputs from the on-disk cache when enabled (computed once per fingerprint,
+shared by every trial and every local worker), else from a live forward per batch
+(:class:`~kdtune.objectives.teacher.forward.TeacherSignal`). The student is built next
+(:mod:`.build`).
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from kdtune.errors import UsageError
 
-from ..student.build import build_student
 from ..student.mapping import attention_pairs, hidden_state_pairs, layer_mapping
-from ..student.model import Student
 from ..student.size import student_shape
-from ..teacher.forward import forward_teacher
+from ..teacher.forward import TeacherSignal
 from .config import DistillConfig
 
 
@@ -48,6 +46,15 @@ class RunInputs:
             ``None`` when it keeps the teacher's (``vocabulary: full``).
         student_tokenizer: the student's tokenizer (the teacher's without ``vocab``).
         student_eval: the evaluation split tokenised by ``student_tokenizer``.
+        eval_fingerprint: the evaluation split's content fingerprint.
+        train_labels, eval_labels: the ``label`` columns of ``train`` and ``eval`` as arrays
+            (-1 for the transfer set's unlabelled and augmented rows).
+        student_shape: the student's (width, attention heads, feed-forward size)
+            (:func:`~kdtune.objectives.student.size.student_shape`).
+        held_out: the rows of ``train`` kept out of training to fit the alignment
+            temperature (:func:`held_out_rows`), or ``None``.
+        collate, student_collate: pad a list of rows into a batch with the teacher's and
+            the student's tokenizer (:func:`~kdtune.objectives.data.tokens.data_collator`).
     """
 
     teacher: Any
@@ -62,12 +69,13 @@ class RunInputs:
     vocab: Any = None
     student_tokenizer: Any = None
     student_eval: Any = None
-
-    def student_batch(self, batch: dict) -> dict:
-        """A training batch (teacher token ids) as the student's inputs."""
-        if self.vocab is None:
-            return batch
-        return {**batch, "input_ids": self.vocab.student_ids(batch["input_ids"])}
+    eval_fingerprint: str = ""
+    train_labels: Any = None
+    eval_labels: Any = None
+    student_shape: tuple[int, int, int] | None = None
+    held_out: Any = None
+    collate: Any = None
+    student_collate: Any = None
 
 
 def teacher_depth(teacher: str) -> int:
@@ -97,7 +105,9 @@ def load_inputs(cfg: DistillConfig, device: torch.device, splits=None) -> RunInp
     """
     from ..compute.memo import WORKER_MEMO, path_stamp
     from ..data.dataset import check_labels_match, content_fingerprint, load_splits
-    from ..data.tokens import tokenize
+    from ..data.tokens import data_collator, label_array, tokenize
+    from ..data.transfer import transfer_set
+    from ..student.vocabulary import task_vocabulary, used_token_ids
     from ..teacher.load import load_teacher
 
     # SDPA whatever the losses: attention scores come from hooks (module docstring of reuse)
@@ -108,47 +118,70 @@ def load_inputs(cfg: DistillConfig, device: torch.device, splits=None) -> RunInp
     if splits is None:
         splits = WORKER_MEMO.get("splits", cfg.data.model_dump_json(),
                                  lambda: load_splits(cfg.data))
-    check_labels_match(splits, _label_names(teacher))
+    check_labels_match(splits, teacher.config.id2label or {})
+    which = cfg.data.students
+    labelled = splits.students_rows(which)  # then any unlabelled and augmented rows
+    labelled_fingerprint = splits.students_fingerprint(which)
+    transfer_rows = splits.transfer_rows(which)
     mapping = layer_mapping(cfg.layer_mapping, teacher.config.num_hidden_layers,
                             cfg.student_layers)
-    train = students_transfer_set(cfg, splits, teacher, tokenizer)
-    which = cfg.data.students
-    train_fingerprint = (splits.students_fingerprint(which)
-                         if train is splits.students_rows(which)
+    shape = student_shape(teacher.config, cfg.hidden_size, cfg.ffn_size)
+    train = labelled
+    if cfg.data.transfer.enabled:
+        train = transfer_set(labelled, cfg.data.transfer, tokenizer,
+                             teacher.get_input_embeddings().weight, cfg.data.seed,
+                             memo_key=f"{cfg.teacher}|{labelled_fingerprint}")
+    train_fingerprint = (labelled_fingerprint if train is labelled
                          else content_fingerprint(train, splits.label_names))
 
     def tokens(dataset, fingerprint: str, tok=tokenizer, name=str(cfg.teacher)):
         return WORKER_MEMO.get("tokens", (name, fingerprint, cfg.data.max_length),
                                lambda: tokenize(dataset, tok, cfg.data.max_length))
 
+    eval_fingerprint = splits.fingerprint("eval")
     train_tokens = tokens(train, train_fingerprint)
-    eval_tokens = tokens(splits.eval, splits.fingerprint("eval"))
-    vocab = student_vocabulary(cfg, tokenizer, train_tokens, train_fingerprint)
-    student_tokenizer, student_eval = tokenizer, eval_tokens
-    if vocab is not None:
+    eval_tokens = tokens(splits.eval, eval_fingerprint)
+    train_labels, eval_labels = label_array(train_tokens), label_array(eval_tokens)
+    collate = student_collate = data_collator(tokenizer)
+    vocab, student_tokenizer, student_eval = None, tokenizer, eval_tokens
+    if cfg.vocabulary == "task":  # the student's task vocabulary, once per students' set
+        vocab = WORKER_MEMO.get(
+            "vocabulary", (str(cfg.teacher), train_fingerprint, cfg.data.max_length),
+            lambda: task_vocabulary(tokenizer, used_token_ids(train_tokens)))
         student_tokenizer = vocab.tokenizer
-        student_eval = tokens(splits.eval, splits.fingerprint("eval"), vocab.tokenizer,
+        student_eval = tokens(splits.eval, eval_fingerprint, vocab.tokenizer,
                               f"{cfg.teacher}|task|{train_fingerprint}")
+        student_collate = data_collator(student_tokenizer)
     return RunInputs(
         teacher=teacher, tokenizer=tokenizer, splits=splits,
         train=train_tokens, train_fingerprint=train_fingerprint, eval=eval_tokens,
         mapping=mapping, hidden_pairs=hidden_state_pairs(mapping),
         attention_pairs=attention_pairs(mapping), vocab=vocab,
         student_tokenizer=student_tokenizer, student_eval=student_eval,
+        eval_fingerprint=eval_fingerprint, train_labels=train_labels, eval_labels=eval_labels,
+        student_shape=shape, held_out=held_out_rows(cfg, train_labels, transfer_rows),
+        collate=collate, student_collate=student_collate,
     )
 
 
-def student_vocabulary(cfg: DistillConfig, tokenizer, train_tokens, train_fingerprint: str):
-    """The student's task vocabulary of the tokenised students' set (``None`` for
-    ``vocabulary: full``), made once per process and students' set."""
-    if cfg.vocabulary != "task":
-        return None
-    from ..compute.memo import WORKER_MEMO
-    from ..student.vocabulary import task_vocabulary, used_token_ids
+def held_out_rows(cfg: DistillConfig, train_labels: np.ndarray,
+                  transfer: range | None) -> np.ndarray | None:
+    """The students' labelled rows kept out of training to fit the alignment temperature
+    (``align_on: heldout``): a seeded ``align_holdout`` share, at least one row; else None.
 
-    return WORKER_MEMO.get(
-        "vocabulary", (str(cfg.teacher), train_fingerprint, cfg.data.max_length),
-        lambda: task_vocabulary(tokenizer, used_token_ids(train_tokens)))
+    They are drawn from the transfer split when the students also learn on the teacher's
+    training rows (``data.students: all``): the teacher is nearly one-hot on its own
+    training sentences, so a temperature fitted there would sharpen the student.
+    ``transfer``: where the transfer split's rows sit in ``train``
+    (:meth:`~kdtune.objectives.data.dataset.Splits.transfer_rows`)."""
+    if cfg.align != "temperature" or cfg.align_on != "heldout":
+        return None
+    labelled = np.flatnonzero(train_labels >= 0)
+    if transfer is not None:
+        labelled = labelled[(labelled >= transfer.start) & (labelled < transfer.stop)]
+    n = max(1, round(cfg.align_holdout * len(labelled)))
+    rng = np.random.default_rng([cfg.seed, 0xA11])
+    return np.sort(rng.choice(labelled, size=min(n, len(labelled)), replace=False))
 
 
 def kept_vocabulary_size(cfg: DistillConfig) -> int | None:
@@ -158,95 +191,6 @@ def kept_vocabulary_size(cfg: DistillConfig) -> int | None:
     if cfg.vocabulary != "task":
         return None
     return load_inputs(cfg, torch.device("cpu")).vocab.size
-
-
-def attention_implementation(cfg: DistillConfig) -> str:
-    """``"eager"`` when the run trains the attention loss (``beta`` > 0 with ``attention``
-    in ``intermediate``), else ``"sdpa"`` (module docstring); the
-    teacher always runs SDPA (:mod:`~kdtune.objectives.compute.memo`)."""
-    return "eager" if cfg.uses_intermediate and "attention" in cfg.intermediate else "sdpa"
-
-
-def students_transfer_set(cfg: DistillConfig, splits, teacher, tokenizer):
-    """The rows students learn on: :meth:`Splits.students_rows` (``data.students``: every
-    labelled row outside selection and test, or the transfer split alone), extended by
-    ``cfg.data.transfer``'s unlabelled and augmented text
-    (:func:`~kdtune.objectives.data.transfer.transfer_set`, label -1)."""
-    from ..data.transfer import transfer_set
-
-    labelled = splits.students_rows(cfg.data.students)
-    if not cfg.data.transfer.enabled:
-        return labelled
-    memo = f"{cfg.teacher}|{splits.students_fingerprint(cfg.data.students)}"
-    return transfer_set(labelled, cfg.data.transfer, tokenizer,
-                        teacher.get_input_embeddings().weight, cfg.data.seed, memo_key=memo)
-
-
-@dataclass(frozen=True)
-class TeacherSignal:
-    """Where the losses read the teacher's outputs from, batch by batch.
-
-    Attributes:
-        model: the teacher (used for a live forward when ``live``).
-        train, eval: cached outputs for the training and evaluation splits, or ``None``
-            when the cache is off.
-        live: whether training batches need a live teacher forward (no cache, or
-            intermediates over the cache's memory budget).
-        hidden: the teacher ``hidden_states`` indices the intermediate losses read.
-        attention: the teacher ``attentions`` indices the attention loss reads.
-        heads: the student's attention heads; teacher attentions are averaged into this
-            many heads (:func:`average_heads`) when it differs from the teacher's.
-    """
-
-    model: Any
-    train: Any
-    eval: Any
-    live: bool
-    hidden: tuple[int, ...]
-    attention: tuple[int, ...]
-    heads: int | None = None
-
-    def for_batch(self, batch: dict, idx: torch.Tensor, device: torch.device) -> dict:
-        """Teacher logits (and the needed hidden states / attentions) for one batch.
-
-        From the cache when it holds everything, else from a live forward
-        (:func:`~kdtune.objectives.teacher.forward.forward_teacher`, which zeroes padding exactly as
-        the cache does, so both paths feed the losses the same numbers).
-        """
-        seq_len = batch["input_ids"].shape[1]
-        if not self.live:
-            out = self.train.batch(idx.tolist(), seq_len, device=device)
-        else:
-            with torch.no_grad():
-                out = forward_teacher(self.model, batch, self.hidden, self.attention)
-            if self.train is not None:  # cached logits keep trials identical either way
-                out["logits"] = self.train.batch(idx.tolist(), seq_len, device=device)["logits"]
-        if self.heads is not None and out.get("attentions"):
-            out["attentions"] = {i: average_heads(a, self.heads)
-                                 for i, a in out["attentions"].items()}
-        return out
-
-
-def average_heads(scores: torch.Tensor, heads: int) -> torch.Tensor:
-    """(B, A_T, L, L) attention maps -> (B, ``heads``, L, L), each output head the mean of
-    its window of input heads (adaptive average pooling over the head axis; a window of
-    one repeats a head when ``heads`` > A_T). Unchanged when the counts agree."""
-    n = scores.shape[1]
-    if n == heads:
-        return scores
-    weights = _head_pool(n, heads).to(scores.device)
-    return torch.einsum("sh,bhij->bsij", weights, scores.float()).to(scores.dtype)
-
-
-@functools.lru_cache(maxsize=16)
-def _head_pool(n: int, heads: int) -> torch.Tensor:
-    """(heads, n) averaging weights of :func:`average_heads`, built once per shape (it runs
-    on every batch of every attention layer)."""
-    weights = torch.zeros(heads, n, dtype=torch.float32)
-    for i in range(heads):
-        lo, hi = (i * n) // heads, -(-(i + 1) * n // heads)
-        weights[i, lo:hi] = 1.0 / (hi - lo)
-    return weights
 
 
 def teacher_signal(cfg: DistillConfig, inputs: RunInputs, device: torch.device) -> TeacherSignal:
@@ -269,8 +213,7 @@ def teacher_signal(cfg: DistillConfig, inputs: RunInputs, device: torch.device) 
         tok_name = getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__
 
         def outputs(split: str, dataset, hidden_idx, attention_idx):
-            data_key = (inputs.train_fingerprint if split == "train"
-                        else inputs.splits.fingerprint(split))
+            data_key = inputs.train_fingerprint if split == "train" else inputs.eval_fingerprint
             fingerprint = teacher_fingerprint(cfg.teacher, data_key, split, tok_name,
                                               cfg.data.max_length)
             return compute_or_load(inputs.teacher, tokenizer, dataset, fingerprint,
@@ -280,32 +223,11 @@ def teacher_signal(cfg: DistillConfig, inputs: RunInputs, device: torch.device) 
         train_out = outputs("train", inputs.train, hidden, attention)
         eval_out = outputs("eval", inputs.eval, (), ())
     live = train_out is None or (cfg.uses_intermediate and train_out.needs_live_teacher)
-    heads = student_shape(inputs.teacher.config, cfg.hidden_size, cfg.ffn_size)[1]
+    heads = inputs.student_shape[1]
     return TeacherSignal(model=inputs.teacher, train=train_out, eval=eval_out, live=live,
                          hidden=hidden, attention=attention,
                          heads=heads if heads != inputs.teacher.config.num_attention_heads
                          else None)
-
-
-def prepare_student(cfg: DistillConfig, inputs: RunInputs, signal: TeacherSignal,
-                    device: torch.device) -> Student:
-    """Build the student on ``device``; move the teacher to the CPU if nothing needs it here.
-
-    Its heads and feed-forward size follow its width (:func:`student_shape`) unless
-    ``ffn_size`` names the feed-forward size."""
-    width, heads, ffn = student_shape(inputs.teacher.config, cfg.hidden_size, cfg.ffn_size)
-    student = build_student(inputs.teacher, inputs.mapping, hidden_size=width,
-                            init=cfg.init, checkpoint=cfg.init_checkpoint,
-                            num_attention_heads=heads, intermediate_size=ffn,
-                            attn_implementation=attention_implementation(cfg))
-    if inputs.vocab is not None:
-        from ..student.vocabulary import shrink_embeddings
-
-        shrink_embeddings(student, inputs.vocab)
-    student.to(device)
-    if not signal.live and signal.eval is not None and device.type != "cpu":
-        inputs.teacher.cpu()  # every teacher output the run needs is cached
-    return student
 
 
 def _intermediate_indices(
@@ -321,7 +243,3 @@ def _intermediate_indices(
     attention = sorted({t for _, t in attention_pairs_}) if "attention" in wanted else []
     return tuple(hidden), tuple(attention)
 
-
-def _label_names(model) -> list[str]:
-    id2label = model.config.id2label or {}
-    return [str(id2label[i]) for i in sorted(int(k) for k in id2label)]

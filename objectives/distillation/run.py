@@ -1,15 +1,17 @@
 """The distillation run: teacher + data + DistillConfig in, a measured student out.
 
-:func:`distill` runs these steps in order, each timed into ``DistillResult.timings``: ``data``,
-``cache`` and ``build`` (:mod:`.prepare`: inputs, teacher outputs, the student),
-``train`` (each stage, epoch by epoch; after each epoch that trains the prediction loss,
-``eval`` measures the student's evaluation accuracy, reports it to ``on_epoch`` and stops the
-run when it is below the configured floor), ``align`` (with ``align: temperature``) and
-``eval`` (the final metrics). Why: docs/design.md, "Steps of a distillation run".
+:func:`distill` calls each step once, in order, each timed into ``DistillResult.timings``:
+``data`` and ``cache`` (:mod:`.prepare`: inputs, teacher outputs), ``build`` (:mod:`.build`:
+the student), ``train`` (:func:`.training.train`: each stage, epoch by epoch; after each epoch
+that trains the prediction loss, ``eval`` measures the student's evaluation accuracy, reports it
+to ``on_epoch`` and stops the run when it is below the configured floor), ``align`` (with
+``align: temperature``; :mod:`.align`) and ``eval`` (the final metrics, :mod:`.evaluation`).
+Why: docs/design.md, "Steps of a distillation run".
 """
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -23,18 +25,18 @@ from kdtune.errors import TrialError
 
 from ..compute.device import configure_threads, resolve_device
 from ..measure.metrics import confidence_metrics
-from ..student.model import Student
+from .align import align_run
+from .build import prepare_student
 from .config import DistillConfig
 from .evaluation import (
-    EVAL_BATCH_SIZE,
-    accuracy,
+    alignment_inputs,
+    eval_accuracy,
     final_metrics,
-    label_array,
     student_probabilities,
     teacher_probabilities,
 )
-from .prepare import RunInputs, TeacherSignal, load_inputs, prepare_student, teacher_signal
-from .training import Diverged, Optimiser, stages, train_epoch, train_loader
+from .prepare import load_inputs, teacher_signal
+from .training import Diverged, train
 
 __all__ = ["DistillResult", "Diverged", "EarlyStopped", "distill"]
 
@@ -94,36 +96,54 @@ def distill(
             teacher's.
         ValueError: bad teacher, data or mapping.
     """
+    _seed_everything(cfg.seed)
     configure_threads(cfg.threads if cfg.threads is not None else threads)
     device = resolve_device(cfg.device)
-    _seed_everything(cfg.seed)
     timings: dict[str, float] = {}
+    timed = functools.partial(_timed, timings)
 
-    with _timed(timings, "data"):
+    with timed("data"):
         inputs = load_inputs(cfg, device, splits)
-    with _timed(timings, "cache"):
+    with timed("cache"):
         signal = teacher_signal(cfg, inputs, device)
-    with _timed(timings, "build"):
+    with timed("build"):
         student = prepare_student(cfg, inputs, signal, device)
-    with _timed(timings, "eval"):
+    with timed("eval"):
         p_teacher = teacher_probabilities(signal, inputs, device)
-    labels = label_array(inputs.eval)
-    teacher_accuracy = accuracy(p_teacher, labels)
-    figures = None
-    if on_figures is not None:
+    labels = inputs.eval_labels
+    teacher_accuracy = eval_accuracy(p_teacher, inputs)
 
-        def figures(n: int, p: np.ndarray) -> None:
-            on_figures(n, confidence_metrics(p_teacher, p, labels, kappa=cfg.eval.kappa,
-                                             reference_class=cfg.eval.reference_class))
-    held = held_out_rows(cfg, inputs)
-    history, p_student = _train(cfg, student, inputs, signal, teacher_accuracy, device,
-                                timings, on_epoch, progress, figures, held)
+    def evaluate(record: dict, predictions: int) -> np.ndarray:
+        """After a prediction epoch: the student's eval probabilities, its accuracy into
+        ``record`` and to ``on_epoch``, EarlyStopped below the floor, figures to
+        ``on_figures``."""
+        with timed("eval"):
+            p = student_probabilities(student, inputs, device)
+        record["eval_accuracy"] = acc = eval_accuracy(p, inputs)
+        if on_epoch is not None:
+            on_epoch(record["epoch"], acc)
+        floor = cfg.min_relative_accuracy
+        if floor is not None and acc < floor * teacher_accuracy:
+            raise EarlyStopped(
+                f"eval accuracy {acc:.4f} after epoch {record['epoch']} is below "
+                f"{floor:g} x teacher accuracy {teacher_accuracy:.4f}")
+        if on_figures is not None:
+            on_figures(predictions, confidence_metrics(
+                p_teacher, p, labels, kappa=cfg.eval.kappa,
+                reference_class=cfg.eval.reference_class))
+        return p
+
+    history, p_student = train(student, cfg, inputs, signal, device, evaluate, timed, progress)
     aligned: dict = {}
     if cfg.align == "temperature":
-        with _timed(timings, "align"):
-            aligned = align(cfg, student, inputs, signal, p_teacher, p_student, held, device)
+        with timed("align"):
+            logits, p_fit, fit_labels, p_student = alignment_inputs(
+                student, inputs, signal, p_teacher, p_student, device)
+            aligned = align_run(student, logits, p_fit, fit_labels, p_teacher, p_student, labels,
+                                align_on=cfg.align_on, objective=cfg.align_fit,
+                                reference_class=cfg.eval.reference_class, kappa=cfg.eval.kappa)
         p_student = None  # the folded classifier's probabilities are measured below
-    with _timed(timings, "eval"):
+    with timed("eval"):
         metrics = final_metrics(cfg, student, inputs, signal, p_teacher, p_student, device)
     metrics.update(aligned)
 
@@ -132,106 +152,6 @@ def distill(
                          label_names=tuple(inputs.splits.label_names),
                          teacher=inputs.teacher, splits=inputs.splits,
                          teacher_tokenizer=inputs.tokenizer)
-
-
-def held_out_rows(cfg: DistillConfig, inputs: RunInputs) -> np.ndarray | None:
-    """The students' labelled rows kept out of training to fit the alignment temperature
-    (``align_on: heldout``): a seeded ``align_holdout`` share, at least one row; else None.
-
-    They are drawn from the transfer split when the students also learn on the teacher's
-    training rows (``data.students: all``): the teacher is nearly one-hot on its own
-    training sentences, so a temperature fitted there would sharpen the student."""
-    if cfg.align != "temperature" or cfg.align_on != "heldout":
-        return None
-    labelled = np.flatnonzero(label_array(inputs.train) >= 0)
-    transfer = inputs.splits.transfer_rows(cfg.data.students)
-    if transfer is not None:
-        labelled = labelled[(labelled >= transfer.start) & (labelled < transfer.stop)]
-    n = max(1, round(cfg.align_holdout * len(labelled)))
-    rng = np.random.default_rng([cfg.seed, 0xA11])
-    return np.sort(rng.choice(labelled, size=min(n, len(labelled)), replace=False))
-
-
-def align(cfg: DistillConfig, student: Student, inputs: RunInputs, signal: TeacherSignal,
-          p_teacher: np.ndarray, p_student: np.ndarray | None, held: np.ndarray | None,
-          device: torch.device) -> dict:
-    """Fit the alignment temperature on the held-out rows (or the selection split), fold it
-    into the classifier, and return its figures: ``align_temperature`` and, on the
-    selection split, ``sigma_unaligned`` (and ``sigma_max_unaligned``).
-
-    ``p_student``: the trained student's selection probabilities when the last epoch
-    measured them (else they are measured here); their logarithms serve as its logits
-    (softmax(log p / T) = softmax(z / T): a row's constant shift does not matter)."""
-    from ..compute.predict import predict_logits
-    from ..data.tokens import data_collator
-    from .align import align_student
-    from .evaluation import student_rows
-
-    if p_student is None:
-        p_student = student_probabilities(student, inputs, device)
-    labels = label_array(inputs.eval)
-    before = confidence_metrics(p_teacher, p_student, labels,
-                                kappa=cfg.eval.kappa, reference_class=cfg.eval.reference_class)
-    if held is None:
-        logits = np.log(np.maximum(p_student, np.finfo(np.float64).tiny))
-        p_fit, fit_labels = p_teacher, labels
-    else:
-        logits = predict_logits(student, student_rows(inputs, held),
-                                data_collator(inputs.student_tokenizer), device, EVAL_BATCH_SIZE)
-        p_fit = teacher_probabilities(signal, inputs, device, "train")[held]
-        fit_labels = label_array(inputs.train)[held]
-    fitted = align_student(student, logits, p_fit, fit_labels, objective=cfg.align_fit,
-                           reference_class=cfg.eval.reference_class)
-    return {"align_temperature": fitted["align_temperature"],
-            "align_on": cfg.align_on, "align_fit": cfg.align_fit,
-            "align_rows": int(len(fit_labels)),
-            "sigma_unaligned": before.get("sigma"),
-            "sigma_max_unaligned": before.get("sigma_max")}
-
-
-def _train(cfg: DistillConfig, student: Student, inputs: RunInputs, signal: TeacherSignal,
-           teacher_accuracy: float, device: torch.device, timings: dict[str, float],
-           on_epoch: Callable[[int, float], None] | None,
-           progress: bool, figures: Callable[[int, np.ndarray], None] | None = None,
-           held: np.ndarray | None = None) -> tuple[list[dict], np.ndarray | None]:
-    """Every stage's epochs; returns the history and the final student's eval probabilities.
-
-    The probabilities are ``None`` when no epoch evaluated the final student (the schedule
-    ended with an intermediate stage).
-    """
-    loader = train_loader(inputs, cfg, exclude=held)
-    eval_labels = label_array(inputs.eval)
-    history: list[dict] = []
-    p_student = None
-    for stage in stages(cfg):
-        optimiser = Optimiser.for_stage(student, cfg, stage.epochs * len(loader))
-        for _ in range(stage.epochs):
-            epoch = len(history) + 1
-            with _timed(timings, "train"):
-                losses = train_epoch(student, loader, signal, inputs, cfg, stage, optimiser,
-                                     epoch, device, progress)
-            record = {"epoch": epoch, "stage": stage.name, **losses}
-            p_student = None
-            if stage.predicts:
-                with _timed(timings, "eval"):
-                    p_student = student_probabilities(student, inputs, device)
-                record["eval_accuracy"] = acc = accuracy(p_student, eval_labels)
-                if on_epoch is not None:
-                    on_epoch(epoch, acc)
-                _check_floor(cfg, acc, teacher_accuracy, epoch)
-                if figures is not None:
-                    figures(sum(r["stage"] != "intermediate" for r in history) + 1, p_student)
-            history.append(record)
-    return history, p_student
-
-
-def _check_floor(cfg: DistillConfig, acc: float, teacher_accuracy: float, epoch: int) -> None:
-    """Raise EarlyStopped when ``acc`` is below ``min_relative_accuracy`` x the teacher's."""
-    floor = cfg.min_relative_accuracy
-    if floor is not None and acc < floor * teacher_accuracy:
-        raise EarlyStopped(
-            f"eval accuracy {acc:.4f} after epoch {epoch} is below "
-            f"{floor:g} x teacher accuracy {teacher_accuracy:.4f}")
 
 
 def _seed_everything(seed: int) -> None:

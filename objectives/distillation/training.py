@@ -1,4 +1,5 @@
-"""Training a student: the schedule's stages, one epoch, one step, and the loss of a batch.
+"""Training a student: the schedule's stages and epochs (:func:`train`), one epoch, one step, and
+the loss of a batch.
 
 Loss: ``L = alpha*L_soft + (1 - alpha)*L_hard + beta*(L_hidden + L_embedding + L_attention)``.
 Schedules (:func:`stages`): ``joint`` trains L for ``epochs`` epochs; ``two-stage`` (TinyBERT)
@@ -10,6 +11,8 @@ Why: docs/design.md, "Training loss and schedule", "Training speed (issue 14)".
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,9 +22,11 @@ from kdtune.errors import TrialError
 
 from ..compute.attention import capture_attention_scores
 from ..student.model import Student
+from ..student.vocabulary import student_batch
+from ..teacher.forward import TeacherSignal
 from . import losses
 from .config import DistillConfig
-from .prepare import RunInputs, TeacherSignal
+from .prepare import RunInputs
 
 
 class Diverged(TrialError):
@@ -167,6 +172,36 @@ class _Indexed(torch.utils.data.Dataset):
         return item
 
 
+def train(student: Student, cfg: DistillConfig, inputs: RunInputs, signal: TeacherSignal,
+          device: torch.device, evaluate: Callable[[dict, int], Any],
+          timed: Callable[[str], AbstractContextManager], progress: bool = False,
+          ) -> tuple[list[dict], Any]:
+    """Every stage's epochs; returns the history and the last epoch's ``evaluate`` result.
+
+    Training never draws ``inputs.held_out``. After each epoch that trains the prediction
+    losses, ``evaluate(record, predictions)`` measures the student (``record``: the epoch's
+    history entry, which it may extend; ``predictions``: the prediction epochs so far) and may
+    raise to stop the run; the result is ``None`` when the schedule ended with an intermediate
+    stage. ``timed("train")`` times each epoch's training.
+    """
+    loader = train_loader(inputs, cfg, exclude=inputs.held_out)
+    history: list[dict] = []
+    result = None
+    for stage in stages(cfg):
+        optimiser = Optimiser.for_stage(student, cfg, stage.epochs * len(loader))
+        for _ in range(stage.epochs):
+            epoch = len(history) + 1
+            with timed("train"):
+                losses = train_epoch(student, loader, signal, inputs, cfg, stage, optimiser,
+                                     epoch, device, progress)
+            record = {"epoch": epoch, "stage": stage.name, **losses}
+            result = None
+            if stage.predicts:
+                result = evaluate(record, sum(r["stage"] != "intermediate" for r in history) + 1)
+            history.append(record)
+    return history, result
+
+
 def train_loader(inputs: RunInputs, cfg: DistillConfig,
                  exclude: Any = None) -> torch.utils.data.DataLoader:
     """Training batches grouped by length (seeded by ``cfg.seed``; epoch e reshuffles with
@@ -238,7 +273,7 @@ def train_step(student: Student, batch: dict, teacher: TeacherSignal, inputs: Ru
     labels = batch.pop("labels").to(device)
     batch = {k: v.to(device) for k, v in batch.items()}
     t = teacher.for_batch(batch, idx, device)
-    s_batch = inputs.student_batch(batch)  # the student's token ids (task vocabulary)
+    s_batch = student_batch(inputs.vocab, batch)  # the student's token ids (task vocabulary)
     match_layers = stage.matches_layers and cfg.uses_intermediate
     scores = None
     if match_layers and teacher.attention:
@@ -276,7 +311,8 @@ def loss_parts(cfg: DistillConfig, stage: Stage, s_out, s_scores, t: dict,
                                                         t2_scaling=cfg.t2_scaling))
         parts["hard"] = losses.hard_cross_entropy(s_out.logits, labels)
     if stage.matches_layers and cfg.uses_intermediate:
-        intermediate = _intermediate_losses(cfg, s_out, s_scores, t, mask, inputs)
+        intermediate = losses.intermediate_losses(cfg.intermediate, s_out, s_scores, t, mask,
+                                                  inputs.hidden_pairs, inputs.attention_pairs)
         parts.update(intermediate)
         parts["intermediate"] = sum(intermediate.values(), zero)
     if stage.name == "intermediate":
@@ -288,25 +324,6 @@ def loss_parts(cfg: DistillConfig, stage: Stage, s_out, s_scores, t: dict,
                                                parts.get("intermediate", zero), cfg.alpha,
                                                cfg.beta if cfg.uses_intermediate else 0.0)
     return parts
-
-
-def _intermediate_losses(cfg: DistillConfig, s_out, s_scores, t: dict, mask: torch.Tensor,
-                         inputs: RunInputs) -> dict[str, torch.Tensor]:
-    """TinyBERT's embedding, hidden-state and attention MSEs named in ``cfg.intermediate``."""
-    out: dict[str, torch.Tensor] = {}
-    hidden = s_out.projected_hidden_states  # W_h applied already when widths differ
-    if "embedding" in cfg.intermediate:
-        out["embedding"] = losses.embedding_mse(hidden[0], t["hidden"][0], mask=mask)
-    if "hidden" in cfg.intermediate:
-        out["hidden"] = torch.stack([losses.hidden_mse(hidden[s], t["hidden"][ti], mask=mask)
-                                     for s, ti in inputs.hidden_pairs if s > 0]).sum()
-    if "attention" in cfg.intermediate:
-        m = mask.to(s_out.logits.dtype)
-        square = m[:, None, :, None] * m[:, None, None, :]
-        out["attention"] = torch.stack([
-            losses.attention_mse(s_scores[s] * square, t["attentions"][ti])
-            for s, ti in inputs.attention_pairs]).sum()
-    return out
 
 
 def _maybe_progress(loader, progress: bool, desc: str, interval: float | None = None):

@@ -131,23 +131,17 @@ class OnnxClassifier:
         return self
 
 
-def int8_figures(model: Any, tokenizer: Any, dataset: Any, p_teacher: np.ndarray,
-                 p_float: np.ndarray, labels: np.ndarray, reference_class: int,
-                 kappa: float) -> dict[str, float]:
-    """A trained student measured after INT8 quantisation (``eval.int8``): exported and
-    quantised in a temporary directory, run by ONNX Runtime on ``dataset`` (tokenised) at
-    torch's current thread count. ``accuracy_int8``, ``sigma_int8`` (against the teacher),
-    ``agreement_int8`` (with the float student) and ``int8_seconds`` (the whole cost)."""
+def int8_probabilities(model: Any, tokenizer: Any, dataset: Any, collate: Any) -> np.ndarray:
+    """A trained student's probabilities on ``dataset`` (tokenised, padded by ``collate``) after
+    INT8 quantisation (``eval.int8``): exported and quantised in a temporary directory, run by
+    ONNX Runtime at torch's current thread count."""
     import tempfile
-    import time
 
     import torch
 
     from ..compute.predict import predict_logits
-    from ..data.tokens import data_collator
-    from .metrics import confidence_metrics, softmax
+    from .metrics import softmax
 
-    started = time.perf_counter()
     device = next(model.parameters()).device
     with tempfile.TemporaryDirectory(prefix="kdtune-int8-") as tmp:
         float_dir, int8_dir = Path(tmp) / "onnx", Path(tmp) / "int8"
@@ -159,11 +153,8 @@ def int8_figures(model: Any, tokenizer: Any, dataset: Any, p_teacher: np.ndarray
             model.to(device)
         quantize_int8(float_dir, int8_dir)
         quantised = OnnxClassifier(int8_dir, threads=torch.get_num_threads())
-        p8 = softmax(predict_logits(quantised, dataset, data_collator(tokenizer)))
-    m = confidence_metrics(p_teacher, p8, labels, reference_class=reference_class, kappa=kappa)
-    return {"accuracy_int8": m["accuracy_student"], "sigma_int8": m["sigma"],
-            "agreement_int8": float(np.mean(p8.argmax(1) == p_float.argmax(1))),
-            "int8_seconds": time.perf_counter() - started}
+        logits = predict_logits(quantised, dataset, collate)
+    return softmax(logits)
 
 
 def load_student(path: str | Path, threads: int | None = None) -> tuple[Any, Any]:

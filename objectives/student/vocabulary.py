@@ -22,7 +22,8 @@ import numpy as np
 from kdtune.errors import ConfigError
 
 __all__ = ["VOCABULARIES", "TaskVocabulary", "check_wordpiece", "shrink_embeddings",
-           "task_vocabulary", "tokenised_differently", "tokenizer_kind", "used_token_ids"]
+           "student_batch", "task_vocabulary", "tokenised_differently", "tokenizer_kind",
+           "used_token_ids"]
 
 VOCABULARIES = ("task", "full")
 
@@ -58,6 +59,14 @@ class TaskVocabulary:
             table = torch.as_tensor(self.to_student, device=ids.device)
             object.__setattr__(self, "_table", table)
         return table[ids]
+
+
+def student_batch(vocab: TaskVocabulary | None, batch: dict) -> dict:
+    """A training batch (teacher token ids) as the student's inputs under ``vocab`` (the batch
+    itself when the student keeps the teacher's vocabulary)."""
+    if vocab is None:
+        return batch
+    return {**batch, "input_ids": vocab.student_ids(batch["input_ids"])}
 
 
 def tokenizer_kind(tokenizer: Any) -> str:

@@ -1,4 +1,5 @@
-"""A live teacher forward with intermediates, in the same form as the teacher-output cache.
+"""The teacher's outputs for a batch: a live forward with intermediates, in the same form as the
+teacher-output cache, or the cache's own (:class:`TeacherSignal`).
 
 :func:`forward_teacher` runs the teacher on one padded batch and returns its logits, the
 hidden states and the pre-softmax attention scores asked for, with every padding position
@@ -7,12 +8,16 @@ from the cache, so a distillation loss sees the same numbers from both paths.
 
 Index conventions (as :func:`kdtune.objectives.student.mapping.attention_pairs` gives them):
 ``hidden_states`` index 0 is the embedding output and i the output of layer i;
-``attentions`` index i - 1 is layer i.
+``attentions`` index i - 1 is layer i. :func:`average_heads`: student head i gets the mean of
+teacher heads i*A_T/A_S up to (i+1)*A_T/A_S.
+Why: docs/design.md, "Attention loss across head counts".
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,7 +28,7 @@ from kdtune.errors import UsageError
 from ..compute.attention import capture_attention_scores
 from ..compute.predict import MODEL_INPUTS
 
-__all__ = ["check_available", "forward_teacher", "layer_indices"]
+__all__ = ["TeacherSignal", "average_heads", "check_available", "forward_teacher", "layer_indices"]
 
 
 def layer_indices(name: str, values: Iterable[int]) -> list[int]:
@@ -106,3 +111,70 @@ def forward_teacher(
         square = mask[:, None, :, None] * mask[:, None, None, :]
         out["attentions"] = {i: scores[i].float() * square for i in att_idx}
     return out
+
+
+@dataclass(frozen=True)
+class TeacherSignal:
+    """Where the losses read the teacher's outputs from, batch by batch.
+
+    Attributes:
+        model: the teacher (used for a live forward when ``live``).
+        train, eval: cached outputs for the training and evaluation splits, or ``None``
+            when the cache is off.
+        live: whether training batches need a live teacher forward (no cache, or
+            intermediates over the cache's memory budget).
+        hidden: the teacher ``hidden_states`` indices the intermediate losses read.
+        attention: the teacher ``attentions`` indices the attention loss reads.
+        heads: the student's attention heads; teacher attentions are averaged into this
+            many heads (:func:`average_heads`) when it differs from the teacher's.
+    """
+
+    model: Any
+    train: Any
+    eval: Any
+    live: bool
+    hidden: tuple[int, ...]
+    attention: tuple[int, ...]
+    heads: int | None = None
+
+    def for_batch(self, batch: dict, idx: torch.Tensor, device: torch.device) -> dict:
+        """Teacher logits (and the needed hidden states / attentions) for one batch.
+
+        From the cache when it holds everything, else from a live forward
+        (:func:`forward_teacher`, which zeroes padding exactly as
+        the cache does, so both paths feed the losses the same numbers).
+        """
+        seq_len = batch["input_ids"].shape[1]
+        if not self.live:
+            out = self.train.batch(idx.tolist(), seq_len, device=device)
+        else:
+            with torch.no_grad():
+                out = forward_teacher(self.model, batch, self.hidden, self.attention)
+            if self.train is not None:  # cached logits keep trials identical either way
+                out["logits"] = self.train.batch(idx.tolist(), seq_len, device=device)["logits"]
+        if self.heads is not None and out.get("attentions"):
+            out["attentions"] = {i: average_heads(a, self.heads)
+                                 for i, a in out["attentions"].items()}
+        return out
+
+
+def average_heads(scores: torch.Tensor, heads: int) -> torch.Tensor:
+    """(B, A_T, L, L) attention maps -> (B, ``heads``, L, L), each output head the mean of
+    its window of input heads (adaptive average pooling over the head axis; a window of
+    one repeats a head when ``heads`` > A_T). Unchanged when the counts agree."""
+    n = scores.shape[1]
+    if n == heads:
+        return scores
+    weights = _head_pool(n, heads).to(scores.device)
+    return torch.einsum("sh,bhij->bsij", weights, scores.float()).to(scores.dtype)
+
+
+@functools.lru_cache(maxsize=16)
+def _head_pool(n: int, heads: int) -> torch.Tensor:
+    """(heads, n) averaging weights of :func:`average_heads`, built once per shape (it runs
+    on every batch of every attention layer)."""
+    weights = torch.zeros(heads, n, dtype=torch.float32)
+    for i in range(heads):
+        lo, hi = (i * n) // heads, -(-(i + 1) * n // heads)
+        weights[i, lo:hi] = 1.0 / (hi - lo)
+    return weights

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from kdtune.objectives.data.dataset import DataConfig
+from kdtune.objectives.distillation.build import attention_implementation
 from kdtune.objectives.distillation.config import DistillConfig
-from kdtune.objectives.distillation.prepare import attention_implementation
 from kdtune.objectives.distillation.run import distill
 from kdtune.objectives.distillation.training import (
     Optimiser,
@@ -249,7 +249,7 @@ def test_token_lengths_follow_a_shuffled_selection():
 def test_label_array_follows_a_shuffled_selection():
     import datasets
 
-    from kdtune.objectives.distillation.evaluation import label_array
+    from kdtune.objectives.data.tokens import label_array
 
     ds = datasets.Dataset.from_dict({"input_ids": [[1]] * 8, "label": [0, 1, 2, 1, 0, 2, 2, 1]})
     view = ds.shuffle(seed=5).select(range(6))

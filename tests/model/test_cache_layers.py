@@ -12,8 +12,8 @@ import torch
 
 from kdtune.objectives.cache import outputs as cache
 from kdtune.objectives.cache.fingerprint import file_digest, teacher_fingerprint
-from kdtune.objectives.cache.outputs import compute_or_load
-from kdtune.objectives.cache.store import CACHE_FORMAT_VERSION, estimate_intermediate_bytes
+from kdtune.objectives.cache.outputs import compute_or_load, estimate_intermediate_bytes
+from kdtune.objectives.cache.store import CACHE_FORMAT_VERSION
 from kdtune.objectives.teacher.forward import forward_teacher
 
 WORDS = "the film was a quiet and moving portrait of grief told with rare grace and wit".split()

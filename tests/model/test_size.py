@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from kdtune.objectives.distillation.config import DistillConfig
-from kdtune.objectives.distillation.prepare import average_heads
 from kdtune.objectives.distillation.run import distill
 from kdtune.objectives.student.build import build_student
 from kdtune.objectives.student.from_teacher import select
@@ -18,6 +17,7 @@ from kdtune.objectives.student.size import (
     student_shape,
     teacher_parameters,
 )
+from kdtune.objectives.teacher.forward import average_heads
 
 
 def test_heads_and_ffn_follow_the_width(wide):
