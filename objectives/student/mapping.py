@@ -1,19 +1,14 @@
 """Teacher-to-student layer mapping (TinyBERT's g): :func:`layer_mapping`, :func:`check_mapping`.
 
-A teacher has N transformer layers, a student M <= N. Student layer m (1..M) learns from
-teacher layer g(m); the embedding output (index 0) always learns from the teacher's
-embedding output (index 0). Indices follow Hugging Face's ``output_hidden_states``
-convention: ``hidden_states[0]`` is the embedding output and ``hidden_states[i]`` the output
-of layer i, so a mapping value g(m) is directly a teacher hidden-state index.
-``output_attentions`` has one entry per layer and no embedding entry, so layer i's attention
-is ``attentions[i - 1]`` (pairs: :func:`hidden_state_pairs`, :func:`attention_pairs`).
+Student layer m (1..M) learns from teacher layer g(m) of N >= M; the embedding output (index
+0) always learns from the teacher's. Indices follow Hugging Face's ``output_hidden_states``
+(``hidden_states[0]`` the embeddings, ``hidden_states[i]`` layer i's output), so g(m) is a
+teacher hidden-state index; ``output_attentions`` has no embedding entry, so layer i's
+attention is ``attentions[i - 1]`` (pairs: :func:`hidden_state_pairs`, :func:`attention_pairs`).
 
-Kinds of mapping (see :func:`layer_mapping`):
-
-* ``uniform``: TinyBERT's g(m) = m*N/M, rounded half-up when M does not divide N.
-* ``top``: the last M teacher layers, N-M+1..N.
-* ``bottom``: the first M teacher layers, 1..M.
-* an explicit list such as ``[2, 4, 6]`` or the string ``"2,4,6"``.
+Kinds (:func:`layer_mapping`): ``uniform``, TinyBERT's g(m) = m*N/M, rounded half-up when M
+does not divide N; ``top``, the last M teacher layers N-M+1..N; ``bottom``, the first M,
+1..M; an explicit list such as ``[2, 4, 6]`` or the string ``"2,4,6"``.
 
 Why: docs/design.md, "One layer-mapping validator".
 """
