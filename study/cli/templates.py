@@ -93,24 +93,27 @@ search:
   student_layers: null        # null: 1 .. teacher depth - 1
   hidden_size: null           # null: width_fractions of the teacher's width; or
                               # {choices: [128, 192, 384]}
-  width_fractions: [0.5, 0.6667, 1]  # 192, 256, 384 for MiniLM (rounded to whole heads)
+  width_fractions: [1]        # the teacher's width only (keeps its weights whole); left out:
+                              # [0.5, 0.6667, 1], 192, 256 and 384 for MiniLM, but the
+                              # narrower students came out 7+ points below the teacher
   # Size, axis one: a student has at most max_params parameters (embeddings included, with
-  # the kept vocabulary), or max_params_ratio x the teacher's when max_params is null; null
-  # for both: no cap. With both depth and width searched (null above) a trial draws one
-  # student_shape among the depth x width pairs under the cap, so no trial is spent over it.
+  # the kept vocabulary), or max_params_ratio x the teacher's when max_params is null (left
+  # out: one half); null for both: no cap. With both depth and width searched a trial draws
+  # one student_shape among the depth x width (x feed-forward) shapes under the cap, so no
+  # trial is spent over it.
   # Axis two, latency: every trial measures it (latency_ms, latency_ratio); add it to the
   # objectives to trade it off, or cap it: max_latency_ratio keeps the shapes whose batch-1
   # latency is under that fraction of the teacher's (timed once per worker, before
-  # training). MiniLM with a task vocabulary: under a half up to 3 layers at full width and
-  # 5 at 256 or 192; under a third (0.3333) 1 layer at full width (4.8 points below the
-  # teacher), or 2 with a feed-forward block of 1024 (2.4 below; bench/RESULTS-students.md).
+  # training). MiniLM with a task vocabulary under a third at full width: 1 layer, 2 with a
+  # feed-forward block of 1024 or 3 with 512 (bench/RESULTS.md: a study of this config found
+  # a 3 x 384 x 512 student within 3 points of the teacher); under a half (0.5), 3 layers.
   max_params: null
-  max_params_ratio: 0.5
+  max_params_ratio: 0.3333
   max_latency_ratio: null
-  ffn_fractions: []           # e.g. [1, 0.6667, 0.3333]: also draw shapes whose feed-forward
-                              # block is that fraction of the width's own (1024 and 512
-                              # at 384), written <depth>x<width>x<ffn>; explicit depth or
-                              # width choices above then form the shapes too
+  ffn_fractions: [1, 0.6667, 0.3333]  # also draw shapes whose feed-forward block is
+                              # that fraction of the width's own (1024 and 512 at 384),
+                              # written <depth>x<width>x<ffn>; explicit depth or width
+                              # choices above then form the shapes too; left out: []
   learning_rate: {low: 5.0e-5, high: 2.0e-3, log: true}  # full width (teacher weights) wants
                               # the low end, narrow students the high end
   epochs: null                # the fidelity: distill.epochs, stopped early by halving
