@@ -5,8 +5,9 @@ Public API: :func:`resolve_spec`, :class:`StorageSpec`, :func:`mask_url` (storag
 :func:`with_retries`, :func:`database_errors` (database errors retried, then translated into
 :class:`StorageError`, re-exported from :mod:`kdtune.errors`); :mod:`kdtune.storage.optuna_adapter`
 (every use of Optuna's private API: the RDB engine :func:`rdb_engine`, tables, heartbeats, ids,
-hypervolume); :mod:`kdtune.storage.embedded` (the embedded PostgreSQL server: start, stop, status,
-upgrade); :func:`kdtune_home` (kdtune's data directory).
+hypervolume); :mod:`kdtune.storage.embedded` (the embedded PostgreSQL server: start, stop, status)
+and :mod:`kdtune.storage.embedded_upgrade` (its data from an older PostgreSQL);
+:func:`kdtune_home` (kdtune's data directory).
 """
 
 from kdtune.errors import StorageError

@@ -80,10 +80,10 @@ def storage_status_cmd(as_json: JsonOpt = False) -> None:
 @storage_app.command("upgrade")
 def storage_upgrade_cmd(as_json: JsonOpt = False) -> None:
     """Upgrade an older kdtune's data directory (PostgreSQL 16) to 18, keeping the old one."""
-    from kdtune.storage import embedded
+    from kdtune.storage import embedded, embedded_upgrade
 
     pgdata = embedded.data_dir()
-    kept = embedded.upgrade()
+    kept = embedded_upgrade.upgrade()
     version = embedded.postgres_version()
     data = {"upgraded": kept is not None, "data_dir": str(pgdata),
             "kept": str(kept) if kept else None, "postgres_version": version}

@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from kdtune.storage import StorageError, embedded
+from kdtune.storage import StorageError, embedded, embedded_upgrade
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -69,7 +69,7 @@ def test_start_refuses_an_old_data_dir_in_one_line_and_changes_nothing(tmp_path)
 def test_a_newer_or_unknown_version_is_refused_with_dump_advice(tmp_path):
     home = _fake_old_home(tmp_path, "19")
     before = _snapshot(home)
-    for call in (embedded.start, embedded.upgrade):
+    for call in (embedded.start, embedded_upgrade.upgrade):
         with pytest.raises(StorageError, match=r"made by PostgreSQL 19 .*pg_dump") as e:
             call(home)
         assert "\n" not in str(e.value)
@@ -89,7 +89,7 @@ def test_upgrade_refuses_when_the_kept_path_exists(tmp_path):
 def test_upgrade_with_nothing_to_upgrade(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
-    assert embedded.upgrade(home) is None
+    assert embedded_upgrade.upgrade(home) is None
     assert list(home.iterdir()) == []
 
 
@@ -133,7 +133,7 @@ def test_upgrade_converts_a_postgres16_directory_and_keeps_the_old_one(tmp_path)
                 assert cur.fetchone()[0].startswith(str(embedded.postgres_version()))
         finally:
             conn.close()
-        assert embedded.upgrade(home) is None  # already done
+        assert embedded_upgrade.upgrade(home) is None  # already done
     finally:
         assert embedded.stop(home)
 
@@ -143,7 +143,7 @@ def test_a_failed_upgrade_leaves_the_directory_in_place(tmp_path):
     home = _postgres16_home(tmp_path, "UPDATE pg_database SET datallowconn = true "
                                       "WHERE datname = 'template0';")
     with pytest.raises(StorageError) as e:
-        embedded.upgrade(home)
+        embedded_upgrade.upgrade(home)
     message = str(e.value)
     assert "\n" not in message
     assert message.startswith(f"could not upgrade {home / 'postgres'} from PostgreSQL 16")
