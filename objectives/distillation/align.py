@@ -95,11 +95,6 @@ def _mean_kl(p_teacher: np.ndarray, student_logits: np.ndarray, temperature: flo
     return float((p_teacher * log_ratio).sum(axis=1).mean())
 
 
-def _correct_kl(p_both: np.ndarray, z_both: np.ndarray) -> Any:
-    """T -> mean KL(p_T || softmax(z_S / T)) over the both-correct inputs."""
-    return lambda t: _mean_kl(p_both, z_both, t)
-
-
 def _sigma_loss(p_both: np.ndarray, z_both: np.ndarray, reference_class: int) -> Any:
     """T -> sigma on ``reference_class`` (K = 2) or sigma_max (K > 2) of the both-correct
     inputs."""
@@ -161,7 +156,8 @@ def fit_temperature(
 
     Raises:
         ValueError: bad shapes, non-finite logits, ``p_teacher`` that is not probabilities,
-            an unknown ``objective``, ``labels`` missing for ``"sigma"`` or out of range, a
+            an unknown ``objective``, ``labels`` missing for ``"sigma"`` or ``"kl-correct"`` or
+            out of range, a
             bad ``reference_class`` or ``bounds``.
     """
     if objective not in ALIGN_FITS:
@@ -190,11 +186,14 @@ def fit_temperature(
         z_both, p_both = z[both], p[both]
         if np.all(np.ptp(z_both, axis=1) == 0):
             return 1.0
-        loss = _correct_kl(p_both, z_both) if objective == "kl-correct" else _sigma_loss(
-            p_both, z_both, reference_class)
         if objective == "kl-correct":
+
+            def loss(t: float) -> float:
+                return _mean_kl(p_both, z_both, t)
+
             best = _minimise_log_t(loss, low, high)
         else:
+            loss = _sigma_loss(p_both, z_both, reference_class)
             grid = np.linspace(math.log(low), math.log(high), _GRID_SIZE)
             values = [loss(math.exp(s)) for s in grid]
             i = int(np.argmin(values))
@@ -302,7 +301,7 @@ def align_student(
         student_logits: (n, K) its logits on some inputs, before folding.
         p_teacher: (n, K) the teacher's probabilities on the same inputs.
         labels: (n,) integer gold labels.
-        objective: ``"kl"`` or ``"sigma"``, see :func:`fit_temperature`.
+        objective: ``"kl"``, ``"sigma"`` or ``"kl-correct"``, see :func:`fit_temperature`.
         reference_class: the class sigma compares.
 
     Returns:
