@@ -74,10 +74,15 @@ ARMS: dict[str, dict] = {
                                 "search": {"max_params_ratio": 0.3333,
                                            "hidden_size": {"choices": [384]},
                                            "ffn_fractions": [1, 0.6667, 0.3333]}},
+    "example": {"sampler": "nsga2", "halving": True,
+                "search": {"max_params_ratio": 0.3333, "width_fractions": [1],
+                           "ffn_fractions": [1, 0.6667, 0.3333],
+                           "learning_rate": {"low": 1e-4, "high": 1e-3, "log": True}}},
 }
 """Arm name -> sampler, successive halving on or off, objectives (default: accuracy, sigma),
-search keys set over kdtune's defaults (the last two: a third of the teacher's parameters
-with narrower feed-forward blocks drawn too, at every width or at the teacher's alone)."""
+search keys set over kdtune's defaults (``third-ffn``, ``third-384``: a third of the teacher's
+parameters with narrower feed-forward blocks drawn too, at every width or at the teacher's
+alone; ``example``: the search of the example config, ``kdtune init``)."""
 CORE = ("halving-nsga2", "nsga2", "random", "acc-only")
 """The arms run first (all seeds), before the sampler comparison's."""
 

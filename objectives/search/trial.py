@@ -16,6 +16,7 @@ import json
 import math
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
@@ -42,6 +43,7 @@ from ..distillation.training import stages
 from ..measure.catalogue import direction
 from ..student.size import (
     student_parameters,
+    student_shape,
     teacher_config,
     teacher_parameters,
 )
@@ -215,6 +217,25 @@ def feasible_shapes(space: SearchSpace, t_cfg, teacher_layers: int, cap: int | N
                  for d, w, f in shapes) or None
 
 
+SIZE_OBJECTIVES = frozenset({"params", "params_ratio", "latency_ms", "latency_ratio"})
+"""Objectives that make a smaller student better; without one, size is only a cap."""
+
+
+def largest_shapes(shapes: Sequence[str], t_cfg, ffn_size: int | None = None
+                   ) -> tuple[str, ...]:
+    """The shapes no other one contains (none other is as deep, as wide and has as large a
+    feed-forward block), in their order. Under a cap with accuracy and sigma as the
+    objectives a contained student is the larger one's weaker copy: it is drawn only when
+    size is an objective too (docs/design.md, "Under a cap, the largest shapes")."""
+    def dims(shape: str) -> tuple[int, int, int]:
+        depth, width, ffn = parse_shape(shape)
+        return depth, width, ffn or student_shape(t_cfg, width, ffn_size)[2]
+
+    sizes = {s: np.array(dims(s)) for s in shapes}
+    return tuple(s for s in shapes if not any(
+        (sizes[o] >= sizes[s]).all() and (sizes[o] > sizes[s]).any() for o in shapes))
+
+
 def parse_shape(shape: str) -> tuple[int, int, int | None]:
     """``"2x384"`` -> (2, 384, None); ``"2x384x1024"`` -> (2, 384, 1024): depth, width and
     feed-forward size (None: the config's)."""
@@ -279,6 +300,8 @@ def make_objective(
     capped = cap is not None or space.max_latency_ratio is not None
     vocab_size = kept_vocabulary_size(base) if capped else None
     shapes = feasible_shapes(space, t_cfg, depth, cap, vocab_size, base.ffn_size)
+    if shapes and capped and not SIZE_OBJECTIVES & set(objectives):
+        shapes = largest_shapes(shapes, t_cfg, base.ffn_size)
     widths = feasible_widths(space, t_cfg, depth, cap, base.student_layers, vocab_size,
                              base.ffn_size)
     directions = [direction(name) for name in objectives]

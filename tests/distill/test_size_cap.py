@@ -160,7 +160,7 @@ def test_feasible_shapes_offer_only_students_under_the_cap(minilm_path):
 
 def test_a_capped_study_trains_every_trial(wide_dir, small_data):
     """Depth and width drawn together among the shapes under the cap: no trial is pruned
-    over it, whatever the sampler draws."""
+    over it, whatever the sampler draws (params an objective: every shape is drawn)."""
     from transformers import AutoConfig
 
     from kdtune.objectives.search.trial import parse_shape
@@ -173,14 +173,14 @@ def test_a_capped_study_trains_every_trial(wide_dir, small_data):
     trained = []
 
     class Result:
-        metrics = {"accuracy_student": 0.9, "accuracy_majority": 0.5, "sigma": 0.01}
+        metrics = {"accuracy_student": 0.9, "accuracy_majority": 0.5, "params": 1}
         timings = {"train": 1.0}
 
     def run(cfg, **kw):
         trained.append((cfg.student_layers, cfg.hidden_size))
         return Result()
 
-    objective = make_objective(base, space, ("accuracy_student", "sigma"), run=run)
+    objective = make_objective(base, space, ("accuracy_student", "params"), run=run)
     study = optuna.create_study(directions=["maximize", "minimize"],
                                 sampler=optuna.samplers.RandomSampler(seed=0))
     study.optimize(objective, n_trials=12)
@@ -280,3 +280,48 @@ def test_a_latency_cap_keeps_the_fast_shapes(minilm_path):
                          student_layers={"choices": [1, 5]})
     assert feasible_shapes(chosen, t_cfg, 6, None, 10_988) == tuple(
         s for s in shapes if s.split("x")[0] in ("1", "5"))
+
+
+def test_under_a_cap_without_a_size_objective_only_the_largest_shapes_are_drawn(
+        minilm_path, wide_dir, small_data):
+    """A shape another feasible one contains (no deeper, wider or larger in its feed-forward
+    block) is drawn only when params or latency is an objective."""
+    from transformers import AutoConfig
+
+    from kdtune.objectives.distillation.prepare import kept_vocabulary_size, teacher_depth
+    from kdtune.objectives.search.trial import feasible_shapes, largest_shapes
+    from kdtune.objectives.student.size import teacher_config
+
+    t_cfg = teacher_config(str(minilm_path))
+    space = SearchSpace(max_params_ratio=1 / 3, width_fractions=[1],
+                        ffn_fractions=[1, 0.6667, 0.3333])
+    shapes = feasible_shapes(space, t_cfg, 6, space.params_cap(teacher_parameters(t_cfg)),
+                             10_988)
+    assert largest_shapes(shapes, t_cfg) == ("1x384", "2x384x1024", "3x384x512")
+    assert largest_shapes(["4x192", "1x384", "3x256", "2x256", "2x192"], t_cfg) == (
+        "4x192", "1x384", "3x256")  # 2 x 256 and 2 x 192 are inside 3 x 256; 4 x 192 is not
+    assert largest_shapes(["1x384", "1x384x1536"], t_cfg) == ("1x384", "1x384x1536")
+
+    base = DistillConfig(teacher=str(wide_dir), data=small_data, batch_size=16)
+    w_cfg = AutoConfig.from_pretrained(str(wide_dir))
+    capped = SearchSpace(temperature=None, alpha=None, layer_mapping=None,
+                         learning_rate=None, beta=None, schedule=None, reuse_repeats=False,
+                         max_params_ratio=0.9, ffn_fractions=[1, 0.5])
+    every = feasible_shapes(capped, w_cfg, teacher_depth(str(wide_dir)),
+                            capped.params_cap(teacher_parameters(w_cfg)),
+                            kept_vocabulary_size(base))
+    largest = set(largest_shapes(every, w_cfg))
+    assert largest < set(every)
+
+    class Result:
+        metrics = {"accuracy_student": 0.9, "accuracy_majority": 0.5, "sigma": 0.01,
+                   "params": 1}
+        timings = {"train": 1.0}
+
+    for objectives, expected in ((("accuracy_student", "sigma"), largest),
+                                 (("accuracy_student", "params"), set(every))):
+        study = optuna.create_study(directions=["maximize", "minimize"],
+                                    sampler=optuna.samplers.RandomSampler(seed=0))
+        study.optimize(make_objective(base, capped, objectives, run=lambda cfg, **kw: Result()),
+                       n_trials=24)
+        assert {t.params["student_shape"] for t in study.trials} == expected, objectives
