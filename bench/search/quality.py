@@ -74,7 +74,7 @@ ARMS: dict[str, dict] = {
                                 "search": {"max_params_ratio": 0.3333,
                                            "hidden_size": {"choices": [384]},
                                            "ffn_fractions": [1, 0.6667, 0.3333]}},
-    "example": {"sampler": "nsga2", "halving": True,
+    "example": {"sampler": "nsga2", "halving": {"rungs": [2], "eta": 3},
                 "search": {"max_params_ratio": 0.3333, "width_fractions": [1],
                            "ffn_fractions": [1, 0.6667, 0.3333],
                            "learning_rate": {"low": 1e-4, "high": 1e-3, "log": True}}},
@@ -106,7 +106,8 @@ def arm_config(arm: str, seed: int, teacher: Path, name: str, epoch_budget: int,
                     "epochs": EPOCHS, "batch_size": 32, "min_relative_accuracy": 0.6,
                     "seed": seed},
         "search": {"epochs": None,
-                   "halving": {"rungs": list(RUNGS), "eta": ETA} if spec.get("halving")
+                   "halving": spec["halving"] if isinstance(spec.get("halving"), dict)
+                   else {"rungs": list(RUNGS), "eta": ETA} if spec.get("halving")
                    else None},
         "sampler": {"name": spec["sampler"], "seed": sampler_seed(arm, seed)},
         "n_trials": 1000,  # the epoch budget ends each study
