@@ -74,7 +74,7 @@ ARMS: dict[str, dict] = {
                                 "search": {"max_params_ratio": 0.3333,
                                            "hidden_size": {"choices": [384]},
                                            "ffn_fractions": [1, 0.6667, 0.3333]}},
-    "example": {"sampler": "nsga2", "halving": {"rungs": [2], "eta": 3},
+    "example": {"sampler": "nsga2", "halving": {"rungs": [2], "eta": 3, "min_trials": 6},
                 "search": {"max_params_ratio": 0.3333, "width_fractions": [1],
                            "ffn_fractions": [1, 0.6667, 0.3333],
                            "learning_rate": {"low": 1e-4, "high": 1e-3, "log": True}}},

@@ -2,7 +2,8 @@
 
 At each rung (``HalvingConfig.rungs``, prediction-stage epochs) a trial records its objective
 values as the user attribute ``rung_<epochs>`` and continues only while it is among the best
-``max(1, n // eta)`` of the ``n`` trials recorded at that rung (:func:`decide`), ordered by
+``max(1, n // eta)`` of the ``n`` trials recorded at that rung, once it holds ``min_trials``
+(:func:`decide`), ordered by
 :func:`rank_order`: trivial students last, then non-domination rank, then larger
 :func:`crowding_distance`, then the earlier trial.
 
@@ -28,10 +29,14 @@ class HalvingConfig(FrozenModel):
         rungs: prediction-stage epoch counts at which trials are ranked, increasing; a rung
             beyond a trial's epochs is never reached by it.
         eta: keep the best 1/eta of the trials recorded at a rung.
+        min_trials: a rung stops no trial until it has recorded this many (itself
+            included; Optuna's ``bootstrap_count``); ``None``: ``eta``. While a rung holds
+            few trials one continues in three, so the first trials decide alone.
     """
 
     rungs: tuple[int, ...] = (1, 2)
     eta: int = Field(default=3, ge=2)
+    min_trials: int | None = Field(default=None, ge=1)
 
     @field_validator("rungs")
     @classmethod
@@ -75,13 +80,15 @@ def rank_order(points: Sequence[Sequence[float]], directions: Sequence[str],
 
 
 def decide(points: Sequence[Sequence[float]], own: int, directions: Sequence[str],
-           eta: int, trivial: Sequence[bool] | None = None) -> tuple[bool, int, int]:
+           eta: int, trivial: Sequence[bool] | None = None,
+           min_trials: int | None = None) -> tuple[bool, int, int]:
     """Whether the point at index ``own`` continues past its rung.
 
     Returns ``(continues, place, kept)``: its 1-based place in :func:`rank_order` and how
-    many of the ``len(points)`` continue (``max(1, n // eta)``; everyone while n < eta).
+    many of the ``len(points)`` continue (``max(1, n // eta)``; everyone while n is below
+    ``min_trials``, by default ``eta``).
     """
     n = len(points)
     place = rank_order(points, directions, trivial).index(own) + 1
-    kept = n if n < eta else max(1, n // eta)
+    kept = n if n < (min_trials or eta) else max(1, n // eta)
     return place <= kept, place, kept

@@ -267,7 +267,7 @@ def rung_check(trial: optuna.Trial, halving: HalvingConfig, objectives: Sequence
         records.append({"values": values, "trivial": bool(trivial)})
         keep, place, kept = decide([r["values"] for r in records], len(records) - 1,
                                    [directions[i] for i in used], halving.eta,
-                                   [r["trivial"] for r in records])
+                                   [r["trivial"] for r in records], halving.min_trials)
         if not keep:
             raise EarlyStopped(
                 f"successive halving: after {epochs} epoch(s) the trial ranks {place} of "

@@ -124,15 +124,16 @@ search:
   reuse_repeats: true         # a repeated configuration copies the earlier trial's result
   warm_start: []              # tried first, once: [tinybert] (TinyBERT's recipe: t 1, alpha 1,
                               # uniform, two-stage) and/or {temperature: 2.0, alpha: 0.5}
-  halving: {rungs: [2], eta: 3}  # multi-objective successive halving: after 2 prediction
-                              # epochs a trial continues only while in the best 1/3
-                              # (non-dominated rank, then crowding distance) of the trials
-                              # recorded there. Not after 1: the ranking after one epoch
-                              # barely predicts the end (Spearman 0.20-0.35 for accuracy, ~0
-                              # for sigma, against 0.42-0.81 after two; bench/RESULTS.md). A
-                              # student still at chance at a rung is stopped. null:
-                              # full-length trials. Needs epochs: null above,
-                              # distill.epochs >= last rung
+  halving: {rungs: [2], eta: 3, min_trials: 6}  # multi-objective successive halving:
+                              # after 2 prediction epochs a trial continues only while in
+                              # the best 1/3 (non-dominated rank, then crowding distance) of
+                              # the trials recorded there, once 6 are (before, all continue:
+                              # one in three of 3-5 trials lets the first ones decide). Not
+                              # after 1 epoch: that ranking barely predicts the end
+                              # (Spearman 0.20-0.35 for accuracy, ~0 for sigma; 0.42-0.81
+                              # after two; bench/RESULTS.md). A student still at chance at
+                              # a rung is stopped. null: full-length trials. Needs
+                              # epochs: null above, distill.epochs >= last rung
 
 # objectives: [accuracy_student, sigma]   # the default for a 2-class teacher; with more
 #   classes the default is [accuracy_student, sigma_max] (sigma on class 0 is diluted there).

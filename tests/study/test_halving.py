@@ -48,6 +48,12 @@ def test_decide_keeps_the_best_third_and_everyone_while_few():
     assert decide(six, 5, MAX_MIN, 3) == (True, 1, 2)
     assert decide(six, 4, MAX_MIN, 3) == (True, 2, 2)
     assert decide(six, 3, MAX_MIN, 3) == (False, 3, 2)
+    # min_trials: nobody stops before the rung holds that many; then the best 1/eta again
+    assert decide(six[:5], 0, MAX_MIN, 3) == (False, 5, 1)
+    assert decide(six[:5], 0, MAX_MIN, 3, min_trials=6) == (True, 5, 5)
+    assert decide(six, 3, MAX_MIN, 3, min_trials=6) == (False, 3, 2)
+    with pytest.raises(ValidationError):
+        HalvingConfig(min_trials=0)
 
 
 def test_trivial_students_rank_after_every_learning_one():
@@ -66,14 +72,15 @@ def test_rungs_must_increase():
         HalvingConfig(eta=1)
 
 
-def _study_objective(tiny_teacher_dir, synthetic_csv, quality):
+def _study_objective(tiny_teacher_dir, synthetic_csv, quality, halving=None):
     """make_objective over a stand-in run whose rung figures are ``quality(temperature)``."""
     base = DistillConfig(teacher=str(tiny_teacher_dir), student_layers=1,
                          data=DataConfig(source=str(synthetic_csv), eval_size=80, test_size=80))
     space = SearchSpace(temperature={"low": 1.0, "high": 10.0}, alpha=None, layer_mapping=None,
                         learning_rate=None, epochs=None, beta=None, schedule=None,
                         search_student_layers=False, search_hidden_size=False,
-                        max_params_ratio=None, halving={"rungs": [1, 2], "eta": 2})
+                        max_params_ratio=None,
+                        halving=halving or {"rungs": [1, 2], "eta": 2})
     reached = []
 
     class Result:
@@ -115,6 +122,26 @@ def test_a_dominated_trial_stops_at_its_rung_and_the_ladder_is_in_the_study(
     # 5.0 ranks 3 of 4 after epoch 1 (keep 2): stopped there too.
     assert states[5.0].state.name == "PRUNED"
     assert states[1.0].user_attrs[rung_key(2)]["values"] == pytest.approx([0.90, 0.01])
+
+
+def test_min_trials_lets_the_first_trials_of_a_rung_continue(
+        tmp_path, tiny_teacher_dir, synthetic_csv):
+    def quality(t, epoch):  # lower temperature: better on both objectives, at every rung
+        return {"accuracy_student": 0.9 - 0.02 * t + 0.01 * epoch, "sigma": 0.01 * t,
+                "accuracy_majority": 0.5}
+
+    objective, _ = _study_objective(tiny_teacher_dir, synthetic_csv, quality,
+                                    {"rungs": [1, 2], "eta": 2, "min_trials": 4})
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'm.db'}",
+                                directions=["maximize", "minimize"])
+    for t in (2.0, 1.0, 9.0, 5.0, 8.0):
+        study.enqueue_trial({"temperature": t})
+    study.optimize(objective, n_trials=5)
+    states = {t.params["temperature"]: t.state.name for t in study.get_trials()}
+    # 9.0 ranks 3 of 3 at both rungs, yet continues: fewer than 4 recorded there. With 4
+    # recorded the best 2 continue: 5.0 (3 of 4) and 8.0 (4 of 5) stop after epoch 1.
+    assert states[9.0] == "COMPLETE" and states[2.0] == states[1.0] == "COMPLETE"
+    assert states[5.0] == "PRUNED" and states[8.0] == "PRUNED"
 
 
 def test_the_real_distillation_reports_figures_after_each_prediction_epoch(
