@@ -137,7 +137,8 @@ def _create(storage: optuna.storages.BaseStorage, cfg: StudyConfig) -> dict:
         study.set_user_attr(STUDY_CONFIG, public)
         study.set_user_attr(STUDY_VERSION, __version__)
         study.set_user_attr(PROTOCOL, _protocol(cfg))
-        for params in warm_start_params(cfg.search):  # tried first, once
+        shapes = _warm_start_shapes(cfg) if cfg.search.warm_start else None
+        for params in warm_start_params(cfg.search, shapes):  # tried first, once
             study.enqueue_trial(params, skip_if_exists=True)
         _save_note(study, cfg.model_copy(update={"storage": None}))
     elif stored != public:
@@ -150,6 +151,21 @@ def _create(storage: optuna.storages.BaseStorage, cfg: StudyConfig) -> dict:
         "trials": len(study.get_trials(deepcopy=False)),
         "n_trials": cfg.n_trials,
     }
+
+
+def _warm_start_shapes(cfg: StudyConfig) -> tuple[str, ...] | None:
+    """The largest student shapes the study's trials draw, at each of which a warm-start
+    entry naming no shape is tried; None when shapes are not drawn or the teacher cannot be
+    read here (a worker reports that teacher problem with the trial)."""
+    from kdtune.objectives.search.trial import largest_shapes, study_shapes
+    from kdtune.objectives.student.size import teacher_config
+
+    try:
+        shapes = study_shapes(cfg.distill, cfg.search)
+        return largest_shapes(shapes, teacher_config(cfg.distill.teacher),
+                              cfg.distill.ffn_size) if shapes else None
+    except (KdtuneError, OSError, ValueError):
+        return None
 
 
 def _protocol(cfg: StudyConfig) -> dict:

@@ -236,6 +236,28 @@ def largest_shapes(shapes: Sequence[str], t_cfg, ffn_size: int | None = None
         (sizes[o] >= sizes[s]).all() and (sizes[o] > sizes[s]).any() for o in shapes))
 
 
+def _size_facts(base: DistillConfig, space: SearchSpace) -> tuple:
+    """(teacher depth, teacher config, parameter cap, kept vocabulary size or None)."""
+    depth = teacher_depth(base.teacher)  # a UsageError naming the teacher if it is missing
+    t_cfg = teacher_config(base.teacher)
+    cap = space.params_cap(teacher_parameters(t_cfg))
+    capped = cap is not None or space.max_latency_ratio is not None
+    return depth, t_cfg, cap, kept_vocabulary_size(base) if capped else None
+
+
+def study_shapes(base: DistillConfig, space: SearchSpace,
+                 objectives: Sequence[str] = ()) -> tuple[str, ...] | None:
+    """The ``student_shape`` choices of a study's trials (:func:`feasible_shapes`; None:
+    depth and width are drawn apart): under a cap the :func:`largest_shapes` only, unless
+    ``objectives`` hold a size metric."""
+    depth, t_cfg, cap, vocab_size = _size_facts(base, space)
+    shapes = feasible_shapes(space, t_cfg, depth, cap, vocab_size, base.ffn_size)
+    capped = cap is not None or space.max_latency_ratio is not None
+    if shapes and capped and not SIZE_OBJECTIVES & set(objectives):
+        shapes = largest_shapes(shapes, t_cfg, base.ffn_size)
+    return shapes
+
+
 def parse_shape(shape: str) -> tuple[int, int, int | None]:
     """``"2x384"`` -> (2, 384, None); ``"2x384x1024"`` -> (2, 384, 1024): depth, width and
     feed-forward size (None: the config's)."""
@@ -293,15 +315,9 @@ def make_objective(
         threads: torch threads for a trial whose config leaves ``threads`` unset (the
             worker's share of the machine); ``None`` uses every available core.
     """
-    depth = teacher_depth(base.teacher)  # a UsageError naming the teacher if it is missing
-    t_cfg = teacher_config(base.teacher)
-    cap = space.params_cap(teacher_parameters(t_cfg))
+    depth, t_cfg, cap, vocab_size = _size_facts(base, space)
     shape = (int(t_cfg.hidden_size), int(t_cfg.num_attention_heads))
-    capped = cap is not None or space.max_latency_ratio is not None
-    vocab_size = kept_vocabulary_size(base) if capped else None
-    shapes = feasible_shapes(space, t_cfg, depth, cap, vocab_size, base.ffn_size)
-    if shapes and capped and not SIZE_OBJECTIVES & set(objectives):
-        shapes = largest_shapes(shapes, t_cfg, base.ffn_size)
+    shapes = study_shapes(base, space, objectives)
     widths = feasible_widths(space, t_cfg, depth, cap, base.student_layers, vocab_size,
                              base.ffn_size)
     directions = [direction(name) for name in objectives]

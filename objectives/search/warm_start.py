@@ -5,17 +5,21 @@ recipe: temperature 1, alpha 1, uniform mapping, two-stage schedule) or a mappin
 parameter names to values (``{temperature: 2.0, alpha: 0.5}``). Parameters an entry leaves
 out are drawn by the sampler as usual; a recipe value outside the study's search space is
 left out too (the sampler could not have proposed it), so a warm start never widens the
-space. :func:`warm_start_params` turns the entries into Optuna's ``enqueue_trial`` dicts.
+space. In a study that draws student shapes, an entry that names none is tried at each of the
+largest shapes (:func:`kdtune.objectives.search.trial.study_shapes`): a recipe is only as
+good as the student it trains. :func:`warm_start_params` turns the entries into Optuna's
+``enqueue_trial`` dicts.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 __all__ = ["SEARCHED", "TINYBERT_PARAMS", "check_entry", "warm_start_params"]
 
 SEARCHED = ("temperature", "alpha", "layer_mapping", "learning_rate", "epochs", "beta",
-            "schedule", "student_layers", "hidden_size")
+            "schedule", "student_layers", "hidden_size", "student_shape")
 """The parameter names a trial may sample."""
 
 TINYBERT_PARAMS = {"temperature": 1.0, "alpha": 1.0, "layer_mapping": "uniform",
@@ -48,13 +52,17 @@ def _fits(spec: Any, value: Any) -> bool:
     return spec.low <= value <= spec.high
 
 
-def warm_start_params(space: Any) -> list[dict[str, Any]]:
+def warm_start_params(space: Any, shapes: Sequence[str] | None = None
+                      ) -> list[dict[str, Any]]:
     """``space.warm_start`` as ``enqueue_trial`` parameter dicts; ``"tinybert"`` keeps only
-    the recipe's values that the space searches and allows."""
+    the recipe's values that the space searches and allows. With ``shapes`` (the largest
+    ones a study draws) an entry naming no shape is repeated at each of them."""
     out = []
     for entry in space.warm_start:
         if entry == "tinybert":
             entry = {k: v for k, v in TINYBERT_PARAMS.items() if _fits(getattr(space, k), v)}
-        if entry:
+        if shapes and "student_shape" not in entry:
+            out += [{**entry, "student_shape": shape} for shape in shapes]
+        elif entry:
             out.append(dict(entry))
     return out

@@ -48,3 +48,26 @@ def test_creation_enqueues_them_once_and_trials_take_the_values(tmp_path):
 def test_bad_entries_are_named(tmp_path, entry, message):
     with pytest.raises(ConfigError, match=message):
         _cfg(tmp_path, warm_start=[entry])
+
+
+def test_an_entry_naming_no_shape_is_tried_at_each_of_the_largest_shapes(
+        tmp_path, wide_dir, small_data):
+    from kdtune.objectives.search.trial import largest_shapes, study_shapes
+    from kdtune.objectives.student.size import teacher_config
+
+    recipe = {"temperature": 2.0, "alpha": 0.7}
+    space = SearchSpace(warm_start=[recipe, {"temperature": 3.0, "student_shape": "1x32"}])
+    assert warm_start_params(space, ("1x64", "3x32")) == [
+        {**recipe, "student_shape": "1x64"}, {**recipe, "student_shape": "3x32"},
+        {"temperature": 3.0, "student_shape": "1x32"}]
+    cfg = validate({"name": "warm-shapes", "storage": f"sqlite:///{tmp_path / 's.db'}",
+                    "distill": {"teacher": str(wide_dir), "data": small_data.model_dump()},
+                    "search": {"warm_start": [recipe], "max_params_ratio": 0.9}})
+    shapes = study_shapes(cfg.distill, cfg.search)
+    largest = largest_shapes(shapes, teacher_config(str(wide_dir)))
+    assert largest and len(largest) < len(study_shapes(cfg.distill, cfg.search, ["params"]))
+    create_study(cfg)
+    study, _ = open_study("warm-shapes", cfg.storage)
+    waiting = study.get_trials(states=[optuna.trial.TrialState.WAITING])
+    assert [t.system_attrs["fixed_params"] for t in waiting] == [
+        {**recipe, "student_shape": s} for s in largest]
