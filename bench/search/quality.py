@@ -77,7 +77,10 @@ ARMS: dict[str, dict] = {
     "example": {"sampler": "nsga2", "halving": {"rungs": [2], "eta": 3, "min_trials": 6},
                 "search": {"max_params_ratio": 0.3333, "width_fractions": [1],
                            "ffn_fractions": [1, 0.6667, 0.3333],
-                           "learning_rate": {"low": 1e-4, "high": 1e-3, "log": True}}},
+                           "learning_rate": {"low": 1e-4, "high": 1e-3, "log": True},
+                           "warm_start": [{"temperature": 2.0, "alpha": 0.7,
+                                           "layer_mapping": "uniform", "learning_rate": 3e-4,
+                                           "schedule": "joint", "beta": 1.0}]}},
 }
 """Arm name -> sampler, successive halving on or off, objectives (default: accuracy, sigma),
 search keys set over kdtune's defaults (``third-ffn``, ``third-384``: a third of the teacher's
