@@ -157,7 +157,7 @@ def _warm_start_shapes(cfg: StudyConfig) -> tuple[str, ...] | None:
     """The largest student shapes the study's trials draw, at each of which a warm-start
     entry naming no shape is tried; None when shapes are not drawn or the teacher cannot be
     read here (a worker reports that teacher problem with the trial)."""
-    from kdtune.objectives.search.trial import largest_shapes, study_shapes
+    from kdtune.objectives.search.shapes import largest_shapes, study_shapes
     from kdtune.objectives.student.size import teacher_config
 
     try:

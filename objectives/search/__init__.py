@@ -1,5 +1,5 @@
-"""The search side: the search space and its checks, Optuna trials, successive halving, warm
-starts, and the fixed recipes a search is compared with.
+"""The search side: the search space and its checks, the student shapes trials draw, Optuna
+trials, successive halving, warm starts, and the fixed recipes a search is compared with.
 
 Public names are imported on first use (:mod:`kdtune.lazy`).
 """
@@ -24,13 +24,16 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "retrain_and_test": ".recipes",
     "selection_deltas": ".recipes",
     "tinybert_recipe": ".recipes",
+    "feasible_shapes": ".shapes",
+    "largest_shapes": ".shapes",
+    "parse_shape": ".shapes",
+    "study_shapes": ".shapes",
     "ChoiceParam": ".space",
     "DEFAULT_MAX_PARAMS_RATIO": ".space",
     "FloatParam": ".space",
     "IntParam": ".space",
     "SearchSpace": ".space",
     "search_problems": ".space_checks",
-    "feasible_shapes": ".trial",
     "make_objective": ".trial",
     "metric_values": ".trial",
     "suggest_config": ".trial",

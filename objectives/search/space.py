@@ -77,7 +77,7 @@ class SearchSpace(FrozenModel):
     null: no cap).
     With depth and width both searched, a trial draws one ``student_shape`` among the pairs
     (with ``ffn_fractions``, depth x width x feed-forward triples) under the cap
-    (:func:`kdtune.objectives.search.trial.feasible_shapes`); with explicit choices an
+    (:func:`kdtune.objectives.search.shapes.feasible_shapes`); with explicit choices an
     over-cap trial is not trained and ends PRUNED with its constraint recorded, unless
     ``ffn_fractions`` or ``max_latency_ratio`` is set: then the chosen depths and widths
     form the shapes, filtered by the caps.

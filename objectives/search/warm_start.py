@@ -6,7 +6,7 @@ parameter names to values (``{temperature: 2.0, alpha: 0.5}``). Parameters an en
 out are drawn by the sampler as usual; a recipe value outside the study's search space is
 left out too (the sampler could not have proposed it), so a warm start never widens the
 space. In a study that draws student shapes, an entry that names none is tried at each of the
-largest shapes (:func:`kdtune.objectives.search.trial.study_shapes`): a recipe is only as
+largest shapes (:func:`kdtune.objectives.search.shapes.study_shapes`): a recipe is only as
 good as the student it trains. :func:`warm_start_params` turns the entries into Optuna's
 ``enqueue_trial`` dicts.
 """

@@ -4,7 +4,7 @@ Latency depends on the architecture, not the weights: :func:`shape_latency_ratio
 teacher's architecture and the student's (random weights, PyTorch, SDPA attention) and times
 one input of ``seq_len`` tokens through each, batch 1, 1 thread, alternating the two, median
 after warm-up. ``search.max_latency_ratio`` keeps the depth x width shapes under it
-(:func:`kdtune.objectives.search.trial.feasible_shapes`). Results are memoised per process.
+(:func:`kdtune.objectives.search.shapes.feasible_shapes`). Results are memoised per process.
 """
 
 from __future__ import annotations

@@ -116,7 +116,7 @@ def test_width_search_is_checked_against_the_teacher(wide_dir, small_data):
 
 
 def test_automatic_widths_that_no_depth_fits_under_the_cap_are_not_searched(minilm_path):
-    from kdtune.objectives.search.trial import feasible_widths
+    from kdtune.objectives.search.shapes import feasible_widths
     from kdtune.objectives.student.size import teacher_config, teacher_parameters
 
     t_cfg = teacher_config(str(minilm_path))
@@ -134,7 +134,7 @@ def test_automatic_widths_that_no_depth_fits_under_the_cap_are_not_searched(mini
 
 
 def test_feasible_shapes_offer_only_students_under_the_cap(minilm_path):
-    from kdtune.objectives.search.trial import feasible_shapes
+    from kdtune.objectives.search.shapes import feasible_shapes
     from kdtune.objectives.student.size import teacher_config, teacher_parameters
 
     t_cfg = teacher_config(str(minilm_path))
@@ -163,7 +163,7 @@ def test_a_capped_study_trains_every_trial(wide_dir, small_data):
     over it, whatever the sampler draws (params an objective: every shape is drawn)."""
     from transformers import AutoConfig
 
-    from kdtune.objectives.search.trial import parse_shape
+    from kdtune.objectives.search.shapes import parse_shape
 
     base = DistillConfig(teacher=str(wide_dir), data=small_data, batch_size=16)
     t_cfg = AutoConfig.from_pretrained(str(wide_dir))
@@ -192,7 +192,7 @@ def test_a_capped_study_trains_every_trial(wide_dir, small_data):
 
 
 def _shape_params(t_cfg, shape: str, vocab_size: int | None) -> int:
-    from kdtune.objectives.search.trial import parse_shape
+    from kdtune.objectives.search.shapes import parse_shape
 
     depth, width, ffn = parse_shape(shape)
     return student_parameters(t_cfg, depth, width, vocab_size, ffn)
@@ -200,7 +200,7 @@ def _shape_params(t_cfg, shape: str, vocab_size: int | None) -> int:
 
 def test_ffn_fractions_add_narrower_feed_forward_shapes_under_the_cap(minilm_path):
     """Under a third of MiniLM: 2 x 384 only with a narrower feed-forward block."""
-    from kdtune.objectives.search.trial import feasible_shapes, parse_shape
+    from kdtune.objectives.search.shapes import feasible_shapes, parse_shape
     from kdtune.objectives.student.size import teacher_config
 
     t_cfg = teacher_config(str(minilm_path))
@@ -236,7 +236,7 @@ def test_ffn_fractions_add_narrower_feed_forward_shapes_under_the_cap(minilm_pat
 def test_a_study_with_ffn_fractions_trains_the_drawn_feed_forward_size(wide_dir, small_data):
     from transformers import AutoConfig
 
-    from kdtune.objectives.search.trial import parse_shape
+    from kdtune.objectives.search.shapes import parse_shape
 
     base = DistillConfig(teacher=str(wide_dir), data=small_data, batch_size=16)
     t_cfg = AutoConfig.from_pretrained(str(wide_dir))
@@ -266,7 +266,7 @@ def test_a_study_with_ffn_fractions_trains_the_drawn_feed_forward_size(wide_dir,
 
 
 def test_a_latency_cap_keeps_the_fast_shapes(minilm_path):
-    from kdtune.objectives.search.trial import feasible_shapes
+    from kdtune.objectives.search.shapes import feasible_shapes
     from kdtune.objectives.student.size import teacher_config
 
     t_cfg = teacher_config(str(minilm_path))
@@ -289,7 +289,7 @@ def test_under_a_cap_without_a_size_objective_only_the_largest_shapes_are_drawn(
     from transformers import AutoConfig
 
     from kdtune.objectives.distillation.prepare import kept_vocabulary_size, teacher_depth
-    from kdtune.objectives.search.trial import feasible_shapes, largest_shapes
+    from kdtune.objectives.search.shapes import feasible_shapes, largest_shapes
     from kdtune.objectives.student.size import teacher_config
 
     t_cfg = teacher_config(str(minilm_path))

@@ -52,7 +52,7 @@ def test_bad_entries_are_named(tmp_path, entry, message):
 
 def test_an_entry_naming_no_shape_is_tried_at_each_of_the_largest_shapes(
         tmp_path, wide_dir, small_data):
-    from kdtune.objectives.search.trial import largest_shapes, study_shapes
+    from kdtune.objectives.search.shapes import largest_shapes, study_shapes
     from kdtune.objectives.student.size import teacher_config
 
     recipe = {"temperature": 2.0, "alpha": 0.7}
