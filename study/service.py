@@ -157,13 +157,13 @@ def _warm_start_shapes(cfg: StudyConfig) -> tuple[str, ...] | None:
     """The largest student shapes the study's trials draw, at each of which a warm-start
     entry naming no shape is tried; None when shapes are not drawn or the teacher cannot be
     read here (a worker reports that teacher problem with the trial)."""
-    from kdtune.objectives.search.shapes import largest_shapes, study_shapes
-    from kdtune.objectives.student.size import teacher_config
+    from kdtune.objectives.search.shapes import largest_shapes, size_facts, study_shapes
 
     try:
-        shapes = study_shapes(cfg.distill, cfg.search)
-        return largest_shapes(shapes, teacher_config(cfg.distill.teacher),
-                              cfg.distill.ffn_size) if shapes else None
+        facts = size_facts(cfg.distill, cfg.search)
+        shapes = study_shapes(cfg.distill, cfg.search, (), facts)
+        # uncapped, study_shapes keeps every shape: the warm start still takes the largest
+        return largest_shapes(shapes, facts[1], cfg.distill.ffn_size) if shapes else None
     except (KdtuneError, OSError, ValueError):
         return None
 

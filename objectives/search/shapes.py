@@ -99,12 +99,12 @@ def size_facts(base: DistillConfig, space: SearchSpace) -> tuple:
     return depth, t_cfg, cap, kept_vocabulary_size(base) if capped else None
 
 
-def study_shapes(base: DistillConfig, space: SearchSpace,
-                 objectives: Sequence[str] = ()) -> tuple[str, ...] | None:
+def study_shapes(base: DistillConfig, space: SearchSpace, objectives: Sequence[str] = (),
+                 facts: tuple | None = None) -> tuple[str, ...] | None:
     """The ``student_shape`` choices of a study's trials (:func:`feasible_shapes`; None:
     depth and width are drawn apart): under a cap the :func:`largest_shapes` only, unless
-    ``objectives`` hold a size metric."""
-    depth, t_cfg, cap, vocab_size = size_facts(base, space)
+    ``objectives`` hold a size metric. ``facts``: :func:`size_facts`, when already read."""
+    depth, t_cfg, cap, vocab_size = facts or size_facts(base, space)
     shapes = feasible_shapes(space, t_cfg, depth, cap, vocab_size, base.ffn_size)
     capped = cap is not None or space.max_latency_ratio is not None
     if shapes and capped and not SIZE_OBJECTIVES & set(objectives):

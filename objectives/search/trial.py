@@ -211,9 +211,10 @@ def make_objective(
         threads: torch threads for a trial whose config leaves ``threads`` unset (the
             worker's share of the machine); ``None`` uses every available core.
     """
-    depth, t_cfg, cap, vocab_size = size_facts(base, space)
+    facts = size_facts(base, space)
+    depth, t_cfg, cap, vocab_size = facts
     shape = (int(t_cfg.hidden_size), int(t_cfg.num_attention_heads))
-    shapes = study_shapes(base, space, objectives)
+    shapes = study_shapes(base, space, objectives, facts)
     widths = feasible_widths(space, t_cfg, depth, cap, base.student_layers, vocab_size,
                              base.ffn_size)
     directions = [direction(name) for name in objectives]
