@@ -165,7 +165,8 @@ def plan(study: optuna.Study, cfg: StudyConfig, baselines: bool = True) -> list[
 
 
 def test_front(study_name: str, storage: str | None, *, baselines: bool = True,
-               progress: bool = True, threads: int | None = None) -> list[dict]:
+               progress: bool = True, threads: int | None = None,
+               jobs: int = 1) -> list[dict]:
     """Measure the study's Pareto front, and the TinyBERT recipe at its sizes, on test.
 
     Each front trial (:func:`kdtune.study.front.front_trials`) without a stored verdict for
@@ -181,6 +182,8 @@ def test_front(study_name: str, storage: str | None, *, baselines: bool = True,
         progress: a progress bar on stderr.
         threads: torch threads per run when a config leaves ``threads`` unset (``None``:
             every core; pass the workers' share to reproduce their floating point exactly).
+        jobs: runs at once, each in its own process (``kdtune run`` passes its worker
+            count with the workers' threads, so the cores stay as busy as in the search).
 
     Returns:
         One dict per front trial, then per size: ``kind`` (``trial`` or ``tinybert``),
@@ -194,33 +197,62 @@ def test_front(study_name: str, storage: str | None, *, baselines: bool = True,
     """
     study, cfg = open_study(study_name, storage)
     with database_errors(f"reading study {study_name!r}"):
-        jobs = plan(study, cfg, baselines)
-    todo = [job for job in jobs if job["stored"] is None]
+        planned = plan(study, cfg, baselines)
+    todo = [job for job in planned if job["stored"] is None]
     out: dict[str, dict] = {job["key"]: _entry(job, job["stored"], False)
-                            for job in jobs if job["stored"] is not None}
+                            for job in planned if job["stored"] is not None}
     with _bar(progress, len(todo)) as (bar, task):
+        for job, run in _runs(todo, threads, jobs):
+            out[job["key"]] = _store(study, job, run)
+            bar.update(task, advance=1, description=job["label"])
+    return [out[job["key"]] for job in planned]
+
+
+def _runs(todo: list[dict], threads: int | None, jobs: int) -> Iterator[tuple[dict, Any]]:
+    """``(job, run)`` for each job as it ends: the :func:`retrain_and_test` dict, or the
+    first line of the :class:`TrialError` that stopped it. One job at a time in this process
+    (loaded splits shared), or ``jobs`` at once in spawned processes."""
+    if jobs <= 1 or len(todo) <= 1:
         splits: dict[str, Any] = {}
         for job in todo:
-            bar.update(task, description=job["label"])
-            out[job["key"]] = _run(study, job, splits, threads)
-            bar.advance(task)
-    return [out[job["key"]] for job in jobs]
+            yield job, _retrain(job["cfg"], threads, splits)
+        return
+    import concurrent.futures as cf
+    import multiprocessing
+
+    pool = cf.ProcessPoolExecutor(max_workers=min(jobs, len(todo)),
+                                  mp_context=multiprocessing.get_context("spawn"))
+    try:
+        running = {pool.submit(_retrain, job["cfg"], threads): job for job in todo}
+        for done in cf.as_completed(running):
+            yield running[done], done.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _run(study: optuna.Study, job: dict, splits: dict[str, Any], threads: int | None) -> dict:
-    """Train and measure one job, store its result; an ``error`` entry when training fails."""
-    from kdtune import __version__
-
-    cfg: DistillConfig = job["cfg"]
+def _retrain(cfg: DistillConfig, threads: int | None,
+             splits: dict[str, Any] | None = None) -> dict | str:
+    """One job's :func:`retrain_and_test`, or its :class:`TrialError`'s first line.
+    ``splits`` caches loaded data by data config across calls in one process."""
+    splits = {} if splits is None else splits
     data_key = cfg.data.model_dump_json()
     if data_key not in splits:
         from kdtune.objectives.data.dataset import load_splits
 
         splits[data_key] = load_splits(cfg.data)
     try:
-        run = retrain_and_test(cfg, splits[data_key], threads=threads)
+        return retrain_and_test(cfg, splits[data_key], threads=threads)
     except TrialError as e:
-        return {**_entry(job, {}, True), "error": str(e).splitlines()[0]}
+        return str(e).splitlines()[0]
+
+
+def _store(study: optuna.Study, job: dict, run: dict | str) -> dict:
+    """Store one job's result and return its entry; an ``error`` entry (nothing stored) when
+    training failed."""
+    from kdtune import __version__
+
+    if isinstance(run, str):
+        return {**_entry(job, {}, True), "error": run}
     result = job["make"](run)
     result.update(config_hash=job["hash"], kdtune_version=__version__)
     with database_errors(f"storing {job['key']!r}"):

@@ -102,7 +102,7 @@ def run_demo(workers: int = 2, trials: int = 8, output: Path = Path("kdtune-demo
                   f"failed {status['failed']}")
 
     console.print("[bold]4/4[/] Pareto front on the selection and test splits, and export")
-    test_after_run(name, None, worker_threads(cfg, workers))  # retrains the front; see kdtune test
+    test_after_run(name, None, worker_threads(cfg, workers), jobs=workers)  # see kdtune test
     keep = ("trial", "accuracy_student", "sigma", "accuracy_test", "sigma_test",
             "student_layers", "hidden_size", "reproduced")  # all: kdtune pareto --study NAME --test
     rows = pareto_rows(name, None, test=True)

@@ -95,7 +95,8 @@ def run_cmd(
     Each worker is a `kdtune worker --study NAME --index I --threads N` subprocess; the CPU
     cores are shared out among them unless distill.threads is set. Ctrl-C or SIGTERM is
     passed on to the workers (each ends its trial cleanly), and `run` waits for them.
-    Then, unless --no-test, `kdtune test` measures the Pareto front on the test split.
+    Then, unless --no-test, `kdtune test` measures the Pareto front on the test split, as many
+    runs at once as there were workers.
     """
     from kdtune.study.local import run_study, worker_threads
     from kdtune.study.service import load_study_config
@@ -103,7 +104,7 @@ def run_cmd(
     cfg = load_study_config(config, overrides or [], storage, n_trials=trials)
     run_study(cfg, workers=workers, objective=objective)
     if not no_test:
-        test_after_run(cfg.name, cfg.storage, worker_threads(cfg, workers))
+        test_after_run(cfg.name, cfg.storage, worker_threads(cfg, workers), jobs=workers)
 
 
 def worker_cmd(

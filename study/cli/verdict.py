@@ -112,13 +112,15 @@ def test_cmd(
                                                "recipe at the front's sizes")] = False,
     threads: Annotated[int | None, typer.Option("--threads", min=1, help="torch threads per "
                                                 "run (default: every core)")] = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="runs at once, each in its "
+                                      "own process (give each --threads cores / jobs)")] = 1,
     as_json: JsonOpt = False,
 ) -> None:
     from ..verdict import test_front
 
     study = one_study(ctx, study, old_study)  # `kdtune test NAME`, the older spelling, too
     entries = test_front(study, storage, baselines=not no_baselines, progress=not as_json,
-                         threads=threads)
+                         threads=threads, jobs=jobs)
     if as_json:
         print_json(entries)
     else:
@@ -130,13 +132,14 @@ def test_cmd(
     _raise_failures(entries)
 
 
-def test_after_run(name: str, storage: str | None, threads: int | None) -> None:
-    """``kdtune run``'s last step: :func:`test_cmd`'s work on the finished study; a study
-    without complete trials only gets a warning."""
+def test_after_run(name: str, storage: str | None, threads: int | None, jobs: int = 1) -> None:
+    """``kdtune run``'s last step: :func:`test_cmd`'s work on the finished study, ``jobs``
+    runs at once with the workers' ``threads`` each; a study without complete trials only
+    gets a warning."""
     from ..verdict import test_front
 
     try:
-        entries = test_front(name, storage, threads=threads)
+        entries = test_front(name, storage, threads=threads, jobs=jobs)
     except KdtuneError as e:
         if "no complete trials" not in str(e):
             raise

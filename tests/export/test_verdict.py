@@ -136,6 +136,31 @@ def test_a_second_run_trains_nothing(tested, monkeypatch):
     assert [e["test"] for e in again] == [json.loads(json.dumps(e["test"])) for e in first]
 
 
+def test_runs_in_parallel_processes_store_what_one_process_stores(tested):
+    """``jobs=2`` (what ``kdtune run`` passes with two workers): each run in a spawned
+    process, stored as it ends; the figures are those of the runs done one at a time."""
+    from kdtune.study.config import validate
+    from kdtune.study.service import create_study
+
+    name, storage, first, path = tested
+    study, _ = open_study(name, storage)
+    other = f"{name}-parallel"
+    create_study(validate({**yaml.safe_load(path.read_text()), "name": other}))
+    copy, _ = open_study(other, storage)
+    for t in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE]):
+        copy.add_trial(create_trial(values=t.values, params=t.params,
+                                    distributions=t.distributions, user_attrs=t.user_attrs))
+    again = verdict.test_front(other, storage, progress=False, threads=1, jobs=2)
+    assert len(again) == len(first) > 1 and all(e["trained"] for e in again)
+    by_config = {(e["kind"], e["config_hash"]): e["test"] for e in first}
+    for entry in again:
+        assert entry["test"] == json.loads(json.dumps(by_config[entry["kind"],
+                                                                  entry["config_hash"]]))
+    stored = {**verdict.stored_verdicts(open_study(other, storage)[0])}
+    assert len(stored) == sum(e["kind"] == "trial" for e in again)
+    optuna.delete_study(study_name=other, storage=storage)
+
+
 def test_cli_test_says_stored_and_reproduced(tested, capsys):
     name, storage, entries, _ = tested
     assert main(["test", name, "--storage", storage]) == 0
@@ -285,10 +310,11 @@ def test_run_tests_after_the_search_unless_no_test(tested, monkeypatch, flags, t
     calls = []
     monkeypatch.setattr(local, "run_study", lambda cfg, **kw: calls.append("run"))
     monkeypatch.setattr(cli, "test_after_run",
-                        lambda name, storage, threads: calls.append(("test", name, threads)))
+                        lambda name, storage, threads, jobs: calls.append(
+                            ("test", name, threads, jobs)))
     assert main(["run", str(path), "--workers", "2", *flags]) == 0
     cfg = service.load_study_config(path)
-    expected = ["run", ("test", cfg.name, local.worker_threads(cfg, 2))] if tests else ["run"]
+    expected = ["run", ("test", cfg.name, local.worker_threads(cfg, 2), 2)] if tests else ["run"]
     assert calls == expected
 
 
