@@ -90,6 +90,15 @@ ARMS = {
                                     "neighbours_from": "text", "align": "temperature",
                                     "align_fit": "kl-correct",
                                     "set": {"beta": 1.0, "ffn_size": 512}},
+    "third-3x384-ffn512-6ep": {"students": "all", "vocabulary": "task", "shape": (3, 384),
+                               "lr": 3e-4, "epochs": 6, "set": {"beta": 1.0, "ffn_size": 512}},
+    "third-3x384-ffn512-aug1-6ep": {"students": "all", "vocabulary": "task",
+                                    "shape": (3, 384), "lr": 3e-4, "epochs": 6, "augment": 1,
+                                    "neighbours_from": "text",
+                                    "set": {"beta": 1.0, "ffn_size": 512}},
+    "third-3x384-ffn512-t1": {"students": "all", "vocabulary": "task", "shape": (3, 384),
+                              "lr": 3e-4, "set": {"beta": 1.0, "ffn_size": 512,
+                                                  "temperature": 1.0}},
 }
 """Each lever alone; all together, without and with alignment (fitted by KL or sigma, on
 held-out transfer rows or on the selection split: the ``all-selection-*`` arms train exactly
@@ -112,7 +121,9 @@ deeper students under a third by a narrower feed-forward block (``ffn_size``): 2
 1,024 neurons (0.32 of the teacher) and 3 x 384 with 512 (0.33), in the half-size recipe.
 Then (2026-12-07, session 14) alignment of that 3 x 384 student fitted by sigma against KL
 on the held-out inputs both classify correctly (``kl-correct``), with test ECE before and
-after on the same student."""
+after on the same student. Then (session 16) what lowers that student's test sigma without a
+fitted temperature: six epochs (twice the steps), one augmented copy with six epochs (four
+times), and the soft term at temperature 1 (the served probabilities themselves)."""
 
 
 def arm_config(name: str, teacher: Path, seed: int) -> dict:

@@ -82,10 +82,13 @@ ARMS: dict[str, dict] = {
                                            "layer_mapping": "uniform", "learning_rate": 3e-4,
                                            "schedule": "joint", "beta": 1.0}]}},
 }
+ARMS["example-half"] = {**ARMS["example"],
+                        "search": {**ARMS["example"]["search"], "max_params_ratio": 0.5}}
 """Arm name -> sampler, successive halving on or off, objectives (default: accuracy, sigma),
 search keys set over kdtune's defaults (``third-ffn``, ``third-384``: a third of the teacher's
 parameters with narrower feed-forward blocks drawn too, at every width or at the teacher's
-alone; ``example``: the search of the example config, ``kdtune init``)."""
+alone; ``example``: the search of the example config, ``kdtune init``; ``example-half``:
+the same under one half)."""
 CORE = ("halving-nsga2", "nsga2", "random", "acc-only")
 """The arms run first (all seeds), before the sampler comparison's."""
 
@@ -176,7 +179,7 @@ def run_arm(arm: str, seed: int, teacher: Path, stamp: str, epoch_budget: int,
     t1 = time.time()
     study, _ = open_study(name, None)
     if any(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False)):
-        test_front(name, None, baselines=False, progress=False, threads=1)
+        test_front(name, None, baselines=False, progress=False, threads=1, jobs=workers)
     # else: every trial was pruned (e.g. all no better than the majority class): no front
     if resumed:  # its search ran before the interruption: the trials' own span
         done = [t for t in study.get_trials(deepcopy=False) if t.datetime_complete]
