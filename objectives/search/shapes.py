@@ -46,9 +46,10 @@ def feasible_shapes(space: SearchSpace, t_cfg, teacher_layers: int, cap: int | N
     and width are searched automatically in a capped study (``max_params`` /
     ``max_params_ratio``, ``max_latency_ratio``: batch-1 latency against the teacher's,
     :func:`~kdtune.objectives.student.latency.shape_latency_ratio`) or with
-    ``ffn_fractions``; with ``ffn_fractions`` or a latency cap, explicit depth or width
-    choices form the shapes too; else ``None`` (depth and width are drawn separately, and a
-    user's explicit choices stand). ``vocab_size``: the student's kept vocabulary (None: the
+    ``ffn_fractions``. Explicit depth or width choices form the shapes too with
+    ``ffn_fractions``, a latency cap, or a parameter cap that some of their pairs exceed;
+    else ``None`` (depth and width are drawn apart: the chosen pairs all fit, or nothing is
+    capped). ``vocab_size``: the student's kept vocabulary (None: the
     teacher's); ``ffn_size`` its feed-forward size (None: the teacher's ratio).
     ``ffn_fractions`` adds a third axis: ``"<depth>x<width>x<ffn>"`` for each fraction
     below 1 of the width's feed-forward size (:func:`parse_shape`)."""
@@ -57,11 +58,14 @@ def feasible_shapes(space: SearchSpace, t_cfg, teacher_layers: int, cap: int | N
     explicit = space.student_layers is not None or space.hidden_size is not None
     depths = space.depth_choices(teacher_layers)
     widths = space.width_choices(int(t_cfg.hidden_size), int(t_cfg.num_attention_heads))
-    if not depths or not widths or (explicit and not joint) or (cap is None and not joint):
+    if not depths or not widths or (cap is None and not joint):
         return None
-    shapes = [(d, w, f) for w in widths for d in depths
-              for f in space.ffn_choices(t_cfg, w, ffn_size)
+    pairs = [(d, w, f) for w in widths for d in depths
+             for f in space.ffn_choices(t_cfg, w, ffn_size)]
+    shapes = [(d, w, f) for d, w, f in pairs
               if cap is None or student_parameters(t_cfg, d, w, vocab_size, f) <= cap]
+    if explicit and not joint and len(shapes) in (0, len(pairs)):
+        return None  # every chosen pair fits, or none does (kdtune create says so)
     if latency_cap is not None:
         from ..student.latency import shape_latency_ratio
 

@@ -77,10 +77,10 @@ class SearchSpace(FrozenModel):
     null: no cap).
     With depth and width both searched, a trial draws one ``student_shape`` among the pairs
     (with ``ffn_fractions``, depth x width x feed-forward triples) under the cap
-    (:func:`kdtune.objectives.search.shapes.feasible_shapes`); with explicit choices an
-    over-cap trial is not trained and ends PRUNED with its constraint recorded, unless
-    ``ffn_fractions`` or ``max_latency_ratio`` is set: then the chosen depths and widths
-    form the shapes, filtered by the caps.
+    (:func:`kdtune.objectives.search.shapes.feasible_shapes`); explicit choices form the
+    shapes too when some of their pairs are over the cap (or with ``ffn_fractions`` or
+    ``max_latency_ratio``). A trial that is still over the cap (a fixed depth with explicit
+    widths, an enqueued size) is not trained and ends PRUNED with its constraint recorded.
     """
 
     temperature: FloatParam | None = FloatParam(low=1.0, high=20.0, log=True)

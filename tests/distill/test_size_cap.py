@@ -41,7 +41,8 @@ def test_default_ratio_cap_excludes_a_full_width_student(minilm_path):
 
 def test_the_constraint_reaches_the_sampler_and_infeasible_trials_are_never_on_the_front(
         wide_dir, small_data):
-    """Cap between the 16- and 32-wide students: 32 is pruned untrained, 16 trains."""
+    """Cap between the 16- and 32-wide students at a fixed depth (depth not searched, so the
+    widths are drawn alone, not as shapes): 32 is pruned untrained, 16 trains."""
     from optuna.samplers._tpe.sampler import _get_infeasible_trial_score
     from optuna.study._constrained_optimization import _get_feasible_trials
     from transformers import AutoConfig
@@ -49,14 +50,13 @@ def test_the_constraint_reaches_the_sampler_and_infeasible_trials_are_never_on_t
     from kdtune.study.front import pareto_front
 
     base = DistillConfig(teacher=str(wide_dir), data=small_data, batch_size=16,
-                         vocabulary="full")
+                         vocabulary="full", student_layers=1)
     t_cfg = AutoConfig.from_pretrained(str(wide_dir))
     small, big = student_parameters(t_cfg, 1, 16), student_parameters(t_cfg, 1, 32)
     cap = (small + big) // 2
     space = SearchSpace(temperature=None, alpha=None, layer_mapping=None, learning_rate=None,
-                        epochs=None, beta=None, schedule=None,
-                        student_layers={"choices": [1]}, max_params=cap,
-                        hidden_size={"choices": [16, 32]})  # explicit: 32 stays searchable
+                        epochs=None, beta=None, schedule=None, search_student_layers=False,
+                        max_params=cap, hidden_size={"choices": [16, 32]})
     trained = []
 
     class Result:
@@ -70,8 +70,8 @@ def test_the_constraint_reaches_the_sampler_and_infeasible_trials_are_never_on_t
     objective = make_objective(base, space, ("accuracy_student", "sigma"), run=run)
     sampler = optuna.samplers.TPESampler(seed=0, n_startup_trials=2)
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
-    study.enqueue_trial({"student_layers": 1, "hidden_size": 32})
-    study.enqueue_trial({"student_layers": 1, "hidden_size": 16})
+    study.enqueue_trial({"hidden_size": 32})
+    study.enqueue_trial({"hidden_size": 16})
     study.optimize(objective, n_trials=2)
     over, fits = study.trials
     assert trained == [16]  # the over-cap student was never trained
@@ -86,8 +86,7 @@ def test_the_constraint_reaches_the_sampler_and_infeasible_trials_are_never_on_t
     assert _get_infeasible_trial_score(over) == big - cap > 0  # c-TPE ranks it by excess
     # A COMPLETE infeasible trial (e.g. one told by hand) stays off every front too.
     forced = optuna.trial.create_trial(
-        params={"student_layers": 1, "hidden_size": 32},
-        distributions=fits.distributions, values=[0.99, 0.0],
+        params={"hidden_size": 32}, distributions=fits.distributions, values=[0.99, 0.0],
         constraints={MAX_PARAMS_CONSTRAINT: 1.0})
     study.add_trial(forced)
     forced = study.trials[-1]
@@ -152,8 +151,13 @@ def test_feasible_shapes_offer_only_students_under_the_cap(minilm_path):
     assert all(_shape_params(t_cfg, s, task) > cap for s in missing)
     # with the teacher's full vocabulary no full-width student fits
     assert not any(s.endswith("x384") for s in feasible_shapes(space, t_cfg, 6, cap))
-    # explicit depth or width choices stand, and no cap draws them separately
-    assert feasible_shapes(SearchSpace(student_layers={"choices": [1, 2]}), t_cfg, 6, cap,
+    # explicit choices that the cap cuts form the shapes (the pairs under it); explicit
+    # choices that all fit, or no cap, are drawn separately
+    chosen = feasible_shapes(SearchSpace(student_layers={"choices": [1, 2]}), t_cfg, 6, cap,
+                             task)
+    assert set(chosen) == {s for s in shapes if s[0] in "12"} and "2x384" not in chosen
+    assert feasible_shapes(SearchSpace(student_layers={"choices": [1, 2]},
+                                       hidden_size={"choices": [192]}), t_cfg, 6, cap,
                            task) is None
     assert feasible_shapes(SearchSpace(max_params_ratio=None), t_cfg, 6, None, task) is None
 
