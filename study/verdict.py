@@ -12,6 +12,7 @@ Why: docs/design.md, "Test-split verdict", "TinyBERT baseline per size", "Verdic
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -181,7 +182,8 @@ def test_front(study_name: str, storage: str | None, *, baselines: bool = True,
         baselines: also train the TinyBERT recipe at each front size.
         progress: a progress bar on stderr.
         threads: torch threads per run when a config leaves ``threads`` unset (``None``:
-            every core; pass the workers' share to reproduce their floating point exactly).
+            the cores shared out among ``jobs``; pass the workers' share to reproduce their
+            floating point exactly).
         jobs: runs at once, each in its own process (``kdtune run`` passes its worker
             count with the workers' threads, so the cores stay as busy as in the search).
 
@@ -217,6 +219,8 @@ def _runs(todo: list[dict], threads: int | None, jobs: int) -> Iterator[tuple[di
         for job in todo:
             yield job, _retrain(job["cfg"], threads, splits)
         return
+    if threads is None:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
     import concurrent.futures as cf
     import multiprocessing
 

@@ -111,9 +111,9 @@ def test_cmd(
     no_baselines: Annotated[bool, typer.Option("--no-baselines", help="skip the TinyBERT "
                                                "recipe at the front's sizes")] = False,
     threads: Annotated[int | None, typer.Option("--threads", min=1, help="torch threads per "
-                                                "run (default: every core)")] = None,
+                                                "run (default: the cores / --jobs)")] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="runs at once, each in its "
-                                      "own process (give each --threads cores / jobs)")] = 1,
+                                      "own process")] = 1,
     as_json: JsonOpt = False,
 ) -> None:
     from ..verdict import test_front

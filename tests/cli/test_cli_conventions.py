@@ -250,6 +250,17 @@ def test_test_takes_study_and_still_the_older_positional_form(argv, monkeypatch,
     assert "see kdtune pareto --study s1 --test" in capsys.readouterr().out
 
 
+def test_test_passes_jobs_and_threads_on(monkeypatch, capsys):
+    seen = []
+    monkeypatch.setattr("kdtune.study.verdict.test_front",
+                        lambda name, *a, **k: seen.append(k) or [])
+    assert main(["test", "--study", "s1", "--jobs", "2", "--storage", "sqlite:///u.db"]) == 0
+    assert main(["test", "--study", "s1", "--storage", "sqlite:///u.db", "--threads", "3"]) == 0
+    assert [(k["jobs"], k["threads"]) for k in seen] == [(2, None), (1, 3)]
+    assert main(["test", "--study", "s1", "--jobs", "0"]) == 2  # one line from click
+    assert "--jobs" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(("argv", "says"), [
     (["test"], "Missing option '--study'"),
     (["test", "s1", "--study", "s2"], "two studies named"),
