@@ -236,18 +236,21 @@ def _runs(todo: list[dict], threads: int | None, jobs: int) -> Iterator[tuple[di
 
 def _retrain(cfg: DistillConfig, threads: int | None,
              splits: dict[str, Any] | None = None) -> dict | str:
-    """One job's :func:`retrain_and_test`, or its :class:`TrialError`'s first line.
+    """One job's :func:`retrain_and_test`, or its :class:`TrialError`'s first line, with the
+    libraries' own progress bars off (a spawned process would draw them under this one's).
     ``splits`` caches loaded data by data config across calls in one process."""
+    from kdtune.objectives.data.dataset import load_splits
+    from kdtune.objectives.teacher.progress import library_progress
+
     splits = {} if splits is None else splits
     data_key = cfg.data.model_dump_json()
-    if data_key not in splits:
-        from kdtune.objectives.data.dataset import load_splits
-
-        splits[data_key] = load_splits(cfg.data)
-    try:
-        return retrain_and_test(cfg, splits[data_key], threads=threads)
-    except TrialError as e:
-        return str(e).splitlines()[0]
+    with library_progress(False):
+        if data_key not in splits:
+            splits[data_key] = load_splits(cfg.data)
+        try:
+            return retrain_and_test(cfg, splits[data_key], threads=threads)
+        except TrialError as e:
+            return str(e).splitlines()[0]
 
 
 def _store(study: optuna.Study, job: dict, run: dict | str) -> dict:
