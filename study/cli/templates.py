@@ -107,7 +107,8 @@ search:
   # latency is under that fraction of the teacher's (timed once per worker, before
   # training). MiniLM with a task vocabulary under a third at full width: 1 layer, 2 with a
   # feed-forward block of 1024 or 3 with 512 (bench/RESULTS.md: a study of this config found
-  # a 3 x 384 x 512 student within 3 points of the teacher); under a half (0.5), 3 layers.
+  # a 3 x 384 x 512 student within 3 points of the teacher); under a half (0.5), 3 layers,
+  # or 4 and 5 with narrower feed-forward blocks (4 x 384 x 1024: 2.4 points below).
   max_params: null
   max_params_ratio: 0.3333
   max_latency_ratio: null
