@@ -4,8 +4,9 @@ Public API: :func:`resolve_spec`, :class:`StorageSpec`, :func:`mask_url` (storag
 :func:`make_storage`, :func:`storage_url`, :class:`StorageSettings` (the storage factory);
 :func:`with_retries`, :func:`database_errors` (database errors retried, then translated into
 :class:`StorageError`, re-exported from :mod:`kdtune.errors`); :mod:`kdtune.storage.optuna_adapter`
-(every use of Optuna's private API: the RDB engine :func:`rdb_engine`, tables, heartbeats, ids,
-hypervolume); :mod:`kdtune.storage.embedded` (the embedded PostgreSQL server: start, stop, status)
+(Optuna's private storage API: the RDB engine :func:`rdb_engine`, tables, heartbeats, ids) and
+:mod:`kdtune.storage.optuna_pareto` (its private hypervolume and non-dominated sort);
+:mod:`kdtune.storage.embedded` (the embedded PostgreSQL server: start, stop, status)
 and :mod:`kdtune.storage.embedded_upgrade` (its data from an older PostgreSQL);
 :func:`kdtune_home` (kdtune's data directory).
 """

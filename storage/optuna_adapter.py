@@ -4,16 +4,17 @@ Each thing kdtune needs that Optuna does not publish is wrapped in a small named
 SQLAlchemy engine and tables behind an RDB storage (:func:`rdb_engine`, :func:`trials_table`, ...),
 database ids (:func:`study_id`, :func:`trial_id`), the heartbeat (:func:`heartbeat`), a trial failed
 with its reason in one transaction (:func:`fail_running_trial`), the stale-trial callback
-(:func:`stale_trial_callback`) and Optuna's exact hypervolume (:func:`hypervolume`).
+(:func:`stale_trial_callback`). Its multi-objective arithmetic (hypervolume, non-dominated
+sort) is in :mod:`kdtune.storage.optuna_pareto`.
 
-Why: docs/design.md, "Optuna's private API in one module", "kdtune's own heartbeat thread".
+Why: docs/design.md, "Optuna's private API in two modules", "kdtune's own heartbeat thread".
 """
 
 from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import optuna
@@ -320,38 +321,6 @@ def quiet_experimental() -> Iterator[None]:
         yield
 
 
-# --------------------------------------------------------------------------- hypervolume
-
-
-def hypervolume(points: Sequence[Sequence[float]], ref: Sequence[float]) -> float:
-    """Volume dominated by ``points`` and bounded by ``ref``, every objective minimised.
-
-    Optuna's exact computation (WFG; closed forms in 2 and 3 dimensions). Points not
-    strictly better than ``ref`` in every coordinate add nothing; dominated and repeated
-    points are allowed.
-    """
-    import numpy as np
-    from optuna._hypervolume import compute_hypervolume
-
-    ref_arr = np.asarray(ref, dtype=float)
-    pts = np.asarray([p for p in points if all(x < r for x, r in zip(p, ref, strict=True))],
-                     dtype=float).reshape(-1, len(ref_arr))
-    return float(compute_hypervolume(pts, ref_arr))
-
-
-def hypervolume_history(study: optuna.Study, ref: Sequence[float]) -> list[tuple[int, float]]:
-    """``(trial number, hypervolume)`` after each COMPLETE trial, as Optuna computes it.
-
-    ``ref`` is in metric units; maximised objectives are negated with their coordinate.
-    Infeasible trials (constraints > 0) and trials outside ``ref`` leave the value unchanged.
-    """
-    import numpy as np
-    from optuna.visualization._hypervolume_history import _get_hypervolume_history_info
-
-    info = _get_hypervolume_history_info(study, np.asarray(ref, dtype=float))
-    return [(int(n), float(h)) for n, h in zip(info.trial_numbers, info.values, strict=True)]
-
-
 __all__ = [
     "claim_waiting_trial",
     "fail_running_trial",
@@ -360,9 +329,6 @@ __all__ = [
     "get_trial",
     "heartbeat",
     "heartbeat_interval",
-    "hypervolume",
-    "hypervolume_history",
-    "non_domination_rank",
     "quiet_experimental",
     "rdb_engine",
     "record_heartbeat",
@@ -380,12 +346,3 @@ __all__ = [
     "trial_user_attrs_table",
     "trials_table",
 ]
-
-
-def non_domination_rank(loss_values: Any) -> Any:
-    """Non-domination rank (0: the first front) of each row of ``loss_values`` ((n, m),
-    every objective minimised): Optuna's own fast non-dominated sort, whose private name
-    this module keeps out of the rest of kdtune."""
-    from optuna.study._multi_objective import _fast_non_domination_rank
-
-    return _fast_non_domination_rank(loss_values)

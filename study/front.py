@@ -5,7 +5,7 @@
 * :func:`best_values`: each objective's best value among the complete trials.
 * :func:`reference_point`: kdtune's rule for the hypervolume reference point.
 * :func:`hypervolume_history`: the hypervolume after each complete trial, computed by
-  Optuna's exact hypervolume code (through :mod:`kdtune.storage.optuna_adapter`).
+  Optuna's exact hypervolume code (through :mod:`kdtune.storage.optuna_pareto`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from optuna.trial import FrozenTrial, TrialState
 from kdtune.attrs import DUPLICATE_OF, REPEAT_OF
 from kdtune.errors import KdtuneError, UsageError
 from kdtune.objectives.measure.catalogue import worst_value
-from kdtune.storage import optuna_adapter
+from kdtune.storage import optuna_pareto
 
 from .config import StudyConfig
 
@@ -52,7 +52,7 @@ def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
            and REPEAT_OF not in t.user_attrs]
     signs = [-1.0 if d == optuna.study.StudyDirection.MAXIMIZE else 1.0
              for d in study.directions]
-    ranks = optuna_adapter.non_domination_rank(
+    ranks = optuna_pareto.non_domination_rank(
         np.array([[s * v for s, v in zip(signs, t.values, strict=True)] for t in own]))
     return [t for t, rank in zip(own, ranks, strict=True) if rank == 0]
 
@@ -124,7 +124,7 @@ def hypervolume(points: Sequence[Sequence[float]], ref: Sequence[float]) -> floa
     Points not strictly better than ``ref`` in every coordinate add nothing (Optuna's exact
     computation, any number of objectives).
     """
-    return optuna_adapter.hypervolume(points, ref)
+    return optuna_pareto.hypervolume(points, ref)
 
 
 def hypervolume_history(
@@ -149,7 +149,7 @@ def hypervolume_history(
     ref = list(ref) if ref is not None else reference_point(cfg, complete_trials(study))
     if len(ref) != n:
         raise UsageError(f"reference point {ref} has {len(ref)} coordinates, not {n}")
-    return optuna_adapter.hypervolume_history(study, ref)
+    return optuna_pareto.hypervolume_history(study, ref)
 
 
 __all__ = [

@@ -66,7 +66,7 @@ def rank_order(points: Sequence[Sequence[float]], directions: Sequence[str],
                trivial: Sequence[bool] | None = None) -> list[int]:
     """Indices of ``points`` best first: non-trivial before ``trivial`` ones, then
     non-domination rank, then crowding distance (larger first) within a rank, then index."""
-    from kdtune.storage.optuna_adapter import non_domination_rank
+    from kdtune.storage.optuna_pareto import non_domination_rank
 
     values = np.asarray(points, dtype=float)
     signs = np.array([-1.0 if d == "maximize" else 1.0 for d in directions])
