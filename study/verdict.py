@@ -12,7 +12,6 @@ Why: docs/design.md, "Test-split verdict", "TinyBERT baseline per size", "Verdic
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -219,10 +218,13 @@ def _runs(todo: list[dict], threads: int | None, jobs: int) -> Iterator[tuple[di
         for job in todo:
             yield job, _retrain(job["cfg"], threads, splits)
         return
-    if threads is None:
-        threads = max(1, (os.cpu_count() or 1) // jobs)
     import concurrent.futures as cf
     import multiprocessing
+
+    from kdtune.objectives.compute.device import available_cpus
+
+    if threads is None:
+        threads = max(1, available_cpus() // jobs)
 
     pool = cf.ProcessPoolExecutor(max_workers=min(jobs, len(todo)),
                                   mp_context=multiprocessing.get_context("spawn"))
