@@ -96,6 +96,14 @@ ARMS = {
                                     "shape": (3, 384), "lr": 3e-4, "epochs": 6, "augment": 1,
                                     "neighbours_from": "text",
                                     "set": {"beta": 1.0, "ffn_size": 512}},
+    "third-3x384-ffn512-rev3200": {"students": "all", "vocabulary": "task", "shape": (3, 384),
+                                   "lr": 3e-4, "reviews": 3200,
+                                   "set": {"beta": 1.0, "ffn_size": 512}},
+    "third-3x384-ffn512-rev9600": {"students": "all", "vocabulary": "task", "shape": (3, 384),
+                                   "lr": 3e-4, "reviews": 9600,
+                                   "set": {"beta": 1.0, "ffn_size": 512}},
+    "half-3x384-rev3200": {"students": "all", "vocabulary": "task", "shape": (3, 384),
+                           "lr": 3e-4, "reviews": 3200, "set": {"beta": 1.0}},
     "third-3x384-ffn512-t1": {"students": "all", "vocabulary": "task", "shape": (3, 384),
                               "lr": 3e-4, "set": {"beta": 1.0, "ffn_size": 512,
                                                   "temperature": 1.0}},
@@ -123,7 +131,10 @@ Then (2026-12-07, session 14) alignment of that 3 x 384 student fitted by sigma 
 on the held-out inputs both classify correctly (``kl-correct``), with test ECE before and
 after on the same student. Then (session 16) what lowers that student's test sigma without a
 fitted temperature: six epochs (twice the steps), one augmented copy with six epochs (four
-times), and the soft term at temperature 1 (the served probabilities themselves)."""
+times), and the soft term at temperature 1 (the served probabilities themselves). Then (session 17)
+unlabelled sentences of the same kind scored by the teacher: 3,200 and 9,600 sentences of the
+corpus's whole reviews (``polarity-reviews``, only those whose wordpieces all occur in the
+labelled rows, so the task vocabulary and the size stay put), at 3 x 384 x 512 and 3 x 384."""
 
 
 def arm_config(name: str, teacher: Path, seed: int) -> dict:
@@ -140,6 +151,8 @@ def arm_config(name: str, teacher: Path, seed: int) -> dict:
     if arm.get("augment"):
         cfg["data"]["transfer"] = {"augment": arm["augment"],
                                    "neighbours_from": arm["neighbours_from"]}
+    if arm.get("reviews"):
+        cfg["data"]["transfer"] = {"text": "polarity-reviews", "max_rows": arm["reviews"]}
     if "epochs" in arm:
         cfg["epochs"] = arm["epochs"]
     cfg.update(arm.get("set", {}))

