@@ -104,6 +104,8 @@ ARMS = {
                                    "set": {"beta": 1.0, "ffn_size": 512}},
     "half-3x384-rev3200": {"students": "all", "vocabulary": "task", "shape": (3, 384),
                            "lr": 3e-4, "reviews": 3200, "set": {"beta": 1.0}},
+    "ceiling-6x384": {"students": "all", "vocabulary": "task", "shape": (6, 384), "lr": 3e-4,
+                      "set": {"beta": 1.0}},
     "third-3x384-ffn512-t1": {"students": "all", "vocabulary": "task", "shape": (3, 384),
                               "lr": 3e-4, "set": {"beta": 1.0, "ffn_size": 512,
                                                   "temperature": 1.0}},
@@ -134,7 +136,9 @@ fitted temperature: six epochs (twice the steps), one augmented copy with six ep
 times), and the soft term at temperature 1 (the served probabilities themselves). Then (session 17)
 unlabelled sentences of the same kind scored by the teacher: 3,200 and 9,600 sentences of the
 corpus's whole reviews (``polarity-reviews``, only those whose wordpieces all occur in the
-labelled rows, so the task vocabulary and the size stay put), at 3 x 384 x 512 and 3 x 384."""
+labelled rows, so the task vocabulary and the size stay put), at 3 x 384 x 512 and 3 x 384;
+and the same recipe at the teacher's own shape (6 x 384, task vocabulary): how low test sigma
+goes when the student lacks no capacity, a floor for the smaller ones."""
 
 
 def arm_config(name: str, teacher: Path, seed: int) -> dict:

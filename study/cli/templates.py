@@ -40,7 +40,9 @@ distill:
     max_length: 64
     transfer:                 # extra text the teacher scores once (soft targets only)
       text: null              # unlabelled text: a .txt (one per line) / csv / json / parquet
-                              # file or a hub dataset id (text_column, split, max_rows)
+                              # file, a hub dataset id (text_column, split, max_rows) or
+                              # polarity-reviews (built in); only texts whose wordpieces
+                              # the labelled rows hold (text_vocabulary: labelled | any)
       augment: 0              # augmented copies per transfer sentence (TinyBERT-style word
                               # replacement; candidates are the nearest neighbours in the
                               # teacher's own input-embedding space, not a masked LM's)
