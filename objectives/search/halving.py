@@ -5,7 +5,7 @@ values as the user attribute ``rung_<epochs>`` and continues only while it is am
 ``max(1, n // eta)`` of the ``n`` trials recorded at that rung, once it holds ``min_trials``
 (:func:`decide`), ordered by
 :func:`rank_order`: trivial students last, then non-domination rank, then larger
-:func:`crowding_distance`, then the earlier trial.
+:func:`crowding_distance`, then the better first objective (accuracy), then the earlier trial.
 
 Why: docs/design.md, "Successive halving is kdtune's own", "Halving rank order".
 """
@@ -65,7 +65,9 @@ def crowding_distance(points: np.ndarray) -> np.ndarray:
 def rank_order(points: Sequence[Sequence[float]], directions: Sequence[str],
                trivial: Sequence[bool] | None = None) -> list[int]:
     """Indices of ``points`` best first: non-trivial before ``trivial`` ones, then
-    non-domination rank, then crowding distance (larger first) within a rank, then index."""
+    non-domination rank, then crowding distance (larger first) within a rank, then the first
+    objective (better first: of a front's two boundary points, both infinitely far from the
+    rest, the most accurate), then index."""
     from kdtune.storage.optuna_pareto import non_domination_rank
 
     values = np.asarray(points, dtype=float)
@@ -76,7 +78,9 @@ def rank_order(points: Sequence[Sequence[float]], directions: Sequence[str],
         members = np.flatnonzero(ranks == r)
         crowd[members] = crowding_distance(values[members])
     last = list(trivial) if trivial is not None else [False] * len(values)
-    return sorted(range(len(values)), key=lambda i: (last[i], ranks[i], -crowd[i], i))
+    first = values[:, 0] * signs[0]  # smaller is better
+    return sorted(range(len(values)),
+                  key=lambda i: (last[i], ranks[i], -crowd[i], first[i], i))
 
 
 def decide(points: Sequence[Sequence[float]], own: int, directions: Sequence[str],

@@ -32,6 +32,17 @@ def test_rank_order_sorts_fronts_then_crowding_then_index():
     assert rank_order(points, ("minimize", "maximize"))[0] == 4
 
 
+def test_ties_in_crowding_go_to_the_better_first_objective_then_the_earlier_trial():
+    # 0 and 2 are the front's boundary points (infinite crowding): the most accurate first
+    # although it came later; then the middle point; equal points keep their order.
+    points = [(0.6, 0.05), (0.7, 0.10), (0.9, 0.30)]
+    assert rank_order(points, MAX_MIN) == [2, 0, 1]
+    assert decide(points, 2, MAX_MIN, eta=3, min_trials=3) == (True, 1, 1)
+    assert decide(points, 0, MAX_MIN, eta=3, min_trials=3) == (False, 2, 1)
+    assert rank_order(points, ("minimize", "maximize")) == [0, 2, 1]  # now 0 is best first
+    assert rank_order([(0.7, 0.1), (0.7, 0.1)], MAX_MIN) == [0, 1]
+
+
 def test_crowding_distance_is_nsga2s():
     front = [[0.0, 1.0], [0.25, 0.5], [0.5, 0.4], [1.0, 0.0]]
     d = crowding_distance(np.asarray(front))
