@@ -40,6 +40,8 @@ bench/RESULTS.md.
 
     .venv/bin/python bench/search/quality.py --seeds 3 --epoch-budget 45
     .venv/bin/python bench/search/quality.py --from-json bench/search-results.json  # write-up only
+    .venv/bin/python bench/search/quality.py --seeds 3 --epoch-budget 30 --space example \
+        --arms halving-nsga2,random,acc-only  # the four targets on the example config's space
 """
 
 from __future__ import annotations
@@ -90,6 +92,22 @@ parameters with narrower feed-forward blocks drawn too, at every width or at the
 alone; ``example``: the search of the example config, ``kdtune init``; ``example-half``:
 the same under one half)."""
 CORE = ("halving-nsga2", "nsga2", "random", "acc-only")
+SPACES = ("example", "example-half")
+"""Arms whose search space (``--space``) every arm of a run can take."""
+
+
+def in_space(spec: dict, space: str | None) -> dict:
+    """``spec`` run in the search space of the arm ``space`` (its search keys, warm start
+    included; its halving where ``spec`` halves); ``spec`` itself when ``space`` is None.
+    So random search and accuracy-only TPE can be compared with the example config's study
+    on the same shapes, learning rates and warm start."""
+    if space is None:
+        return spec
+    base = ARMS[space]
+    out = {**spec, "search": {**base["search"], **spec.get("search", {})}}
+    if spec.get("halving"):
+        out["halving"] = base["halving"]
+    return out
 """The arms run first (all seeds), before the sampler comparison's."""
 
 
@@ -203,6 +221,9 @@ def main() -> None:
     ap.add_argument("--transfer-size", type=int, default=800,
                     help="sentences the students learn from (optimiser steps per epoch)")
     ap.add_argument("--arms", default=",".join(ARMS))
+    ap.add_argument("--space", choices=SPACES, default=None,
+                    help="run every arm in this arm's search space (shapes, learning rates, "
+                         "warm start, and its halving for the halving arms)")
     ap.add_argument("--json", type=Path, default=REPO / "bench" / "search-results.json")
     ap.add_argument("--resume", type=Path, default=None,
                     help="go on with an interrupted run's search-results.json (same studies)")
@@ -222,6 +243,7 @@ def main() -> None:
     unknown = [a for a in arms if a not in ARMS]
     if unknown:
         ap.error(f"unknown arms {unknown}; known: {', '.join(ARMS)}")
+    ARMS.update({a: in_space(ARMS[a], args.space) for a in arms})
 
     import torch
 
