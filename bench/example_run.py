@@ -3,11 +3,14 @@ machine, timed end to end (the search of ``n_trials``, then the front's test), o
 teacher (fitted if missing) and the embedded storage of $KDTUNE_HOME.
 
     .venv/bin/python bench/example_run.py --code <git archive> [--out DIR] [--teacher DIR]
-                                          [--trials N]
+                                          [--trials N] [--source CSV] [--set KEY=VALUE ...]
 
 ``--code DIR`` runs the kdtune of a source tree (bench/codebase.py), so edits to the checkout
 do not leak into a running measurement. Writes ``kdtune.yaml``, ``run.log`` (the run's output
 and wall time) and ``pareto.json`` (the front with its test figures) to ``--out``.
+``--source`` and ``--teacher`` run the same journey on other data (the three-class study of
+bench/RESULTS-students.md: ``--source three_class.csv --teacher <its fitted teacher>
+--trials 6``); ``--set`` overrides a key of the config as ``kdtune run --set`` does.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("bench-example-run"))
     ap.add_argument("--teacher", type=Path, default=None)
     ap.add_argument("--trials", type=int, default=None, help="default: the config's n_trials")
+    ap.add_argument("--source", default=None, help="distill.data.source (default: polarity)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args()
     if args.code and not os.environ.get(CODE_ENV):
         use_code(args.code, __file__)  # does not return
@@ -51,6 +56,8 @@ def main() -> None:
     run = kdtune("run", str(out / "kdtune.yaml"), "--workers", "2", "--set", f"name={name}",
                  "--set", f"distill.teacher={teacher}",
                  *(["--trials", str(args.trials)] if args.trials else []),
+                 *(["--set", f"distill.data.source={args.source}"] if args.source else []),
+                 *(x for kv in args.set for x in ("--set", kv)),
                  stdout=subprocess.PIPE, text=True)
     wall = time.perf_counter() - t0
     lines = [line for line in run.stdout.splitlines() if not line.startswith("trials ")]
