@@ -78,7 +78,7 @@ ARMS: dict[str, dict] = {
                                            "ffn_fractions": [1, 0.6667, 0.3333]}},
     "example": {"sampler": "nsga2", "halving": {"rungs": [2], "eta": 3, "min_trials": 6},
                 "search": {"max_params_ratio": 0.3333, "width_fractions": [1],
-                           "ffn_fractions": [1, 0.6667, 0.3333],
+                           "ffn_fractions": [1, 0.6667, 0.3333, 0.25],
                            "learning_rate": {"low": 1e-4, "high": 1e-3, "log": True},
                            "warm_start": [{"temperature": 2.0, "alpha": 0.7,
                                            "layer_mapping": "uniform", "learning_rate": 3e-4,
@@ -89,7 +89,8 @@ ARMS["example-half"] = {**ARMS["example"],
 """Arm name -> sampler, successive halving on or off, objectives (default: accuracy, sigma),
 search keys set over kdtune's defaults (``third-ffn``, ``third-384``: a third of the teacher's
 parameters with narrower feed-forward blocks drawn too, at every width or at the teacher's
-alone; ``example``: the search of the example config, ``kdtune init``; ``example-half``:
+alone; ``example``: the search of the example config, ``kdtune init`` (0.25 joined its feed-forward
+fractions in session 17: on polarity the largest shapes stay the same, so earlier runs stand); ``example-half``:
 the same under one half)."""
 CORE = ("halving-nsga2", "nsga2", "random", "acc-only")
 SPACES = ("example", "example-half")

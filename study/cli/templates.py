@@ -114,10 +114,12 @@ search:
   max_params: null
   max_params_ratio: 0.3333
   max_latency_ratio: null
-  ffn_fractions: [1, 0.6667, 0.3333]  # also draw shapes whose feed-forward block is
-                              # that fraction of the width's own (1024 and 512 at 384),
-                              # written <depth>x<width>x<ffn>; explicit depth or width
-                              # choices above then form the shapes too; left out: []
+  ffn_fractions: [1, 0.6667, 0.3333, 0.25]  # also draw shapes whose feed-forward block
+                              # is that fraction of the width's own (1024, 512 and 384 at
+                              # 384), written <depth>x<width>x<ffn>: on data with a larger
+                              # vocabulary 3 x 384 x 512 is just over a third and
+                              # 3 x 384 x 384 is not; explicit depth or width choices above
+                              # then form the shapes too; left out: []
   learning_rate: {low: 1.0e-4, high: 1.0e-3, log: true}  # students that start from the
                               # teacher's weights at its width (narrower ones: up to 2e-3);
                               # 1 x 384 did best at 3e-4, 1e-3 cost it 2.7 points
