@@ -89,9 +89,9 @@ ARMS["example-half"] = {**ARMS["example"],
 """Arm name -> sampler, successive halving on or off, objectives (default: accuracy, sigma),
 search keys set over kdtune's defaults (``third-ffn``, ``third-384``: a third of the teacher's
 parameters with narrower feed-forward blocks drawn too, at every width or at the teacher's
-alone; ``example``: the search of the example config, ``kdtune init`` (0.25 joined its feed-forward
-fractions in session 17: on polarity the largest shapes stay the same, so earlier runs stand); ``example-half``:
-the same under one half)."""
+alone; ``example``: the search of the example config, ``kdtune init`` (0.25 joined its
+feed-forward fractions in session 17: on polarity the largest shapes stay the same, so
+earlier runs stand); ``example-half``: the same under one half)."""
 CORE = ("halving-nsga2", "nsga2", "random", "acc-only")
 SPACES = ("example", "example-half")
 """Arms whose search space (``--space``) every arm of a run can take."""
