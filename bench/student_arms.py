@@ -106,6 +106,11 @@ ARMS = {
                            "lr": 3e-4, "reviews": 3200, "set": {"beta": 1.0}},
     "ceiling-6x384": {"students": "all", "vocabulary": "task", "shape": (6, 384), "lr": 3e-4,
                       "set": {"beta": 1.0}},
+    "ceiling-6x384-alpha1": {"students": "all", "vocabulary": "task", "shape": (6, 384),
+                             "lr": 3e-4, "set": {"beta": 1.0, "alpha": 1.0}},
+    "third-3x384-ffn512-alpha1": {"students": "all", "vocabulary": "task", "shape": (3, 384),
+                                  "lr": 3e-4, "set": {"beta": 1.0, "ffn_size": 512,
+                                                      "alpha": 1.0}},
     "third-3x384-ffn512-t1": {"students": "all", "vocabulary": "task", "shape": (3, 384),
                               "lr": 3e-4, "set": {"beta": 1.0, "ffn_size": 512,
                                                   "temperature": 1.0}},
@@ -138,7 +143,8 @@ unlabelled sentences of the same kind scored by the teacher: 3,200 and 9,600 sen
 corpus's whole reviews (``polarity-reviews``, only those whose wordpieces all occur in the
 labelled rows, so the task vocabulary and the size stay put), at 3 x 384 x 512 and 3 x 384;
 and the same recipe at the teacher's own shape (6 x 384, task vocabulary): how low test sigma
-goes when the student lacks no capacity, a floor for the smaller ones."""
+goes when the student lacks no capacity, a floor for the smaller ones; and both with alpha 1
+(soft targets only: does the hard-label term move the confidences?)."""
 
 
 def arm_config(name: str, teacher: Path, seed: int) -> dict:
