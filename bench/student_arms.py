@@ -111,6 +111,8 @@ ARMS = {
     "third-3x384-ffn512-alpha1": {"students": "all", "vocabulary": "task", "shape": (3, 384),
                                   "lr": 3e-4, "set": {"beta": 1.0, "ffn_size": 512,
                                                       "alpha": 1.0}},
+    "ceiling-6x384-full": {"students": "all", "vocabulary": "full", "shape": (6, 384),
+                           "lr": 3e-4, "set": {"beta": 1.0}},
     "third-3x384-ffn512-t1": {"students": "all", "vocabulary": "task", "shape": (3, 384),
                               "lr": 3e-4, "set": {"beta": 1.0, "ffn_size": 512,
                                                   "temperature": 1.0}},
@@ -144,7 +146,8 @@ corpus's whole reviews (``polarity-reviews``, only those whose wordpieces all oc
 labelled rows, so the task vocabulary and the size stay put), at 3 x 384 x 512 and 3 x 384;
 and the same recipe at the teacher's own shape (6 x 384, task vocabulary): how low test sigma
 goes when the student lacks no capacity, a floor for the smaller ones; and both with alpha 1
-(soft targets only: does the hard-label term move the confidences?)."""
+(soft targets only: does the hard-label term move the confidences?), and 6 x 384 with the
+teacher's full vocabulary (does the task vocabulary?)."""
 
 
 def arm_config(name: str, teacher: Path, seed: int) -> dict:
