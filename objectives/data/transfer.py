@@ -117,9 +117,9 @@ def read_unlabelled(cfg: TransferConfig, seed: int,
             raise DataError(f"data.transfer.text {source!r}: no text uses only the labelled "
                             "rows' wordpieces (text_vocabulary: any keeps them all)")
     if cfg.max_rows is not None and len(texts) > cfg.max_rows:
-        keep = np.sort(np.random.default_rng([seed, 0x7E47]).choice(
+        chosen = np.sort(np.random.default_rng([seed, 0x7E47]).choice(
             len(texts), cfg.max_rows, replace=False))
-        texts = [texts[i] for i in keep]
+        texts = [texts[i] for i in chosen]
     return texts
 
 
@@ -170,12 +170,8 @@ def _build(labelled: Dataset, cfg: TransferConfig, tokenizer: Any, embeddings: t
                         "sentence-pair task (use augment, which replaces words in both parts)")
     columns: dict[str, list] = {c: [] for c in labelled.column_names}
     if cfg.text is not None:
-        keep = None
-        if cfg.text_vocabulary == "labelled":
-            known = _piece_ids(tokenizer, list(labelled["text"]))
-
-            def keep(texts: list[str]) -> list[bool]:
-                return [set(ids) <= known for ids in tokenizer(texts)["input_ids"]]
+        keep = (_within_pieces(tokenizer, list(labelled["text"]))
+                if cfg.text_vocabulary == "labelled" else None)
         columns["text"] += read_unlabelled(cfg, seed, keep)
     if cfg.augment:
         lower = lowercases(tokenizer)
@@ -194,6 +190,8 @@ def _build(labelled: Dataset, cfg: TransferConfig, tokenizer: Any, embeddings: t
     return concatenate_datasets([labelled, extra])
 
 
-def _piece_ids(tokenizer: Any, texts: list[str]) -> set[int]:
-    """The token ids of ``texts`` under ``tokenizer`` (special tokens included)."""
-    return {i for ids in tokenizer(texts)["input_ids"] for i in ids}
+def _within_pieces(tokenizer: Any, labelled: list[str]) -> Callable[[list[str]], list[bool]]:
+    """A filter for :func:`read_unlabelled`: whether each text's token ids (special tokens
+    included) all occur among those of the ``labelled`` texts."""
+    known = {i for ids in tokenizer(labelled)["input_ids"] for i in ids}
+    return lambda texts: [set(ids) <= known for ids in tokenizer(texts)["input_ids"]]
