@@ -28,7 +28,7 @@ def prepare_student(cfg: DistillConfig, inputs: RunInputs, signal: TeacherSignal
     student = build_student(inputs.teacher, inputs.mapping, hidden_size=width,
                             init=cfg.init, checkpoint=cfg.init_checkpoint,
                             num_attention_heads=heads, intermediate_size=ffn,
-                            attn_implementation=kernel)
+                            attn_implementation=kernel, dropout=cfg.dropout)
     if inputs.vocab is not None:
         from ..student.vocabulary import shrink_embeddings
 

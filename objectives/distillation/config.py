@@ -81,6 +81,8 @@ class DistillConfig(FrozenModel):
     layers, selecting a subset of each weight's rows and columns for a narrower student
     (any width up to the teacher's; :mod:`kdtune.objectives.student.from_teacher`); ``random`` uses
     the model's own initialiser; ``checkpoint`` loads ``init_checkpoint``.
+    ``dropout``: the student's hidden and attention dropout while it learns (None keeps the
+    teacher's, 0.1 for BERT).
     """
 
     teacher: str = Field(description="teacher checkpoint directory or hub id")
@@ -96,6 +98,7 @@ class DistillConfig(FrozenModel):
     align_holdout: float = Field(0.2, gt=0, lt=0.5)
     init: Init = "teacher-layers"
     init_checkpoint: str | None = None
+    dropout: float | None = Field(None, ge=0, lt=1)
     temperature: float = Field(1.0, gt=0)
     t2_scaling: bool = True
     soft_loss: Literal["ce", "mse"] = "ce"

@@ -44,6 +44,7 @@ def build_student(
     intermediate_size: int | None = None,
     selection: str = "even",
     attn_implementation: str = "eager",
+    dropout: float | None = None,
 ) -> Student:
     """Build an M-layer student for ``teacher``, M = ``len(mapping)``.
 
@@ -63,6 +64,8 @@ def build_student(
         selection: which teacher rows and columns a narrower ``teacher-layers`` student
             takes: ``"even"`` (evenly spaced) or ``"first"`` (:mod:`.from_teacher`).
         attn_implementation: ``"eager"`` (attention maps available) or ``"sdpa"``.
+        dropout: the student's hidden and attention dropout while it learns; ``None`` keeps
+            the teacher's (its config is saved with the student).
 
     Returns:
         A :class:`Student` on the CPU, in training mode, with that attention implementation,
@@ -71,7 +74,8 @@ def build_student(
 
     Raises:
         ValueError: a bad ``mapping``, ``hidden_size``, ``init``, ``checkpoint``,
-            ``num_attention_heads``, ``intermediate_size`` or ``attn_implementation``;
+            ``num_attention_heads``, ``intermediate_size``, ``attn_implementation`` or
+            ``dropout``;
             ``init="teacher-layers"`` with a
             width above the teacher's; a checkpoint that cannot be loaded or does not match.
     """
@@ -95,6 +99,9 @@ def build_student(
     n_layers = int(t_cfg.num_hidden_layers)
     layers = check_mapping(mapping, n_layers)
     cfg = student_config(t_cfg, len(layers), hidden_size, num_attention_heads, intermediate_size)
+    overrides = _dropout_overrides(cfg, dropout)
+    for name, value in overrides.items():
+        setattr(cfg, name, value)
     width = int(cfg.hidden_size)
     t_width = int(t_cfg.hidden_size)
 
@@ -108,7 +115,7 @@ def build_student(
         )
     if init == "checkpoint":
         model = _load_checkpoint(Path(checkpoint), cfg,  # type: ignore[arg-type]
-                                 attn_implementation)
+                                 attn_implementation, overrides)
     else:
         from transformers import AutoModelForSequenceClassification
 
@@ -130,7 +137,20 @@ def build_student(
 # --------------------------------------------------------------------------- helpers
 
 
-def _load_checkpoint(path: Path, cfg: Any, attn_implementation: str) -> PreTrainedModel:
+def _dropout_overrides(cfg: Any, dropout: float | None) -> dict[str, float]:
+    """The config fields that set a BERT-like model's dropout to ``dropout`` (none if None)."""
+    if dropout is None:
+        return {}
+    if not 0 <= dropout < 1:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+    names = ["hidden_dropout_prob", "attention_probs_dropout_prob"]
+    if getattr(cfg, "classifier_dropout", None) is not None:
+        names.append("classifier_dropout")
+    return {name: float(dropout) for name in names}
+
+
+def _load_checkpoint(path: Path, cfg: Any, attn_implementation: str,
+                     overrides: Mapping[str, float]) -> PreTrainedModel:
     """Load a student checkpoint and check it matches the requested depth, width and labels."""
     from transformers import AutoModelForSequenceClassification
 
@@ -138,7 +158,7 @@ def _load_checkpoint(path: Path, cfg: Any, attn_implementation: str) -> PreTrain
         raise ValueError(f"checkpoint must be an existing directory, got {str(path)!r}")
     try:
         model = AutoModelForSequenceClassification.from_pretrained(
-            str(path), attn_implementation=attn_implementation
+            str(path), attn_implementation=attn_implementation, **overrides
         )
     except Exception as e:  # noqa: BLE001 - any loader failure becomes one readable error
         raise ValueError(f"could not load student checkpoint {str(path)!r}: {e}") from e

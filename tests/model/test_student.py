@@ -172,3 +172,21 @@ def test_save_round_trip_pipeline_and_checkpoint_init(teacher, tokenizer, batch,
         build_student(teacher, [1, 2, 4], init="checkpoint", checkpoint=out_dir)
     with pytest.raises(ValueError, match="hidden_size 32 \\(expected 16\\)"):
         build_student(teacher, [2, 4], hidden_size=16, init="checkpoint", checkpoint=out_dir)
+
+
+@pytest.mark.parametrize("init", ["teacher-layers", "checkpoint"])
+def test_dropout_zero_makes_training_mode_deterministic_and_default_keeps_teachers(
+        teacher, batch, tmp_path, init):
+    saved = build_student(teacher, [2, 4]).save_pretrained(tmp_path / "s")
+    checkpoint = saved if init == "checkpoint" else None
+    default = build_student(teacher, [2, 4], init=init, checkpoint=checkpoint)
+    assert default.config.hidden_dropout_prob == teacher.config.hidden_dropout_prob > 0
+    quiet = build_student(teacher, [2, 4], init=init, checkpoint=checkpoint, dropout=0.0)
+    assert quiet.config.hidden_dropout_prob == quiet.config.attention_probs_dropout_prob == 0
+    assert quiet.model.training and default.model.training
+    torch.manual_seed(0)
+    with torch.no_grad():
+        assert torch.equal(quiet(**batch).logits, quiet(**batch).logits)
+        assert not torch.equal(default(**batch).logits, default(**batch).logits)
+    with pytest.raises(ValueError, match="dropout must be in"):
+        build_student(teacher, [2, 4], dropout=1.0)
