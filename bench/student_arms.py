@@ -118,6 +118,18 @@ ARMS = {
     "third-3x384-ffn512-drop0": {"students": "all", "vocabulary": "task", "shape": (3, 384),
                                  "lr": 3e-4, "set": {"beta": 1.0, "ffn_size": 512,
                                                      "dropout": 0.0}},
+    "third-3x384-ffn512-aug1-rev3200": {"students": "all", "vocabulary": "task",
+                                        "shape": (3, 384), "lr": 3e-4, "augment": 1,
+                                        "neighbours_from": "text", "reviews": 3200,
+                                        "set": {"beta": 1.0, "ffn_size": 512}},
+    "third-3x384-ffn512-aug1-selsigma": {"students": "all", "vocabulary": "task",
+                                         "shape": (3, 384), "lr": 3e-4, "augment": 1,
+                                         "neighbours_from": "text", "align": "temperature",
+                                         "align_on": "selection", "align_fit": "sigma",
+                                         "set": {"beta": 1.0, "ffn_size": 512}},
+    "ceiling-6x384-full-drop0-alpha1": {"students": "all", "vocabulary": "full",
+                                        "shape": (6, 384), "lr": 3e-4,
+                                        "set": {"beta": 1.0, "dropout": 0.0, "alpha": 1.0}},
     "third-3x384-ffn512-t1": {"students": "all", "vocabulary": "task", "shape": (3, 384),
                               "lr": 3e-4, "set": {"beta": 1.0, "ffn_size": 512,
                                                   "temperature": 1.0}},
@@ -152,7 +164,11 @@ labelled rows, so the task vocabulary and the size stay put), at 3 x 384 x 512 a
 and the same recipe at the teacher's own shape (6 x 384, task vocabulary): how low test sigma
 goes when the student lacks no capacity, a floor for the smaller ones; and both with alpha 1
 (soft targets only: does the hard-label term move the confidences?), and 6 x 384 with the
-teacher's full vocabulary (does the task vocabulary?)."""
+teacher's full vocabulary (does the task vocabulary?). Then (session 18) dropout off while
+the student learns (``dropout: 0``), at 3 x 384 x 512 and at the teacher's shape, and a
+copy of the teacher (full vocabulary) with neither dropout nor the hard-label term, which no
+gradient should move; and at 3 x 384 x 512 one augmented copy with 3,200 review sentences,
+and one augmented copy with a temperature fitted by sigma on the selection split."""
 
 
 def arm_config(name: str, teacher: Path, seed: int) -> dict:
@@ -170,7 +186,8 @@ def arm_config(name: str, teacher: Path, seed: int) -> dict:
         cfg["data"]["transfer"] = {"augment": arm["augment"],
                                    "neighbours_from": arm["neighbours_from"]}
     if arm.get("reviews"):
-        cfg["data"]["transfer"] = {"text": "polarity-reviews", "max_rows": arm["reviews"]}
+        cfg["data"].setdefault("transfer", {}).update(text="polarity-reviews",
+                                                      max_rows=arm["reviews"])
     if "epochs" in arm:
         cfg["epochs"] = arm["epochs"]
     cfg.update(arm.get("set", {}))

@@ -265,16 +265,30 @@ def targets(saved: dict, figs: dict, default: str, corr: list[dict]) -> list[str
     rho = "; ".join(f"{c['figure']} after {c['rung']} epoch(s) {c['rho']:.2f} (n={c['n']}, "
                     f"{c['arms']})" for c in corr)
     hour = [x[2] for x in ratios]
-    good = bool(hour) and min(hour) >= 2
+    if not hour:
+        lines.append("- **Configurations per hour with successive halving: not measured** (no "
+                     "arm of this run trains the same sampler at full length beside its halving "
+                     f"arm). Rank correlation of a rung with the final result (Spearman): "
+                     f"{rho or 'n/a'}.")
+        return lines
+    good = min(hour) >= 2
     lines.append(f"- **Configurations per hour with successive halving: "
                  f"{'met' if good else 'missed'}.** Against the same sampler at full length, "
-                 f"halving trained {np.mean(hour) if hour else float('nan'):.2f}x as many "
-                 f"configurations per wall hour (range {min(hour, default=float('nan')):.2f}-"
-                 f"{max(hour, default=float('nan')):.2f}, {len(hour)} study pairs) and "
-                 f"{np.mean([x[3] for x in ratios]) if ratios else float('nan'):.2f}x per epoch "
+                 f"halving trained {np.mean(hour):.2f}x as many configurations per wall hour "
+                 f"(range {min(hour):.2f}-{max(hour):.2f}, {len(hour)} study pairs) and "
+                 f"{np.mean([x[3] for x in ratios]):.2f}x per epoch "
                  f"of compute. Rank correlation of a rung with the final result (Spearman): "
                  f"{rho or 'n/a'}.")
     return lines
+
+
+def _students_data(saved: dict) -> str:
+    """What the students of a saved run learnt on (``data.students: all`` from 2026-12-06)."""
+    transfer = saved.get("transfer_size", 800)
+    if saved.get("date", "") < "2026-12-06":
+        return f"the {transfer} transfer sentences"
+    return (f"every sentence outside the selection and test splits (the teacher's training "
+            f"split and the {transfer}-sentence transfer split)")
 
 
 def write_up(saved: dict) -> None:
@@ -289,7 +303,7 @@ def write_up(saved: dict) -> None:
     head = [f"Measured {saved['date']} on {saved['machine']}, {saved['workers']} worker "
             f"processes of 1 thread; command `{saved['command']}`; equal compute: "
             f"{saved['epoch_budget']} trained epochs per study; students learn on "
-            f"{saved.get('transfer_size', 800)} transfer sentences; verdicts on the 400-sentence "
+            f"{_students_data(saved)}; verdicts on the 400-sentence "
             f"test split, which no search or choice read. Detail: "
             "[RESULTS-search.md](RESULTS-search.md).", ""]
     block = [MARK_START, "## Search targets (issue 13)", "", *head, *tlines, MARK_END]

@@ -220,7 +220,8 @@ def main() -> None:
     ap.add_argument("--epoch-budget", type=int, default=45)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--transfer-size", type=int, default=800,
-                    help="sentences the students learn from (optimiser steps per epoch)")
+                    help="sentences in the transfer split (the teacher fits on the rest "
+                         "of the pool outside the selection and test splits)")
     ap.add_argument("--arms", default=",".join(ARMS))
     ap.add_argument("--space", choices=SPACES, default=None,
                     help="run every arm in this arm's search space (shapes, learning rates, "
