@@ -72,7 +72,8 @@ def size_of(config: dict) -> str:
 
 def add_picks(saved: dict) -> None:
     """``saved["picks"]``: per seed and multi-objective arm, the reference, the pick, both
-    on test, and the TinyBERT recipe at the pick's size (trains what is not stored)."""
+    on test, and the TinyBERT recipe at the pick's size (trains what is not stored; a row
+    already in ``saved["picks"]`` with the same reference and pick is kept)."""
     from kdtune.objectives.data.dataset import load_splits
     from kdtune.objectives.distillation.config import DistillConfig
     from kdtune.objectives.search.recipes import config_hash, retrain_and_test, tinybert_recipe
@@ -95,6 +96,7 @@ def add_picks(saved: dict) -> None:
                             "retrained": True, "seconds": out["seconds"]}
         return trained[key]
 
+    done = {(p["seed"], p["arm"], p["rule"]): p for p in saved.get("picks", [])}
     picks = []
     runs = saved["runs"]
     for seed in sorted({r["seed"] for r in runs}):
@@ -107,6 +109,11 @@ def add_picks(saved: dict) -> None:
             if run["seed"] != seed or run["arm"] == "acc-only":
                 continue
             pick = pick_trial(run, ref, rule)
+            before = done.get((seed, run["arm"], rule))
+            if before and before["reference"]["number"] == ref["number"] and (
+                    (before["pick"] or {}).get("number") == (pick or {}).get("number")):
+                picks.append(before)  # a resumed run keeps what its seeds already measured
+                continue
             row = {"seed": seed, "arm": run["arm"], "rule": rule, "reference": ref_row,
                    "pick": None, "tinybert": None}
             if pick is not None:

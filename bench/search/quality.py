@@ -271,7 +271,8 @@ def main() -> None:
              "rungs": list(RUNGS), "eta": ETA, "arms": {a: ARMS[a] for a in arms},
              "load_before": load_average(), "runs": []}
     if previous:  # keep what ran, and its command, date and load
-        saved.update({k: previous[k] for k in ("command", "date", "load_before", "runs")})
+        saved.update({k: previous[k] for k in ("command", "date", "load_before", "runs",
+                                                "picks") if k in previous})
         saved["resumed_at"] = time.strftime("%Y-%m-%d %H:%M")
     finished = {(r["seed"], r["arm"]) for r in saved["runs"]}
     started = time.time()
