@@ -130,6 +130,10 @@ ARMS = {
     "ceiling-6x384-full-drop0-alpha1": {"students": "all", "vocabulary": "full",
                                         "shape": (6, 384), "lr": 3e-4,
                                         "set": {"beta": 1.0, "dropout": 0.0, "alpha": 1.0}},
+    "ceiling-6x384-full-drop0-alpha1-lr1e-5": {"students": "all", "vocabulary": "full",
+                                               "shape": (6, 384), "lr": 1e-5,
+                                               "set": {"beta": 1.0, "dropout": 0.0,
+                                                       "alpha": 1.0}},
     "third-3x384-ffn512-t1": {"students": "all", "vocabulary": "task", "shape": (3, 384),
                               "lr": 3e-4, "set": {"beta": 1.0, "ffn_size": 512,
                                                   "temperature": 1.0}},
@@ -167,8 +171,9 @@ goes when the student lacks no capacity, a floor for the smaller ones; and both 
 teacher's full vocabulary (does the task vocabulary?). Then (session 18) dropout off while
 the student learns (``dropout: 0``), at 3 x 384 x 512 and at the teacher's shape, and a
 copy of the teacher (full vocabulary) with neither dropout nor the hard-label term, which no
-gradient should move; and at 3 x 384 x 512 one augmented copy with 3,200 review sentences,
-and one augmented copy with a temperature fitted by sigma on the selection split."""
+gradient should move (at lr 3e-4 and at 1e-5); and at 3 x 384 x 512 one augmented copy
+with 3,200 review sentences, and one augmented copy with a temperature fitted by sigma on
+the selection split."""
 
 
 def arm_config(name: str, teacher: Path, seed: int) -> dict:
