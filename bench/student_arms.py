@@ -134,6 +134,8 @@ ARMS = {
                                                "shape": (6, 384), "lr": 1e-5,
                                                "set": {"beta": 1.0, "dropout": 0.0,
                                                        "alpha": 1.0}},
+    "third-3x384-ffn512-lr1e-4": {"students": "all", "vocabulary": "task", "shape": (3, 384),
+                                  "lr": 1e-4, "set": {"beta": 1.0, "ffn_size": 512}},
     "third-3x384-ffn512-t1": {"students": "all", "vocabulary": "task", "shape": (3, 384),
                               "lr": 3e-4, "set": {"beta": 1.0, "ffn_size": 512,
                                                   "temperature": 1.0}},
@@ -173,7 +175,8 @@ the student learns (``dropout: 0``), at 3 x 384 x 512 and at the teacher's shape
 copy of the teacher (full vocabulary) with neither dropout nor the hard-label term, which no
 gradient should move (at lr 3e-4 and at 1e-5); and at 3 x 384 x 512 one augmented copy
 with 3,200 review sentences, and one augmented copy with a temperature fitted by sigma on
-the selection split."""
+the selection split; and 3 x 384 x 512 at lr 1e-4 (smaller steps, which keep a copy of
+the teacher at sigma 0.004)."""
 
 
 def arm_config(name: str, teacher: Path, seed: int) -> dict:
