@@ -65,7 +65,7 @@ def build_student(
             takes: ``"even"`` (evenly spaced) or ``"first"`` (:mod:`.from_teacher`).
         attn_implementation: ``"eager"`` (attention maps available) or ``"sdpa"``.
         dropout: the student's hidden and attention dropout while it learns; ``None`` keeps
-            the teacher's (its config is saved with the student).
+            the teacher's. The student's saved config carries the value used.
 
     Returns:
         A :class:`Student` on the CPU, in training mode, with that attention implementation,
