@@ -136,6 +136,9 @@ ARMS = {
                                                        "alpha": 1.0}},
     "third-3x384-ffn512-lr1e-4": {"students": "all", "vocabulary": "task", "shape": (3, 384),
                                   "lr": 1e-4, "set": {"beta": 1.0, "ffn_size": 512}},
+    "third-3x384-ffn512-aug3": {"students": "all", "vocabulary": "task", "shape": (3, 384),
+                                "lr": 3e-4, "augment": 3, "neighbours_from": "text",
+                                "set": {"beta": 1.0, "ffn_size": 512}},
     "third-3x384-ffn512-t1": {"students": "all", "vocabulary": "task", "shape": (3, 384),
                               "lr": 3e-4, "set": {"beta": 1.0, "ffn_size": 512,
                                                   "temperature": 1.0}},
@@ -176,7 +179,8 @@ copy of the teacher (full vocabulary) with neither dropout nor the hard-label te
 gradient should move (at lr 3e-4 and at 1e-5); and at 3 x 384 x 512 one augmented copy
 with 3,200 review sentences, and one augmented copy with a temperature fitted by sigma on
 the selection split; and 3 x 384 x 512 at lr 1e-4 (smaller steps, which keep a copy of
-the teacher at sigma 0.004)."""
+the teacher at sigma 0.004), and three augmented copies at 3 x 384 x 512 (the one lever
+that moved its sigma, pushed further)."""
 
 
 def arm_config(name: str, teacher: Path, seed: int) -> dict:
