@@ -31,7 +31,7 @@ interleaved (seed 0 of every arm, then seed 1, ...) so a change in machine load 
 
 After each study, ``kdtune test``'s code (:func:`kdtune.study.verdict.test_front`, 1 thread:
 the workers' floating point) retrains its Pareto front on the selection split and measures it
-on test. Then bench/search/analysis.py picks, per seed, each arm's student against the
+on test. Then bench/search/picks.py picks, per seed, each arm's student against the
 accuracy-only best (same size or smaller, within one point of its selection accuracy, lowest
 selection sigma), retrains picks that are not on a front, trains the TinyBERT recipe at each
 pick's size, and writes bench/search-results.json (every trial's parameters and figures),
@@ -233,11 +233,12 @@ def main() -> None:
                     help="redo the picks' write-up from a saved search-results.json")
     args = ap.parse_args()
     import analysis
+    import picks
 
     if args.from_json is not None:  # e.g. after an interrupted run: picks, then write-up
         saved = json.loads(args.from_json.read_text())
         if "picks" not in saved:
-            analysis.add_picks(saved)
+            picks.add_picks(saved)
             args.from_json.write_text(json.dumps(saved, indent=1))
         analysis.write_up(saved)
         return
@@ -291,7 +292,7 @@ def main() -> None:
               f"load {run['load_after']}", flush=True)
         args.json.write_text(json.dumps(saved, indent=1))  # a crash keeps what ran
     saved["seconds"] = time.time() - started
-    analysis.add_picks(saved)  # retrains picks off the fronts, TinyBERT at their sizes
+    picks.add_picks(saved)  # retrains picks off the fronts, TinyBERT at their sizes
     saved["seconds_total"] = time.time() - started
     args.json.write_text(json.dumps(saved, indent=1))
     analysis.write_up(saved)
